@@ -1,0 +1,15 @@
+"""VAE Lab: streamlit run app.py"""
+import streamlit as st
+
+from ui.sidebar import model_sidebar_ui
+
+st.set_page_config(page_title="VAE Lab", page_icon="🧪", layout="wide")
+
+pages = [
+    st.Page("pages/reconstructions.py", title="Reconstructions", icon="🖼️", default=True),
+    st.Page("pages/latent.py", title="Latent space", icon="🧭"),
+    st.Page("pages/train.py", title="Train", icon="🏋️"),
+]
+page = st.navigation(pages)
+model_sidebar_ui()
+page.run()

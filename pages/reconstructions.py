@@ -1,0 +1,41 @@
+import streamlit as st
+
+from ui.state import current_run, page_test_images
+from ui.widgets import chart, test_metrics_ui
+from vae_core import views
+
+run = current_run()
+test = page_test_images(run)
+
+st.title("Reconstructions")
+st.caption("Test images and what the loaded VAE makes of them, mapped back to pixel space.")
+
+
+@st.fragment
+def reconstructions_ui() -> None:
+    left, right = st.columns(2)
+    n = left.slider("Images", 4, 16, 10, key="recon_n")
+    start = right.number_input("First test image", 0, len(test) - n, 0, key="recon_start")
+    images = test.images[start:start + n]
+    chart(views.reconstruction_grid(run, images), key="recon_grid")
+    st.markdown("**Per-pixel squared error** (pixel space, mean over channels)")
+    chart(views.error_map(run, images), key="recon_error")
+
+
+@st.fragment
+def samples_ui() -> None:
+    st.markdown("**One input, many codes.** The decoder mean at the posterior mean μ(x), then at samples "
+                "z ~ q(z|x): each input has its own posterior, and these are what the reconstruction "
+                "term of the ELBO scores.")
+    left, right = st.columns(2)
+    index = left.number_input("Test image", 0, len(test) - 1, 0, key="samples_index")
+    seed = right.number_input("Sample seed", 0, 10_000, 0, key="samples_seed")
+    chart(views.posterior_samples(run, test.images[index], 7, seed), key="samples_grid")
+
+
+reconstructions_ui()
+st.divider()
+samples_ui()
+st.divider()
+st.subheader("Test metrics")
+test_metrics_ui(run.metrics.get("test") or {})

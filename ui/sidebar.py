@@ -1,0 +1,44 @@
+"""The sidebar every page shares: which model is loaded, and a way to switch."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.state import RUN_KEY, current_run, model_choices, set_run
+from vae_core.runs import LoadedRun
+
+
+def _on_pick() -> None:
+    set_run(st.session_state["model_choice"])
+
+
+def model_sidebar_ui() -> LoadedRun:
+    """Draw the model picker and a summary of the loaded run; return the run."""
+    run = current_run()
+    choices = model_choices()
+    labels = {str(c.path): c.label for c in choices}
+    if str(run.path) not in labels:  # e.g. a run folder deleted on disk since
+        labels[str(run.path)] = f"{run.name}"
+    # Keep the picker in step when something else (a finished training) changed the loaded run.
+    if st.session_state.get("model_choice") != str(run.path):
+        st.session_state["model_choice"] = str(run.path)
+    with st.sidebar:
+        st.selectbox("Loaded model", list(labels), format_func=labels.get, key="model_choice",
+                     on_change=_on_pick, help="Bundled models ship with VAE Lab; your runs are saved by the Train page.")
+        st.caption(run_summary(run))
+    st.session_state[RUN_KEY] = str(run.path)
+    return run
+
+
+def run_summary(run: LoadedRun) -> str:
+    c = run.config
+    test = run.metrics.get("test") or {}
+    elbo = test.get("elbo_nats")
+    lines = [f"**{c.data.dataset}** · {c.data.normalization} normalization",
+             f"{c.model.arch} · {c.model.output_activation} output · {c.loss.likelihood} likelihood",
+             f"latent {c.model.latent_dim} · β = {c.loss.beta:g}"]
+    if elbo is not None:
+        lines.append(f"test ELBO {elbo:.1f} nats/image · {test.get('active_units', '?')} active units")
+    status = run.metrics.get("status")
+    if status and status != "finished":
+        lines.append(f"status: {status}")
+    return "  \n".join(lines)

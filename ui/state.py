@@ -1,0 +1,81 @@
+"""The one place (besides pages) that imports streamlit: cached loaders, session keys, the loaded model.
+
+Caching rules: st.cache_resource objects are shared by every browser session, so only read-only
+things go there (eval-mode models from checkpoints, uint8 test images). The model being trained is
+never cached: it lives in the session's TrainingJob.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from vae_core.config import DataConfig
+from vae_core.data import DatasetNotFoundError, ImageDataset, load_dataset
+from vae_core.runs import LoadedRun, RunLoadError, bundled_models_dir, default_runs_dir, list_runs, load_run
+
+RUN_KEY = "run_path"  # session: the folder of the loaded run
+JOB_KEY = "job"  # session: the TrainingJob, if one was started
+DEFAULT_BUNDLED = "sprites-sigmoid-unit-bernoulli"
+PAGE_TEST_IMAGES = 2000  # what the pages draw from: enough for the latent map, quick to encode
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    path: Path
+    label: str
+    bundled: bool
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def load_run_cached(path: str, mtime: float) -> LoadedRun:
+    """Cached because every rerun of every page needs the model; keyed on mtime so a re-save reloads."""
+    return load_run(path)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading test images…")
+def load_test_images(data: DataConfig) -> ImageDataset:
+    """Cached because generating or reading a test split takes a second or more; uint8 and read-only."""
+    return load_dataset(data, "test")
+
+
+def model_choices() -> list[ModelChoice]:
+    """Bundled runs first (alphabetical, the default on top), then the user's runs, newest first."""
+    bundled = sorted(list_runs(bundled_models_dir()), key=lambda r: (r.path.name != DEFAULT_BUNDLED, r.path.name))
+    choices = [ModelChoice(r.path, f"bundled · {r.path.name}", True) for r in bundled]
+    choices += [ModelChoice(r.path, f"your run · {r.path.name} ({r.status})", False)
+                for r in list_runs(default_runs_dir())]
+    return choices
+
+
+def _mtime(path: Path) -> float:
+    return (path / "config.json").stat().st_mtime
+
+
+def current_run() -> LoadedRun:
+    """The session's loaded run; falls back to the default bundled model (with a message) if it fails."""
+    path = st.session_state.get(RUN_KEY) or str(bundled_models_dir() / DEFAULT_BUNDLED)
+    try:
+        return load_run_cached(path, _mtime(Path(path)))
+    except (RunLoadError, OSError) as e:
+        st.error(f"Could not load the model at {path}: {e} Showing the default bundled model instead.")
+        fallback = bundled_models_dir() / DEFAULT_BUNDLED
+        st.session_state[RUN_KEY] = str(fallback)
+        return load_run_cached(str(fallback), _mtime(fallback))
+
+
+def set_run(path: Path | str) -> None:
+    st.session_state[RUN_KEY] = str(path)
+
+
+def page_test_images(run: LoadedRun) -> ImageDataset:
+    """The loaded run's test images (at most PAGE_TEST_IMAGES); stops the page with the reason if missing."""
+    data = run.config.data
+    n = PAGE_TEST_IMAGES if data.n_test is None else min(data.n_test, PAGE_TEST_IMAGES)
+    try:
+        return load_test_images(dataclasses.replace(data, n_test=n, download=False))
+    except (DatasetNotFoundError, ValueError) as e:
+        st.error(f"This model was trained on {data.dataset}, whose test images are not available here. {e}")
+        st.stop()

@@ -1,0 +1,155 @@
+"""python -m vae_core train | evaluate | runs — the terminal front end.
+
+Options are generated from the config dataclasses, so the CLI has every option the app has, named
+after the fields (`--output-activation`, `--latent-dim`, ...). Progress goes to stderr; the run
+folder's path (train) or the JSON object (evaluate --json) goes to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import types
+import typing
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+
+# Fields the CLI names differently (unit in the name, or a clash between sections).
+FLAG_NAMES = {("train", "time_budget_s"): "--time-budget", ("data", "seed"): "--data-seed"}
+DERIVED = {("model", "channels"), ("model", "image_size")}  # set from the dataset, not by hand
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:  # one line, not the whole usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(section)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if (section, f.name) in DERIVED:
+                continue
+            flag = FLAG_NAMES.get((section, f.name), "--" + f.name.replace("_", "-"))
+            group.add_argument(flag, dest=f"{section}.{f.name}", default=argparse.SUPPRESS,
+                               help=f"(default: {f.default})", **_arg_type(hints[f.name]))
+
+
+def _arg_type(hint: Any) -> dict[str, Any]:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        hint = args[0]  # Optional[X] -> X
+    if hint is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(hint) is typing.Literal:
+        return {"choices": typing.get_args(hint)}
+    return {"type": hint}
+
+
+def config_from_args(ns: argparse.Namespace) -> RunConfig:
+    """The RunConfig the options describe; the model's image shape comes from the dataset."""
+    from .train import make_run_config
+
+    given: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for key, value in vars(ns).items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            given[section][name] = value
+    return make_run_config(*(SECTIONS[s](**given[s]) for s in SECTIONS))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m vae_core", description="VAE Lab: train and evaluate small VAEs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = sub.add_parser("train", help="train a VAE and save a run folder")
+    _add_config_options(train)
+    train.add_argument("--out", type=Path, help="the run folder to write (default: a new folder under --runs-dir)")
+    train.add_argument("--runs-dir", type=Path, help="where new runs go (default: $VAE_LAB_RUNS or ./runs)")
+    train.add_argument("--quiet", action="store_true", help="no progress lines")
+    ev = sub.add_parser("evaluate", help="evaluate a run on its dataset's test split")
+    ev.add_argument("run_dir", type=Path)
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--data-dir", help="where the dataset's files are (overrides the run's setting)")
+    ev.add_argument("--n-test", type=int, help="evaluate on a random subset of this many test images")
+    runs = sub.add_parser("runs", help="list run folders")
+    runs.add_argument("--runs-dir", type=Path)
+    return parser
+
+
+def _progress(every_s: float = 1.0):
+    last = [0.0]
+
+    def on_step(m) -> None:
+        if time.monotonic() - last[0] >= every_s:
+            last[0] = time.monotonic()
+            sys.stderr.write(f"step {m.step:6d}  epoch {m.epoch:6.2f}  recon {m.recon_nats:10.2f}  "
+                             f"kl {m.kl_nats:8.2f}  elbo {m.elbo_nats:10.2f} nats/image  "
+                             f"{m.images_per_s:7.0f} img/s\n")
+    return on_step
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from .jobs import run_in_foreground
+    from .runs import default_runs_dir
+
+    config = config_from_args(ns)
+    snap = run_in_foreground(config, ns.runs_dir or default_runs_dir(), ns.out,
+                             on_step=None if ns.quiet else _progress())
+    if snap.status == "failed":
+        sys.stderr.write(f"error: {snap.message}\n")
+        return 2
+    if snap.test_metrics and not ns.quiet:
+        t = snap.test_metrics
+        sys.stderr.write(f"{snap.status}: test ELBO {t.elbo_nats:.2f} nats/image (recon {t.recon_nats:.2f}, "
+                         f"KL {t.kl_nats:.2f}), PSNR {t.psnr_db:.2f} dB, {t.active_units} active units\n")
+    if snap.status == "diverged":
+        sys.stderr.write(f"warning: {snap.message}\n")
+    sys.stdout.write(f"{snap.run_dir}\n")
+    return 1 if snap.status == "diverged" else 0
+
+
+def cmd_evaluate(ns: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .evaluate import evaluate
+    from .runs import load_run
+
+    run = load_run(ns.run_dir)
+    overrides = {k: v for k, v in (("data_dir", ns.data_dir), ("n_test", ns.n_test)) if v is not None}
+    data_cfg = dataclasses.replace(run.config.data, **overrides)
+    test = load_dataset(data_cfg, "test")
+    metrics = evaluate(run.model, run.normalizer, test.images, dataset=data_cfg.dataset).to_dict()
+    if ns.json:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+    else:
+        for k, v in metrics.items():
+            if not isinstance(v, list):
+                sys.stdout.write(f"{k:>18}: {v}\n")
+    return 0
+
+
+def cmd_runs(ns: argparse.Namespace) -> int:
+    from .runs import bundled_models_dir, default_runs_dir, list_runs
+
+    for info in list_runs(bundled_models_dir(), ns.runs_dir or default_runs_dir()):
+        sys.stdout.write(f"{info.status:>9}  {info.path}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .data import DatasetNotFoundError
+    from .runs import RunLoadError
+
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs}[ns.command]
+    try:
+        return command(ns)
+    except (ValueError, DatasetNotFoundError, RunLoadError) as e:  # bad input: one line, status 2
+        sys.stderr.write(f"{parser.prog}: error: {e}\n")
+        return 2

@@ -1,0 +1,83 @@
+"""Input normalizations as per-channel affine maps of pixel values p in [0, 1]: x = (p - shift) / scale.
+
+unit:      shift 0,    scale 1    -> x in [0, 1]
+symmetric: shift 0.5,  scale 0.5  -> x in [-1, 1]
+zscore:    shift mean, scale std  (per channel, from the training split)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .config import Normalization
+
+GREY_LEVELS = 255  # pixels are k / 255 for k in 0..255 (torchvision's ToTensor convention)
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    kind: Normalization
+    shift: tuple[float, ...]  # per channel, pixel units
+    scale: tuple[float, ...]  # per channel, pixel units; > 0
+
+    def _params(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (-1, 1, 1)  # broadcast over (..., C, H, W)
+        shift = torch.tensor(self.shift, dtype=like.dtype, device=like.device).view(shape)
+        scale = torch.tensor(self.scale, dtype=like.dtype, device=like.device).view(shape)
+        return shift, scale
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1], (..., C, H, W) -> normalized x."""
+        shift, scale = self._params(p)
+        return (p - shift) / scale
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized x -> pixel values (not clipped: a decoder can leave [0, 1])."""
+        shift, scale = self._params(x)
+        return x * scale + shift
+
+    def reachable_range(self) -> tuple[tuple[float, float], ...]:
+        """Per channel, the interval that pixels in [0, 1] map to."""
+        return tuple(((0 - s) / c, (1 - s) / c) for s, c in zip(self.shift, self.scale))
+
+    def log_det_to_grey_levels(self, height: int, width: int) -> float:
+        """log |det dk/dx| for one image, k = 255 * pixel the grey level: log p(k) = log p(x) - this."""
+        per_channel = sum(math.log(GREY_LEVELS * c) for c in self.scale)
+        return per_channel * height * width
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "shift": list(self.shift), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalizer":
+        kind, shift, scale = d.get("kind"), d.get("shift"), d.get("scale")
+        ok = (kind in ("unit", "symmetric", "zscore") and isinstance(shift, list) and isinstance(scale, list)
+              and len(shift) == len(scale) and len(shift) in (1, 3)
+              and all(isinstance(v, (int, float)) and math.isfinite(v) for v in shift + scale)
+              and all(c > 0 for c in scale))
+        if not ok:
+            raise ValueError("normalization in config.json is malformed: expected kind, and per-channel "
+                             "shift and positive scale lists of length 1 or 3.")
+        return cls(kind, tuple(float(v) for v in shift), tuple(float(v) for v in scale))
+
+
+def fit_normalizer(kind: Normalization, images: torch.Tensor) -> Normalizer:
+    """Build the normalizer; zscore takes per-channel mean/std of uint8 `images` (N, C, H, W) as pixels."""
+    channels = images.shape[1]
+    if kind == "unit":
+        return Normalizer(kind, (0.0,) * channels, (1.0,) * channels)
+    if kind == "symmetric":
+        return Normalizer(kind, (0.5,) * channels, (0.5,) * channels)
+    total = torch.zeros(channels, dtype=torch.float64)
+    total_sq = torch.zeros(channels, dtype=torch.float64)
+    for chunk in images.split(4096):  # chunks: a float64 copy of all of MNIST would take 380 MB
+        k = chunk.to(torch.float64).transpose(0, 1).flatten(1)  # (C, n*H*W) grey levels
+        total += k.sum(1)
+        total_sq += k.pow(2).sum(1)
+    n = images.numel() // channels
+    mean = total / n
+    std = ((total_sq / n - mean.pow(2)).clamp_min(0) * n / max(n - 1, 1)).sqrt()
+    mean, std = mean / GREY_LEVELS, (std / GREY_LEVELS).clamp_min(1e-6)
+    return Normalizer(kind, tuple(mean.tolist()), tuple(std.tolist()))

@@ -1,0 +1,150 @@
+"""Training: a Trainer that yields per-step metrics, free of any UI concern.
+
+The Trainer keeps the data as uint8 in memory and normalizes each batch on the fly (a float copy of
+the whole set would cost 4x the memory for no speed gain on these models).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+from .data import ImageDataset, dataset_shape, load_dataset, pixels
+from .likelihoods import Verdict, compatibility
+from .models import VAE, build_model
+from .normalize import Normalizer, fit_normalizer
+from .objective import loss_terms
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int
+    epoch: float  # fractional: 1.5 = half way through the second epoch
+    recon_nats: float  # batch mean of -log p(x|z), nats/image
+    kl_nats: float  # batch mean KL, nats/image
+    elbo_nats: float  # batch mean ELBO, nats/image
+    loss: float  # the training loss backward() saw
+    beta: float
+    images_per_s: float  # throughput of this step
+    elapsed_s: float  # wall time since training started
+    kl_per_dim: tuple[float, ...]  # batch mean KL of each latent dimension, nats
+    sigma: float | None  # the decoder's shared sigma (Gaussian likelihoods), normalized units
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model holds the last weights that gave a finite loss."""
+
+    def __init__(self, step: int, value: float, lr: float):
+        self.step = step
+        super().__init__(
+            f"Training diverged at step {step}: the loss became {value}. The weights from the last "
+            f"finite step were kept. Try a lower learning rate (it was {lr:g}), a larger fixed sigma, "
+            "or a different output activation.")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    train: ImageDataset
+    test: ImageDataset
+    normalizer: Normalizer  # fitted on the training split
+
+
+def prepare_data(config: RunConfig) -> TrainingData:
+    """Load both splits and fit the normalization on the training split."""
+    train = load_dataset(config.data, "train")
+    test = load_dataset(config.data, "test")
+    return TrainingData(train, test, fit_normalizer(config.data.normalization, train.images))
+
+
+def check_compatibility(config: RunConfig, normalizer: Normalizer) -> Verdict:
+    """The verdict for this run's activation x normalization x likelihood; raise if it is refused."""
+    ranges = normalizer.reachable_range()
+    target_range = (min(r[0] for r in ranges), max(r[1] for r in ranges))
+    verdict = compatibility(config.model.output_activation, config.data.normalization,
+                            config.loss.likelihood, target_range)
+    if verdict.status == "refused":
+        raise ValueError(verdict.reason)
+    return verdict
+
+
+class Trainer:
+    """Owns the model and optimizer; `steps()` trains and yields a StepMetrics after every step."""
+
+    def __init__(self, config: RunConfig, images: torch.Tensor, normalizer: Normalizer,
+                 model: VAE | None = None):
+        check_compatibility(config, normalizer)
+        self.config = config
+        self.images = images  # (N, C, H, W) uint8
+        self.normalizer = normalizer
+        torch.manual_seed(config.train.seed)
+        self.model = model or build_model(config.model, config.loss.likelihood, config.loss.sigma)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self.step = 0
+        self._good = [p.detach().clone() for p in self.model.parameters()]
+
+    def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """One epoch of normalized batches in a seeded random order."""
+        n, bs = len(self.images), self.config.train.batch_size
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, bs):
+            yield self.normalizer.forward(pixels(self.images[order[start:start + bs]]))  # (B, C, H, W)
+
+    def steps(self) -> Iterator[StepMetrics]:
+        """Train for the configured epochs or time budget, whichever ends first."""
+        cfg = self.config.train
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        steps_per_epoch = math.ceil(len(self.images) / cfg.batch_size)
+        start = time.perf_counter()
+        self.model.train()
+        for _ in range(cfg.epochs):
+            for x in self.batches(generator):
+                if cfg.time_budget_s is not None and time.perf_counter() - start >= cfg.time_budget_s:
+                    return
+                t0 = time.perf_counter()
+                metrics = self.train_step(x)
+                yield self._metrics(metrics, len(x), steps_per_epoch, t0, start)
+
+    def train_step(self, x: torch.Tensor):
+        """One optimizer step on a normalized batch; raises TrainingDiverged on a non-finite loss."""
+        terms = loss_terms(self.model(x), x, self.config.loss)
+        if not torch.isfinite(terms.loss):
+            self._restore_good()
+            raise TrainingDiverged(self.step + 1, terms.loss.item(), self.config.train.lr)
+        self._keep_good()
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return terms
+
+    def _keep_good(self) -> None:
+        with torch.no_grad():  # these weights just gave a finite loss: the fallback if the next ones do not
+            torch._foreach_copy_(self._good, [p.detach() for p in self.model.parameters()])
+
+    def _restore_good(self) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_([p for p in self.model.parameters()], self._good)
+
+    def _metrics(self, terms, batch: int, steps_per_epoch: int, t0: float, start: float) -> StepMetrics:
+        now = time.perf_counter()
+        log_sigma = self.model.decoder_log_sigma()
+        return StepMetrics(
+            step=self.step, epoch=self.step / steps_per_epoch,
+            recon_nats=terms.recon_nats.mean().item(), kl_nats=terms.kl_nats.mean().item(),
+            elbo_nats=terms.elbo_nats.mean().item(), loss=terms.loss.item(), beta=self.config.loss.beta,
+            images_per_s=batch / max(now - t0, 1e-9), elapsed_s=now - start,
+            kl_per_dim=tuple(terms.kl_per_dim.tolist()),
+            sigma=None if log_sigma is None else math.exp(log_sigma.item()))
+
+
+def make_run_config(data: DataConfig, model: ModelConfig, loss: LossConfig, train: TrainConfig) -> RunConfig:
+    """Bundle the four parts, taking the model's image shape from the dataset."""
+    channels, size = dataset_shape(data)
+    return RunConfig(data, dataclasses.replace(model, channels=channels, image_size=size), loss, train)

@@ -1,0 +1,120 @@
+"""What each page shows, as pure functions: (loaded run, uint8 test images, choices) -> figures.
+
+Pages call these and draw the result; the benchmark times them, so the latency it reports is the
+server-side work of a page update, minus Streamlit's own overhead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from . import figures
+from .data import ImageDataset, pixels
+from .latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
+from .runs import LoadedRun
+from .train import StepMetrics
+
+
+def _to_pixels(run: LoadedRun, x: torch.Tensor) -> np.ndarray:
+    """Normalized tensor (..., C, H, W) -> pixels in [0, 1] as numpy, for display."""
+    return run.normalizer.inverse(x).clamp(0, 1).numpy()
+
+
+def _normalized(run: LoadedRun, images: torch.Tensor) -> torch.Tensor:
+    return run.normalizer.forward(pixels(images))
+
+
+def reconstruction_grid(run: LoadedRun, images: torch.Tensor) -> go.Figure:
+    """Inputs (top row) and their reconstructions from the posterior mean (bottom row)."""
+    x = _normalized(run, images)
+    both = np.stack([pixels(images).numpy(), _to_pixels(run, reconstruct(run.model, x))])  # (2, N, C, H, W)
+    return figures.image_grid(both, len(images), row_labels=["input", "reconstruction"])
+
+
+def error_map(run: LoadedRun, images: torch.Tensor) -> go.Figure:
+    """Per-pixel squared error in pixel space, averaged over channels."""
+    p = pixels(images)
+    p_hat = torch.from_numpy(_to_pixels(run, reconstruct(run.model, _normalized(run, images))))
+    return figures.error_heatmap((p_hat - p).pow(2).mean(1).numpy(), len(images))
+
+
+def posterior_samples(run: LoadedRun, image: torch.Tensor, n_samples: int = 7, seed: int = 0) -> go.Figure:
+    """One input, its reconstruction from the posterior mean, and decodings of samples z ~ q(z|x)."""
+    x = _normalized(run, image[None])
+    mean = reconstruct(run.model, x)  # (1, C, H, W)
+    samples = reconstruct(run.model, x, "sample", n_samples, seed)[:, 0]  # (S, C, H, W)
+    row = np.concatenate([pixels(image[None]).numpy(), _to_pixels(run, mean), _to_pixels(run, samples)])
+    labels = ["input", "mean z"] + [f"z ~ q #{i + 1}" for i in range(n_samples)]
+    return figures.image_grid(row[None], len(row), col_labels=labels)
+
+
+def informative_dims(run: LoadedRun, limit: int = 10) -> list[int]:
+    """Latent dimensions ordered by their test KL (most informative first), from metrics.json."""
+    kl = run.metrics.get("test", {}).get("kl_per_dim") or []
+    order = sorted(range(len(kl)), key=lambda d: -kl[d]) if len(kl) == run.config.model.latent_dim else \
+        list(range(run.config.model.latent_dim))
+    return order[:limit]
+
+
+def traversal(run: LoadedRun, image: torch.Tensor, dims: Sequence[int], span: float, n_values: int = 9) -> go.Figure:
+    """Decode the image's posterior mean with one dimension swept over [-span, span] per row."""
+    mu, _ = embed(run.model, _normalized(run, image[None]))
+    values = np.linspace(-span, span, n_values).tolist()
+    grid = _to_pixels(run, traverse(run.model, mu[0], dims, values))  # (D, V, C, H, W)
+    kl = run.metrics.get("test", {}).get("kl_per_dim") or []
+    rows = [f"z{d} ({kl[d]:.1f} nats)" if d < len(kl) else f"z{d}" for d in dims]
+    return figures.image_grid(grid, n_values, row_labels=rows, col_labels=[f"{v:+.1f}σ" for v in values])
+
+
+def interpolation(run: LoadedRun, image_a: torch.Tensor, image_b: torch.Tensor, steps: int = 10) -> go.Figure:
+    """Straight line between two posterior means, decoded; the two inputs at the ends."""
+    x = _normalized(run, torch.stack([image_a, image_b]))
+    path = _to_pixels(run, interpolate(run.model, x[0], x[1], steps))
+    ends = pixels(torch.stack([image_a, image_b])).numpy()
+    row = np.concatenate([ends[:1], path, ends[1:]])
+    labels = ["A"] + [f"{t:.2f}" for t in np.linspace(0, 1, steps)] + ["B"]
+    return figures.image_grid(row[None], len(row), col_labels=labels)
+
+
+def prior_samples(run: LoadedRun, n: int = 32, seed: int = 0, ncols: int = 16) -> go.Figure:
+    return figures.image_grid(_to_pixels(run, sample_prior(run.model, n, seed)), ncols)
+
+
+@dataclass(frozen=True)
+class LatentMap:
+    figure: go.Figure
+    note: str  # what the axes are
+
+
+def latent_map(run: LoadedRun, data: ImageDataset, color_by: str = "label", limit: int = 2000) -> LatentMap:
+    """Posterior means of up to `limit` test images on two axes, coloured by label or a sprite factor."""
+    images = data.images[:limit]
+    mu, _ = embed(run.model, _normalized(run, images))
+    proj = project_2d(mu)
+    if color_by == "label":
+        color, categorical, names = data.labels[:limit].numpy(), True, data.label_names
+    else:
+        color = data.factors[:limit, data.factor_names.index(color_by)].numpy()
+        categorical, names = color_by == "shape", data.label_names if color_by == "shape" else None
+    fig = figures.latent_scatter(proj.points.numpy(), color, color_name=color_by, categorical=categorical,
+                                 category_names=names, axis_titles=proj.axis_names)
+    note = ("Posterior means μ(x) projected on their first two principal components."
+            if proj.explained else "Posterior means μ(x).")
+    return LatentMap(fig, note)
+
+
+def training_figure(history: Sequence[StepMetrics]) -> go.Figure:
+    return figures.training_curves([m.step for m in history], [m.recon_nats for m in history],
+                                   [m.kl_nats for m in history], [m.elbo_nats for m in history])
+
+
+def saved_history_figure(run: LoadedRun) -> go.Figure | None:
+    """The training curves stored in a run's metrics.json, if any."""
+    h = run.metrics.get("history")
+    if not isinstance(h, dict) or not h.get("step"):
+        return None
+    return figures.training_curves(h["step"], h["recon_nats"], h["kl_nats"], h["elbo_nats"])
