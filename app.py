@@ -3,12 +3,12 @@ import streamlit as st
 
 from ui.sidebar import model_sidebar_ui
 
-st.set_page_config(page_title="VAE Lab", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="VAE Lab", page_icon=":material/science:", layout="wide")
 
 pages = [
-    st.Page("pages/reconstructions.py", title="Reconstructions", icon="🖼️", default=True),
-    st.Page("pages/latent.py", title="Latent space", icon="🧭"),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
+    st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:", default=True),
+    st.Page("pages/latent.py", title="Latent space", icon=":material/explore:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 page = st.navigation(pages)
 model_sidebar_ui()

@@ -26,7 +26,7 @@ SCALE_RANGE = (0.3, 0.55)  # diameter of the shape's enclosing circle, as a frac
 EDGE_MARGIN = 0.03  # extra gap (image fraction) between the enclosing circle and the border: room for the soft edge
 ELLIPSE_MINOR = 0.55  # ellipse minor/major axis ratio: elongated enough that rotation shows
 STAR_INNER = 0.45  # star: inner/outer radius ratio of IQ's sdStar5 construction
-_CHUNK = 2048  # images rendered at once: bounds the float temporaries to ~tens of MB at 64 px
+_CHUNK = 2048  # images rendered at once: keeps the float temporaries to a few MB each
 
 
 @dataclass(frozen=True)
@@ -144,23 +144,32 @@ def _draw_factors(rng: np.random.Generator, n: int) -> np.ndarray:
 def _render(factors: torch.Tensor, size: int) -> torch.Tensor:
     """Anti-aliased sprites on black: (B, 6) float64 factors -> (B, 3, size, size) uint8."""
     shape, scale, rot, cx, cy, hue = factors.unbind(1)  # each (B,)
-    grid = (torch.arange(size, dtype=torch.float64) + 0.5)  # pixel centres
-    dx = (grid[None, None, :] - (cx * size)[:, None, None]).float()  # (B, 1, S)
-    dy = (grid[None, :, None] - (cy * size)[:, None, None]).float()  # (B, S, 1)
+    # draw only a window around each shape: it holds the enclosing circle and its soft edge, and it is
+    # 2-3x fewer pixels than the whole image
+    win = min(size, math.ceil(SCALE_RANGE[1] * size) + 3)
+    step = torch.arange(win)
+    ox = (cx * size - win / 2).floor().long().clamp(0, size - win)  # (B,) window's left column
+    oy = (cy * size - win / 2).floor().long().clamp(0, size - win)  # (B,) window's top row
+    dx = ((ox[:, None] + step + 0.5) - cx[:, None] * size).float()[:, None, :]  # (B, 1, W) pixel centres
+    dy = ((oy[:, None] + step + 0.5) - cy[:, None] * size).float()[:, :, None]  # (B, W, 1)
     cos = torch.cos(rot).float()[:, None, None]
     sin = torch.sin(rot).float()[:, None, None]
-    px = cos * dx + sin * dy  # (B, S, S) shape-frame coordinates, in pixels
+    px = cos * dx + sin * dy  # (B, W, W) shape-frame coordinates, in pixels
     py = sin * dx - cos * dy  # y flipped so that rotation 0 means "pointing up" on screen
     radius = (scale * size / 2).float()[:, None, None]  # (B, 1, 1)
-    dist = torch.empty_like(px)  # (B, S, S)
+    dist = torch.empty_like(px)  # (B, W, W)
     for k, sdf in enumerate(_SDFS):  # each shape's SDF only on its own images
         idx = (shape == k).nonzero().squeeze(1)
         if len(idx):
             dist[idx] = sdf(px[idx], py[idx], radius[idx])
-    coverage = (0.5 - dist).clamp(0, 1)  # (B, S, S) fraction of the pixel inside the shape
+    coverage = (0.5 - dist).clamp(0, 1)  # (B, W, W) fraction of the pixel inside the shape
     colour = _hsv_to_rgb(hue.float())  # (B, 3)
-    rgb = coverage[:, None] * colour[:, :, None, None]  # (B, 3, S, S)
-    return rgb.mul(255).round().to(torch.uint8)
+    patch = (coverage[..., None] * colour[:, None, None, :]).mul(255).round().to(torch.uint8)  # (B, W, W, 3)
+    images = torch.zeros(len(factors), 3, size, size, dtype=torch.uint8)  # (B, 3, S, S)
+    rows, cols = oy[:, None] + step, ox[:, None] + step  # (B, W) each
+    b = torch.arange(len(factors))[:, None, None]
+    images[b, :, rows[:, :, None], cols[:, None, :]] = patch  # advanced indices first: (B, W, W, 3)
+    return images
 
 
 @functools.lru_cache(maxsize=4)  # a train and a test split at two sizes; 64 px train is ~250 MB
@@ -187,25 +196,25 @@ def make_sprites(n: int, size: int = 32, seed: int = 0) -> ImageDataset:
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 
 
-def _expected_files(cls: type, root: Path, train: bool) -> list[Path]:
-    """The files torchvision's loader looks for, for the error message."""
-    if hasattr(cls, "resources"):  # MNIST-style: raw/<name without .gz>
-        wanted = ("train" if train else "t10k")
-        names = [os.path.splitext(f)[0] for f, _ in cls.resources if f.startswith(wanted)]
-        return [root / cls.__name__ / "raw" / f for f in names]
-    batches = cls.train_list if train else cls.test_list  # CIFAR-style pickled batches
-    return [root / cls.base_folder / f for f, _ in batches] + [root / cls.base_folder / cls.meta["filename"]]
+def _expected_files(cls: type, root: Path) -> tuple[Path, list[str]]:
+    """The folder and files torchvision's loader checks (for both splits, whichever is asked for)."""
+    if hasattr(cls, "resources"):  # MNIST-style: <root>/<class name>/raw/<file without .gz>
+        return root / cls.__name__ / "raw", [os.path.splitext(f)[0] for f, _ in cls.resources]
+    batches = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]  # CIFAR-style pickles
+    return root / cls.base_folder, batches
 
 
-def _not_found(title: str, root: Path, files: list[Path], cause: Exception, download: bool) -> DatasetNotFoundError:
-    """One clear sentence for a missing or undownloadable dataset."""
-    shown = ", ".join(str(f) for f in files[:2]) + (" ..." if len(files) > 2 else "")
-    what = f"Downloading {title} into {root} failed ({type(cause).__name__}: {str(cause).strip().splitlines()[0]})" \
-        if download else f"{title} was not found (or is incomplete) in {root}"
+def _not_found(cls: type, root: Path, cause: Exception, download: bool) -> DatasetNotFoundError:
+    """One clear message for a missing or undownloadable dataset."""
+    folder, files = _expected_files(cls, root)
+    detail = " ".join(str(cause).split())[:300]  # torchvision's message spans lines, one per mirror tried
+    title = cls.__name__
+    what = f"Downloading {title} into {root} failed ({type(cause).__name__}: {detail})" if download \
+        else f"{title} was not found (or is incomplete) in {root}"
     return DatasetNotFoundError(
-        f"{what} (expected {shown}). Put the files there, point --data-dir or VAE_LAB_DATA at the folder that "
-        f"holds them, or ask for a download (--download in the CLI, the Download checkbox in the app) "
-        f"on a machine with internet.")
+        f"{what} (expected {', '.join(files)} in {folder}). Put the files there, point --data-dir or "
+        f"VAE_LAB_DATA at the folder that holds them, or ask for a download (--download in the CLI, "
+        f"the Download checkbox in the app) on a machine with internet.")
 
 
 def _load_torchvision(name: str, root: Path, train: bool, download: bool) -> ImageDataset:
@@ -216,7 +225,7 @@ def _load_torchvision(name: str, root: Path, train: bool, download: bool) -> Ima
     try:
         ds = cls(str(root), train=train, download=download)
     except (RuntimeError, OSError) as e:  # "Dataset not found", md5 mismatch, URLError when offline
-        raise _not_found(cls.__name__, root, _expected_files(cls, root, train), e, download) from e
+        raise _not_found(cls, root, e, download) from e
     data = torch.as_tensor(ds.data)  # MNIST (N, H, W) tensor; CIFAR (N, H, W, C) numpy
     images = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # (N, C, H, W)
     labels = torch.as_tensor(ds.targets, dtype=torch.int64)  # (N,)

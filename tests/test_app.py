@@ -1,0 +1,116 @@
+"""The Streamlit app, headless (AppTest): every page renders, the sidebar switches models, and a short
+training driven through the Train page's widgets ends as the loaded model."""
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["pages/reconstructions.py", "pages/latent.py", "pages/train.py"]
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    if page != PAGES[0]:
+        at.switch_page(page).run()
+    return at
+
+
+def figure_json(at: AppTest, key: str) -> dict:
+    """The Plotly figure a chart element holds (what the browser would draw)."""
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id)
+    return json.loads(chart.proto.spec)
+
+
+def values(array) -> np.ndarray:
+    """Plotly's JSON holds arrays as lists or as base64 typed arrays ({"dtype", "bdata"})."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+    return np.asarray(array)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_the_bundled_model(page):
+    at = open_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) >= 1
+    assert "sprites-sigmoid-unit-bernoulli" in at.session_state["run_path"]
+
+
+def test_reconstruction_page_shows_inputs_recons_and_metrics():
+    at = open_page(PAGES[0])
+    grid = figure_json(at, "recon_grid")
+    assert grid["data"][0]["type"] == "image" and grid["data"][0]["source"].startswith("data:image/png;base64,")
+    labels = [m.label for m in at.metric]
+    assert "ELBO" in labels and "Active units" in labels
+    at.slider(key="recon_n").set_value(6).run()
+    assert not at.exception
+
+
+def test_traversal_slider_changes_the_traversal():
+    at = open_page(PAGES[1])
+    before = figure_json(at, "traversal_chart")["data"][0]["source"]
+    at.slider(key="traverse_range").set_value(1.0).run()
+    after = figure_json(at, "traversal_chart")
+    assert after["data"][0]["source"] != before
+    assert "+1.0σ" in after["layout"]["xaxis"]["ticktext"]
+    assert not at.exception
+
+
+def test_sidebar_switches_to_another_bundled_model():
+    at = open_page(PAGES[0])  # AppTest drops app.py's sidebar after switch_page; a browser keeps it
+    tanh = next(o for o in at.sidebar.selectbox(key="model_choice").options if "tanh" in o)
+    at.sidebar.selectbox(key="model_choice").select(tanh).run()  # options are labels; values are paths
+    assert "tanh" in at.session_state["run_path"]
+    assert not at.exception and len(at.get("plotly_chart")) >= 1
+    at.switch_page(PAGES[1]).run()
+    assert "tanh" in at.session_state["run_path"] and not at.exception
+
+
+def test_a_refused_combination_disables_start_and_says_why():
+    at = open_page(PAGES[2])
+    at.selectbox(key="cfg_normalization").select("symmetric").run()
+    assert any("Refused" in e.value and "[0, 1]" in e.value for e in at.error)
+    assert at.button(key="train_start").disabled
+
+
+def test_a_mismatched_combination_warns_but_may_train():
+    at = open_page(PAGES[2])
+    at.selectbox(key="cfg_likelihood").select("gaussian").run()
+    at.selectbox(key="cfg_normalization").select("zscore").run()
+    at.selectbox(key="cfg_output_activation").select("tanh").run()
+    assert any("Mismatched" in w.value and "never be reconstructed" in w.value for w in at.warning)
+    assert not at.button(key="train_start").disabled
+
+
+def test_a_short_training_through_the_ui_becomes_the_loaded_model(runs_dir):
+    at = open_page(PAGES[2])
+    at.number_input(key="cfg_n_train").set_value(256)
+    at.number_input(key="cfg_width").set_value(8)
+    at.number_input(key="cfg_epochs").set_value(2)
+    at.number_input(key="cfg_time_budget").set_value(0)
+    at.button(key="train_start").click().run()
+    job = at.session_state["job"]
+    assert job.join(120), "training did not finish"
+    for _ in range(3):  # AppTest fires no run_every timers: each run() is one poll
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    run_dirs = list(runs_dir.iterdir())
+    assert len(run_dirs) == 1 and at.session_state["run_path"] == str(run_dirs[0])
+    assert any("finished" in s.value for s in at.success)
+    curves = figure_json(at, "train_curves")
+    assert values(curves["data"][0]["x"]).tolist() == list(range(1, 9))  # 2 epochs x 256/64 steps
+    at.switch_page(PAGES[0]).run()
+    assert not at.exception and at.session_state["run_path"] == str(run_dirs[0])
+    assert len(at.get("plotly_chart")) >= 3

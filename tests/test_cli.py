@@ -1,0 +1,75 @@
+"""python -m vae_core train | evaluate, as a person types them."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+EVAL_KEYS = {"dataset", "n_test", "elbo_nats", "recon_nats", "kl_nats", "bits_per_dim", "mse", "psnr_db",
+             "active_units", "kl_per_dim"}
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vae_core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_train_then_evaluate_on_sprites(tmp_path):
+    out = tmp_path / "run"
+    train = cli("train", "--n-train", "256", "--n-test", "64", "--epochs", "1", "--width", "8",
+                "--latent-dim", "3", "--likelihood", "gaussian_learned", "--output-activation", "linear",
+                "--normalization", "zscore", "--out", str(out))
+    assert train.returncode == 0, train.stderr
+    assert train.stdout.strip() == str(out)
+    assert {p.name for p in out.iterdir()} == {"weights.safetensors", "config.json", "metrics.json"}
+    assert "test ELBO" in train.stderr
+    ev = cli("evaluate", str(out), "--json")
+    assert ev.returncode == 0, ev.stderr
+    metrics = json.loads(ev.stdout)
+    assert EVAL_KEYS <= set(metrics)
+    assert metrics["dataset"] == "sprites" and metrics["n_test"] == 64 and len(metrics["kl_per_dim"]) == 3
+    assert metrics["bits_per_dim"] > 0
+    assert metrics["elbo_nats"] == pytest.approx(-(metrics["recon_nats"] + metrics["kl_nats"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--beta", "-1"], "beta=-1.0 is out of range"),
+    (["--output-activation", "relu"], "invalid choice: 'relu'"),
+    (["--epochs", "many"], "invalid int value"),
+    (["--no-such-flag"], "unrecognized arguments"),
+    (["--normalization", "symmetric", "--likelihood", "bernoulli"], "needs targets in [0, 1]"),
+])
+def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, message):
+    result = cli("train", "--n-train", "64", "--out", str(tmp_path / "r"), *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_a_missing_run_says_so(tmp_path):
+    result = cli("evaluate", str(tmp_path / "nothing"), "--json")
+    assert result.returncode == 2 and "is not a folder" in result.stderr and result.stdout == ""
+
+
+def test_missing_dataset_names_where_it_was_expected(tmp_path):
+    result = cli("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert "MNIST" in result.stderr and str(tmp_path / "empty") in result.stderr
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="real MNIST not at ../shared/data")
+def test_train_and_evaluate_on_real_mnist(tmp_path):
+    out = tmp_path / "mnist-run"
+    train = cli("train", "--dataset", "mnist", "--data-dir", str(SHARED_DATA), "--arch", "mlp",
+                "--latent-dim", "20", "--n-train", "3000", "--n-test", "1000", "--epochs", "2", "--out", str(out))
+    assert train.returncode == 0, train.stderr
+    ev = cli("evaluate", str(out), "--json", "--data-dir", str(SHARED_DATA))
+    metrics = json.loads(ev.stdout)
+    assert metrics["dataset"] == "mnist" and metrics["n_test"] == 1000
+    assert metrics["bits_per_dim"] is None  # Bernoulli on grey levels: not a normalized likelihood
+    assert -300 < metrics["elbo_nats"] < -100  # an MLP VAE after two short epochs on MNIST
+    assert metrics["active_units"] >= 3

@@ -1,0 +1,138 @@
+"""Every reported term in nats with all constants, checked against torch.distributions."""
+import math
+
+import pytest
+import torch
+from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
+
+from vae_core.config import LossConfig, ModelConfig
+from vae_core.evaluate import bits_per_dim
+from vae_core.likelihoods import bernoulli_log_prob, compatibility, gaussian_log_prob
+from vae_core.models import build_model
+from vae_core.normalize import fit_normalizer
+from vae_core.objective import kl_per_dimension, loss_terms
+
+torch.manual_seed(0)
+
+
+def test_gaussian_log_prob_matches_normal():
+    x, mean = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    for log_sigma in (torch.tensor(-2.3), torch.tensor(0.0), torch.randn(4, 3, 8, 8)):
+        ours = gaussian_log_prob(x, mean, log_sigma)
+        ref = Normal(mean, log_sigma.exp()).log_prob(x)
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_bernoulli_log_prob_matches_bernoulli_including_grey_targets():
+    logits = torch.randn(4, 1, 8, 8) * 5
+    for x in (torch.randint(0, 2, logits.shape).float(), torch.rand(logits.shape)):
+        ref = x * torch.nn.functional.logsigmoid(logits) + (1 - x) * torch.nn.functional.logsigmoid(-logits)
+        torch.testing.assert_close(bernoulli_log_prob(x, logits), ref, atol=1e-5, rtol=1e-5)
+    binary = torch.randint(0, 2, logits.shape).float()
+    torch.testing.assert_close(bernoulli_log_prob(binary, logits), Bernoulli(logits=logits).log_prob(binary),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_bernoulli_log_prob_is_stable_for_extreme_logits():
+    logits = torch.tensor([-200.0, 200.0])
+    out = bernoulli_log_prob(torch.tensor([1.0, 0.0]), logits)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, torch.tensor([-200.0, -200.0]))
+
+
+def test_kl_matches_kl_divergence_to_standard_normal():
+    mu, logvar = torch.randn(16, 10) * 2, torch.randn(16, 10)
+    q = Normal(mu, (0.5 * logvar).exp())
+    ref = kl_divergence(q, Normal(torch.zeros_like(mu), torch.ones_like(mu)))
+    torch.testing.assert_close(kl_per_dimension(mu, logvar), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian_learned"])
+def test_loss_terms_are_per_image_nats(likelihood):
+    torch.manual_seed(1)
+    model = build_model(ModelConfig(channels=1, image_size=28, latent_dim=4), likelihood, sigma=0.3)
+    x = torch.rand(5, 1, 28, 28)
+    out = model(x)
+    terms = loss_terms(out, x, LossConfig(likelihood=likelihood, beta=2.0))
+    if likelihood == "bernoulli":
+        dist = Independent(Bernoulli(logits=out.logits), 3)
+        ref_recon = -(x * torch.nn.functional.logsigmoid(out.logits)
+                      + (1 - x) * torch.nn.functional.logsigmoid(-out.logits)).flatten(1).sum(1)
+        assert dist.batch_shape == (5,)
+    else:
+        ref_recon = -Independent(Normal(out.x_hat, out.log_sigma.exp()), 3).log_prob(x)
+    q = Independent(Normal(out.mu, (0.5 * out.logvar).exp()), 1)
+    p = Independent(Normal(torch.zeros_like(out.mu), torch.ones_like(out.mu)), 1)
+    torch.testing.assert_close(terms.recon_nats, ref_recon, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(terms.kl_nats, kl_divergence(q, p), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(terms.elbo_nats, -(ref_recon + kl_divergence(q, p)), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(terms.loss, (ref_recon + 2.0 * kl_divergence(q, p)).mean(), atol=1e-3, rtol=1e-5)
+
+
+def test_kl_does_not_depend_on_data_range_but_recon_does():
+    torch.manual_seed(2)
+    model = build_model(ModelConfig(channels=1, image_size=28, latent_dim=4, output_activation="linear"),
+                        "gaussian", sigma=0.1)
+    mu, logvar = torch.randn(3, 4), torch.randn(3, 4)
+    assert kl_per_dimension(mu, logvar).sum(1).shape == (3,)  # a function of (mu, logvar) only
+    x = torch.rand(3, 1, 28, 28)
+    out = model(x)
+    small = loss_terms(out, x, LossConfig(likelihood="gaussian", sigma=0.1)).recon_nats
+    big = loss_terms(out, 10 * x, LossConfig(likelihood="gaussian", sigma=0.1)).recon_nats
+    assert (big > small).all()
+
+
+def test_bits_per_dim_hand_worked():
+    # A unit-normalized 1x1x1 "image" with ELBO 0 nats: log p(k) = 0 - log(255), bpd = log2(255).
+    norm = fit_normalizer("unit", torch.zeros(1, 1, 1, 1, dtype=torch.uint8))
+    assert bits_per_dim(0.0, norm, (1, 1, 1)) == pytest.approx(math.log2(255))
+    # Symmetric: x = 2p - 1, so dk/dx = 127.5; the same density in x gives 1 bit less per dim.
+    sym = fit_normalizer("symmetric", torch.zeros(1, 1, 1, 1, dtype=torch.uint8))
+    assert bits_per_dim(0.0, sym, (1, 1, 1)) == pytest.approx(math.log2(127.5))
+    # D dimensions at 1 bit each in x: 1 + log2(255) bits on the grey-level scale.
+    rgb = fit_normalizer("unit", torch.zeros(1, 3, 1, 1, dtype=torch.uint8))
+    assert bits_per_dim(-3 * 4 * math.log(2), rgb, (3, 2, 2)) == pytest.approx(1 + math.log2(255))
+
+
+def test_bits_per_dim_is_invariant_to_normalization_for_the_same_density():
+    # A Gaussian on pixels, written in unit and in symmetric coordinates, is one density: same bits/dim.
+    p = torch.rand(2, 3, 4, 4)
+    mean_p, sigma_p = torch.full_like(p, 0.5), 0.2
+    ll_unit = Normal(mean_p, sigma_p).log_prob(p).flatten(1).sum(1)
+    ll_sym = Normal(2 * mean_p - 1, 2 * sigma_p).log_prob(2 * p - 1).flatten(1).sum(1)
+    unit = fit_normalizer("unit", torch.zeros(1, 3, 1, 1, dtype=torch.uint8))
+    sym = fit_normalizer("symmetric", torch.zeros(1, 3, 1, 1, dtype=torch.uint8))
+    for a, b in zip(ll_unit.tolist(), ll_sym.tolist()):
+        assert bits_per_dim(a, unit, (3, 4, 4)) == pytest.approx(bits_per_dim(b, sym, (3, 4, 4)), rel=1e-6)
+
+
+def test_zscore_normalizer_matches_torch_statistics():
+    images = torch.randint(0, 256, (50, 3, 6, 6), dtype=torch.uint8)
+    norm = fit_normalizer("zscore", images)
+    p = images.float() / 255
+    mean, std = p.mean(dim=(0, 2, 3)), p.std(dim=(0, 2, 3))
+    torch.testing.assert_close(torch.tensor(norm.shift, dtype=torch.float64), mean.double(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(norm.scale, dtype=torch.float64), std.double(), atol=1e-6, rtol=0)
+    x = norm.forward(p)
+    torch.testing.assert_close(norm.inverse(x), p, atol=1e-6, rtol=0)
+    assert abs(x.mean().item()) < 1e-4
+
+
+@pytest.mark.parametrize("activation,normalization,likelihood,status", [
+    ("sigmoid", "unit", "bernoulli", "works"),
+    ("tanh", "unit", "bernoulli", "refused"),
+    ("linear", "unit", "bernoulli", "refused"),
+    ("sigmoid", "zscore", "bernoulli", "refused"),
+    ("sigmoid", "symmetric", "bernoulli", "refused"),
+    ("sigmoid", "unit", "gaussian", "works"),
+    ("tanh", "symmetric", "gaussian", "works"),
+    ("tanh", "unit", "gaussian", "works"),
+    ("sigmoid", "symmetric", "gaussian", "mismatched"),
+    ("tanh", "zscore", "gaussian_learned", "mismatched"),
+    ("linear", "zscore", "gaussian_learned", "works"),
+])
+def test_compatibility_verdicts(activation, normalization, likelihood, status):
+    target = (-0.42, 2.82) if normalization == "zscore" else None  # MNIST's zscored range
+    verdict = compatibility(activation, normalization, likelihood, target)
+    assert verdict.status == status
+    assert (verdict.reason == "") == (status == "works")

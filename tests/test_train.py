@@ -1,0 +1,106 @@
+"""Training: the loss falls, runs repeat under a seed, divergence and stops keep the weights."""
+import math
+
+import pytest
+import torch
+
+from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from vae_core.evaluate import evaluate
+from vae_core.jobs import TrainingJob, append_bounded
+from vae_core.runs import load_run
+from vae_core.train import Trainer, TrainingDiverged, make_run_config, prepare_data
+
+
+def small_config(**train):
+    return make_run_config(DataConfig(n_train=512, n_test=128), ModelConfig(width=8, latent_dim=4),
+                           LossConfig(likelihood="bernoulli"),
+                           TrainConfig(**{"epochs": 2, "batch_size": 64, "lr": 2e-3, **train}))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return prepare_data(small_config())
+
+
+def test_a_short_training_on_sprites_lowers_the_loss(data):
+    config = small_config(epochs=4)
+    trainer = Trainer(config, data.train.images, data.normalizer)
+    before = evaluate(trainer.model, data.normalizer, data.test.images)
+    history = list(trainer.steps())
+    after = evaluate(trainer.model, data.normalizer, data.test.images)
+    assert len(history) == 4 * 512 // 64
+    assert after.elbo_nats > before.elbo_nats + 100  # nats per image
+    first, last = history[:4], history[-4:]
+    assert sum(m.loss for m in last) < sum(m.loss for m in first)
+    m = history[-1]
+    assert m.elbo_nats == pytest.approx(-(m.recon_nats + m.kl_nats), rel=1e-5)
+    assert len(m.kl_per_dim) == 4 and m.epoch == pytest.approx(4.0)
+
+
+def test_training_is_reproducible_under_a_seed(data):
+    def run():
+        trainer = Trainer(small_config(epochs=1), data.train.images, data.normalizer)
+        return [m.loss for m in trainer.steps()], trainer.model.state_dict()
+
+    (loss_a, state_a), (loss_b, state_b) = run(), run()
+    assert loss_a == loss_b
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_time_budget_stops_training(data):
+    trainer = Trainer(small_config(epochs=1000, time_budget_s=0.5), data.train.images, data.normalizer)
+    history = list(trainer.steps())
+    assert 0 < len(history) < 1000 * 8
+    assert history[-1].elapsed_s < 5
+
+
+def test_divergence_stops_with_a_message_and_keeps_finite_weights(data):
+    trainer = Trainer(small_config(epochs=50, lr=1.0), data.train.images, data.normalizer)
+    with torch.no_grad():  # make the next loss non-finite, as a blow-up would
+        trainer.model.fc_logvar.bias.fill_(1e4)
+    with pytest.raises(TrainingDiverged, match="diverged at step 1.*learning rate"):
+        list(trainer.steps())
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert trainer.model.fc_logvar.bias.abs().max() < 1e3  # the last good weights are back
+
+
+def test_refused_combinations_raise_before_training(data):
+    config = make_run_config(DataConfig(normalization="symmetric", n_train=64), ModelConfig(width=8),
+                             LossConfig(likelihood="bernoulli"), TrainConfig())
+    with pytest.raises(ValueError, match="Bernoulli likelihood .* needs targets in \\[0, 1\\]"):
+        Trainer(config, data.train.images, data.normalizer)
+
+
+def test_job_stop_saves_the_run_and_history_is_bounded(tmp_path, data):
+    job = TrainingJob(small_config(epochs=1000), tmp_path, data=data, history_cap=50, preview_every_s=0.0)
+    job.start()
+    for _ in range(600):
+        if len(job.snapshot().history) >= 120 or job.join(0.05):
+            break
+    job.stop()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and snap.done
+    assert len(snap.history) <= 50 and snap.history[-1].step >= 120
+    assert snap.preview is not None and snap.preview.recons.shape == (8, 3, 32, 32)
+    run = load_run(snap.run_dir)
+    assert run.metrics["status"] == "stopped" and run.metrics["steps"] == snap.history[-1].step
+    assert math.isfinite(run.metrics["test"]["elbo_nats"])
+
+
+def test_job_failure_is_reported_not_raised(tmp_path):
+    config = make_run_config(DataConfig(dataset="mnist", data_dir=str(tmp_path / "empty")), ModelConfig(),
+                             LossConfig(), TrainConfig())
+    job = TrainingJob(config, tmp_path).start()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "failed" and "MNIST" in snap.message and str(tmp_path / "empty") in snap.message
+    assert snap.run_dir is None
+
+
+def test_append_bounded_thins_old_points_and_keeps_the_latest():
+    history = []
+    for i in range(1000):
+        append_bounded(history, i, cap=100)
+    assert len(history) <= 100 and history[-1] == 999 and history[0] == 0
+    assert history == sorted(history)
