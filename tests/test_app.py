@@ -64,7 +64,7 @@ def test_traversal_slider_changes_the_traversal():
     at.slider(key="traverse_range").set_value(1.0).run()
     after = figure_json(at, "traversal_chart")
     assert after["data"][0]["source"] != before
-    assert "+1.0σ" in after["layout"]["xaxis"]["ticktext"]
+    assert "+1σ" in after["layout"]["xaxis"]["ticktext"]
     assert not at.exception
 
 

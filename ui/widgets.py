@@ -20,8 +20,8 @@ def test_metrics_ui(test: dict[str, Any]) -> None:
         return
     bpd = test.get("bits_per_dim")
     cards = [("ELBO", f"{test['elbo_nats']:.1f}", "nats/image, higher is better"),
-             ("Reconstruction −log p(x|z)", f"{test['recon_nats']:.1f}", "nats/image"),
-             ("KL(q(z|x) ‖ p(z))", f"{test['kl_nats']:.2f}", "nats/image"),
+             ("Recon −log p(x|z)", f"{test['recon_nats']:.1f}", "nats/image"),
+             ("KL(q ‖ p)", f"{test['kl_nats']:.2f}", "nats/image"),
              ("Bits/dim", "—" if bpd is None else f"{bpd:.3f}", test.get("bits_per_dim_note") or "8-bit scale"),
              ("PSNR", f"{test['psnr_db']:.2f} dB", f"pixel MSE {test['mse']:.5f}"),
              ("Active units", f"{test['active_units']} / {len(test.get('kl_per_dim', []))}",

@@ -251,10 +251,9 @@ def kl_per_dim_bars(kl_per_dim: Sequence[float], *, threshold: float = 0.01,
         xaxis=dict(categoryorder="array", categoryarray=names.tolist(), title="latent dimension"),
         yaxis=dict(title="KL (nats/image)", rangemode="tozero"),
         legend=dict(orientation="h", x=1, xanchor="right", y=1, yanchor="bottom"),
+        # Unlabelled: the legend names the threshold, and a label on the line would sit on the bars.
         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=threshold, y1=threshold,
-                     line=dict(dash="dash", color="#555", width=1.5),
-                     label=dict(text=f"threshold {threshold:g} nats", textposition="end", yanchor="bottom",
-                                font=dict(size=TICK_FONT_SIZE, color="#555")))],
+                     line=dict(dash="dash", color="#555", width=1.5))],
     )
     return _figure(data, layout, title, 380, top=20)
 

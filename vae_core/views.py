@@ -67,7 +67,7 @@ def traversal(run: LoadedRun, image: torch.Tensor, dims: Sequence[int], span: fl
     grid = _to_pixels(run, traverse(run.model, mu[0], dims, values))  # (D, V, C, H, W)
     kl = run.metrics.get("test", {}).get("kl_per_dim") or []
     rows = [f"z{d} ({kl[d]:.1f} nats)" if d < len(kl) else f"z{d}" for d in dims]
-    return figures.image_grid(grid, n_values, row_labels=rows, col_labels=[f"{v:+.1f}σ" for v in values])
+    return figures.image_grid(grid, n_values, row_labels=rows, col_labels=[f"{v:+g}σ" for v in values])
 
 
 def interpolation(run: LoadedRun, image_a: torch.Tensor, image_b: torch.Tensor, steps: int = 10) -> go.Figure:

@@ -1,0 +1,69 @@
+"""Server-side latency of a traversal update on the Latent space page, for the default bundled model.
+
+    python bench/bench_traversal.py [--calls 50]
+
+Times exactly what the page's fragment does on a slider move (encode the anchor, decode the grid,
+build the figure) plus the JSON encoding Streamlit does on it; goal: under 50 ms. It is measured
+idle, then while a training job runs in a background thread (as on the Train page, one torch
+thread), to show whether the page stays responsive during training.
+"""
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from vae_core import views  # noqa: E402
+from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
+from vae_core.data import load_dataset  # noqa: E402
+from vae_core.jobs import TrainingJob  # noqa: E402
+from vae_core.runs import bundled_models_dir, load_run  # noqa: E402
+from vae_core.train import make_run_config  # noqa: E402
+
+DEFAULT = "sprites-sigmoid-unit-bernoulli"
+
+
+def measure(run, images, calls: int) -> list[float]:
+    dims = views.informative_dims(run, 10)
+    times = []
+    for i in range(calls):
+        span = 0.5 + (i % 10) * 0.5  # a slider being dragged
+        t = time.perf_counter()
+        views.traversal(run, images[i % len(images)], dims, span).to_json()
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
+def report(label: str, times: list[float]) -> None:
+    q = statistics.quantiles(times, n=10)
+    print(f"{label:<34} median {statistics.median(times):6.1f} ms   p90 {q[-1]:6.1f} ms   (n={len(times)}, goal < 50 ms)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=50)
+    args = ap.parse_args()
+    run = load_run(bundled_models_dir() / DEFAULT)
+    images = load_dataset(run.config.data.__class__(n_test=64), "test").images
+    measure(run, images, 5)  # warm up
+    report("idle", measure(run, images, args.calls))
+    config = make_run_config(DataConfig(n_train=5000), ModelConfig(), LossConfig(),
+                             TrainConfig(epochs=1000, num_threads=1))
+    with tempfile.TemporaryDirectory() as tmp:
+        job = TrainingJob(config, Path(tmp)).start()
+        while job.snapshot().status != "running":
+            time.sleep(0.1)
+        time.sleep(1.0)
+        report("while training (1 torch thread)", measure(run, images, args.calls))
+        steps = len(job.snapshot().history)
+        job.stop()
+        job.join()
+    print(f"torch threads now {torch.get_num_threads()}; the background job ran {steps} steps meanwhile")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""End to end: the real app in a real browser (Debian chromium via Playwright).
+
+Each test opens its own browser context (a fresh Streamlit session) against one shared server whose
+VAE_LAB_RUNS points at a pytest temp dir. Screenshots go to artifacts/screenshots/.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import PLOTLY, assert_no_exception, screenshot, wait_settled
+
+pytestmark = pytest.mark.e2e
+
+PAGES = ["Reconstructions", "Latent space", "Train"]
+
+# The images a Plotly chart shows (go.Image travels as a PNG data URI in an SVG <image>) plus its
+# text: enough to tell one rendering of a figure from another without comparing pixels.
+_CHART_SIGNATURE_JS = """
+(el) => {
+  const imgs = Array.from(el.querySelectorAll("image")).map(i => i.getAttribute("href") || i.getAttribute("xlink:href") || "");
+  const paths = Array.from(el.querySelectorAll("path.js-line, g.trace path, g.points path")).map(p => p.getAttribute("d") || "");
+  const text = Array.from(el.querySelectorAll("text")).map(t => t.textContent);
+  return JSON.stringify({imgs, paths, text});
+}
+"""
+
+
+def go_to(page, name: str) -> None:
+    """Click the sidebar link `name` and wait for the page to settle."""
+    link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True)
+    link.click()
+    wait_settled(page, timeout=60_000)
+
+
+def chart_signature(chart) -> str:
+    return chart.evaluate(_CHART_SIGNATURE_JS)
+
+
+def slider_value(slider) -> str:
+    """The slider's current value: aria-valuenow where the widget has one, else the input's value."""
+    return slider.get_attribute("aria-valuenow") or slider.input_value()
+
+
+def wait_for_status(page, word: str, timeout_s: float) -> str:
+    """Poll the training status text until it contains `word`; fail early on a terminal other state."""
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        loc = page.locator(".st-key-train_status")
+        text = loc.inner_text(timeout=5_000).strip().lower() if loc.count() else ""
+        if word in text:
+            return text
+        others = [w for w in ("diverged", "failed") if w in text and w != word]
+        if others:
+            shot = screenshot(page, f"FAILED-train-{others[0]}")
+            pytest.fail(f"training ended as {others[0]!r} while waiting for {word!r}: {text!r} "
+                        f"(screenshot {shot})", pytrace=False)
+        page.wait_for_timeout(250)
+    shot = screenshot(page, f"FAILED-train-no-{word}")
+    pytest.fail(f"status never contained {word!r} within {timeout_s:.0f} s; last status: {text!r} "
+                f"(screenshot {shot})", pytrace=False)
+
+
+def set_number(page, key: str, value: int) -> None:
+    """Type into the number input with widget key `key` and commit it (Enter), then settle."""
+    box = page.locator(f".st-key-{key} input")
+    box.click()
+    box.fill(str(value))
+    box.press("Enter")
+    wait_settled(page)
+    assert box.input_value() == str(value), f"{key} shows {box.input_value()!r}, wanted {value}"
+
+
+# --------------------------------------------------------------------------- 1. every page opens
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_opens(page, name):
+    go_to(page, name)
+    slug = name.lower().replace(" ", "_")
+    shot = screenshot(page, f"page-{slug}")
+    assert_no_exception(page, f"page {name!r}", shot)
+    charts = page.locator(PLOTLY)
+    if name == "Train" and charts.count() == 0:
+        start = page.locator(".st-key-train_start button")
+        assert start.is_visible(), f"Train page shows neither a chart nor the train_start button ({shot})"
+    else:
+        charts.first.wait_for(state="visible", timeout=30_000)
+        assert charts.count() >= 1, f"no Plotly chart on {name!r} ({shot})"
+
+
+# --------------------------------------------------------------------------- 2. traversal slider
+
+def test_traversal_slider_redraws(page):
+    go_to(page, "Latent space")
+    chart = page.locator(f".st-key-traversal_panel {PLOTLY}").first
+    chart.wait_for(state="visible", timeout=30_000)
+    # Streamlit 1.67 sliders are react-aria: a visually hidden <input type="range"> whose implicit
+    # role is slider (so no [role='slider'] attribute and no aria-valuenow; the value is the input's)
+    slider = page.locator(".st-key-traverse_range").get_by_role("slider").first
+    slider.wait_for(state="attached")
+    before_value = slider_value(slider)
+    before_sig = chart_signature(chart)
+    before_png = chart.screenshot()
+
+    slider.focus()
+    slider.press("ArrowLeft")
+    slider.press("ArrowLeft")
+    wait_settled(page)
+    # the redraw can land a moment after the script state flips back: give it a little while
+    deadline = time.monotonic() + 10
+    while chart_signature(chart) == before_sig and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+
+    after_value = slider_value(slider)
+    shot = screenshot(page, "latent_space-traversal-after-slider")
+    assert_no_exception(page, "Latent space after moving traverse_range", shot)
+    assert after_value != before_value, f"traverse_range stayed at {before_value} ({shot})"
+    assert float(after_value) < float(before_value), (before_value, after_value)
+    after_sig = chart_signature(chart)
+    after_png = chart.screenshot()
+    assert after_sig != before_sig or after_png != before_png, \
+        f"the traversal chart did not change when traverse_range went {before_value} -> {after_value} ({shot})"
+
+
+# --------------------------------------------------------------------------- 3. train in the browser
+
+def test_train_start_live_stop(page, runs_dir: Path):
+    before_runs = {p.parent for p in runs_dir.rglob("weights.safetensors")}
+    go_to(page, "Train")
+    set_number(page, "cfg_n_train", 500)
+    set_number(page, "cfg_epochs", 50)  # long enough that it cannot finish before we stop it
+    budget = page.locator(".st-key-cfg_time_budget input")
+    if budget.count() and budget.input_value() not in ("0", "0.0"):
+        set_number(page, "cfg_time_budget", 0)
+
+    page.locator(".st-key-train_start button").click()
+    live = page.locator(f".st-key-train_live {PLOTLY}").first
+    live.wait_for(state="visible", timeout=60_000)
+    wait_for_status(page, "running", timeout_s=60)
+
+    # the live curves keep moving while the job runs
+    first = chart_signature(live)
+    changed = False
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(1_000)
+        if chart_signature(live) != first:
+            changed = True
+            break
+    running_shot = screenshot(page, "train-running")
+    assert changed, f"the live training curves did not change within 15 s ({running_shot})"
+    assert_no_exception(page, "Train while running", running_shot)
+
+    page.locator(".st-key-train_stop button").click()
+    final = wait_for_status(page, "stopped", timeout_s=60)
+    wait_settled(page)
+    shot = screenshot(page, "train-stopped")
+    assert_no_exception(page, "Train after stop", shot)
+    assert "stopped" in final
+
+    # the stopped run was saved, self-describing, under VAE_LAB_RUNS (and not in the repo)
+    deadline = time.monotonic() + 20
+    new_runs: set[Path] = set()
+    while time.monotonic() < deadline:
+        new_runs = {p.parent for p in runs_dir.rglob("weights.safetensors")
+                    if not p.parent.name.startswith(".")} - before_runs
+        if new_runs:
+            break
+        time.sleep(0.5)
+    assert new_runs, f"no run folder with weights.safetensors appeared under {runs_dir} ({shot})"
+    run = sorted(new_runs)[-1]
+    for name in ("weights.safetensors", "config.json", "metrics.json"):
+        assert (run / name).is_file(), f"{run} lacks {name}: {sorted(p.name for p in run.iterdir())}"
+    json.loads((run / "config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert isinstance(metrics, dict)
+    if "status" in metrics:
+        assert metrics["status"] == "stopped", f"{run}/metrics.json says status={metrics['status']!r}"
