@@ -7,6 +7,7 @@ import torch
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from vae_core.evaluate import evaluate
 from vae_core.jobs import TrainingJob, append_bounded
+from vae_core.normalize import fit_normalizer
 from vae_core.runs import load_run
 from vae_core.train import Trainer, TrainingDiverged, make_run_config, prepare_data
 
@@ -67,8 +68,9 @@ def test_divergence_stops_with_a_message_and_keeps_finite_weights(data):
 def test_refused_combinations_raise_before_training(data):
     config = make_run_config(DataConfig(normalization="symmetric", n_train=64), ModelConfig(width=8),
                              LossConfig(likelihood="bernoulli"), TrainConfig())
-    with pytest.raises(ValueError, match="Bernoulli likelihood .* needs targets in \\[0, 1\\]"):
-        Trainer(config, data.train.images, data.normalizer)
+    symmetric = fit_normalizer("symmetric", data.train.images)
+    with pytest.raises(ValueError, match="Bernoulli \\(BCE\\) likelihood needs targets in \\[0, 1\\]"):
+        Trainer(config, data.train.images, symmetric)
 
 
 def test_job_stop_saves_the_run_and_history_is_bounded(tmp_path, data):

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--data-dir", help="where the dataset's files are (overrides the run's setting)")
     ev.add_argument("--n-test", type=int, help="evaluate on a random subset of this many test images")
+    ev.add_argument("--iwae-k", type=int, default=16, help="importance samples per image for the IWAE bound (0: skip)")
     runs = sub.add_parser("runs", help="list run folders")
     runs.add_argument("--runs-dir", type=Path)
     return parser
@@ -123,7 +124,10 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("data_dir", ns.data_dir), ("n_test", ns.n_test)) if v is not None}
     data_cfg = dataclasses.replace(run.config.data, **overrides)
     test = load_dataset(data_cfg, "test")
-    metrics = evaluate(run.model, run.normalizer, test.images, dataset=data_cfg.dataset).to_dict()
+    if not 0 <= ns.iwae_k <= 10_000:
+        raise ValueError(f"--iwae-k={ns.iwae_k} is out of range; it must be from 0 to 10000.")
+    metrics = evaluate(run.model, run.normalizer, test.images, dataset=data_cfg.dataset, loss=run.config.loss,
+                       iwae_k=ns.iwae_k).to_dict()
     if ns.json:
         sys.stdout.write(json.dumps(metrics) + "\n")
     else:

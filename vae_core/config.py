@@ -14,8 +14,13 @@ from typing import Any, Literal, get_args
 DatasetName = Literal["sprites", "mnist", "fashion_mnist", "cifar10"]
 Normalization = Literal["unit", "symmetric", "zscore"]
 OutputActivation = Literal["sigmoid", "tanh", "linear"]
-LikelihoodName = Literal["bernoulli", "gaussian", "gaussian_learned"]
+LikelihoodName = Literal["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_learned",
+                         "gaussian_optimal", "gaussian_pixel", "laplace"]
 Architecture = Literal["conv", "mlp"]
+HiddenActivation = Literal["leaky_relu", "relu"]
+OutputNorm = Literal["none", "batchnorm"]
+Reduction = Literal["sum", "mean"]
+KLSchedule = Literal["constant", "linear", "cyclical"]
 ReconMode = Literal["mean", "sample"]
 
 
@@ -47,10 +52,12 @@ class DataConfig:
     data_dir: str | None = None  # None: $VAE_LAB_DATA, else ./data
     download: bool = False  # torchvision sets only; never implicit
     seed: int = 0  # sprites generation and subset choice
+    data_scale: float = 1.0  # multiplies the normalized data (x10, x0.1): moves the recon/KL balance
 
     def __post_init__(self) -> None:
         _check_choice(self, "dataset", DatasetName)
         _check_choice(self, "normalization", Normalization)
+        _check_range(self, "data_scale", 1e-3, 1e3)
         if self.image_size not in (32, 64):
             raise ValueError(f"image_size={self.image_size!r} is not supported; sprites come at 32 or 64 pixels.")
         _check_range(self, "n_train", 1, 10_000_000, integer=True, optional=True)
@@ -68,10 +75,14 @@ class ModelConfig:
     depth: int = 3  # conv: stride-2 blocks
     hidden_dim: int = 400  # mlp: the hidden layer (784-400-20 is PyTorch's example)
     output_activation: OutputActivation = "sigmoid"
+    hidden_activation: HiddenActivation = "leaky_relu"  # leaky_relu has slope 0.2
+    output_norm: OutputNorm = "none"  # batchnorm: BatchNorm2d right before the output activation
 
     def __post_init__(self) -> None:
         _check_choice(self, "arch", Architecture)
         _check_choice(self, "output_activation", OutputActivation)
+        _check_choice(self, "hidden_activation", HiddenActivation)
+        _check_choice(self, "output_norm", OutputNorm)
         if self.channels not in (1, 3):
             raise ValueError(f"channels={self.channels!r}: images must have 1 (grey) or 3 (RGB) channels.")
         if self.image_size not in (28, 32, 64):
@@ -85,13 +96,29 @@ class ModelConfig:
 @dataclass(frozen=True)
 class LossConfig:
     likelihood: LikelihoodName = "bernoulli"
-    sigma: float = 0.1  # gaussian: the fixed decoder std, in normalized units (MSE is this with sigma fixed)
-    beta: float = 1.0  # weight of the KL term in the training loss (1 = the ELBO)
+    sigma: float = 0.1  # gaussian: the fixed std (initial if learned); laplace: the scale b; normalized units
+    beta: float = 1.0  # the coefficient on the KL term of the training loss (1 with sums = the ELBO)
+    recon_coef: float = 1.0  # the coefficient on the reconstruction term of the training loss
+    recon_reduction: Reduction = "sum"  # over pixels: sum (the ELBO) or mean (mse_loss's default)
+    kl_reduction: Reduction = "sum"  # over latent dimensions
+    kl_schedule: KLSchedule = "constant"  # how beta ramps: linear warm-up, or cyclical (Fu et al. 2019)
+    kl_warmup_steps: int = 1000  # linear: steps from 0 to beta; cyclical: the length of one cycle
+    kl_ramp_fraction: float = 0.5  # cyclical: the share of each cycle spent ramping up
+    free_bits: float = 0.0  # nats per latent dimension (Kingma et al. 2016); 0 = off
+    z_samples: int = 1  # samples of z per input in the training loss
 
     def __post_init__(self) -> None:
         _check_choice(self, "likelihood", LikelihoodName)
+        _check_choice(self, "recon_reduction", Reduction)
+        _check_choice(self, "kl_reduction", Reduction)
+        _check_choice(self, "kl_schedule", KLSchedule)
         _check_range(self, "sigma", 1e-3, 1e3)
-        _check_range(self, "beta", 0.0, 1e3)
+        _check_range(self, "beta", 0.0, 1e4)
+        _check_range(self, "recon_coef", 1e-6, 1e6)
+        _check_range(self, "kl_warmup_steps", 1, 10_000_000, integer=True)
+        _check_range(self, "kl_ramp_fraction", 0.01, 1.0)
+        _check_range(self, "free_bits", 0.0, 100.0)
+        _check_range(self, "z_samples", 1, 64, integer=True)
 
 
 @dataclass(frozen=True)

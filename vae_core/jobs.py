@@ -138,7 +138,8 @@ class TrainingJob:
         return Preview(step, p.numpy(), recons.numpy())
 
     def _finish(self, trainer: Trainer, data: TrainingData, status: JobStatus, message: str) -> None:
-        test = evaluate(trainer.model, data.normalizer, data.test.images, dataset=self.config.data.dataset)
+        test = evaluate(trainer.model, data.normalizer, data.test.images, dataset=self.config.data.dataset,
+                        loss=self.config.loss)
         with self._lock:
             history = list(self._state["history"])
         metrics = {"status": status, "message": message, "steps": trainer.step,

@@ -4,7 +4,8 @@ ConvVAE: `depth` stride-2 3x3 conv blocks (width, 2*width, ...) down to a small 
 for mu and logvar; the decoder mirrors it with transposed convolutions whose output_padding is
 chosen so that 28, 32 and 64 pixel inputs come back at exactly their size, the last one giving the
 image's channels directly (an extra full-resolution conv cost 4x the decoder's time on a CPU).
-MLPVAE: the classic 784-400-20 model (Kingma & Welling 2014; PyTorch's examples/vae).
+MLPVAE: the classic 784-400-20 model (Kingma & Welling 2014; PyTorch's examples/vae); with
+hidden_activation="relu" it is that example exactly.
 """
 from __future__ import annotations
 
@@ -13,22 +14,28 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .config import LikelihoodName, ModelConfig
+from .likelihoods import LOG_SIGMA_MIN, continuous_bernoulli_mean
 
 
 @dataclass(frozen=True)
 class VAEOutput:
-    x_hat: torch.Tensor  # (B, C, H, W) decoder mean in normalized space (after the output activation)
+    x_hat: torch.Tensor  # (B, C, H, W) the decoder's output after its activation, normalized space
     logits: torch.Tensor  # (B, C, H, W) the decoder's pre-activation output
     mu: torch.Tensor  # (B, L)
     logvar: torch.Tensor  # (B, L)
     z: torch.Tensor  # (B, L) one sample of q(z|x)
-    log_sigma: torch.Tensor | None  # broadcastable to x_hat; Gaussian likelihoods only
+    log_sigma: torch.Tensor | None  # broadcastable to x_hat: the decoder's sigma (Laplace: scale), if fixed or predicted
 
 
 def _activation(name: str) -> nn.Module:
     return {"sigmoid": nn.Sigmoid(), "tanh": nn.Tanh(), "linear": nn.Identity()}[name]
+
+
+def _hidden(name: str) -> nn.Module:
+    return nn.LeakyReLU(0.2) if name == "leaky_relu" else nn.ReLU()
 
 
 class VAE(nn.Module):
@@ -38,14 +45,21 @@ class VAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.likelihood = likelihood
+        # BatchNorm right before the output activation, as some practitioners do (the questions ask why).
+        self.out_norm = nn.BatchNorm2d(cfg.channels) if cfg.output_norm == "batchnorm" else nn.Identity()
         self.out_act = _activation(cfg.output_activation)
         # Fixed sigma is a buffer (saved with the weights, never trained); learned sigma is a parameter
-        # shared by all pixels (sigma-VAE, Rybkin et al. 2021).
+        # shared by all pixels (sigma-VAE, Rybkin et al. 2021); gaussian_optimal keeps the last batch's.
         log_sigma = torch.tensor(math.log(sigma))
         if likelihood == "gaussian_learned":
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
+
+    @property
+    def out_channels(self) -> int:
+        """Decoder output channels: the image's, twice over when the decoder also predicts a sigma per pixel."""
+        return self.cfg.channels * (2 if self.likelihood == "gaussian_pixel" else 1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)  # (B, F)
@@ -55,21 +69,48 @@ class VAE(nn.Module):
         std = torch.exp(0.5 * logvar)
         return mu + std * torch.randn_like(std)
 
+    def _decode_raw(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.decoder(z)  # (B, out_channels, H, W)
+        c = self.cfg.channels
+        pixel_log_sigma = None
+        if self.likelihood == "gaussian_pixel":  # a soft floor keeps sigma above 1e-3 with gradients intact
+            pixel_log_sigma = LOG_SIGMA_MIN + F.softplus(h[:, c:] - LOG_SIGMA_MIN)
+        return self.out_norm(h[:, :c]), pixel_log_sigma
+
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)  # (B, C, H, W)
+        """(B, L) -> the pre-activation output (B, C, H, W)."""
+        return self._decode_raw(z)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes (B, L) -> decoder means (B, C, H, W) in normalized space."""
-        return self.out_act(self.decode_logits(z))
+        """Latent codes (B, L) -> the mean of p(x|z), (B, C, H, W), in normalized space."""
+        logits = self.decode_logits(z)
+        if self.likelihood == "continuous_bernoulli":  # its mean is not its parameter lambda
+            return continuous_bernoulli_mean(logits)
+        return self.out_act(logits)
+
+    def decode_log_sigma(self, z: torch.Tensor) -> torch.Tensor | None:
+        """The decoder's log sigma for codes z, broadcastable to (B, C, H, W); None where it has none."""
+        pixel_log_sigma = self._decode_raw(z)[1]
+        return pixel_log_sigma if pixel_log_sigma is not None else self.decoder_log_sigma()
 
     def decoder_log_sigma(self) -> torch.Tensor | None:
-        return None if self.likelihood == "bernoulli" else self.log_sigma
+        """The shared sigma (Laplace: scale); None for the Bernoulli families and the per-pixel Gaussian."""
+        if self.likelihood in ("bernoulli", "continuous_bernoulli", "gaussian_pixel"):
+            return None
+        return self.log_sigma
+
+    def output_at(self, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> VAEOutput:
+        """Decode given codes z (B, L) into everything the likelihood needs."""
+        logits, pixel_log_sigma = self._decode_raw(z)
+        log_sigma = pixel_log_sigma if pixel_log_sigma is not None else self.decoder_log_sigma()
+        return VAEOutput(self.out_act(logits), logits, mu, logvar, z, log_sigma)
+
+    def sample_output(self, mu: torch.Tensor, logvar: torch.Tensor) -> VAEOutput:
+        """Draw z ~ q(z|x) and decode it: one more sample for the same encoder output."""
+        return self.output_at(self.reparameterize(mu, logvar), mu, logvar)
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar)
-        logits = self.decode_logits(z)
-        return VAEOutput(self.out_act(logits), logits, mu, logvar, z, self.decoder_log_sigma())
+        return self.sample_output(*self.encode(x))
 
 
 class ConvVAE(VAE):
@@ -82,17 +123,18 @@ class ConvVAE(VAE):
         feat = chans[-1] * sizes[-1] ** 2
         enc: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:]):
-            enc += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            enc += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), _hidden(cfg.hidden_activation)]
         self.encoder = nn.Sequential(*enc, nn.Flatten())
         self.fc_mu = nn.Linear(feat, cfg.latent_dim)
         self.fc_logvar = nn.Linear(feat, cfg.latent_dim)
-        dec: list[nn.Module] = [nn.Linear(cfg.latent_dim, feat), nn.LeakyReLU(0.2),
+        dec: list[nn.Module] = [nn.Linear(cfg.latent_dim, feat), _hidden(cfg.hidden_activation),
                                 nn.Unflatten(1, (chans[-1], sizes[-1], sizes[-1]))]
+        chans[0] = self.out_channels
         for i in range(cfg.depth, 0, -1):
             pad = sizes[i - 1] - (2 * sizes[i] - 1)  # 0 or 1: lands on the encoder's size exactly
             dec.append(nn.ConvTranspose2d(chans[i], chans[i - 1], 3, 2, 1, pad))
             if i > 1:  # the last layer outputs the image's channels, pre-activation (as in DCGAN)
-                dec.append(nn.LeakyReLU(0.2))
+                dec.append(_hidden(cfg.hidden_activation))
         self.decoder = nn.Sequential(*dec)
 
 
@@ -100,12 +142,13 @@ class MLPVAE(VAE):
     def __init__(self, cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0):
         super().__init__(cfg, likelihood, sigma)
         d = cfg.channels * cfg.image_size**2
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, cfg.hidden_dim), nn.ReLU())
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, cfg.hidden_dim), _hidden(cfg.hidden_activation))
         self.fc_mu = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
         self.fc_logvar = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
+        d_out = self.out_channels * cfg.image_size**2
         self.decoder = nn.Sequential(
-            nn.Linear(cfg.latent_dim, cfg.hidden_dim), nn.ReLU(), nn.Linear(cfg.hidden_dim, d),
-            nn.Unflatten(1, (cfg.channels, cfg.image_size, cfg.image_size)))
+            nn.Linear(cfg.latent_dim, cfg.hidden_dim), _hidden(cfg.hidden_activation), nn.Linear(cfg.hidden_dim, d_out),
+            nn.Unflatten(1, (self.out_channels, cfg.image_size, cfg.image_size)))
 
 
 def build_model(cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0) -> VAE:

@@ -63,13 +63,24 @@ class Normalizer:
         return cls(kind, tuple(float(v) for v in shift), tuple(float(v) for v in scale))
 
 
-def fit_normalizer(kind: Normalization, images: torch.Tensor) -> Normalizer:
-    """Build the normalizer; zscore takes per-channel mean/std of uint8 `images` (N, C, H, W) as pixels."""
+def fit_normalizer(kind: Normalization, images: torch.Tensor, data_scale: float = 1.0) -> Normalizer:
+    """Build the normalizer; zscore takes per-channel mean/std of uint8 `images` (N, C, H, W) as pixels.
+
+    data_scale multiplies the normalized values (x = data_scale * (p - shift) / scale).
+    """
     channels = images.shape[1]
     if kind == "unit":
-        return Normalizer(kind, (0.0,) * channels, (1.0,) * channels)
-    if kind == "symmetric":
-        return Normalizer(kind, (0.5,) * channels, (0.5,) * channels)
+        shift, scale = (0.0,) * channels, (1.0,) * channels
+    elif kind == "symmetric":
+        shift, scale = (0.5,) * channels, (0.5,) * channels
+    else:
+        shift, scale = _channel_stats(images)
+    return Normalizer(kind, shift, tuple(c / data_scale for c in scale))
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W), as pixel values in [0, 1]."""
+    channels = images.shape[1]
     total = torch.zeros(channels, dtype=torch.float64)
     total_sq = torch.zeros(channels, dtype=torch.float64)
     for chunk in images.split(4096):  # chunks: a float64 copy of all of MNIST would take 380 MB
@@ -80,4 +91,4 @@ def fit_normalizer(kind: Normalization, images: torch.Tensor) -> Normalizer:
     mean = total / n
     std = ((total_sq / n - mean.pow(2)).clamp_min(0) * n / max(n - 1, 1)).sqrt()
     mean, std = mean / GREY_LEVELS, (std / GREY_LEVELS).clamp_min(1e-6)
-    return Normalizer(kind, tuple(mean.tolist()), tuple(std.tolist()))
+    return tuple(mean.tolist()), tuple(std.tolist())

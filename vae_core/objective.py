@@ -1,25 +1,29 @@
 """The ELBO's terms per image in nats, and the training loss built from them.
 
-ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)), estimated with one sample of z
-(Kingma & Welling 2014, eq. 10). The reported terms never depend on how the loss is weighted.
+ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)), estimated with S samples of z
+(Kingma & Welling 2014, eq. 10). The reported terms never depend on how the training loss reduces
+or weighs them; that is a separate, visible choice (LossConfig), summarized by effective_beta().
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from .config import LossConfig
 from .likelihoods import log_prob
-from .models import VAEOutput
+from .models import VAE, VAEOutput
 
 
 @dataclass(frozen=True)
 class LossTerms:
-    loss: torch.Tensor  # () what backward() sees: mean over the batch of recon + beta * KL
-    recon_nats: torch.Tensor  # (B,) -log p(x|z) per image, nats (negative is possible for densities)
+    loss: torch.Tensor  # () what backward() sees: reduced, weighted, scheduled, free bits applied
+    recon_nats: torch.Tensor  # (B,) -log p(x|z) per image, nats, averaged over the z samples
     kl_nats: torch.Tensor  # (B,) KL(q(z|x) || N(0, I)) per image, nats
     kl_per_dim: torch.Tensor  # (L,) KL per latent dimension, batch mean, nats
+    beta: float  # the KL coefficient in effect (after the schedule)
+    out: VAEOutput  # the forward pass of the first z sample
 
     @property
     def elbo_nats(self) -> torch.Tensor:
@@ -40,10 +44,61 @@ def reconstruction_nats(out: VAEOutput, x: torch.Tensor, likelihood: str) -> tor
     return -log_prob(likelihood, x, out.x_hat, out.logits, out.log_sigma).flatten(1).sum(1)
 
 
-def loss_terms(out: VAEOutput, x: torch.Tensor, cfg: LossConfig) -> LossTerms:
-    """The ELBO's terms for a batch and the beta-weighted training loss (beta=1: the negative ELBO)."""
-    recon = reconstruction_nats(out, x, cfg.likelihood)  # (B,)
-    kl_dims = kl_per_dimension(out.mu, out.logvar)  # (B, L)
-    kl = kl_dims.sum(1)  # (B,)
-    loss = (recon + cfg.beta * kl).mean()
-    return LossTerms(loss, recon, kl, kl_dims.mean(0))
+def kl_weight(cfg: LossConfig, step: int) -> float:
+    """The schedule's multiplier on beta at a step (0-based): constant 1, a linear warm-up, or
+    cyclical annealing (Fu et al. 2019: ramp over the first kl_ramp_fraction of each cycle, then hold)."""
+    if cfg.kl_schedule == "linear":
+        return min(1.0, step / cfg.kl_warmup_steps)
+    if cfg.kl_schedule == "cyclical":
+        phase = (step % cfg.kl_warmup_steps) / cfg.kl_warmup_steps
+        return min(1.0, phase / cfg.kl_ramp_fraction)
+    return 1.0
+
+
+def reduction_factors(cfg: LossConfig, n_pixels: int, latent_dim: int) -> tuple[float, float]:
+    """What the reductions multiply each per-image term by: (recon factor, KL factor)."""
+    f_recon = 1.0 if cfg.recon_reduction == "sum" else 1.0 / n_pixels
+    f_kl = 1.0 if cfg.kl_reduction == "sum" else 1.0 / latent_dim
+    return f_recon, f_kl
+
+
+def effective_beta(cfg: LossConfig, n_pixels: int, latent_dim: int) -> float:
+    """The beta of a proper ELBO (recon summed, KL summed, recon coefficient 1) that the training
+    loss amounts to: beta * f_kl / (recon_coef * f_recon)."""
+    f_recon, f_kl = reduction_factors(cfg, n_pixels, latent_dim)
+    return cfg.beta * f_kl / (cfg.recon_coef * f_recon)
+
+
+def implied_sigma(cfg: LossConfig, n_pixels: int, latent_dim: int) -> float | None:
+    """For a fixed-sigma Gaussian: the sigma of the proper ELBO (beta = 1) that the loss equals.
+
+    loss ∝ SSE / (2 sigma^2) + beta_eff * KL  =  beta_eff * (SSE / (2 sigma^2 beta_eff) + KL),
+    so sigma' = sigma * sqrt(beta_eff). (mse_loss(reduction="sum") is sigma = 1/sqrt(2).)
+    """
+    if cfg.likelihood != "gaussian":
+        return None
+    beta_eff = effective_beta(cfg, n_pixels, latent_dim)
+    return cfg.sigma * math.sqrt(beta_eff) if beta_eff > 0 else math.inf
+
+
+def training_loss(recon: torch.Tensor, kl_dims: torch.Tensor, cfg: LossConfig, beta: float,
+                  n_pixels: int) -> torch.Tensor:
+    """The scalar the optimizer minimizes, from per-image recon (B,) and per-dimension KL (B, L), nats."""
+    kl = kl_dims.mean(0)  # (L,) batch mean per dimension
+    if cfg.free_bits > 0:  # Kingma et al. 2016: no pressure on a dimension below lambda nats
+        kl = kl.clamp_min(cfg.free_bits)
+    f_recon, f_kl = reduction_factors(cfg, n_pixels, kl_dims.shape[1])
+    return cfg.recon_coef * f_recon * recon.mean() + beta * f_kl * kl.sum()
+
+
+def loss_terms(model: VAE, x: torch.Tensor, cfg: LossConfig, step: int = 0) -> LossTerms:
+    """One forward pass (S samples of z), the ELBO's terms, and the configured training loss."""
+    first = model(x)
+    recon = reconstruction_nats(first, x, model.likelihood)  # (B,)
+    for _ in range(cfg.z_samples - 1):  # more samples of q(z|x) for the same encoder output
+        recon = recon + reconstruction_nats(model.sample_output(first.mu, first.logvar), x, model.likelihood)
+    recon = recon / cfg.z_samples
+    kl_dims = kl_per_dimension(first.mu, first.logvar)  # (B, L)
+    beta = cfg.beta * kl_weight(cfg, step)
+    loss = training_loss(recon, kl_dims, cfg, beta, x[0].numel())
+    return LossTerms(loss, recon, kl_dims.sum(1), kl_dims.mean(0), beta, first)

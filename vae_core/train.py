@@ -15,10 +15,10 @@ import torch
 
 from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from .data import ImageDataset, dataset_shape, load_dataset, pixels
-from .likelihoods import Verdict, compatibility
+from .likelihoods import Verdict, compatibility, optimal_log_sigma
 from .models import VAE, build_model
 from .normalize import Normalizer, fit_normalizer
-from .objective import loss_terms
+from .objective import LossTerms, loss_terms
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class StepMetrics:
     kl_nats: float  # batch mean KL, nats/image
     elbo_nats: float  # batch mean ELBO, nats/image
     loss: float  # the training loss backward() saw
-    beta: float
+    beta: float  # the KL coefficient in effect at this step (after the schedule)
     images_per_s: float  # throughput of this step
     elapsed_s: float  # wall time since training started
     kl_per_dim: tuple[float, ...]  # batch mean KL of each latent dimension, nats
@@ -58,7 +58,7 @@ def prepare_data(config: RunConfig) -> TrainingData:
     """Load both splits and fit the normalization on the training split."""
     train = load_dataset(config.data, "train")
     test = load_dataset(config.data, "test")
-    return TrainingData(train, test, fit_normalizer(config.data.normalization, train.images))
+    return TrainingData(train, test, fit_normalizer(config.data.normalization, train.images, config.data.data_scale))
 
 
 def check_compatibility(config: RunConfig, normalizer: Normalizer) -> Verdict:
@@ -111,9 +111,12 @@ class Trainer:
                 metrics = self.train_step(x)
                 yield self._metrics(metrics, len(x), steps_per_epoch, t0, start)
 
-    def train_step(self, x: torch.Tensor):
+    def train_step(self, x: torch.Tensor) -> LossTerms:
         """One optimizer step on a normalized batch; raises TrainingDiverged on a non-finite loss."""
-        terms = loss_terms(self.model(x), x, self.config.loss)
+        terms = loss_terms(self.model, x, self.config.loss, self.step)
+        if self.model.likelihood == "gaussian_optimal":  # keep the batch's sigma* for display and saving
+            with torch.no_grad():
+                self.model.log_sigma.copy_(optimal_log_sigma(x, terms.out.x_hat))
         if not torch.isfinite(terms.loss):
             self._restore_good()
             raise TrainingDiverged(self.step + 1, terms.loss.item(), self.config.train.lr)
@@ -132,13 +135,13 @@ class Trainer:
         with torch.no_grad():
             torch._foreach_copy_([p for p in self.model.parameters()], self._good)
 
-    def _metrics(self, terms, batch: int, steps_per_epoch: int, t0: float, start: float) -> StepMetrics:
+    def _metrics(self, terms: LossTerms, batch: int, steps_per_epoch: int, t0: float, start: float) -> StepMetrics:
         now = time.perf_counter()
         log_sigma = self.model.decoder_log_sigma()
         return StepMetrics(
             step=self.step, epoch=self.step / steps_per_epoch,
             recon_nats=terms.recon_nats.mean().item(), kl_nats=terms.kl_nats.mean().item(),
-            elbo_nats=terms.elbo_nats.mean().item(), loss=terms.loss.item(), beta=self.config.loss.beta,
+            elbo_nats=terms.elbo_nats.mean().item(), loss=terms.loss.item(), beta=terms.beta,
             images_per_s=batch / max(now - t0, 1e-9), elapsed_s=now - start,
             kl_per_dim=tuple(terms.kl_per_dim.tolist()),
             sigma=None if log_sigma is None else math.exp(log_sigma.item()))
