@@ -8,6 +8,7 @@ st.set_page_config(page_title="VAE Lab", page_icon=":material/science:", layout=
 pages = [
     st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:", default=True),
     st.Page("pages/latent.py", title="Latent space", icon=":material/explore:"),
+    st.Page("pages/diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 page = st.navigation(pages)

@@ -20,6 +20,13 @@ def reconstructions_ui() -> None:
     chart(views.reconstruction_grid(run, images), key="recon_grid")
     st.markdown("**Per-pixel squared error** (pixel space, mean over channels)")
     chart(views.error_map(run, images), key="recon_error")
+    sigma_fig = views.sigma_map(run, images)
+    if sigma_fig is not None:
+        st.markdown("**The decoder's σ per pixel** (pixel units, mean over channels): where it admits uncertainty")
+        chart(sigma_fig, key="recon_sigma")
+    elif (log_sigma := run.model.decoder_log_sigma()) is not None:
+        st.caption(f"The decoder's σ is shared by all pixels: {log_sigma.exp().item():.4g} in normalized units "
+                   f"({run.config.loss.likelihood}).")
 
 
 @st.fragment

@@ -1,16 +1,23 @@
 import streamlit as st
 
 from ui.state import current_run, set_run
-from ui.train_form import current_job, run_config_ui, start_job, verdict_ui
+from ui.train_form import (compatibility_matrix_ui, current_job, loss_balance_ui, run_config_ui, start_job,
+                           verdict_ui)
 from ui.widgets import chart, test_metrics_ui
 from vae_core import figures, views
+from vae_core.evaluate import posterior_collapse
 
 st.title("Train")
 st.caption("Train a small VAE in the background: the curves update live, other pages stay usable, "
            "and the run is saved (and loaded) when it finishes or you stop it.")
 
 config = run_config_ui()
+if config:
+    loss_balance_ui(config)
 verdict = verdict_ui(config) if config else None
+if config:
+    with st.expander("Compatibility matrix: every output activation × normalization × likelihood"):
+        compatibility_matrix_ui(config.data)
 job = current_job()
 running = job is not None and not job.snapshot().done
 
@@ -29,7 +36,8 @@ def live_ui() -> None:
     with st.container(key="train_status"):
         if snap.status in ("starting", "running"):
             last = snap.history[-1] if snap.history else None
-            progress = f" · step {last.step}, epoch {last.epoch:.2f}, {last.elapsed_s:.0f} s" if last else ""
+            progress = (f" · step {last.step}, epoch {last.epoch:.2f}, {last.elapsed_s:.0f} s, "
+                        f"β now {last.beta:.3g}" + (f", σ {last.sigma:.3g}" if last.sigma else "")) if last else ""
             st.info(f"Training is **{snap.status}**{progress}.")
         elif snap.status == "failed":
             st.error(f"Training **failed**: {snap.message}")
@@ -41,6 +49,8 @@ def live_ui() -> None:
         if snap.history:
             chart(views.training_figure(snap.history), key="train_curves")
             c1, c2 = st.columns(2)
+            if posterior_collapse(list(snap.history[-1].kl_per_dim)):
+                st.error("**Posterior collapse:** almost every latent dimension carries under 0.01 nats right now.")
             c1.markdown("**KL per latent dimension** (last batch)")
             with c1:
                 chart(figures.kl_per_dim_bars(snap.history[-1].kl_per_dim), key="train_kl")

@@ -14,6 +14,7 @@ import streamlit as st
 
 from vae_core.config import DataConfig
 from vae_core.data import DatasetNotFoundError, ImageDataset, load_dataset
+from vae_core.evaluate import EvalMetrics, evaluate
 from vae_core.runs import LoadedRun, RunLoadError, bundled_models_dir, default_runs_dir, list_runs, load_run
 
 RUN_KEY = "run_path"  # session: the folder of the loaded run
@@ -60,10 +61,14 @@ def current_run() -> LoadedRun:
     try:
         return load_run_cached(path, _mtime(Path(path)))
     except (RunLoadError, OSError) as e:
-        st.error(f"Could not load the model at {path}: {e} Showing the default bundled model instead.")
         fallback = bundled_models_dir() / DEFAULT_BUNDLED
+        if Path(path) == fallback:
+            st.error(f"The default bundled model cannot be loaded: {e} Restore models/ from the repository "
+                     "(git checkout -- models) or pick another model in the sidebar.")
+            st.stop()
+        st.error(f"Could not load the model at {path}: {e} Showing the default bundled model instead.")
         st.session_state[RUN_KEY] = str(fallback)
-        return load_run_cached(str(fallback), _mtime(fallback))
+        return current_run()
 
 
 def set_run(path: Path | str) -> None:
@@ -79,3 +84,16 @@ def page_test_images(run: LoadedRun) -> ImageDataset:
     except (DatasetNotFoundError, ValueError) as e:
         st.error(f"This model was trained on {data.dataset}, whose test images are not available here. {e}")
         st.stop()
+
+
+@st.cache_data(max_entries=32, show_spinner="Evaluating on test images…")
+def evaluate_cached(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetrics:
+    """Cached because an IWAE bound with large k takes seconds; keyed on the run's save time."""
+    run = load_run_cached(path, mtime)
+    data = dataclasses.replace(run.config.data, n_test=None, download=False)
+    images = load_test_images(data).images[:n_images]
+    return evaluate(run.model, run.normalizer, images, dataset=data.dataset, loss=run.config.loss, iwae_k=iwae_k)
+
+
+def run_mtime(run: LoadedRun) -> float:
+    return _mtime(run.path)

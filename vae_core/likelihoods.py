@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -134,3 +134,10 @@ def compatibility(activation: OutputActivation, normalization: Normalization, li
                        "reconstructed. It trains; see how far off it ends. A linear output, or a "
                        "normalization inside the range, fixes it.")
     return Verdict("works", "")
+
+
+def compatibility_matrix(target_ranges: dict[str, tuple[float, float]]) -> dict[str, dict[tuple[str, str], Verdict]]:
+    """Every likelihood x (activation, normalization) verdict, given each normalization's target range."""
+    return {lik: {(act, norm): compatibility(act, norm, lik, target_ranges.get(norm))
+                  for act in get_args(OutputActivation) for norm in get_args(Normalization)}
+            for lik in get_args(LikelihoodName)}

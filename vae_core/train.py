@@ -15,7 +15,8 @@ import torch
 
 from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from .data import ImageDataset, dataset_shape, load_dataset, pixels
-from .likelihoods import Verdict, compatibility, optimal_log_sigma
+from .evaluate import range_fractions
+from .likelihoods import ACTIVATION_RANGE, Verdict, compatibility, optimal_log_sigma
 from .models import VAE, build_model
 from .normalize import Normalizer, fit_normalizer
 from .objective import LossTerms, loss_terms
@@ -151,3 +152,21 @@ def make_run_config(data: DataConfig, model: ModelConfig, loss: LossConfig, trai
     """Bundle the four parts, taking the model's image shape from the dataset."""
     channels, size = dataset_shape(data)
     return RunConfig(data, dataclasses.replace(model, channels=channels, image_size=size), loss, train)
+
+
+@dataclass(frozen=True)
+class TargetRange:
+    normalizer: Normalizer  # as training would fit it
+    lo: float  # smallest normalized value a pixel can take (over channels)
+    hi: float
+    frac_outside: dict[str, float]  # per output activation: share of normalized test values out of its reach
+
+
+def target_range(data: DataConfig) -> TargetRange:
+    """What the chosen normalization (and data scale) does to this data, before any training."""
+    config = RunConfig(data=data)
+    prepared = prepare_data(config)
+    x = prepared.normalizer.forward(pixels(prepared.test.images))  # (N, C, H, W)
+    ranges = prepared.normalizer.reachable_range()
+    frac = {act: range_fractions(x, x, act)[0] for act in ACTIVATION_RANGE}
+    return TargetRange(prepared.normalizer, min(r[0] for r in ranges), max(r[1] for r in ranges), frac)

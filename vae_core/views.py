@@ -12,8 +12,10 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from . import figures
+from . import diagnostic_figures, figures
 from .data import ImageDataset, pixels
+from .evaluate import COLLAPSE_KL, EvalMetrics, range_fractions
+from .likelihoods import ACTIVATION_RANGE
 from .latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
 from .runs import LoadedRun
 from .train import StepMetrics
@@ -118,3 +120,48 @@ def saved_history_figure(run: LoadedRun) -> go.Figure | None:
     if not isinstance(h, dict) or not h.get("step"):
         return None
     return figures.training_curves(h["step"], h["recon_nats"], h["kl_nats"], h["elbo_nats"])
+
+
+@dataclass(frozen=True)
+class RangeView:
+    figure: go.Figure
+    frac_unreachable: float  # of normalized targets, outside the output activation's range
+    frac_saturated: float  # of decoder outputs (at the posterior mean), within 1e-3 of a bound
+    bounds: tuple[float, float]
+
+
+def range_view(run: LoadedRun, images: torch.Tensor, max_values: int = 200_000) -> RangeView:
+    """Where the normalized targets lie against what the output activation can reach, and where outputs land."""
+    x = _normalized(run, images)
+    mu, _ = embed(run.model, x)
+    with torch.no_grad():
+        outputs = run.model.out_act(run.model.decode_logits(mu))
+    activation = run.config.model.output_activation
+    unreachable, saturated = range_fractions(x, outputs, activation)
+    g = torch.Generator().manual_seed(0)
+    pick = torch.randperm(x.numel(), generator=g)[:max_values]  # a histogram needs a sample, not all
+    fig = diagnostic_figures.range_histogram(
+        x.flatten()[pick].numpy(), outputs.flatten()[pick].numpy(), ACTIVATION_RANGE[activation],
+        activation=activation, frac_unreachable=unreachable, frac_saturated=saturated)
+    return RangeView(fig, unreachable, saturated, ACTIVATION_RANGE[activation])
+
+
+def sigma_map(run: LoadedRun, images: torch.Tensor) -> go.Figure | None:
+    """The decoder's per-pixel sigma in pixel units (mean over channels), when it predicts one."""
+    if run.model.likelihood != "gaussian_pixel":
+        return None
+    mu, _ = embed(run.model, _normalized(run, images))
+    with torch.no_grad():
+        log_sigma = run.model.decode_log_sigma(mu)  # (N, C, H, W), normalized units
+    scale = torch.tensor(run.normalizer.scale).view(1, -1, 1, 1)
+    sigma = (log_sigma.exp() * scale).mean(1)  # pixel units: sigma_x * d(pixel)/dx
+    return figures.error_heatmap(sigma.numpy(), len(images), colorbar_title="decoder σ (pixel units)")
+
+
+def posterior_figures(metrics: EvalMetrics) -> tuple[go.Figure, go.Figure]:
+    """KL per dimension and the mean posterior sigma per dimension (the prior's is 1)."""
+    active = [k >= COLLAPSE_KL for k in metrics.kl_per_dim]
+    kl = figures.kl_per_dim_bars(metrics.kl_per_dim, threshold=COLLAPSE_KL)
+    sigma = diagnostic_figures.per_dim_bars(metrics.posterior_sigma, axis_title="mean posterior σ",
+                                            reference=1.0, reference_name="prior σ = 1", highlight=active)
+    return kl, sigma

@@ -15,7 +15,7 @@ from .conftest import PLOTLY, assert_no_exception, screenshot, wait_settled
 
 pytestmark = pytest.mark.e2e
 
-PAGES = ["Reconstructions", "Latent space", "Train"]
+PAGES = ["Reconstructions", "Latent space", "Diagnostics", "Train"]
 
 # The images a Plotly chart shows (go.Image travels as a PNG data URI in an SVG <image>) plus its
 # text: enough to tell one rendering of a figure from another without comparing pixels.

@@ -1,0 +1,87 @@
+import streamlit as st
+
+from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
+from ui.widgets import chart
+from vae_core import views
+from vae_core.evaluate import COLLAPSE_KL, bits_per_dim
+from vae_core.likelihoods import ACTIVATION_RANGE
+from vae_core.objective import effective_beta, implied_sigma
+
+run = current_run()
+test = page_test_images(run)
+cfg = run.config
+act = cfg.model.output_activation
+
+st.title("Diagnostics")
+st.caption(f"What the loaded model ({run.name}) can and cannot do, measured on its test images.")
+
+
+@st.fragment
+def range_ui() -> None:
+    st.subheader("Can the output reach the targets?")
+    n = st.slider("Test images", 50, len(test), min(500, len(test)), 50, key="range_n")
+    view = views.range_view(run, test.images[:n])
+    lo, hi = ACTIVATION_RANGE[act]
+    c1, c2 = st.columns(2)
+    c1.metric("Targets out of the output's reach", f"{view.frac_unreachable:.2%}",
+              help=f"Normalized target values outside the {act} output's range ({lo:g}, {hi:g}).")
+    c2.metric("Outputs saturated", f"{view.frac_saturated:.2%}",
+              help="Decoder outputs (at the posterior mean) within 1e-3 of the activation's bounds.")
+    if view.frac_unreachable > 0:
+        st.warning(f"{view.frac_unreachable:.1%} of the {cfg.data.normalization}-normalized target values lie "
+                   f"outside ({lo:g}, {hi:g}): a {act} output can never reproduce them, however long it trains.")
+    chart(view.figure, key="range_hist")
+
+
+@st.fragment
+def likelihood_ui() -> None:
+    st.subheader("How good is the model as a density?")
+    left, right = st.columns(2)
+    k = left.select_slider("Importance samples k (IWAE)", [1, 2, 5, 10, 20, 50, 100, 200], 20, key="iwae_k")
+    n = right.select_slider("Test images", [100, 200, 500, 1000, 2000], 200, key="iwae_n")
+    m = evaluate_cached(str(run.path), run_mtime(run), min(n, len(test)), k)
+    shape = (cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
+    c = st.columns(4)
+    c[0].metric("ELBO", f"{m.elbo_nats:.2f}", help="nats/image, one z sample")
+    c[1].metric(f"IWAE bound, k = {k}", f"{m.iwae_nats:.2f}", f"{m.iwae_nats - m.elbo_nats:+.2f} over the ELBO",
+                help="log p(x) ≥ IWAE_k ≥ ELBO (Burda et al. 2015); tighter as k grows. nats/image.")
+    if m.bits_per_dim is None:
+        c[2].metric("Bits/dim", "—", help=m.bits_per_dim_note)
+        c[3].metric("Bits/dim (IWAE)", "—")
+        st.caption(m.bits_per_dim_note)
+    else:
+        c[2].metric("Bits/dim (ELBO)", f"{m.bits_per_dim:.3f}", help="0..255 grey-level scale, log-Jacobian included")
+        c[3].metric("Bits/dim (IWAE)", f"{bits_per_dim(m.iwae_nats, run.normalizer, shape):.3f}")
+    n_pixels = cfg.model.channels * cfg.model.image_size**2
+    beta_eff = effective_beta(cfg.loss, n_pixels, cfg.model.latent_dim)
+    sigma = implied_sigma(cfg.loss, n_pixels, cfg.model.latent_dim)
+    note = f"Trained with an equivalent β of {beta_eff:.4g} for the proper ELBO"
+    st.caption(note + (f" (a proper ELBO with σ = {sigma:.4g})." if sigma is not None else "."))
+
+
+@st.fragment
+def posterior_ui() -> None:
+    st.subheader("Is the latent space used?")
+    m = evaluate_cached(str(run.path), run_mtime(run), min(1000, len(test)), 0)
+    c = st.columns(3)
+    c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}", help="Cov_x(E[z]) > 0.01 (Burda et al. 2015)")
+    c[1].metric("KL", f"{m.kl_nats:.2f} nats/image")
+    c[2].metric("Dimensions under 0.01 nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}")
+    if m.posterior_collapse:
+        st.error("**Posterior collapse:** almost every latent dimension carries under 0.01 nats, so the decoder "
+                 "ignores z. Try a lower β, a KL warm-up, free bits, or a likelihood with a smaller σ.")
+    kl_fig, sigma_fig = views.posterior_figures(m)
+    left, right = st.columns(2)
+    left.markdown("**KL per dimension** (nats/image)")
+    with left:
+        chart(kl_fig, key="diag_kl")
+    right.markdown("**Mean posterior σ per dimension** (the prior's is 1)")
+    with right:
+        chart(sigma_fig, key="diag_sigma")
+
+
+range_ui()
+st.divider()
+likelihood_ui()
+st.divider()
+posterior_ui()
