@@ -114,3 +114,36 @@ def test_a_short_training_through_the_ui_becomes_the_loaded_model(runs_dir):
     at.switch_page(PAGES[0]).run()
     assert not at.exception and at.session_state["run_path"] == str(run_dirs[0])
     assert len(at.get("plotly_chart")) >= 3
+
+
+def test_diagnostics_page_measures_range_iwae_and_posterior():
+    at = open_page("pages/diagnostics.py")
+    assert not at.exception, [e.value for e in at.exception]
+    labels = {m.label: m.value for m in at.metric}
+    assert "Targets out of the output's reach" in labels and labels["Targets out of the output's reach"].endswith("%")
+    iwae = next(v for k, v in labels.items() if k.startswith("IWAE bound"))
+    assert float(iwae) >= float(labels["ELBO"])  # the IWAE bound is never below the ELBO
+    assert "Active units" in labels
+    assert figure_json(at, "range_hist")["data"][0]["type"] == "bar"
+
+
+def test_the_form_shows_the_equivalent_beta_of_its_reductions():
+    at = open_page(PAGES[2])
+    at.selectbox(key="cfg_likelihood").select("gaussian").run()
+    at.number_input(key="cfg_sigma").set_value(0.707).run()
+    at.number_input(key="cfg_beta").set_value(100.0).run()
+    at.selectbox(key="cfg_kl_reduction").select("mean").run()
+    # sum of squared errors + 100 x the KL averaged over 10 dimensions = the ELBO with beta 10
+    info = next(i.value for i in at.info if "Equivalent β" in i.value)
+    assert "Equivalent β of the proper ELBO: 10**" in info and "σ = 2.236" in info
+
+
+def test_zscore_tanh_says_what_share_of_targets_is_out_of_reach():
+    at = open_page(PAGES[2])
+    at.selectbox(key="cfg_likelihood").select("gaussian").run()
+    at.selectbox(key="cfg_normalization").select("zscore").run()
+    at.selectbox(key="cfg_output_activation").select("tanh").run()
+    warning = next(w.value for w in at.warning if "Mismatched" in w.value)
+    share = float(warning.split("**")[3].split("%")[0])  # "... **4.9% of the normalized target values lie outside"
+    assert 1 < share < 20
+    assert "never be reconstructed" in warning

@@ -6,6 +6,7 @@ unless VAE_LAB_REQUIRE_BROWSER=1 (set by .ci/run), in which case they fail inste
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -111,14 +112,11 @@ def runs_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("vae_lab_runs")
 
 
-@pytest.fixture(scope="session")
-def app_url(browser, runs_dir, tmp_path_factory):
-    """Start `streamlit run app.py` on a free loopback port; yield its base URL.
-
-    Depends on `browser` so a machine without a browser skips before paying for a server start.
-    """
+@contextlib.contextmanager
+def running_app(runs_dir: Path, log_dir: Path):
+    """`streamlit run app.py` on a free loopback port, healthy; yields its base URL, stops it after."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit_server") / "server.log"
+    log = log_dir / "server.log"
     env = dict(os.environ, VAE_LAB_RUNS=str(runs_dir), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py",
            "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
@@ -143,6 +141,13 @@ def app_url(browser, runs_dir, tmp_path_factory):
         _stop_server(proc)
         if proc.returncode not in (0, -signal.SIGTERM, None):
             print(f"\nstreamlit server exited with {proc.returncode}; output tail:\n{_tail(log)}")
+
+
+@pytest.fixture(scope="session")
+def app_url(browser, runs_dir, tmp_path_factory):
+    """The app for the whole session. Depends on `browser` so a machine without one skips first."""
+    with running_app(runs_dir, tmp_path_factory.mktemp("streamlit_server")) as url:
+        yield url
 
 
 # --------------------------------------------------------------------------- a page per test

@@ -1,0 +1,16 @@
+"""Keep every page inside app.py's st.navigation, even on a direct link to a fresh server.
+
+Streamlit treats a folder named pages/ beside the main script as old-style (v1) pages until some
+run calls st.navigation. If the first request after a server start is a page URL (/train), it runs
+pages/train.py on its own: no set_page_config, no model sidebar, file names as page titles. The
+design keeps the pages/ folder, so each page calls require_app_shell() first: in that situation it
+switches the flag off and reruns, and the rerun goes through app.py to the same page.
+"""
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager  # the flag is not public API: tests/e2e pins this
+
+
+def require_app_shell() -> None:
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
