@@ -2,8 +2,10 @@
 import streamlit as st
 
 from ui.sidebar import model_sidebar_ui
+from ui.state import configure_torch
 
 st.set_page_config(page_title="VAE Lab", page_icon=":material/science:", layout="wide")
+configure_torch()
 
 pages = [
     st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:", default=True),

@@ -48,9 +48,11 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=50)
     args = ap.parse_args()
     run = load_run(bundled_models_dir() / DEFAULT)
-    images = load_dataset(run.config.data.__class__(n_test=64), "test").images
-    measure(run, images, 5)  # warm up
-    report("idle", measure(run, images, args.calls))
+    images = load_dataset(DataConfig(n_test=64), "test").images
+    for threads in (2, 1):  # the app runs with 1 (ui/state.py APP_THREADS); 2 is torch's default here
+        torch.set_num_threads(threads)
+        measure(run, images, 5)  # warm up
+        report(f"idle, {threads} torch thread(s)", measure(run, images, args.calls))
     config = make_run_config(DataConfig(n_train=5000), ModelConfig(), LossConfig(),
                              TrainConfig(epochs=1000, num_threads=1))
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,7 +60,7 @@ def main() -> None:
         while job.snapshot().status != "running":
             time.sleep(0.1)
         time.sleep(1.0)
-        report("while training (1 torch thread)", measure(run, images, args.calls))
+        report("while a job trains (1 thread each)", measure(run, images, args.calls))
         steps = len(job.snapshot().history)
         job.stop()
         job.join()

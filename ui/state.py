@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+import torch
 
 from vae_core.config import DataConfig
 from vae_core.data import DatasetNotFoundError, ImageDataset, load_dataset
@@ -21,6 +22,13 @@ RUN_KEY = "run_path"  # session: the folder of the loaded run
 JOB_KEY = "job"  # session: the TrainingJob, if one was started
 DEFAULT_BUNDLED = "sprites-sigmoid-unit-bernoulli"
 PAGE_TEST_IMAGES = 2000  # what the pages draw from: enough for the latent map, quick to encode
+APP_THREADS = 1  # torch intra-op threads (process-wide): a training job takes one core, pages the other
+
+
+@st.cache_resource
+def configure_torch() -> None:
+    """Once per server: two threads for one decode would fight a training job for the two cores."""
+    torch.set_num_threads(APP_THREADS)
 
 
 @dataclass(frozen=True)
