@@ -24,7 +24,7 @@ DESCRIPTIONS: dict[str, str] = {
     "continuous_bernoulli": "continuous Bernoulli: BCE plus its normalizing constant (Loaiza-Ganem & Cunningham 2019)",
     "gaussian": "Gaussian with a fixed σ: MSE/(2σ²) plus constants",
     "gaussian_learned": "Gaussian with one learned σ (σ-VAE, Rybkin et al. 2021)",
-    "gaussian_optimal": "Gaussian with the analytic optimal σ = RMSE of the batch (σ-VAE)",
+    "gaussian_optimal": "Gaussian with the analytic optimal σ = RMSE of each training batch (σ-VAE); evaluated with the last one",
     "gaussian_pixel": "Gaussian with a σ per pixel, predicted by the decoder",
     "laplace": "Laplace with a fixed scale b: L1/b plus constants",
 }
@@ -53,14 +53,14 @@ def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
     """log C(lambda), C = 2 atanh(1 - 2 lambda) / (1 - 2 lambda) (Loaiza-Ganem & Cunningham 2019, eq. 7).
 
-    Near lambda = 0.5 the closed form is 0/0; a Taylor expansion in (lambda - 0.5) takes over there.
+    With l the logits, 2 atanh(1 - 2 lambda) = -l and 1 - 2 lambda = -tanh(l / 2), so
+    log C = log|l| - log|tanh(l / 2)|, which keeps float32 precise. Near lambda = 0.5 that is 0/0: a
+    Taylor expansion in d = lambda - 0.5 takes over.
     """
     lam = torch.sigmoid(logits)
     near = (lam - 0.5).abs() < 1e-2
-    safe = torch.where(near, torch.full_like(lam, 0.25), lam)  # keeps the unused branch finite
-    # 2 atanh(1 - 2 lam) = log((1 - lam) / lam) = -logits, exactly and stably from the logits.
-    safe_logits = torch.where(near, torch.logit(safe), logits)
-    far = torch.log(safe_logits.abs()) - torch.log((1 - 2 * safe).abs())
+    safe = torch.where(near, torch.ones_like(logits), logits)  # keeps the unused branch finite
+    far = torch.log(safe.abs()) - torch.log(torch.tanh(safe / 2).abs())
     d2 = (lam - 0.5) ** 2
     taylor = math.log(2) + 4 / 3 * d2 + 104 / 45 * d2**2
     return torch.where(near, taylor, far)
@@ -71,13 +71,17 @@ def continuous_bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torc
 
 
 def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
-    """E[x] = lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)); 0.5 + (lambda - 0.5) / 3 near 0.5."""
+    """E[x] = lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)) = -1 / expm1(-l) - 1 / l.
+
+    The expm1 form avoids subtracting two numbers near 25 that float32 gets wrong; near lambda = 0.5
+    the Taylor series 0.5 + d/3 + 16/45 d^3 takes over.
+    """
     lam = torch.sigmoid(logits)
     near = (lam - 0.5).abs() < 1e-2
-    safe_logits = torch.where(near, torch.ones_like(logits), logits)
-    safe = torch.sigmoid(safe_logits)
-    far = safe / (2 * safe - 1) - 1 / safe_logits  # 2 atanh(1 - 2 lam) = -logits
-    return torch.where(near, 0.5 + (lam - 0.5) / 3, far)
+    safe = torch.where(near, torch.ones_like(logits), logits)
+    far = -1 / torch.expm1(-safe) - 1 / safe
+    d = lam - 0.5
+    return torch.where(near, 0.5 + d / 3 + 16 / 45 * d**3, far)
 
 
 def optimal_log_sigma(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
@@ -93,7 +97,7 @@ def log_prob(likelihood: LikelihoodName, x: torch.Tensor, x_hat: torch.Tensor, l
         return bernoulli_log_prob(x, logits)
     if likelihood == "continuous_bernoulli":
         return continuous_bernoulli_log_prob(x, logits)
-    if likelihood == "gaussian_optimal":
+    if likelihood == "gaussian_optimal" and log_sigma is None:  # training: this batch's sigma*
         return gaussian_log_prob(x, x_hat, optimal_log_sigma(x, x_hat))
     if log_sigma is None:
         raise ValueError(f"likelihood {likelihood!r} needs a log_sigma tensor.")

@@ -94,8 +94,14 @@ class VAE(nn.Module):
         return pixel_log_sigma if pixel_log_sigma is not None else self.decoder_log_sigma()
 
     def decoder_log_sigma(self) -> torch.Tensor | None:
-        """The shared sigma (Laplace: scale); None for the Bernoulli families and the per-pixel Gaussian."""
+        """The shared sigma (Laplace: scale); None for the Bernoulli families and the per-pixel Gaussian.
+
+        gaussian_optimal: None while training (the likelihood fits each batch's sigma*), then the
+        last training batch's sigma*, so evaluation uses a sigma learned from training data only.
+        """
         if self.likelihood in ("bernoulli", "continuous_bernoulli", "gaussian_pixel"):
+            return None
+        if self.likelihood == "gaussian_optimal" and self.training:
             return None
         return self.log_sigma
 
