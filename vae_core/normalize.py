@@ -42,6 +42,11 @@ class Normalizer:
         """Per channel, the interval that pixels in [0, 1] map to."""
         return tuple(((0 - s) / c, (1 - s) / c) for s, c in zip(self.shift, self.scale))
 
+    def value_range(self) -> tuple[float, float]:
+        """The smallest and largest normalized value any pixel can take, over all channels."""
+        ranges = self.reachable_range()
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
     def log_det_to_grey_levels(self, height: int, width: int) -> float:
         """log |det dk/dx| for one image, k = 255 * pixel the grey level: log p(k) = log p(x) - this."""
         per_channel = sum(math.log(GREY_LEVELS * c) for c in self.scale)

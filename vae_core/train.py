@@ -64,10 +64,8 @@ def prepare_data(config: RunConfig) -> TrainingData:
 
 def check_compatibility(config: RunConfig, normalizer: Normalizer) -> Verdict:
     """The verdict for this run's activation x normalization x likelihood; raise if it is refused."""
-    ranges = normalizer.reachable_range()
-    target_range = (min(r[0] for r in ranges), max(r[1] for r in ranges))
     verdict = compatibility(config.model.output_activation, config.data.normalization,
-                            config.loss.likelihood, target_range)
+                            config.loss.likelihood, normalizer.value_range())
     if verdict.status == "refused":
         raise ValueError(verdict.reason)
     return verdict
@@ -167,6 +165,5 @@ def target_range(data: DataConfig) -> TargetRange:
     config = RunConfig(data=data)
     prepared = prepare_data(config)
     x = prepared.normalizer.forward(pixels(prepared.test.images))  # (N, C, H, W)
-    ranges = prepared.normalizer.reachable_range()
     frac = {act: range_fractions(x, x, act)[0] for act in ACTIVATION_RANGE}
-    return TargetRange(prepared.normalizer, min(r[0] for r in ranges), max(r[1] for r in ranges), frac)
+    return TargetRange(prepared.normalizer, *prepared.normalizer.value_range(), frac)

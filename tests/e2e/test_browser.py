@@ -65,14 +65,14 @@ def wait_for_status(page, word: str, timeout_s: float) -> str:
                 f"(screenshot {shot})", pytrace=False)
 
 
-def set_number(page, key: str, value: int) -> None:
+def set_number(page, key: str, value: float) -> None:
     """Type into the number input with widget key `key` and commit it (Enter), then settle."""
     box = page.locator(f".st-key-{key} input")
     box.click()
     box.fill(str(value))
     box.press("Enter")
     wait_settled(page)
-    assert box.input_value() == str(value), f"{key} shows {box.input_value()!r}, wanted {value}"
+    assert float(box.input_value()) == value, f"{key} shows {box.input_value()!r}, wanted {value}"
 
 
 # --------------------------------------------------------------------------- 1. every page opens
@@ -199,3 +199,29 @@ def test_a_direct_link_to_a_fresh_server_opens_the_page_inside_the_app(browser, 
             assert_no_exception(page, "direct link to /train", screenshot(page, "direct-link-train"))
         finally:
             context.close()
+
+
+def choose(page, key: str, option: str) -> None:
+    """Pick `option` in the select box with widget key `key`, then settle."""
+    page.locator(f".st-key-{key}").click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_settled(page)
+
+
+def test_the_train_form_says_what_share_of_zscored_targets_a_tanh_cannot_reach(page):
+    go_to(page, "Train")
+    choose(page, "cfg_likelihood", "gaussian")
+    choose(page, "cfg_normalization", "zscore")
+    choose(page, "cfg_output_activation", "tanh")
+    warning = page.locator("[data-testid='stAlertContentWarning']").filter(has_text="Mismatched")
+    text = warning.inner_text()
+    assert "of the normalized target values lie outside (-1, 1)" in text, text
+    share = float(text.split("% of the normalized")[0].split()[-1])
+    assert 1 < share < 20  # zscored sprites: the bright shapes form a long positive tail
+    page.get_by_text("How the training loss reduces and weighs its terms").click()
+    wait_settled(page)
+    choose(page, "cfg_kl_reduction", "mean")
+    set_number(page, "cfg_beta", 100)
+    info = page.locator("[data-testid='stAlertContentInfo']").filter(has_text="Equivalent β").inner_text()
+    assert "Equivalent β of the proper ELBO: 10 " in info, info
+    assert_no_exception(page, "Train form, zscore + tanh", screenshot(page, "train-zscore-tanh"))
