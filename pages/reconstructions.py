@@ -21,9 +21,10 @@ def reconstructions_ui() -> None:
     n = left.slider("Images", 4, 16, 10, key="recon_n")
     start = right.number_input("First test image", 0, len(test) - n, 0, key="recon_start")
     images = test.images[start:start + n]
-    chart(views.reconstruction_grid(run, images), key="recon_grid")
+    grid, errors = views.reconstruction_figures(run, images)
+    chart(grid, key="recon_grid")
     st.markdown("**Per-pixel squared error** (pixel space, mean over channels)")
-    chart(views.error_map(run, images), key="recon_error")
+    chart(errors, key="recon_error")
     sigma_fig = views.sigma_map(run, images)
     if sigma_fig is not None:
         st.markdown("**The decoder's σ per pixel** (pixel units, mean over channels): where it admits uncertainty")

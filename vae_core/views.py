@@ -30,18 +30,14 @@ def _normalized(run: LoadedRun, images: torch.Tensor) -> torch.Tensor:
     return run.normalizer.forward(pixels(images))
 
 
-def reconstruction_grid(run: LoadedRun, images: torch.Tensor) -> go.Figure:
-    """Inputs (top row) and their reconstructions from the posterior mean (bottom row)."""
-    x = _normalized(run, images)
-    both = np.stack([pixels(images).numpy(), _to_pixels(run, reconstruct(run.model, x))])  # (2, N, C, H, W)
-    return figures.image_grid(both, len(images), row_labels=["input", "reconstruction"])
-
-
-def error_map(run: LoadedRun, images: torch.Tensor) -> go.Figure:
-    """Per-pixel squared error in pixel space, averaged over channels."""
-    p = pixels(images)
-    p_hat = torch.from_numpy(_to_pixels(run, reconstruct(run.model, _normalized(run, images))))
-    return figures.error_heatmap((p_hat - p).pow(2).mean(1).numpy(), len(images))
+def reconstruction_figures(run: LoadedRun, images: torch.Tensor) -> tuple[go.Figure, go.Figure]:
+    """Inputs over their reconstructions from the posterior mean; and the per-pixel squared error
+    in pixel space (mean over channels), from the same reconstructions."""
+    p = pixels(images)  # (N, C, H, W)
+    p_hat = _to_pixels(run, reconstruct(run.model, run.normalizer.forward(p)))
+    grid = figures.image_grid(np.stack([p.numpy(), p_hat]), len(images), row_labels=["input", "reconstruction"])
+    errors = ((p_hat - p.numpy()) ** 2).mean(1)  # (N, H, W)
+    return grid, figures.error_heatmap(errors, len(images))
 
 
 def posterior_samples(run: LoadedRun, image: torch.Tensor, n_samples: int = 7, seed: int = 0) -> go.Figure:
