@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["pages/reconstructions.py", "pages/latent.py", "pages/train.py"]
+PAGES = ["pages/reconstructions_page.py", "pages/latent_page.py", "pages/train_page.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -70,8 +70,8 @@ def test_traversal_slider_changes_the_traversal():
 
 def test_sidebar_switches_to_another_bundled_model():
     at = open_page(PAGES[0])  # AppTest drops app.py's sidebar after switch_page; a browser keeps it
-    tanh = next(o for o in at.sidebar.selectbox(key="model_choice").options if "tanh" in o)
-    at.sidebar.selectbox(key="model_choice").select(tanh).run()  # options are labels; values are paths
+    box = at.sidebar.selectbox(key="model_choice")
+    box.select(next(label for label in box.options if "tanh" in label)).run()
     assert "tanh" in at.session_state["run_path"]
     assert not at.exception and len(at.get("plotly_chart")) >= 1
     at.switch_page(PAGES[1]).run()
@@ -117,7 +117,7 @@ def test_a_short_training_through_the_ui_becomes_the_loaded_model(runs_dir):
 
 
 def test_diagnostics_page_measures_range_iwae_and_posterior():
-    at = open_page("pages/diagnostics.py")
+    at = open_page("pages/diagnostics_page.py")
     assert not at.exception, [e.value for e in at.exception]
     labels = {m.label: m.value for m in at.metric}
     assert "Targets out of the output's reach" in labels and labels["Targets out of the output's reach"].endswith("%")

@@ -3,29 +3,26 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.state import RUN_KEY, current_run, model_choices, set_run
+from ui.state import current_run, model_choices, set_run
 from vae_core.runs import LoadedRun
-
-
-def _on_pick() -> None:
-    set_run(st.session_state["model_choice"])
 
 
 def model_sidebar_ui() -> LoadedRun:
     """Draw the model picker and a summary of the loaded run; return the run."""
     run = current_run()
-    choices = model_choices()
-    labels = {str(c.path): c.label for c in choices}
-    if str(run.path) not in labels:  # e.g. a run folder deleted on disk since
-        labels[str(run.path)] = f"{run.name}"
+    paths = {c.label: str(c.path) for c in model_choices()}  # labels are unique: folder names are
+    current = next((label for label, path in paths.items() if path == str(run.path)), None)
+    if current is None:  # e.g. a run folder deleted on disk since it was loaded
+        current = f"loaded · {run.name}"
+        paths[current] = str(run.path)
     # Keep the picker in step when something else (a finished training) changed the loaded run.
-    if st.session_state.get("model_choice") != str(run.path):
-        st.session_state["model_choice"] = str(run.path)
+    if st.session_state.get("model_choice") != current:
+        st.session_state["model_choice"] = current
     with st.sidebar:
-        st.selectbox("Loaded model", list(labels), format_func=labels.get, key="model_choice",
-                     on_change=_on_pick, help="Bundled models ship with VAE Lab; your runs are saved by the Train page.")
+        st.selectbox("Loaded model", list(paths), key="model_choice",
+                     on_change=lambda: set_run(paths[st.session_state["model_choice"]]),
+                     help="Bundled models ship with VAE Lab; your runs are saved by the Train page.")
         st.caption(run_summary(run))
-    st.session_state[RUN_KEY] = str(run.path)
     return run
 
 

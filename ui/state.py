@@ -65,7 +65,7 @@ def _mtime(path: Path) -> float:
 
 def current_run() -> LoadedRun:
     """The session's loaded run; falls back to the default bundled model (with a message) if it fails."""
-    path = st.session_state.get(RUN_KEY) or str(bundled_models_dir() / DEFAULT_BUNDLED)
+    path = st.session_state.setdefault(RUN_KEY, str(bundled_models_dir() / DEFAULT_BUNDLED))
     try:
         return load_run_cached(path, _mtime(Path(path)))
     except (RunLoadError, OSError) as e:

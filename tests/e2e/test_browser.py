@@ -182,21 +182,26 @@ def test_train_start_live_stop(page, runs_dir: Path):
         assert metrics["status"] == "stopped", f"{run}/metrics.json says status={metrics['status']!r}"
 
 
-def test_a_direct_link_to_a_fresh_server_opens_the_page_inside_the_app(browser, tmp_path):
-    """Streamlit would run pages/train.py alone on a fresh server's first request for /train
-    (old-style pages/ folder); ui.shell.require_app_shell() must send it through app.py instead."""
+@pytest.mark.parametrize("path", ["train", "train_page"])
+def test_a_direct_link_to_a_fresh_server_opens_the_page_inside_the_app(browser, tmp_path, path):
+    """A fresh server treats pages/ as old-style pages until st.navigation runs: /train must fall
+    through to app.py (no file has that name), and the file's own URL /train_page is sent back
+    through app.py by ui.shell.require_app_shell()."""
     with running_app(tmp_path / "runs", tmp_path) as url:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         try:
-            page.goto(url + "/train", wait_until="domcontentloaded")
+            page.goto(f"{url}/{path}", wait_until="domcontentloaded")
             wait_settled(page, timeout=60_000)
             nav = page.get_by_test_id("stSidebarNav")
             assert nav.get_by_role("link", name="Latent space", exact=True).count() == 1
-            assert nav.get_by_role("link", name="train", exact=True).count() == 0  # no file-name pages
+            assert nav.get_by_role("link", name="train page", exact=True).count() == 0  # no file-name pages
             assert page.locator(".st-key-model_choice").count() == 1  # app.py's sidebar ran
-            assert page.locator(".st-key-train_start").count() == 1  # and it is the Train page
-            assert_no_exception(page, "direct link to /train", screenshot(page, "direct-link-train"))
+            if path == "train":  # the app's own URL: the Train page itself
+                assert page.url.endswith("/train") and page.locator(".st-key-train_start").count() == 1
+            else:  # a file's URL is no page of the app: its default page, inside the shell
+                assert page.get_by_role("heading", name="Reconstructions").count() == 1
+            assert_no_exception(page, f"direct link to /{path}", screenshot(page, f"direct-link-{path}"))
         finally:
             context.close()
 
