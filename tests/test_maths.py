@@ -116,6 +116,7 @@ def test_zscore_normalizer_matches_torch_statistics():
     torch.testing.assert_close(torch.tensor(norm.scale, dtype=torch.float64), std.double(), atol=1e-6, rtol=0)
     x = norm.forward(p)
     torch.testing.assert_close(norm.inverse(x), p, atol=1e-6, rtol=0)
+    torch.testing.assert_close(norm.from_grey_levels(images), x, atol=1e-5, rtol=0)  # the fused training path
     assert abs(x.mean().item()) < 1e-4
 
 

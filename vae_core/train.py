@@ -91,7 +91,7 @@ class Trainer:
         n, bs = len(self.images), self.config.train.batch_size
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, bs):
-            yield self.normalizer.forward(pixels(self.images[order[start:start + bs]]))  # (B, C, H, W)
+            yield self.normalizer.from_grey_levels(self.images[order[start:start + bs]])  # (B, C, H, W)
 
     def steps(self) -> Iterator[StepMetrics]:
         """Train for the configured epochs or time budget, whichever ends first."""
