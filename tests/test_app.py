@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["pages/reconstructions_page.py", "pages/latent_page.py", "pages/train_page.py"]
+PAGES = ["app_pages/reconstructions.py", "app_pages/latent.py", "app_pages/train.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +117,7 @@ def test_a_short_training_through_the_ui_becomes_the_loaded_model(runs_dir):
 
 
 def test_diagnostics_page_measures_range_iwae_and_posterior():
-    at = open_page("pages/diagnostics_page.py")
+    at = open_page("app_pages/diagnostics.py")
     assert not at.exception, [e.value for e in at.exception]
     labels = {m.label: m.value for m in at.metric}
     assert "Targets out of the output's reach" in labels and labels["Targets out of the output's reach"].endswith("%")

@@ -106,3 +106,25 @@ def test_append_bounded_thins_old_points_and_keeps_the_latest():
         append_bounded(history, i, cap=100)
     assert len(history) <= 100 and history[-1] == 999 and history[0] == 0
     assert history == sorted(history)
+
+
+def test_a_diverging_job_says_so_and_saves_its_last_good_weights(tmp_path, data):
+    job = TrainingJob(small_config(epochs=20, lr=1.0), tmp_path, data=data).start()  # lr 1 blows up at once
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.status == "diverged" and "diverged at step" in snap.message and "learning rate" in snap.message
+    run = load_run(snap.run_dir)  # loading checks every tensor is finite
+    assert run.metrics["status"] == "diverged" and math.isfinite(run.metrics["test"]["elbo_nats"])
+
+
+def test_a_failed_save_is_reported_not_lost_silently(tmp_path, data, monkeypatch):
+    import vae_core.jobs as jobs
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(jobs, "save_run", disk_full)
+    job = TrainingJob(small_config(epochs=1), tmp_path, data=data).start()
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.status == "failed" and "No space left" in snap.message and "VAE_LAB_RUNS" in snap.message

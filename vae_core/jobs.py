@@ -138,14 +138,24 @@ class TrainingJob:
         return Preview(step, p.numpy(), recons.numpy())
 
     def _finish(self, trainer: Trainer, data: TrainingData, status: JobStatus, message: str) -> None:
-        test = evaluate(trainer.model, data.normalizer, data.test.images, dataset=self.config.data.dataset,
-                        loss=self.config.loss)
+        """Evaluate and save; a failed evaluation still saves the weights (nothing trained is lost)."""
+        try:
+            test = evaluate(trainer.model, data.normalizer, data.test.images, dataset=self.config.data.dataset,
+                            loss=self.config.loss)
+        except Exception as e:
+            log.exception("evaluation after training failed")
+            test, message = None, f"{message} The test evaluation failed ({type(e).__name__}: {e}).".strip()
         with self._lock:
             history = list(self._state["history"])
         metrics = {"status": status, "message": message, "steps": trainer.step,
-                   "test": test.to_dict(), "history": history_rows(history)}
+                   "test": test.to_dict() if test else {}, "history": history_rows(history)}
         target = self.run_dir or Path(self.runs_dir) / run_name(self.config)
-        run_dir = save_run(target, trainer.model, self.config, data.normalizer, metrics)
+        try:
+            run_dir = save_run(target, trainer.model, self.config, data.normalizer, metrics)
+        except OSError as e:
+            self._set(status="failed", message=f"{message} Saving the run to {target} failed: {e}. Free some "
+                      "space or point VAE_LAB_RUNS at a writable folder, then train again.".strip())
+            return
         note = f"Saved to {run_dir}." if not message else f"{message} Saved to {run_dir}."
         self._set(status=status, message=note, run_dir=run_dir, test_metrics=test,
                   preview=self._preview(trainer, data, trainer.step))
