@@ -1,7 +1,3 @@
-from ui.shell import require_app_shell
-
-require_app_shell()
-
 import streamlit as st
 
 from ui.state import current_run, page_test_images
