@@ -73,3 +73,25 @@ def test_train_and_evaluate_on_real_mnist(tmp_path):
     assert metrics["bits_per_dim"] is None  # Bernoulli on grey levels: not a normalized likelihood
     assert -300 < metrics["elbo_nats"] < -100  # an MLP VAE after two short epochs on MNIST
     assert metrics["active_units"] >= 3
+
+
+def test_every_loss_and_architecture_choice_is_a_flag_saved_in_the_run(tmp_path):
+    out = tmp_path / "run"
+    train = cli("train", "--n-train", "256", "--n-test", "64", "--epochs", "1", "--width", "8",
+                "--normalization", "zscore", "--output-activation", "tanh", "--likelihood", "gaussian",
+                "--sigma", "0.707", "--kl-reduction", "mean", "--beta", "100", "--output-norm", "batchnorm",
+                "--hidden-activation", "relu", "--kl-schedule", "cyclical", "--kl-warmup-steps", "2",
+                "--free-bits", "0.05", "--z-samples", "2", "--data-scale", "0.1", "--seed", "3", "--out", str(out))
+    assert train.returncode == 0, train.stderr
+    cfg = json.loads((out / "config.json").read_text())["run"]
+    assert {k: cfg["loss"][k] for k in ("kl_reduction", "beta", "kl_schedule", "free_bits", "z_samples")} == \
+        {"kl_reduction": "mean", "beta": 100.0, "kl_schedule": "cyclical", "free_bits": 0.05, "z_samples": 2}
+    assert cfg["model"]["output_norm"] == "batchnorm" and cfg["model"]["hidden_activation"] == "relu"
+    assert cfg["data"]["data_scale"] == 0.1 and cfg["train"]["seed"] == 3
+    ev = cli("evaluate", str(out), "--json", "--iwae-k", "4")
+    assert ev.returncode == 0, ev.stderr
+    m = json.loads(ev.stdout)
+    assert m["iwae_k"] == 4 and m["iwae_nats"] >= m["elbo_nats"]
+    assert m["effective_beta"] == pytest.approx(10.0)  # 100 x the KL averaged over 10 dimensions
+    assert 0 <= m["frac_outputs_saturated"] <= 1 and isinstance(m["posterior_collapse"], bool)
+    assert m["frac_targets_unreachable"] == 0.0  # zscored x0.1 stays inside (-1, 1) on sprites
