@@ -35,7 +35,6 @@ def configure_torch() -> None:
 class ModelChoice:
     path: Path
     label: str
-    bundled: bool
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -53,8 +52,8 @@ def load_test_images(data: DataConfig) -> ImageDataset:
 def model_choices() -> list[ModelChoice]:
     """Bundled runs first (alphabetical, the default on top), then the user's runs, newest first."""
     bundled = sorted(list_runs(bundled_models_dir()), key=lambda r: (r.path.name != DEFAULT_BUNDLED, r.path.name))
-    choices = [ModelChoice(r.path, f"bundled · {r.path.name}", True) for r in bundled]
-    choices += [ModelChoice(r.path, f"your run · {r.path.name} ({r.status})", False)
+    choices = [ModelChoice(r.path, f"bundled · {r.path.name}") for r in bundled]
+    choices += [ModelChoice(r.path, f"your run · {r.path.name} ({r.status})")
                 for r in list_runs(default_runs_dir())]
     return choices
 
@@ -83,12 +82,18 @@ def set_run(path: Path | str) -> None:
     st.session_state[RUN_KEY] = str(path)
 
 
+def _page_data(run: LoadedRun) -> DataConfig:
+    """The run's test split as the pages use it: at most PAGE_TEST_IMAGES, never a download."""
+    data = run.config.data
+    n = PAGE_TEST_IMAGES if data.n_test is None else min(data.n_test, PAGE_TEST_IMAGES)
+    return dataclasses.replace(data, n_test=n, download=False)
+
+
 def page_test_images(run: LoadedRun) -> ImageDataset:
     """The loaded run's test images (at most PAGE_TEST_IMAGES); stops the page with the reason if missing."""
     data = run.config.data
-    n = PAGE_TEST_IMAGES if data.n_test is None else min(data.n_test, PAGE_TEST_IMAGES)
     try:
-        return load_test_images(dataclasses.replace(data, n_test=n, download=False))
+        return load_test_images(_page_data(run))
     except (DatasetNotFoundError, ValueError) as e:
         st.error(f"This model was trained on {data.dataset}, whose test images are not available here. {e}")
         st.stop()
@@ -96,11 +101,14 @@ def page_test_images(run: LoadedRun) -> ImageDataset:
 
 @st.cache_data(max_entries=32, show_spinner="Evaluating on test images…")
 def evaluate_cached(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetrics:
-    """Cached because an IWAE bound with large k takes seconds; keyed on the run's save time."""
+    """Cached because an IWAE bound with large k takes seconds; keyed on the run's save time.
+
+    Evaluates the first n_images of the same (cached) images the pages show.
+    """
     run = load_run_cached(path, mtime)
-    data = dataclasses.replace(run.config.data, n_test=None, download=False)
-    images = load_test_images(data).images[:n_images]
-    return evaluate(run.model, run.normalizer, images, dataset=data.dataset, loss=run.config.loss, iwae_k=iwae_k)
+    images = load_test_images(_page_data(run)).images[:n_images]
+    return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, loss=run.config.loss,
+                    iwae_k=iwae_k)
 
 
 def run_mtime(run: LoadedRun) -> float:

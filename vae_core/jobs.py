@@ -125,15 +125,16 @@ class TrainingJob:
                 self.on_step(metrics)
             if time.monotonic() - last_preview >= self.preview_every_s:
                 self._set(preview=self._preview(trainer, data, metrics.step))
-                trainer.model.train()
                 last_preview = time.monotonic()
             if self._stop.is_set():
                 return "stopped", "Stopped by the user."
         return "finished", ""
 
     def _preview(self, trainer: Trainer, data: TrainingData, step: int) -> Preview:
+        """Reconstructions of the first test images, in eval mode; the model goes back to training mode."""
         p = pixels(data.test.images[:N_PREVIEW])  # (N, C, H, W)
-        x_hat = reconstruct(trainer.model, data.normalizer.forward(p))
+        x_hat = reconstruct(trainer.model, data.normalizer.forward(p))  # sets eval mode (BatchNorm, sigma*)
+        trainer.model.train()
         recons = data.normalizer.inverse(x_hat).clamp(0, 1)
         return Preview(step, p.numpy(), recons.numpy())
 
