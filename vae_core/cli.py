@@ -11,17 +11,15 @@ import dataclasses
 import json
 import sys
 import time
-import types
 import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+from .config import SECTIONS, FieldInfo, RunConfig, fields_info, range_text
 
 # Fields the CLI names differently (unit in the name, or a clash between sections).
 FLAG_NAMES = {("train", "time_budget_s"): "--time-budget", ("data", "seed"): "--data-seed"}
 DERIVED = {("model", "channels"), ("model", "image_size")}  # set from the dataset, not by hand
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,24 +30,33 @@ class _Parser(argparse.ArgumentParser):
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     for section, cls in SECTIONS.items():
         group = parser.add_argument_group(section)
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if (section, f.name) in DERIVED:
+        for info in fields_info(cls).values():
+            if (section, info.name) in DERIVED:
                 continue
-            flag = FLAG_NAMES.get((section, f.name), "--" + f.name.replace("_", "-"))
-            group.add_argument(flag, dest=f"{section}.{f.name}", default=argparse.SUPPRESS,
-                               help=f"(default: {f.default})", **_arg_type(hints[f.name]))
+            group.add_argument(option_flag(section, info.name), dest=f"{section}.{info.name}",
+                               default=argparse.SUPPRESS, help=option_help(info), **_arg_type(info))
 
 
-def _arg_type(hint: Any) -> dict[str, Any]:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
-        hint = args[0]  # Optional[X] -> X
-    if hint is bool:
+def option_flag(section: str, name: str) -> str:
+    """The command-line flag of a config field: --latent-dim for latent_dim, unless FLAG_NAMES renames it."""
+    return FLAG_NAMES.get((section, name), "--" + name.replace("_", "-"))
+
+
+def option_help(info: FieldInfo) -> str:
+    """The --help line of a config option, from the field's spec: help, range, default."""
+    default = info.spec.none_means if info.default is None and info.spec.none_means else info.default
+    parts = [info.spec.help.rstrip(".") or info.spec.label]
+    if info.kind in ("integer", "number") and info.spec.lo is not None:
+        parts.append(range_text(info))
+    return f"{'; '.join(parts)} (default: {default})".replace("%", "%%")  # argparse formats help with %
+
+
+def _arg_type(info: FieldInfo) -> dict[str, Any]:
+    if info.kind == "choice":
+        return {"choices": info.options, "type": type(info.options[0])}
+    if isinstance(info.default, bool):
         return {"action": argparse.BooleanOptionalAction}
-    if typing.get_origin(hint) is typing.Literal:
-        return {"choices": typing.get_args(hint)}
-    return {"type": hint}
+    return {"type": {"integer": int, "number": float}.get(info.kind, str), "metavar": info.name.upper()}
 
 
 def config_from_args(ns: argparse.Namespace) -> RunConfig:

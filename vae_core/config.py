@@ -1,12 +1,16 @@
 """Frozen, validated configuration: what a run is, in four parts (data, model, loss, training).
 
-A bad value raises ValueError naming the field, the value and what is allowed, so the CLI and the
-app can show the sentence as it is.
+Each field declares once, in its metadata (a FieldSpec), its label, its help and, for a number, its
+range: the validator, the CLI's --help and the app's form all read it there. A bad value raises
+ValueError naming the field, the value and what is allowed, so the CLI and the app can show the
+sentence as it is.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -22,123 +26,194 @@ OutputNorm = Literal["none", "batchnorm"]
 Reduction = Literal["sum", "mean"]
 KLSchedule = Literal["constant", "linear", "cyclical"]
 ReconMode = Literal["mean", "sample"]
+FieldKind = Literal["integer", "number", "choice", "other"]
+
+SPEC = "spec"  # the key of a FieldSpec in a dataclass field's metadata
+MAX_SEED = 2**31 - 1
 
 
-def _check_choice(obj: object, name: str, options: Any) -> None:
-    value = getattr(obj, name)
-    allowed = get_args(options)
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not an option; pick one of {', '.join(map(repr, allowed))}.")
+@dataclass(frozen=True)
+class FieldSpec:
+    """How a person meets one config field: its label and help; for a number, the allowed range."""
+    label: str
+    help: str = ""
+    lo: float | None = None  # numbers: the smallest allowed value
+    hi: float | None = None  # numbers: the largest allowed value
+    step: float | None = None  # the form's +/- step (None: 1 for an integer, 0.1 for a number)
+    options: tuple[Any, ...] = ()  # a number that takes only these values (Literal fields list theirs in the type)
+    none_means: str = ""  # an optional field: what None stands for ("all", "no limit")
 
 
-def _check_range(obj: object, name: str, lo: float, hi: float, *, integer: bool = False,
-                 optional: bool = False) -> None:
-    value = getattr(obj, name)
-    if value is None and optional:
-        return
-    kind = "an integer" if integer else "a number"
+def spec(default: Any, label: str, help: str = "", **details: Any) -> Any:
+    """A dataclass field whose default and FieldSpec are declared together."""
+    return field(default=default, metadata={SPEC: FieldSpec(label, help, **details)})
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A config field as the validator, the CLI and the form see it: spec plus what its type says."""
+    name: str
+    kind: FieldKind
+    optional: bool  # the type admits None
+    default: Any
+    spec: FieldSpec
+    options: tuple[Any, ...] = ()  # choice: the allowed values
+
+
+def _strip_none(hint: Any) -> tuple[Any, bool]:
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0], True
+    return hint, False
+
+
+def _field_info(f: dataclasses.Field, hint: Any) -> FieldInfo:
+    base, optional = _strip_none(hint)
+    spec_ = f.metadata.get(SPEC) or FieldSpec(f.name)
+    if typing.get_origin(base) is Literal or spec_.options:
+        kind, options = "choice", get_args(base) or spec_.options
+    else:
+        kind, options = {int: "integer", float: "number"}.get(base, "other"), ()
+    return FieldInfo(f.name, kind, optional, f.default, spec_, options)
+
+
+@functools.cache
+def fields_info(cls: type) -> dict[str, FieldInfo]:
+    """Every field of a config section, in declaration order, with its spec and kind."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: _field_info(f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def _bound(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def range_text(info: FieldInfo) -> str:
+    """'an integer from 1 to 10000': the allowed range of a number field, in words."""
+    kind = "an integer" if info.kind == "integer" else "a number"
+    return f"{kind} from {_bound(info.spec.lo)} to {_bound(info.spec.hi)}"
+
+
+def _number_error(info: FieldInfo, value: Any) -> str | None:
+    integer = info.kind == "integer"
     bad_type = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
-    if bad_type or (not integer and not math.isfinite(value)) or not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r} is out of range; it must be {kind} from {lo:g} to {hi:g}.")
+    if bad_type or (not integer and not math.isfinite(value)) or not info.spec.lo <= value <= info.spec.hi:
+        return f"{info.name}={value!r} is out of range; it must be {range_text(info)}."
+    return None
+
+
+def _choice_error(info: FieldInfo, value: Any) -> str | None:
+    if any(value == o and type(value) is type(o) for o in info.options):  # 3.0 or True is not the option 3 or 1
+        return None
+    return f"{info.name}={value!r} is not an option; pick one of {', '.join(map(repr, info.options))}."
+
+
+def check_field(cls: type, name: str, value: Any) -> str | None:
+    """Why `value` is refused for field `name` of `cls` (the validator's own sentence), or None if it is allowed."""
+    info = fields_info(cls)[name]
+    if value is None and info.optional:
+        return None
+    if info.kind == "choice":
+        return _choice_error(info, value)
+    if info.spec.lo is not None:
+        return _number_error(info, value)
+    return None
+
+
+def _validate(obj: object) -> None:
+    """Check every field of a config section against its spec; the first refusal raises."""
+    for name in fields_info(type(obj)):
+        message = check_field(type(obj), name, getattr(obj, name))
+        if message:
+            raise ValueError(message)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: DatasetName = "sprites"
-    image_size: int = 32  # sprites only (32 or 64); torchvision sets come at their own size
-    n_train: int | None = None  # random subset of the training split; None = all of it
-    n_test: int | None = None
-    normalization: Normalization = "unit"
-    data_dir: str | None = None  # None: $VAE_LAB_DATA, else ./data
-    download: bool = False  # torchvision sets only; never implicit
-    seed: int = 0  # sprites generation and subset choice
-    data_scale: float = 1.0  # multiplies the normalized data (x10, x0.1): moves the recon/KL balance
+    dataset: DatasetName = spec("sprites", "Dataset", "sprites are generated in code; mnist, fashion_mnist and "
+                                "cifar10 load from the data folder.")
+    image_size: int = spec(32, "Sprite size", "sprites only, in pixels; torchvision sets come at their own size.",
+                           options=(32, 64))
+    n_train: int | None = spec(None, "Training images", "a seeded random subset of the training split.",
+                               lo=1, hi=10_000_000, step=500, none_means="all")
+    n_test: int | None = spec(None, "Test images", "a seeded random subset of the test split.",
+                              lo=1, hi=10_000_000, step=500, none_means="all")
+    normalization: Normalization = spec("unit", "Normalization", "unit: [0, 1]; symmetric: [-1, 1]; zscore: "
+                                        "per-channel mean 0, std 1 (training split).")
+    data_dir: str | None = spec(None, "Data folder", "where mnist, fashion_mnist and cifar10 live.",
+                                none_means="$VAE_LAB_DATA, else ./data")
+    download: bool = spec(False, "Download if missing", "torchvision sets only; never implicit.")
+    seed: int = spec(0, "Data seed", "sprites generation and the choice of subsets.", lo=0, hi=MAX_SEED)
+    data_scale: float = spec(1.0, "Scale the normalized data", "multiplies the normalized values (×10, ×0.1): the "
+                             "KL does not notice, the reconstruction term does.", lo=1e-3, hi=1e3)
 
     def __post_init__(self) -> None:
-        _check_choice(self, "dataset", DatasetName)
-        _check_choice(self, "normalization", Normalization)
-        _check_range(self, "data_scale", 1e-3, 1e3)
-        if self.image_size not in (32, 64):
-            raise ValueError(f"image_size={self.image_size!r} is not supported; sprites come at 32 or 64 pixels.")
-        _check_range(self, "n_train", 1, 10_000_000, integer=True, optional=True)
-        _check_range(self, "n_test", 1, 10_000_000, integer=True, optional=True)
-        _check_range(self, "seed", 0, 2**31 - 1, integer=True)
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: Architecture = "conv"
-    channels: int = 3  # image channels, set from the data
-    image_size: int = 32  # image height = width, set from the data
-    latent_dim: int = 10
-    width: int = 32  # conv: channels of the first block, doubled per block
-    depth: int = 3  # conv: stride-2 blocks
-    hidden_dim: int = 400  # mlp: the hidden layer (784-400-20 is PyTorch's example)
-    output_activation: OutputActivation = "sigmoid"
-    hidden_activation: HiddenActivation = "leaky_relu"  # leaky_relu has slope 0.2
-    output_norm: OutputNorm = "none"  # batchnorm: BatchNorm2d right before the output activation
+    arch: Architecture = spec("conv", "Architecture", "conv: a small DCGAN-like VAE; mlp: 784-400-20 style.")
+    channels: int = spec(3, "Image channels", "1 (grey) or 3 (RGB); set from the data.", options=(1, 3))
+    image_size: int = spec(32, "Image size", "height = width, in pixels; set from the data.", options=(28, 32, 64))
+    latent_dim: int = spec(10, "Latent dimensions", "the size of z.", lo=1, hi=256)
+    width: int = spec(32, "Conv width (first block)", "conv: channels of the first block, doubled per block.",
+                      lo=4, hi=256, step=4)
+    depth: int = spec(3, "Conv blocks", "conv: stride-2 blocks.", lo=1, hi=5)
+    hidden_dim: int = spec(400, "MLP hidden units", "mlp: the hidden layer (784-400-20 is PyTorch's example).",
+                           lo=8, hi=4096, step=50)
+    output_activation: OutputActivation = spec("sigmoid", "Decoder output activation",
+                                               "what maps the decoder's last layer to the output's range.")
+    hidden_activation: HiddenActivation = spec("leaky_relu", "Hidden activation", "leaky_relu has slope 0.2.")
+    output_norm: OutputNorm = spec("none", "Before the output activation",
+                                   "batchnorm: a BatchNorm2d right before the output activation.")
 
     def __post_init__(self) -> None:
-        _check_choice(self, "arch", Architecture)
-        _check_choice(self, "output_activation", OutputActivation)
-        _check_choice(self, "hidden_activation", HiddenActivation)
-        _check_choice(self, "output_norm", OutputNorm)
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels={self.channels!r}: images must have 1 (grey) or 3 (RGB) channels.")
-        if self.image_size not in (28, 32, 64):
-            raise ValueError(f"image_size={self.image_size!r} is not supported; use 28, 32 or 64 pixels.")
-        _check_range(self, "latent_dim", 1, 256, integer=True)
-        _check_range(self, "width", 4, 256, integer=True)
-        _check_range(self, "depth", 1, 5, integer=True)
-        _check_range(self, "hidden_dim", 8, 4096, integer=True)
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    likelihood: LikelihoodName = "bernoulli"
-    sigma: float = 0.1  # gaussian: the fixed std (initial if learned); laplace: the scale b; normalized units
-    beta: float = 1.0  # the coefficient on the KL term of the training loss (1 with sums = the ELBO)
-    recon_coef: float = 1.0  # the coefficient on the reconstruction term of the training loss
-    recon_reduction: Reduction = "sum"  # over pixels: sum (the ELBO) or mean (mse_loss's default)
-    kl_reduction: Reduction = "sum"  # over latent dimensions
-    kl_schedule: KLSchedule = "constant"  # how beta ramps: linear warm-up, or cyclical (Fu et al. 2019)
-    kl_warmup_steps: int = 1000  # linear: steps from 0 to beta; cyclical: the length of one cycle
-    kl_ramp_fraction: float = 0.5  # cyclical: the share of each cycle spent ramping up
-    free_bits: float = 0.0  # nats per latent dimension (Kingma et al. 2016); 0 = off
-    z_samples: int = 1  # samples of z per input in the training loss
+    likelihood: LikelihoodName = spec("bernoulli", "Likelihood p(x|z)", "how the decoder's output scores the data.")
+    sigma: float = spec(0.1, "Gaussian σ or Laplace scale b", "gaussian: the fixed std (initial if learned); laplace: "
+                        "the scale b; in normalized units (0.707 with a sum = mse_loss).", lo=1e-3, hi=1e3, step=0.01)
+    beta: float = spec(1.0, "β (coefficient on the KL term)", "on the KL term of the training loss (1 with sums = "
+                       "the ELBO).", lo=0.0, hi=1e4, step=0.5)
+    recon_coef: float = spec(1.0, "Coefficient on the reconstruction", "on the reconstruction term of the "
+                             "training loss.", lo=1e-6, hi=1e6, step=0.1)
+    recon_reduction: Reduction = spec("sum", "Reconstruction over pixels", "sum: the ELBO; mean: the default of "
+                                      "mse_loss and binary_cross_entropy.")
+    kl_reduction: Reduction = spec("sum", "KL over latent dimensions", "sum: the ELBO; mean: divides by the "
+                                   "number of latent dimensions.")
+    kl_schedule: KLSchedule = spec("constant", "KL schedule", "how β ramps: linear warm-up from 0 to β, or "
+                                   "cyclical: repeated ramps (Fu et al. 2019).")
+    kl_warmup_steps: int = spec(1000, "Warm-up / cycle length (steps)", "linear: steps from 0 to β; cyclical: the "
+                                "length of one cycle.", lo=1, hi=10_000_000, step=100)
+    kl_ramp_fraction: float = spec(0.5, "Cyclical: share of a cycle ramping", "cyclical: the share of each cycle "
+                                   "spent ramping up.", lo=0.01, hi=1.0, step=0.05)
+    free_bits: float = spec(0.0, "Free bits (nats per dimension)", "Kingma et al. 2016: no KL pressure on a "
+                            "dimension below this many nats; 0 = off.", lo=0.0, hi=100.0, step=0.1)
+    z_samples: int = spec(1, "z samples per input", "samples of z per input in the training loss.", lo=1, hi=64)
 
     def __post_init__(self) -> None:
-        _check_choice(self, "likelihood", LikelihoodName)
-        _check_choice(self, "recon_reduction", Reduction)
-        _check_choice(self, "kl_reduction", Reduction)
-        _check_choice(self, "kl_schedule", KLSchedule)
-        _check_range(self, "sigma", 1e-3, 1e3)
-        _check_range(self, "beta", 0.0, 1e4)
-        _check_range(self, "recon_coef", 1e-6, 1e6)
-        _check_range(self, "kl_warmup_steps", 1, 10_000_000, integer=True)
-        _check_range(self, "kl_ramp_fraction", 0.01, 1.0)
-        _check_range(self, "free_bits", 0.0, 100.0)
-        _check_range(self, "z_samples", 1, 64, integer=True)
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 5
-    time_budget_s: float | None = None  # stop after this many seconds, whatever the epoch
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    num_threads: int | None = None  # torch intra-op threads for training; None leaves torch's default
-    eval_every: int = 0  # steps between test-set snapshots in the history; 0 = never
+    epochs: int = spec(5, "Epochs", "passes over the training images.", lo=1, hi=10_000)
+    time_budget_s: float | None = spec(None, "Time budget, s", "stop after this many seconds, whatever the epoch.",
+                                       lo=0.1, hi=7 * 24 * 3600, step=10.0, none_means="no limit")
+    batch_size: int = spec(64, "Batch size", "images per optimizer step.", lo=1, hi=8192, step=16)
+    lr: float = spec(1e-3, "Learning rate", "Adam's step size.", lo=1e-7, hi=1.0, step=1e-4)
+    seed: int = spec(0, "Seed", "initial weights, batch order and z samples.", lo=0, hi=MAX_SEED)
+    num_threads: int | None = spec(None, "Training threads", "torch intra-op threads for training.",
+                                   lo=1, hi=256, none_means="torch's default")
+    eval_every: int = spec(0, "Steps between test snapshots", "test-set snapshots in the history; 0 = never.",
+                           lo=0, hi=10_000_000)
 
     def __post_init__(self) -> None:
-        _check_range(self, "epochs", 1, 10_000, integer=True)
-        _check_range(self, "time_budget_s", 0.1, 7 * 24 * 3600, optional=True)
-        _check_range(self, "batch_size", 1, 8192, integer=True)
-        _check_range(self, "lr", 1e-7, 1.0)
-        _check_range(self, "seed", 0, 2**31 - 1, integer=True)
-        _check_range(self, "num_threads", 1, 256, integer=True, optional=True)
-        _check_range(self, "eval_every", 0, 10_000_000, integer=True)
+        _validate(self)
 
 
 @dataclass(frozen=True)
@@ -159,14 +234,14 @@ class RunConfig:
         parts = {}
         for f in dataclasses.fields(cls):
             section = d.get(f.name, {})
-            parts[f.name] = _section_from_dict(_SECTIONS[f.name], section, f.name)
+            parts[f.name] = _section_from_dict(SECTIONS[f.name], section, f.name)
         extra = set(d) - set(parts)
         if extra:
             raise ValueError(f"config has unknown sections {sorted(extra)}; expected data, model, loss, train.")
         return cls(**parts)
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
 
 
 def _section_from_dict(cls: type, section: Any, name: str) -> Any:
@@ -182,7 +257,6 @@ def _section_from_dict(cls: type, section: Any, name: str) -> Any:
         raise ValueError(f"config section {name!r}: {e}") from None
 
 
-def field_options(cls: type, name: str) -> tuple[str, ...]:
-    """The allowed strings of a Literal field, for select boxes and CLI choices."""
-    hints = typing.get_type_hints(cls)
-    return get_args(hints[name])
+def field_options(cls: type, name: str) -> tuple[Any, ...]:
+    """The allowed values of a choice field (a Literal, or a number with options), for select boxes and CLI choices."""
+    return fields_info(cls)[name].options
