@@ -1,21 +1,24 @@
-"""The Train page's configuration form, its verdicts, and the background job's handle in the session."""
+"""The Train page's configuration form and its verdicts: what the settings amount to, and whether they work."""
 from __future__ import annotations
 
 import dataclasses
 
 import streamlit as st
 
-from ui.state import JOB_KEY
+from ui.form_fields import DATA_SCALES, FieldReader, FormResult, apply_config_to_form, remember_form, restore_form
+from ui.state import current_run
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
 from vae_core.data import DatasetNotFoundError
-from vae_core.jobs import TrainingJob
+from vae_core.host import HostSettingError, HostSettings
 from vae_core.likelihoods import ACTIVATION_RANGE, DESCRIPTIONS, Verdict, compatibility, compatibility_matrix
 from vae_core.objective import effective_beta, implied_sigma
-from vae_core.runs import default_runs_dir
-from vae_core.train import TargetRange, make_run_config, target_range
+from vae_core.train import TargetRange, target_range
 
-TRAIN_THREADS = 1  # of the 2 cores: one trains, one keeps the server and the other sessions responsive
-DATA_SCALES = [0.01, 0.1, 1.0, 10.0, 100.0]
+ASK_THE_HOST = ("On this server the data folder and downloads are the host's settings: ask the host to put the "
+                "dataset there, or to allow downloads.")
+TRAIN_THREADS = 1  # one core per job: the host's job slots share the CPU, and the pages need a core too
+SCALED_LIKELIHOODS = {"laplace": "Laplace scale b (fixed)", "gaussian_learned": "Gaussian σ (initial; learned)",
+                      "gaussian": "Gaussian σ (fixed; 0.707 = mse_loss with sum)"}  # the likelihoods that read sigma
 
 
 @st.cache_data(max_entries=32, show_spinner="Measuring the normalized data…")
@@ -24,101 +27,110 @@ def load_target_range(data: DataConfig) -> TargetRange:
     return target_range(data)
 
 
-def _select(col, label: str, cls: type, name: str, key: str, help: str | None = None, **kw) -> str:
-    options = field_options(cls, name)
-    return col.selectbox(label, options, index=options.index(getattr(cls(), name)), key=key, help=help, **kw)
+def host_settings() -> HostSettings | None:
+    """The host's settings (data folder, downloads); None, with the reason shown, if the host mis-set one."""
+    try:
+        return HostSettings.from_env()
+    except HostSettingError as e:
+        st.error(f"{e} Ask the host to correct it; until then this server downloads nothing.")
+        return None
 
 
-def data_config_ui() -> DataConfig:
+def host_data_ui(dataset: str, host: HostSettings | None) -> None:
+    """Where a torchvision set comes from on this server: the host's folder, not the student's."""
+    if host is None:
+        return
+    downloads = "may download it if it is missing" if host.allow_download else "does not download missing data"
+    st.caption(f"{dataset} loads from the host's data folder `{host.data_dir.absolute()}`; this server "
+               f"{downloads}. The host sets both (VAE_LAB_DATA, VAE_LAB_ALLOW_DOWNLOAD).")
+
+
+def data_config_ui(form: FieldReader) -> DataConfig | None:
     st.markdown("**Data**")
     c1, c2, c3, c4 = st.columns(4)
-    dataset = _select(c1, "Dataset", DataConfig, "dataset", "cfg_dataset",
-                      "sprites are generated in code; the others load from the data folder.")
-    normalization = _select(c2, "Normalization", DataConfig, "normalization", "cfg_normalization",
-                            "unit: [0, 1]; symmetric: [-1, 1]; zscore: per-channel mean 0, std 1 (training split).")
-    scale = c3.select_slider("Scale the normalized data", DATA_SCALES, value=1.0, key="cfg_data_scale",
-                             format_func=lambda v: f"×{v:g}",
-                             help="Multiplies the normalized values: the KL does not notice, the reconstruction term does.")
-    n_train = c4.number_input("Training images (0 = all)", 0, 60_000, 5000, step=500, key="cfg_n_train")
-    kw = {}
+    dataset = form.select(c1, "data", "dataset")
+    normalization = form.select(c2, "data", "normalization")
+    scale = form.slider(c3, "data", "data_scale", DATA_SCALES)
+    n_train = form.number(c4, "data", "n_train")
     if dataset == "sprites":
-        kw["image_size"] = st.radio("Sprite size", [32, 64], horizontal=True, key="cfg_image_size")
-    else:
-        c5, c6 = st.columns([3, 1])
-        kw["data_dir"] = c5.text_input("Data folder", "", key="cfg_data_dir",
-                                       placeholder="empty: $VAE_LAB_DATA, else ./data") or None
-        kw["download"] = c6.checkbox("Download if missing", False, key="cfg_download")
-    return DataConfig(dataset=dataset, normalization=normalization, data_scale=scale, n_train=n_train or None, **kw)
+        return form.build(DataConfig, dataset=dataset, normalization=normalization, data_scale=scale,
+                          n_train=n_train, image_size=form.radio(st, "data", "image_size"))
+    host = host_settings()
+    host_data_ui(dataset, host)
+    return form.build(DataConfig, dataset=dataset, normalization=normalization, data_scale=scale, n_train=n_train,
+                      download=bool(host and host.allow_download))
 
 
-def model_config_ui() -> ModelConfig:
+def model_config_ui(form: FieldReader) -> ModelConfig | None:
     st.markdown("**Model**")
     c1, c2, c3 = st.columns(3)
-    arch = _select(c1, "Architecture", ModelConfig, "arch", "cfg_arch", "conv: a small DCGAN-like VAE; mlp: 784-400-20 style.")
-    activation = _select(c2, "Decoder output activation", ModelConfig, "output_activation", "cfg_output_activation")
-    latent_dim = c3.number_input("Latent dimensions", 1, 256, 10, key="cfg_latent_dim")
-    with st.expander("Architecture details"):
+    arch = form.select(c1, "model", "arch")
+    activation = form.select(c2, "model", "output_activation")
+    latent_dim = form.number(c3, "model", "latent_dim")
+    details = ("width", "depth", "hidden_dim")
+    with st.expander("Architecture details", expanded=form.refused_now("model", *details)):
         c4, c5, c6, c7, c8 = st.columns(5)
-        width = c4.number_input("Conv width (first block)", 4, 256, 32, key="cfg_width")
-        depth = c5.number_input("Conv blocks", 1, 5, 3, key="cfg_depth")
-        hidden = c6.number_input("MLP hidden units", 8, 4096, 400, key="cfg_hidden_dim")
-        hidden_act = _select(c7, "Hidden activation", ModelConfig, "hidden_activation", "cfg_hidden_activation")
-        out_norm = _select(c8, "Before the output activation", ModelConfig, "output_norm", "cfg_output_norm",
-                           "batchnorm: a BatchNorm2d right before the output activation.")
-    return ModelConfig(arch=arch, output_activation=activation, latent_dim=latent_dim, width=width, depth=depth,
-                       hidden_dim=hidden, hidden_activation=hidden_act, output_norm=out_norm)
+        width = form.number(c4, "model", "width", use="used" if arch == "conv" else "unused")
+        depth = form.number(c5, "model", "depth", use="used" if arch == "conv" else "unused")
+        hidden = form.number(c6, "model", "hidden_dim", use="used" if arch == "mlp" else "unused")
+        hidden_act = form.select(c7, "model", "hidden_activation")
+        out_norm = form.select(c8, "model", "output_norm")
+    return form.build(ModelConfig, arch=arch, output_activation=activation, latent_dim=latent_dim, width=width,
+                      depth=depth, hidden_dim=hidden, hidden_activation=hidden_act, output_norm=out_norm)
 
 
-def loss_config_ui() -> LossConfig:
+def loss_config_ui(form: FieldReader) -> LossConfig | None:
     st.markdown("**Loss**")
     c1, c2, c3 = st.columns(3)
-    likelihood = _select(c1, "Likelihood p(x|z)", LossConfig, "likelihood", "cfg_likelihood",
-                         format_func=lambda name: name, help="\n\n".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items()))
-    label = {"laplace": "Laplace scale b (fixed)", "gaussian_learned": "Gaussian σ (initial; learned)"}.get(
-        likelihood, "Gaussian σ (fixed; 0.707 = mse_loss with sum)")
-    sigma = c2.number_input(label, 0.001, 1000.0, 0.1, format="%.3f", key="cfg_sigma",
-                            disabled=likelihood not in ("gaussian", "gaussian_learned", "laplace"))
-    beta = c3.number_input("β (coefficient on the KL term)", 0.0, 10_000.0, 1.0, step=0.5, key="cfg_beta")
-    with st.expander("How the training loss reduces and weighs its terms"):
+    likelihood = form.select(c1, "loss", "likelihood", format_func=lambda name: name,
+                             help="\n\n".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items()))
+    sigma = form.number(c2, "loss", "sigma", label=SCALED_LIKELIHOODS.get(likelihood),
+                        use="used" if likelihood in SCALED_LIKELIHOODS else "unused")
+    beta = form.number(c3, "loss", "beta")
+    terms = ("recon_coef", "z_samples", "kl_warmup_steps", "kl_ramp_fraction", "free_bits")
+    with st.expander("How the training loss reduces and weighs its terms", expanded=form.refused_now("loss", *terms)):
         d1, d2, d3, d4 = st.columns(4)
-        recon_red = _select(d1, "Reconstruction over pixels", LossConfig, "recon_reduction", "cfg_recon_reduction",
-                            "sum: the ELBO; mean: the default of mse_loss and binary_cross_entropy.")
-        kl_red = _select(d2, "KL over latent dimensions", LossConfig, "kl_reduction", "cfg_kl_reduction")
-        recon_coef = d3.number_input("Coefficient on the reconstruction", 1e-6, 1e6, 1.0, key="cfg_recon_coef")
-        z_samples = d4.number_input("z samples per input", 1, 64, 1, key="cfg_z_samples")
+        recon_red = form.select(d1, "loss", "recon_reduction")
+        kl_red = form.select(d2, "loss", "kl_reduction")
+        recon_coef = form.number(d3, "loss", "recon_coef")
+        z_samples = form.number(d4, "loss", "z_samples")
         e1, e2, e3, e4 = st.columns(4)
-        schedule = _select(e1, "KL schedule", LossConfig, "kl_schedule", "cfg_kl_schedule",
-                           "linear: warm-up from 0 to β; cyclical: repeated ramps (Fu et al. 2019).")
-        warmup = e2.number_input("Warm-up / cycle length (steps)", 1, 1_000_000, 1000, key="cfg_kl_warmup_steps",
-                                 disabled=schedule == "constant")
-        ramp = e3.number_input("Cyclical: share of a cycle ramping", 0.01, 1.0, 0.5, key="cfg_kl_ramp_fraction",
-                               disabled=schedule != "cyclical")
-        free_bits = e4.number_input("Free bits (nats per dimension)", 0.0, 100.0, 0.0, step=0.1, key="cfg_free_bits",
-                                    help="Kingma et al. 2016: no KL pressure on a dimension below this many nats.")
-    return LossConfig(likelihood=likelihood, sigma=sigma, beta=beta, recon_coef=recon_coef,
-                      recon_reduction=recon_red, kl_reduction=kl_red, kl_schedule=schedule,
-                      kl_warmup_steps=warmup, kl_ramp_fraction=ramp, free_bits=free_bits, z_samples=z_samples)
+        schedule = form.select(e1, "loss", "kl_schedule")
+        warmup = form.number(e2, "loss", "kl_warmup_steps", use="unused" if schedule == "constant" else "used")
+        ramp = form.number(e3, "loss", "kl_ramp_fraction", use="used" if schedule == "cyclical" else "unused")
+        free_bits = form.number(e4, "loss", "free_bits")
+    return form.build(LossConfig, likelihood=likelihood, sigma=sigma, beta=beta, recon_coef=recon_coef,
+                      recon_reduction=recon_red, kl_reduction=kl_red, kl_schedule=schedule, kl_warmup_steps=warmup,
+                      kl_ramp_fraction=ramp, free_bits=free_bits, z_samples=z_samples)
 
 
-def train_config_ui() -> TrainConfig:
+def train_config_ui(form: FieldReader) -> TrainConfig | None:
     st.markdown("**Training**")
     c1, c2, c3, c4, c5 = st.columns(5)
-    epochs = c1.number_input("Epochs", 1, 10_000, 3, key="cfg_epochs")
-    budget = c2.number_input("Time budget, s (0 = none)", 0, 24 * 3600, 30, key="cfg_time_budget")
-    batch = c3.number_input("Batch size", 1, 4096, 64, key="cfg_batch_size")
-    lr = c4.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f", key="cfg_lr")
-    seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="cfg_seed")
-    return TrainConfig(epochs=epochs, time_budget_s=budget or None, batch_size=batch, lr=lr, seed=seed,
-                       num_threads=TRAIN_THREADS)
+    values = {name: form.number(col, "train", name)
+              for col, name in zip((c1, c2, c3, c4, c5), ("epochs", "time_budget_s", "batch_size", "lr", "seed"))}
+    return form.build(TrainConfig, **values, num_threads=TRAIN_THREADS)
 
 
-def run_config_ui() -> RunConfig | None:
-    """The whole form; a value out of range shows its message and returns None."""
-    try:
-        return make_run_config(data_config_ui(), model_config_ui(), loss_config_ui(), train_config_ui())
-    except ValueError as e:
-        st.error(f"{e}")
-        return None
+def _use_loaded_settings() -> None:
+    apply_config_to_form(current_run().config)
+
+
+def form_header_ui() -> None:
+    c1, c2 = st.columns([3, 1])
+    c1.caption("This browser remembers these settings across pages and reloads; after a run they show what it used.")
+    c2.button("Use the loaded model's settings", key="cfg_use_loaded", on_click=_use_loaded_settings,
+              help="Fill the form with the settings the model loaded in the sidebar was trained with.")
+
+
+def run_config_ui() -> FormResult:
+    """The whole form; a refused value shows its reason under its field, and the result lists the refusals."""
+    restore_form()
+    form_header_ui()
+    form = FieldReader()
+    parts = (data_config_ui(form), model_config_ui(form), loss_config_ui(form), train_config_ui(form))
+    remember_form()
+    return form.result(*parts)
 
 
 def loss_balance_ui(config: RunConfig) -> None:
@@ -144,7 +156,7 @@ def verdict_ui(config: RunConfig) -> Verdict | None:
         measured = load_target_range(config.data)
     except (DatasetNotFoundError, ValueError) as e:
         if not config.data.download:
-            st.error(str(e))
+            st.error(f"{e} {ASK_THE_HOST}" if isinstance(e, DatasetNotFoundError) else str(e))
             return None
         measured = None
     target = (measured.lo, measured.hi) if measured else None
@@ -162,17 +174,6 @@ def verdict_ui(config: RunConfig) -> Verdict | None:
     else:
         st.error(f"**Refused:** {combo}. {v.reason}")
     return v
-
-
-def current_job() -> TrainingJob | None:
-    return st.session_state.get(JOB_KEY)
-
-
-def start_job(config: RunConfig) -> TrainingJob:
-    job = TrainingJob(config, default_runs_dir()).start()
-    st.session_state[JOB_KEY] = job
-    st.session_state["job_adopted"] = False
-    return job
 
 
 STATUS_STYLE = {"works": "background-color: #e3f4e3", "mismatched": "background-color: #fff1cc",
