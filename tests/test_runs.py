@@ -2,6 +2,12 @@
 import json
 import os
 import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +145,102 @@ def test_bundled_models_load_and_are_small():
     assert {"sigmoid", "tanh", "linear"} <= activations
     total = sum(f.stat().st_size for f in runs.bundled_models_dir().rglob("*") if f.is_file())
     assert total < 25 * 2**20
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just been killed and reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc.kill()
+    proc.wait(10)
+    return proc.pid
+
+
+def test_a_running_run_whose_process_is_gone_is_interrupted(saved):
+    now = time.time()
+    live = {"status": "running", "pid": os.getpid(), "host": socket.gethostname(), "heartbeat": now,
+            "checkpoint_every_s": 5}
+    assert runs.live_status(live, now) == "running"
+    assert runs.live_status({**live, "pid": dead_pid()}, now) == "interrupted"
+    assert runs.live_status(live, now + 29) == "running"
+    assert runs.live_status(live, now + 31) == "interrupted"  # a reused pid cannot keep it "running"
+    assert runs.live_status({**live, "checkpoint_every_s": 60}, now + 170) == "running"  # 3 intervals
+    assert runs.live_status({**live, "host": "elsewhere", "pid": dead_pid()}, now) == "running"  # only the heartbeat
+    assert runs.live_status({**live, "status": "finished", "pid": dead_pid()}, now) == "finished"
+    run = load_run(saved)
+    save_run(saved, run.model, CONFIG, run.normalizer, {**live, "pid": dead_pid(), "steps": 7})
+    assert [(r.status, r.steps) for r in list_runs(saved.parent)] == [("interrupted", 7)]
+    assert load_run(saved).metrics["steps"] == 7  # an interrupted run loads like any other
+
+
+def test_run_info_says_what_a_run_is_without_loading_weights(saved, monkeypatch):
+    monkeypatch.setattr(runs, "_read_weights", lambda path: pytest.fail("list_runs must not read weights"))
+    run = list_runs(saved.parent)[0]
+    assert (run.name, run.dataset, run.normalization, run.output_activation, run.likelihood, run.latent_dim) == \
+        ("run", "sprites", "zscore", "sigmoid", "gaussian_learned", 3)
+    assert run.status == "finished" and run.owner is None and run.test_elbo_nats is None
+    assert run.summary() == "sprites · zscore → sigmoid · gaussian_learned · 3-d"
+    (saved / "metrics.json").write_text('{"status": "finished", "steps": 4013, "owner": "ana", "started": 1e9, '
+                                        '"test": {"elbo_nats": -121.04}}')
+    run = list_runs(saved.parent)[0]
+    assert (run.owner, run.steps, run.created, run.test_elbo_nats) == ("ana", 4013, 1e9, -121.04)
+    assert run.summary().endswith("3-d · 4,013 steps · ELBO -121.0")
+    (saved / "metrics.json").write_text("[1, 2]")
+    assert list_runs(saved.parent)[0].status == "unreadable"
+
+
+def test_bundled_runs_say_what_they_are():
+    infos = {r.name: r for r in list_runs(runs.bundled_models_dir())}
+    tanh = infos["sprites-tanh-symmetric-gaussian_learned"]
+    assert (tanh.dataset, tanh.normalization, tanh.output_activation, tanh.latent_dim) == \
+        ("sprites", "symmetric", "tanh", 10)
+    assert tanh.status == "finished" and tanh.steps > 1000 and tanh.test_elbo_nats > 2000
+
+
+HOLD_A_TEMPORARY = """
+import sys, time
+from pathlib import Path
+from vae_core import runs
+tmp = runs._temporary(Path(sys.argv[1]) / "run", "tmp")
+tmp.mkdir()
+print(tmp.name, flush=True)
+time.sleep(600)
+"""
+
+
+def test_cleanup_removes_temporaries_of_dead_writers_only(saved, tmp_path):
+    writer = subprocess.Popen([sys.executable, "-c", HOLD_A_TEMPORARY, str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parent.parent)
+    dead_tmp = tmp_path / writer.stdout.readline().strip()
+    assert dead_tmp.is_dir() and f".run.tmp-{writer.pid}-" in dead_tmp.name
+    assert runs.cleanup_stale_temporaries(tmp_path).removed == []  # its writer may still be saving
+    writer.kill()
+    writer.wait(10)
+    live_tmp = runs._temporary(saved, "tmp")
+    live_tmp.mkdir()
+    legacy, recent_legacy = tmp_path / ".run.old-0123abcd", tmp_path / ".run.old-4567cdef"
+    legacy.mkdir()
+    recent_legacy.mkdir()
+    os.utime(legacy, (time.time() - 7200, time.time() - 7200))
+    result = runs.cleanup_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in result.removed) == sorted([dead_tmp.name, legacy.name]) and result.restored == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".run.old-4567cdef", live_tmp.name, "run"])
+
+
+def test_cleanup_restores_a_run_caught_between_the_two_renames_of_a_save(saved, tmp_path):
+    pid = dead_pid()
+    complete = tmp_path / f".run.tmp-{pid}-0123abcd"
+    saved.rename(tmp_path / f".run.old-{pid}-4567cdef")
+    shutil.copytree(tmp_path / f".run.old-{pid}-4567cdef", complete)
+    result = runs.cleanup_stale_temporaries(tmp_path)
+    assert result.restored == [saved] and [p.name for p in result.removed] == [f".run.old-{pid}-4567cdef"]
+    assert load_run(saved).metrics["status"] == "finished"
+
+
+def test_a_reader_caught_between_the_two_renames_of_a_save_waits_for_it(saved, monkeypatch):
+    old = saved.parent / f".run.old-{os.getpid()}-0123abcd"
+    saved.rename(old)  # the first rename of a save; the second comes 50 ms later
+    threading.Timer(0.05, lambda: old.rename(saved)).start()
+    assert load_run(saved).metrics["status"] == "finished"
+    saved.rename(old)
+    threading.Timer(0.05, lambda: old.rename(saved)).start()
+    assert runs.run_info(saved).status == "finished"

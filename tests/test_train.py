@@ -1,12 +1,13 @@
 """Training: the loss falls, runs repeat under a seed, divergence and stops keep the weights."""
 import math
+import os
 
 import pytest
 import torch
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from vae_core.evaluate import evaluate
-from vae_core.jobs import TrainingJob, append_bounded
+from vae_core.jobs import History, TrainingJob, history_rows
 from vae_core.normalize import fit_normalizer
 from vae_core.runs import load_run
 from vae_core.train import Trainer, TrainingDiverged, make_run_config, prepare_data
@@ -74,16 +75,24 @@ def test_refused_combinations_raise_before_training(data):
 
 
 def test_job_stop_saves_the_run_and_history_is_bounded(tmp_path, data):
-    job = TrainingJob(small_config(epochs=1000), tmp_path, data=data, history_cap=50, preview_every_s=0.0)
+    job = TrainingJob(small_config(epochs=1000), tmp_path, data=data, history_cap=50, preview_every_s=0.0,
+                      checkpoint_every_s=0.2)
+    assert job.run_dir.parent == tmp_path  # fixed before it starts: checkpoints and the final save share it
     job.start()
     for _ in range(600):
-        if len(job.snapshot().history) >= 120 or job.join(0.05):
+        snap = job.snapshot()
+        if (snap.history and snap.history[-1].step >= 120) or job.join(0.05):
             break
+    for _ in range(200):  # one is written every 0.2 s
+        if (job.run_dir / "metrics.json").exists() or job.join(0.05):
+            break
+    checkpoint = load_run(job.run_dir).metrics
+    assert checkpoint["status"] == "running" and checkpoint["pid"] == os.getpid() and checkpoint["steps"] > 0
     job.stop()
     assert job.join(60)
     snap = job.snapshot()
     assert snap.status == "stopped" and snap.done
-    assert len(snap.history) <= 50 and snap.history[-1].step >= 120
+    assert len(snap.history) <= 51 and snap.history[0].step == 1 and snap.history[-1].step >= 120
     assert snap.preview is not None and snap.preview.recons.shape == (8, 3, 32, 32)
     run = load_run(snap.run_dir)
     assert run.metrics["status"] == "stopped" and run.metrics["steps"] == snap.history[-1].step
@@ -100,12 +109,34 @@ def test_job_failure_is_reported_not_raised(tmp_path):
     assert snap.run_dir is None
 
 
-def test_append_bounded_thins_old_points_and_keeps_the_latest():
-    history = []
-    for i in range(1000):
-        append_bounded(history, i, cap=100)
-    assert len(history) <= 100 and history[-1] == 999 and history[0] == 0
-    assert history == sorted(history)
+def test_history_keeps_every_kth_step_from_the_first_and_the_latest():
+    history = History(cap=1000)
+    for step in range(1, 10_001):
+        history.append(step)
+    points = history.points()
+    assert len(points) <= 1001 and points[0] == 1 and points[-1] == 10_000
+    gaps = {b - a for a, b in zip(points[:-2], points[1:-1])}
+    assert gaps == {history.stride} and history.stride == 16  # 10,000 steps / 16 = 625 kept, under the cap
+    assert points[-2] == 1 + 16 * 624  # the last kept point, then the latest
+
+
+def test_history_at_small_counts_keeps_everything_without_duplicating_the_latest():
+    history = History(cap=4)
+    for step in range(1, 4):
+        history.append(step)
+    assert history.points() == (1, 2, 3)
+    for step in range(4, 8):
+        history.append(step)
+    assert history.points() == (1, 3, 5, 7) and history.stride == 2
+
+
+def test_history_rows_keep_the_first_steps_and_the_last():
+    class Point:
+        def __init__(self, step):
+            self.step = self.epoch = self.recon_nats = self.kl_nats = self.elbo_nats = self.elapsed_s = step
+
+    rows = history_rows([Point(s) for s in range(1, 5001)], max_rows=1000)
+    assert rows["step"][:3] == [1, 6, 11] and rows["step"][-1] == 5000 and len(rows["step"]) == 1001
 
 
 def test_a_diverging_job_says_so_and_saves_its_last_good_weights(tmp_path, data):

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from vae_core import host
 from vae_core.config import DataConfig
 
 Split = Literal["train", "test"]
@@ -62,9 +63,8 @@ class DatasetNotFoundError(FileNotFoundError):
 # ----------------------------------------------------------------------------- where the data lives
 
 def resolve_data_dir(data_dir: str | None) -> Path:
-    """The data folder: the explicit argument, else $VAE_LAB_DATA, else ./data (relative to the cwd)."""
-    chosen = data_dir or os.environ.get("VAE_LAB_DATA") or "data"  # an empty env var counts as unset
-    return Path(chosen).expanduser().absolute()
+    """The data folder: the explicit argument, else the host's (host.data_dir: $VAE_LAB_DATA, else ./data)."""
+    return (Path(data_dir) if data_dir else host.data_dir()).expanduser().absolute()
 
 
 def dataset_shape(cfg: DataConfig) -> tuple[int, int]:

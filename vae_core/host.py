@@ -21,6 +21,20 @@ from pathlib import Path
 from typing import Mapping
 
 
+RUNS_ENV, DATA_ENV = "VAE_LAB_RUNS", "VAE_LAB_DATA"
+DEFAULT_RUNS_DIR, DEFAULT_DATA_DIR = "runs", "data"  # relative to the server's working directory
+
+
+def runs_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where trained runs are saved: $VAE_LAB_RUNS, else ./runs (an empty variable counts as unset)."""
+    return Path((os.environ if env is None else env).get(RUNS_ENV) or DEFAULT_RUNS_DIR)
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the torchvision datasets live: $VAE_LAB_DATA, else ./data (an empty variable counts as unset)."""
+    return Path((os.environ if env is None else env).get(DATA_ENV) or DEFAULT_DATA_DIR)
+
+
 class HostSettingError(ValueError):
     """An environment variable holds a value the server cannot use; the message names it."""
 
@@ -61,7 +75,7 @@ class HostSettings:
             max_queue=int(_number(env, "VAE_LAB_MAX_QUEUE", 64, 0, 10_000, integer=True)),
             job_time_cap_s=_number(env, "VAE_LAB_JOB_TIME_CAP_S", 600.0, 1.0, 7 * 24 * 3600),
             checkpoint_every_s=_number(env, "VAE_LAB_CHECKPOINT_EVERY_S", 5.0, 0.5, 3600),
-            runs_dir=Path(env.get("VAE_LAB_RUNS") or "runs"),
-            data_dir=Path(env.get("VAE_LAB_DATA") or "data"),
+            runs_dir=runs_dir(env),
+            data_dir=data_dir(env),
             allow_download=env.get("VAE_LAB_ALLOW_DOWNLOAD", "0").strip() == "1",
         )

@@ -2,29 +2,43 @@
 unpickling anything. A checkpoint is untrusted input: every field is validated before use."""
 from __future__ import annotations
 
+import dataclasses
+import glob
 import json
+import logging
 import math
 import os
 import re
 import shutil
+import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Literal, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import host
 from .config import RunConfig
 from .models import VAE, build_model
 from .normalize import Normalizer
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 FORMAT = "vae-lab-run/1"
 WEIGHTS, CONFIG, METRICS = "weights.safetensors", "config.json", "metrics.json"
 MAX_JSON_BYTES = 8 * 2**20  # a config or metrics file bigger than this is not one of ours
 MAX_WEIGHTS_BYTES = 512 * 2**20
+STALE_HEARTBEAT_MIN_S = 30.0  # a "running" run silent this long (or 3 checkpoint intervals) was interrupted
+SWAP_RETRY_S = 0.2  # a reader that caught a run between a save's two renames looks again after this
+STALE_TEMPORARY_S = 3600.0  # a save's temporary folder this old is debris, whoever wrote it
+
+# metrics.json's status; "interrupted": the process that trained it is gone (derived, or saved by the child)
+RunStatus = Literal["running", "finished", "stopped", "diverged", "interrupted", "failed"]
 
 
 class RunLoadError(ValueError):
@@ -45,15 +59,62 @@ class LoadedRun:
 
 
 @dataclass(frozen=True)
+class RunRecord:
+    """What metrics.json holds. A checkpoint of a job still training has status "running"."""
+    status: RunStatus
+    message: str = ""
+    steps: int = 0
+    test: dict[str, Any] = field(default_factory=dict)  # EvalMetrics.to_dict(); empty if not evaluated
+    history: dict[str, list[float]] = field(default_factory=dict)  # column-wise, first step kept
+    owner: str | None = None  # who started the job (a session), None from the CLI
+    started: float | None = None  # unix time the job started
+    pid: int | None = None  # the process that wrote it
+    host: str | None = None  # the machine that process runs on
+    heartbeat: float | None = None  # unix time of this save
+    checkpoint_every_s: float | None = None  # the writer's checkpoint interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def writer_fields() -> dict[str, Any]:
+    """The pid, host and heartbeat that let a reader tell a live "running" run from an interrupted one."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}
+
+
+@dataclass(frozen=True)
 class RunInfo:
+    """What a run picker shows, read from config.json and metrics.json only (no weights)."""
     path: Path
-    status: str
-    created: float  # unix time of the last save
+    status: str  # a RunStatus, or "unknown" / "unreadable"
+    created: float  # unix time the job started, else config.json's modification time
+    dataset: str | None = None
+    normalization: str | None = None
+    output_activation: str | None = None
+    likelihood: str | None = None
+    latent_dim: int | None = None
+    owner: str | None = None
+    steps: int | None = None
+    test_elbo_nats: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def summary(self) -> str:
+        """One readable line, e.g. "sprites · unit → sigmoid · bernoulli · 10-d · 4,013 steps · ELBO -121.0"."""
+        parts = [self.dataset or "?", f"{self.normalization} → {self.output_activation}", self.likelihood or "?",
+                 f"{self.latent_dim}-d" if self.latent_dim else "?-d"]
+        if self.steps is not None:
+            parts.append(f"{self.steps:,} steps")
+        if self.test_elbo_nats is not None:
+            parts.append(f"ELBO {self.test_elbo_nats:.1f}")
+        return " · ".join(parts)
 
 
 def default_runs_dir() -> Path:
-    """Where runs trained by users go: $VAE_LAB_RUNS, else ./runs (git-ignored)."""
-    return Path(os.environ.get("VAE_LAB_RUNS") or "runs")
+    """Where runs trained by users go: the host's setting (host.runs_dir: $VAE_LAB_RUNS, else ./runs)."""
+    return host.runs_dir()
 
 
 def bundled_models_dir() -> Path:
@@ -90,7 +151,7 @@ def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalize
     """Write the run folder atomically: a crash mid-save leaves any previous run at run_dir intact."""
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir.parent / f".{run_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = _temporary(run_dir, "tmp")
     tmp.mkdir()
     try:
         state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
@@ -105,11 +166,16 @@ def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalize
     return run_dir
 
 
+def _temporary(run_dir: Path, kind: Literal["tmp", "old"]) -> Path:
+    """A hidden sibling named after its writer's pid, so a cleanup can tell a live save from debris."""
+    return run_dir.parent / f".{run_dir.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 def _swap_in(tmp: Path, run_dir: Path) -> None:
     if not run_dir.exists():
         os.rename(tmp, run_dir)
         return
-    old = run_dir.parent / f".{run_dir.name}.old-{uuid.uuid4().hex[:8]}"
+    old = _temporary(run_dir, "old")
     os.rename(run_dir, old)
     os.rename(tmp, run_dir)
     shutil.rmtree(old, ignore_errors=True)
@@ -151,7 +217,26 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild the model from config.json and load its weights; raise RunLoadError with the reason."""
-    run_dir = Path(run_dir)
+    return _across_a_swap(_load_run, Path(run_dir))
+
+
+def _across_a_swap(read: Callable[[Path], R], run_dir: Path) -> R:
+    """read(run_dir), tried again once if it failed while a checkpoint was being swapped in."""
+    try:
+        return read(run_dir)
+    except (RunLoadError, OSError):
+        if not _save_in_progress(run_dir):
+            raise
+    time.sleep(SWAP_RETRY_S)  # the swap is two renames: over within milliseconds
+    return read(run_dir)
+
+
+def _save_in_progress(run_dir: Path) -> bool:
+    name = glob.escape(run_dir.name)
+    return any(next(run_dir.parent.glob(f".{name}.{kind}-*"), None) for kind in ("tmp", "old"))
+
+
+def _load_run(run_dir: Path) -> LoadedRun:
     if not run_dir.is_dir():
         raise RunLoadError(f"{run_dir} is not a folder: a run is a folder with {WEIGHTS}, {CONFIG}, {METRICS}.")
     config, normalizer = read_config(run_dir)
@@ -194,13 +279,124 @@ def list_runs(*roots: Path) -> list[RunInfo]:
             continue
         for d in Path(root).iterdir():
             if d.is_dir() and _RUN_NAME.match(d.name) and (d / CONFIG).is_file():
-                found.append(RunInfo(d, _status(d), (d / CONFIG).stat().st_mtime))
+                try:
+                    found.append(run_info(d))
+                except OSError:
+                    continue  # deleted while we looked
     return sorted(found, key=lambda r: r.created, reverse=True)
 
 
-def _status(run_dir: Path) -> str:
+def run_info(run_dir: Path) -> RunInfo:
+    """What the run is and how it ended, without loading its weights; a bad file makes it "unreadable"."""
+    run_dir = Path(run_dir)
     try:
-        metrics = _read_json(run_dir / METRICS)
-        return str(metrics.get("status", "unknown")) if isinstance(metrics, dict) else "unknown"
+        return _across_a_swap(_run_info, run_dir)
     except RunLoadError:
-        return "unreadable"
+        return RunInfo(run_dir, "unreadable", (run_dir / CONFIG).stat().st_mtime)
+
+
+def _run_info(run_dir: Path) -> RunInfo:
+    created = (run_dir / CONFIG).stat().st_mtime
+    config, normalizer = read_config(run_dir)
+    metrics = _read_json(run_dir / METRICS)
+    if not isinstance(metrics, dict):
+        raise RunLoadError(f"{run_dir}/{METRICS} must be a JSON object.")
+    test = metrics.get("test")
+    return RunInfo(run_dir, live_status(metrics), created=_number(metrics.get("started")) or created,
+                   dataset=config.data.dataset, normalization=normalizer.kind,
+                   output_activation=config.model.output_activation, likelihood=config.loss.likelihood,
+                   latent_dim=config.model.latent_dim, owner=_text(metrics.get("owner")),
+                   steps=_integer(metrics.get("steps")),
+                   test_elbo_nats=_number(test.get("elbo_nats")) if isinstance(test, dict) else None)
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value[:200] if isinstance(value, str) else None
+
+
+def live_status(metrics: dict[str, Any], now: float | None = None) -> str:
+    """metrics.json's status, except that a "running" run whose writer is gone is "interrupted"."""
+    status = str(metrics.get("status", "unknown"))
+    if status != "running":
+        return status
+    return "running" if _writer_alive(metrics, time.time() if now is None else now) else "interrupted"
+
+
+def _writer_alive(metrics: dict[str, Any], now: float) -> bool:
+    heartbeat, interval = _number(metrics.get("heartbeat")), _number(metrics.get("checkpoint_every_s")) or 5.0
+    if heartbeat is None or now - heartbeat > max(STALE_HEARTBEAT_MIN_S, 3 * interval):
+        return False  # also catches a pid that was reused after the writer died
+    pid = _integer(metrics.get("pid"))
+    if pid is None or metrics.get("host") != socket.gethostname():
+        return True  # another machine's process: only its heartbeat can tell
+    return pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (a zombie, dead but unreaped, counts as gone)."""
+    if pid <= 0:
+        return False  # kill(0) or kill(-n) would signal a whole process group
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux): trust kill()
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    removed: list[Path]  # leftover temporary folders deleted
+    restored: list[Path]  # runs put back from a save that died between its two renames
+
+
+def cleanup_stale_temporaries(root: Path) -> Cleanup:
+    """Remove the temporaries of saves that crashed (writer dead, or over an hour old); a live save's stay."""
+    removed, restored = [], []
+    root = Path(root)
+    if not root.is_dir():
+        return Cleanup(removed, restored)
+    stale = sorted((d for d in root.iterdir() if d.is_dir() and _stale(d)), key=lambda d: d.name)
+    for d in sorted(stale, key=lambda d: ".tmp-" not in d.name):  # a complete new save wins over the old one
+        target = root / _TEMPORARY.match(d.name)["name"]
+        if not target.exists() and all((d / f).is_file() for f in (WEIGHTS, CONFIG, METRICS)):
+            os.rename(d, target)
+            restored.append(target)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    if removed or restored:
+        log.info("cleaned up %s: removed %s, restored %s", root, [p.name for p in removed], [p.name for p in restored])
+    return Cleanup(removed, restored)
+
+
+def _stale(d: Path) -> bool:
+    m = _TEMPORARY.match(d.name)
+    if not m:
+        return False
+    try:
+        old = time.time() - d.stat().st_mtime > STALE_TEMPORARY_S
+    except OSError:
+        return False  # it went away meanwhile: its save finished
+    return old or (m["pid"] is not None and not pid_alive(int(m["pid"])))

@@ -1,0 +1,112 @@
+"""Jobs in a child process: live steps and previews, checkpoints, stop, kill -9 of the child, death of the parent."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from vae_core.runs import list_runs, load_run, pid_alive
+from vae_core.train import make_run_config
+from vae_core.worker import ProcessJob
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_config(epochs: int = 1000, time_budget_s: float | None = 60.0):
+    """128 sprites, a 2-block conv VAE: a few ms a step; the budget ends a test that forgets to stop."""
+    return make_run_config(DataConfig(n_train=128, n_test=32), ModelConfig(width=8, depth=2, latent_dim=4),
+                           LossConfig(likelihood="bernoulli"),
+                           TrainConfig(epochs=epochs, batch_size=32, lr=2e-3, time_budget_s=time_budget_s))
+
+
+def wait_for(condition, timeout: float = 60.0, every: float = 0.05):
+    """Poll until condition() is truthy and return its value; fail with the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def read_metrics(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def test_a_process_job_streams_steps_checkpoints_and_saves_when_stopped(tmp_path):
+    job = ProcessJob(tiny_config(), tmp_path, owner="alice", checkpoint_every_s=0.5, preview_every_s=0.2).start()
+    assert job.snapshot().status == "starting" and job.run_dir.parent == tmp_path  # the child is still importing
+    checkpoint = wait_for(lambda: read_metrics(job.run_dir))
+    assert checkpoint["status"] == "running" and checkpoint["pid"] == job.pid and checkpoint["owner"] == "alice"
+    assert checkpoint["steps"] > 0 and abs(checkpoint["heartbeat"] - time.time()) < 30
+    assert checkpoint["history"]["step"][0] == 1 and checkpoint["history"]["step"][-1] == checkpoint["steps"]
+    assert [(r.status, r.owner) for r in list_runs(tmp_path)] == [("running", "alice")]
+    snap = wait_for(lambda: (s := job.snapshot()).preview is not None and len(s.history) >= 40 and s)
+    steps = [m.step for m in snap.history]
+    assert snap.status == "running" and steps[0] == 1 and steps == sorted(set(steps))
+    assert snap.preview.input_pixels.dtype == np.uint8 and snap.preview.recon_pixels.shape == (8, 3, 32, 32)
+    assert 0 <= snap.preview.recons.min() and snap.preview.recons.max() <= 1
+    job.stop()
+    assert job.join(60)
+    final = job.snapshot()
+    assert final.status == "stopped" and final.run_dir == job.run_dir and str(job.run_dir) in final.message
+    run = load_run(job.run_dir)
+    assert run.metrics["status"] == "stopped" and run.metrics["steps"] == final.history[-1].step >= 40
+    assert math.isfinite(run.metrics["test"]["elbo_nats"]) and final.test_metrics.n_test == 32
+    info = list_runs(tmp_path)[0]
+    assert (info.status, info.latent_dim, info.steps) == ("stopped", 4, final.history[-1].step)
+    assert info.test_elbo_nats == run.metrics["test"]["elbo_nats"]
+    assert 0 < job.startup_s < 60
+
+
+def test_a_killed_child_leaves_a_loadable_interrupted_run(tmp_path):
+    job = ProcessJob(tiny_config(), tmp_path, checkpoint_every_s=0.3).start()
+    wait_for(lambda: read_metrics(job.run_dir))
+    os.kill(job.pid, signal.SIGKILL)
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == "failed" and "killed by signal 9" in snap.message
+    assert str(job.run_dir) in snap.message and "loads like any run" in snap.message
+    assert [r.status for r in list_runs(tmp_path)] == ["interrupted"]
+    run = load_run(job.run_dir)  # every tensor finite, shapes match the config
+    assert run.metrics["status"] == "running" and run.metrics["steps"] > 0
+
+
+PARENT = """
+import sys, time
+from pathlib import Path
+from tests.test_jobs import tiny_config
+from vae_core.worker import ProcessJob
+
+job = ProcessJob(tiny_config(), Path(sys.argv[1]), checkpoint_every_s=0.3).start()
+while not (job.run_dir / "metrics.json").exists():
+    time.sleep(0.05)
+print(job.pid, job.run_dir, flush=True)
+time.sleep(600)
+"""
+
+
+def test_when_the_server_dies_the_child_saves_the_run_as_interrupted(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        child_pid, run_dir = parent.stdout.readline().split()
+    finally:
+        parent.kill()  # SIGKILL: no atexit, no cleanup, as when a server is killed
+        parent.wait(30)
+    wait_for(lambda: not pid_alive(int(child_pid)), timeout=60)
+    metrics = read_metrics(Path(run_dir))
+    assert metrics["status"] == "interrupted" and "server" in metrics["message"] and metrics["steps"] > 0
+    assert math.isfinite(metrics["test"]["elbo_nats"])  # the child evaluated before saving
+    assert [r.status for r in list_runs(tmp_path)] == ["interrupted"]
+    assert load_run(run_dir).metrics["steps"] == metrics["steps"]
