@@ -4,6 +4,7 @@ from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
 from ui.widgets import chart
 from vae_core import views
 from vae_core.evaluate import COLLAPSE_KL, bits_per_dim
+from vae_core.figures import format_number
 from vae_core.likelihoods import ACTIVATION_RANGE
 from vae_core.objective import effective_beta, implied_sigma
 
@@ -14,12 +15,15 @@ act = cfg.model.output_activation
 
 st.title("Diagnostics")
 st.caption(f"What the loaded model ({run.name}) can and cannot do, measured on its test images.")
+if (note := views.status_note(run)) is not None:
+    st.warning(note)
 
 
 @st.fragment
 def range_ui() -> None:
     st.subheader("Can the output reach the targets?")
-    n = st.slider("Test images", 50, len(test), min(500, len(test)), 50, key="range_n")
+    n = st.slider("Test images", 50, len(test), min(500, len(test)), 50, key="range_n") \
+        if len(test) > 50 else len(test)
     view = views.range_view(run, test.images[:n])
     lo, hi = ACTIVATION_RANGE[act]
     c1, c2 = st.columns(2)
@@ -42,16 +46,18 @@ def likelihood_ui() -> None:
     m = evaluate_cached(str(run.path), run_mtime(run), min(n, len(test)), k)
     shape = (cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
     c = st.columns(4)
-    c[0].metric("ELBO", f"{m.elbo_nats:.2f}", help="nats/image, one z sample")
-    c[1].metric(f"IWAE bound, k = {k}", f"{m.iwae_nats:.2f}", f"{m.iwae_nats - m.elbo_nats:+.2f} over the ELBO",
+    c[0].metric("ELBO", format_number(m.elbo_nats), help="nats/image, one z sample")
+    c[1].metric(f"IWAE bound, k = {k}", format_number(m.iwae_nats),
+                f"{format_number(m.iwae_nats - m.elbo_nats, signed=True)} over the ELBO",
                 help="log p(x) ≥ IWAE_k ≥ ELBO (Burda et al. 2015); tighter as k grows. nats/image.")
     if m.bits_per_dim is None:
         c[2].metric("Bits/dim", "—", help=m.bits_per_dim_note)
         c[3].metric("Bits/dim (IWAE)", "—")
         st.caption(m.bits_per_dim_note)
     else:
-        c[2].metric("Bits/dim (ELBO)", f"{m.bits_per_dim:.3f}", help="0..255 grey-level scale, log-Jacobian included")
-        c[3].metric("Bits/dim (IWAE)", f"{bits_per_dim(m.iwae_nats, run.normalizer, shape):.3f}")
+        c[2].metric("Bits/dim (ELBO)", format_number(m.bits_per_dim, 3),
+                    help="0..255 grey-level scale, log-Jacobian included")
+        c[3].metric("Bits/dim (IWAE)", format_number(bits_per_dim(m.iwae_nats, run.normalizer, shape), 3))
     n_pixels = cfg.model.channels * cfg.model.image_size**2
     beta_eff = effective_beta(cfg.loss, n_pixels, cfg.model.latent_dim)
     sigma = implied_sigma(cfg.loss, n_pixels, cfg.model.latent_dim)
@@ -64,12 +70,16 @@ def posterior_ui() -> None:
     st.subheader("Is the latent space used?")
     m = evaluate_cached(str(run.path), run_mtime(run), min(1000, len(test)), 0)
     c = st.columns(3)
-    c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}", help="Cov_x(E[z]) > 0.01 (Burda et al. 2015)")
-    c[1].metric("KL", f"{m.kl_nats:.2f} nats/image")
-    c[2].metric("Dimensions under 0.01 nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}")
-    if m.posterior_collapse:
-        st.error("**Posterior collapse:** almost every latent dimension carries under 0.01 nats, so the decoder "
+    c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}",
+                help="Cov_x(E[z]) > 0.01 (Burda et al. 2015)")
+    c[1].metric("KL", f"{format_number(m.kl_nats)} nats/image")
+    c[2].metric(f"Dimensions under {COLLAPSE_KL:g} nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}")
+    verdict = views.collapse_verdict(run, m)
+    if verdict.alarm:
+        st.error(f"**Posterior collapse:** no latent dimension carries {COLLAPSE_KL:g} nats, so the decoder "
                  "ignores z. Try a lower β, a KL warm-up, free bits, or a likelihood with a smaller σ.")
+    elif verdict.note:
+        st.caption(verdict.note)
     kl_fig, sigma_fig = views.posterior_figures(m)
     left, right = st.columns(2)
     left.markdown("**KL per dimension** (nats/image)")

@@ -6,7 +6,6 @@ from vae_core import views
 
 run = current_run()
 test = page_test_images(run)
-latent_dim = run.config.model.latent_dim
 
 st.title("Latent space")
 
@@ -18,9 +17,16 @@ def traversal_ui() -> None:
         st.caption("Start from a test image's posterior mean and sweep one latent dimension at a time. "
                    "Rows are ordered by how many nats of KL the dimension carries on the test set.")
         left, mid, right = st.columns(3)
-        anchor = left.slider("Test image to start from", 0, len(test) - 1, 0, key="traverse_anchor")
+        anchor = left.slider("Test image to start from", 0, len(test) - 1, 0, key="traverse_anchor") \
+            if len(test) > 1 else 0
         span = mid.slider("Range (prior standard deviations)", 0.5, 5.0, 3.0, 0.5, key="traverse_range")
-        n_dims = right.slider("Dimensions shown", 1, latent_dim, min(latent_dim, 10), key="traverse_dims")
+        limit = views.traversal_dims_limit(run)
+        if limit > 1:
+            n_dims = right.slider("Dimensions shown", 1, limit, min(limit, 10), key="traverse_dims",
+                                  help=f"At most {limit}: the dimensions carrying the most KL come first.")
+        else:
+            n_dims = 1
+            right.caption("One latent dimension: its row is the whole traversal.")
         dims = views.informative_dims(run, n_dims)
         chart(views.traversal(run, test.images[anchor], dims, span), key="traversal_chart")
 

@@ -14,8 +14,9 @@ st.caption("Test images and what the loaded VAE makes of them, mapped back to pi
 @st.fragment
 def reconstructions_ui() -> None:
     left, right = st.columns(2)
-    n = left.slider("Images", 4, 16, 10, key="recon_n")
-    start = right.number_input("First test image", 0, len(test) - n, 0, key="recon_start")
+    most = min(16, len(test))  # a run evaluated on a handful of test images has no more to show
+    n = left.slider("Images", 4, most, min(10, most), key="recon_n") if most > 4 else most
+    start = right.number_input("First test image", 0, len(test) - n, 0, key="recon_start") if len(test) > n else 0
     images = test.images[start:start + n]
     grid, errors = views.reconstruction_figures(run, images)
     chart(grid, key="recon_grid")

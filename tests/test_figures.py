@@ -211,6 +211,40 @@ def test_training_curves_empty_run():
     assert len(fig.data) == 3 and all(len(t.x) == 0 for t in fig.data)
 
 
+def test_training_curves_of_one_step_are_readable():
+    """A run that diverged at step 2 has one point: draw it, with a padded range (plotly's own is value ± 1,
+    whose ticks read "-1,700,476,671.5") and whole steps."""
+    fig = F.training_curves([1], [1.7e9], [0.14], [-1.7e9])
+    check_sendable(fig)
+    assert all(t.mode == "markers" for t in fig.data)
+    assert list(fig.layout.yaxis.range) == pytest.approx([1.53e9, 1.87e9])
+    assert list(fig.layout.yaxis3.range) == pytest.approx([-1.87e9, -1.53e9])
+    assert fig.layout.xaxis3.dtick == 1
+    many = F.training_curves(list(range(50)), np.linspace(9, 1, 50), np.ones(50), -np.linspace(10, 2, 50))
+    assert many.data[0].mode == "lines" and many.layout.yaxis.range is None
+    assert list(many.layout.yaxis2.range) == [0.9, 1.1]  # a flat KL gets a range around it too
+    assert many.layout.xaxis3.dtick is None
+
+
+def test_number_axes_switch_to_powers_of_ten_at_a_million():
+    """Axes as the cards: positional with separators below SCIENTIFIC_FROM, "×10⁹" beyond (not "B" or "P")."""
+    fig = F.kl_per_dim_bars([1e16, 3.0])
+    axis = fig.layout.template.layout.yaxis
+    assert axis.exponentformat == "power" and axis.separatethousands
+    assert 10 ** (axis.minexponent + 1) == F.SCIENTIFIC_FROM  # plotly uses the exponent when |exp| > minexponent
+
+
+@pytest.mark.parametrize("value, decimals, signed, text", [
+    (-121.04, 2, False, "-121.04"), (798595.67, 3, False, "798595.670"),
+    (-1700476672.0, 2, False, "-1.70 × 10⁹"),
+    (6135040.0, 2, True, "+6.14 × 10⁶"), (-0.5, 2, True, "-0.50"), (1e16, 1, False, "1.00 × 10¹⁶"),
+    (2.5e-7, 2, False, "0.00"), (float("nan"), 2, False, "NaN"), (float("-inf"), 2, False, "-∞"),
+    (None, 2, False, "—"),
+])
+def test_format_number(value, decimals, signed, text):
+    assert F.format_number(value, decimals, signed=signed) == text
+
+
 def test_training_curves_rejects_ragged_input():
     with pytest.raises(ValueError):
         F.training_curves([0, 1], [1.0], [1.0, 2.0], [1.0, 2.0])
@@ -287,7 +321,7 @@ def test_metrics_table_rows():
               "big": "big", "huge": "huge", "n32": "f32", "n64": "i64", "bad": "bad"}
     assert F.metrics_table_rows(metrics, labels) == [
         ("steps", "5,000"), ("ELBO", "-123.5"), ("KL", "0.0001235"), ("bits/dim", "—"), ("IWAE", "—"),
-        ("big", "12,350"), ("huge", "1.5e+07"), ("f32", "2.5"), ("i64", "7"), ("bad", "NaN"),
+        ("big", "12,350"), ("huge", "1.5 × 10⁷"), ("f32", "2.5"), ("i64", "7"), ("bad", "NaN"),
     ]
 
 

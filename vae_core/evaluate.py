@@ -3,6 +3,7 @@ the posterior (KL and sigma per dimension, active units, collapse) and the outpu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -16,7 +17,9 @@ from .objective import effective_beta, kl_per_dimension, reconstruction_nats
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active if Cov_x(E_q[z_u]) > 0.01
 COLLAPSE_KL = 0.01  # nats: a dimension carrying less than this says nothing about x
-COLLAPSE_SHARE = 0.9  # the alarm: at least this share of the dimensions under COLLAPSE_KL
+# An encoder at its initialization already has a KL near zero (q(z|x) ~ N(0, I)): before this many
+# optimizer steps a quiet posterior says the model is untrained, not that it collapsed.
+COLLAPSE_MIN_STEPS = 100
 SATURATION_EPS = 1e-3  # an output this close to its activation's bound is saturated
 BERNOULLI_BPD_NOTE = ("Bits/dim is not reported for a Bernoulli likelihood: on grey-level data it is not a "
                       "normalized likelihood of the pixels, so the number would not compare with others.")
@@ -39,7 +42,7 @@ class EvalMetrics:
     kl_per_dim: list[float]  # nats, mean over the test set
     posterior_var: list[float]  # Cov_x(E_q[z_u]) per dimension, the active-unit statistic
     posterior_sigma: list[float]  # mean posterior std per dimension (1 = the prior's)
-    posterior_collapse: bool  # almost every dimension carries under COLLAPSE_KL nats
+    posterior_collapse: bool  # no dimension carries COLLAPSE_KL nats: z says nothing about x
     frac_targets_unreachable: float  # normalized targets outside the output activation's range
     frac_outputs_saturated: float  # decoder outputs within SATURATION_EPS of the activation's bounds
     effective_beta: float | None  # the proper-ELBO beta the training loss amounted to
@@ -65,9 +68,14 @@ def range_fractions(x: torch.Tensor, x_hat: torch.Tensor, activation: str) -> tu
     return unreachable, saturated
 
 
-def posterior_collapse(kl_per_dim: list[float]) -> bool:
-    quiet = sum(k < COLLAPSE_KL for k in kl_per_dim)
-    return quiet >= COLLAPSE_SHARE * len(kl_per_dim)
+def posterior_collapse(kl_per_dim: Sequence[float], steps: int | None = None) -> bool:
+    """No dimension carries COLLAPSE_KL nats, after at least COLLAPSE_MIN_STEPS steps (None: steps unknown)."""
+    # Every dimension, not a share: one dimension carrying a few nats is a z the decoder uses, and with
+    # 256 dimensions a handful of informative ones is a used latent space (the KL prunes what the data
+    # does not need), not a collapse.
+    if steps is not None and steps < COLLAPSE_MIN_STEPS:
+        return False
+    return len(kl_per_dim) > 0 and all(k < COLLAPSE_KL for k in kl_per_dim)
 
 
 @torch.no_grad()

@@ -28,14 +28,32 @@ CATEGORICAL = qualitative.D3  # the matplotlib "tab10" colours practitioners kno
 _HIDDEN_AXIS = dict(showgrid=False, zeroline=False, showline=False, ticks="", showticklabels=False)
 
 
+SCIENTIFIC_FROM = 1e6  # numbers this large read as "-1.70 × 10⁹", in cards and on axes alike
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _make_template() -> go.layout.Template:
+    """plotly_white whose number axes switch to powers of ten at SCIENTIFIC_FROM, with thousands separated."""
+    # Plotly's default would write a diverged run's -1.7e9 nats as "-1.7B" and 1e16 as "10P".
+    template = go.layout.Template(pio.templates["plotly_white"])
+    numbers = dict(exponentformat="power", minexponent=round(math.log10(SCIENTIFIC_FROM)) - 1,
+                   separatethousands=True)
+    template.layout.xaxis.update(numbers)
+    template.layout.yaxis.update(numbers)
+    return template
+
+
+_TEMPLATE = _make_template()
+
+
 def _apply_template(fig: go.Figure) -> None:
-    """Attach plotly_white without re-validating it, which alone would cost ~10 ms per figure."""
-    # Registered templates are valid already; plotly skips this same check for its default template.
+    """Attach the shared template without re-validating it, which alone would cost ~10 ms per figure."""
+    # The template was validated when it was built; plotly skips this same check for its default template.
     # Only this one assignment is unvalidated: every other property, the caller's updates included, is.
     layout = fig.layout
     previous, layout._validate = layout._validate, False
     try:
-        layout.template = pio.templates["plotly_white"]
+        layout.template = _TEMPLATE
     finally:
         layout._validate = previous
 
@@ -214,6 +232,27 @@ def _curve_axes(gap: float = 0.1) -> dict:
     return layout
 
 
+def _flat_range(values: np.ndarray) -> list[float] | None:
+    """A range around a series of one value, which plotly would show as value ± 1: "-1,700,476,671.5"."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or finite.min() != finite.max():
+        return None
+    v = float(finite[0])
+    pad = abs(v) * 0.1 or 1.0
+    return [v - pad, v + pad]
+
+
+def _curve_ranges(x: np.ndarray, panels: Sequence[np.ndarray]) -> dict:
+    """Readable axes for runs of a step or two (a run that diverged at step 2): whole steps, padded values."""
+    layout: dict = {}
+    if x.size and x.max() - x.min() < 10:
+        layout["xaxis3"] = dict(dtick=1)  # not "0.5 steps"
+    for suffix, values in zip(("", "2", "3"), panels):
+        if (flat := _flat_range(values)) is not None:
+            layout[f"yaxis{suffix}"] = dict(range=flat)
+    return layout
+
+
 def training_curves(steps: Sequence[float], recon: Sequence[float], kl: Sequence[float],
                     elbo: Sequence[float], *, test_steps: Sequence[float] = (),
                     test_elbo: Sequence[float] = (), title: str | None = None) -> go.Figure:
@@ -224,16 +263,20 @@ def training_curves(steps: Sequence[float], recon: Sequence[float], kl: Sequence
     if x.ndim != 1 or any(s.shape != x.shape for s in series) or tx.ndim != 1 or tx.shape != ty.shape:
         raise ValueError("steps, recon, kl, elbo (and test_steps, test_elbo) must be 1-D, of equal length.")
     has_test = tx.size > 0
+    mode = "lines" if x.size > 1 else "markers"  # a line through one point draws nothing
     # SVG lines, not WebGL: a page holds few WebGL contexts, and 2,000 points draw fast enough in SVG.
-    data = [go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=ACCENT, width=2),
-                       xaxis="x" + suffix, yaxis="y" + suffix, showlegend=suffix == "3" and has_test,
-                       hovertemplate=_NATS_HOVER)
+    data = [go.Scatter(x=x, y=y, mode=mode, name=name, line=dict(color=ACCENT, width=2),
+                       marker=dict(color=ACCENT, size=8), xaxis="x" + suffix, yaxis="y" + suffix,
+                       showlegend=suffix == "3" and has_test, hovertemplate=_NATS_HOVER)
             for y, name, suffix in zip(series, ("reconstruction", "KL", "train ELBO"), ("", "2", "3"))]
     if has_test:
         data.append(go.Scatter(x=tx, y=ty, mode="lines+markers", name="test ELBO", xaxis="x3", yaxis="y3",
                                marker=dict(color=TEST_COLOR, size=8), line=dict(color=TEST_COLOR, dash="dot"),
                                hovertemplate=_NATS_HOVER))
-    return _figure(data, dict(_curve_axes(), hovermode="x"), title, 620, top=20)
+    layout = _curve_axes()
+    for name, extra in _curve_ranges(np.concatenate([x, tx]), [*series[:2], np.concatenate([series[2], ty])]).items():
+        layout[name] = {**layout[name], **extra}
+    return _figure(data, dict(layout, hovermode="x"), title, 620, top=20)
 
 
 def kl_per_dim_bars(kl_per_dim: Sequence[float], *, threshold: float = 0.01,
@@ -295,8 +338,31 @@ def latent_scatter(points: np.ndarray, color: np.ndarray, *, color_name: str, ca
 # Tables
 
 
+def _non_finite(v: float) -> str | None:
+    if math.isnan(v):
+        return "NaN"
+    return ("∞" if v > 0 else "-∞") if math.isinf(v) else None
+
+
+def _scientific(v: float, digits: int, trim: bool = False) -> str:
+    """-1.7e9 -> "-1.70 × 10⁹" with `digits` significant digits (trim: "-1.7 × 10⁹"): no "e+09" on a slide."""
+    mantissa, exponent = f"{v:.{digits - 1}e}".split("e")
+    if trim and "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
+def format_number(value: float | None, decimals: int = 2, *, signed: bool = False) -> str:
+    """A metric for a card: fixed decimals below SCIENTIFIC_FROM, three significant digits × 10ⁿ beyond."""
+    if value is None:
+        return "—"
+    v = float(value)
+    text = _non_finite(v) or (_scientific(v, 3) if abs(v) >= SCIENTIFIC_FROM else f"{v:.{decimals}f}")
+    return f"+{text}" if signed and v >= 0 else text
+
+
 def _format_value(value: float | int | None) -> str:
-    """None -> "—", ints as ints, floats to 4 significant digits (positional below a million)."""
+    """None -> "—", ints as ints, floats to 4 significant digits (positional below SCIENTIFIC_FROM)."""
     if value is None:
         return "—"
     if isinstance(value, (bool, np.bool_)):
@@ -304,11 +370,11 @@ def _format_value(value: float | int | None) -> str:
     if isinstance(value, numbers.Integral):
         return f"{int(value):,}"
     v = float(value)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "∞" if v > 0 else "-∞"
-    if 1e4 <= abs(v) < 1e6:  # "12,350" reads better than "1.235e+04" on a slide
+    if (text := _non_finite(v)) is not None:
+        return text
+    if abs(v) >= SCIENTIFIC_FROM:
+        return _scientific(v, 4, trim=True)
+    if abs(v) >= 1e4:  # "12,350" reads better than "1.235e+04" on a slide
         return f"{float(f'{v:.4g}'):,.0f}"
     return f"{v:.4g}"
 

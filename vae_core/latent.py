@@ -75,13 +75,16 @@ class Projection:
 
 
 def project_2d(mu: torch.Tensor) -> Projection:
-    """Posterior means (N, L) on two axes: as they are when L <= 2, else their first two principal components."""
+    """Posterior means (N, L) on two axes: their first two principal components, or as they are when L <= 2
+    or there is nothing for a PCA to find (one point, all alike, NaN)."""
     if mu.shape[1] == 1:
         return Projection(torch.cat([mu, torch.zeros_like(mu)], 1), ("z0", "—"), None)
-    if mu.shape[1] == 2:
-        return Projection(mu, ("z0", "z1"), None)
+    if mu.shape[1] == 2 or len(mu) < 2 or not torch.isfinite(mu).all():
+        return Projection(mu[:, :2], ("z0", "z1"), None)  # as they are: too few points (or NaN) for a PCA
     centred = mu - mu.mean(0)
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    if (s**2).sum() == 0:  # every point alike: no direction explains anything
+        return Projection(mu[:, :2], ("z0", "z1"), None)
     frac = (s**2 / (s**2).sum()).tolist()
     names = (f"PC1 ({frac[0]:.0%} of variance)", f"PC2 ({frac[1]:.0%} of variance)")
     return Projection(centred @ vh[:2].T, names, (frac[0], frac[1]))

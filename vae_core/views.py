@@ -14,11 +14,20 @@ import torch
 
 from . import diagnostic_figures, figures
 from .data import ImageDataset, pixels
-from .evaluate import COLLAPSE_KL, EvalMetrics, range_fractions
+from .evaluate import COLLAPSE_KL, COLLAPSE_MIN_STEPS, EvalMetrics, posterior_collapse, range_fractions
 from .likelihoods import ACTIVATION_RANGE
 from .latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
 from .runs import LoadedRun
 from .train import StepMetrics
+
+
+TRAVERSAL_MAX_DIMS = 16  # rows of a traversal: beyond this the tiles shrink below what a projector shows
+
+
+def _test_metrics(run: LoadedRun) -> dict:
+    """The run's test metrics; {} when it has none (a stopped run, or one saved elsewhere)."""
+    test = run.metrics.get("test")
+    return test if isinstance(test, dict) else {}
 
 
 def _to_pixels(run: LoadedRun, x: torch.Tensor) -> np.ndarray:
@@ -50,9 +59,14 @@ def posterior_samples(run: LoadedRun, image: torch.Tensor, n_samples: int = 7, s
     return figures.image_grid(row[None], len(row), col_labels=labels)
 
 
+def traversal_dims_limit(run: LoadedRun) -> int:
+    """The most rows a traversal of this run shows."""
+    return min(run.config.model.latent_dim, TRAVERSAL_MAX_DIMS)
+
+
 def informative_dims(run: LoadedRun, limit: int = 10) -> list[int]:
     """Latent dimensions ordered by their test KL (most informative first), from metrics.json."""
-    kl = run.metrics.get("test", {}).get("kl_per_dim") or []
+    kl = _test_metrics(run).get("kl_per_dim") or []
     order = sorted(range(len(kl)), key=lambda d: -kl[d]) if len(kl) == run.config.model.latent_dim else \
         list(range(run.config.model.latent_dim))
     return order[:limit]
@@ -63,8 +77,8 @@ def traversal(run: LoadedRun, image: torch.Tensor, dims: Sequence[int], span: fl
     mu, _ = embed(run.model, _normalized(run, image[None]))
     values = np.linspace(-span, span, n_values).tolist()
     grid = _to_pixels(run, traverse(run.model, mu[0], dims, values))  # (D, V, C, H, W)
-    kl = run.metrics.get("test", {}).get("kl_per_dim") or []
-    rows = [f"z{d} ({kl[d]:.1f} nats)" if d < len(kl) else f"z{d}" for d in dims]
+    kl = _test_metrics(run).get("kl_per_dim") or []
+    rows = [f"z{d} ({figures.format_number(kl[d], 1)} nats)" if d < len(kl) else f"z{d}" for d in dims]
     return figures.image_grid(grid, n_values, row_labels=rows, col_labels=[f"{v:+g}σ" for v in values])
 
 
@@ -100,9 +114,14 @@ def latent_map(run: LoadedRun, data: ImageDataset, color_by: str = "label", limi
         categorical, names = color_by == "shape", data.label_names if color_by == "shape" else None
     fig = figures.latent_scatter(proj.points.numpy(), color, color_name=color_by, categorical=categorical,
                                  category_names=names, axis_titles=proj.axis_names)
-    note = ("Posterior means μ(x) projected on their first two principal components."
-            if proj.explained else "Posterior means μ(x).")
-    return LatentMap(fig, note)
+    return LatentMap(fig, _map_note(mu.shape[1], proj.explained is not None))
+
+
+def _map_note(latent_dim: int, pca: bool) -> str:
+    if latent_dim == 1:
+        return "Posterior means μ(x) of the one latent dimension, on a line."
+    return "Posterior means μ(x) projected on their first two principal components." if pca else \
+        "Posterior means μ(x)."
 
 
 def training_figure(history: Sequence[StepMetrics]) -> go.Figure:
@@ -152,6 +171,35 @@ def sigma_map(run: LoadedRun, images: torch.Tensor) -> go.Figure | None:
     scale = torch.tensor(run.normalizer.scale).view(1, -1, 1, 1)
     sigma = (log_sigma.exp() * scale).mean(1)  # pixel units: sigma_x * d(pixel)/dx
     return figures.error_heatmap(sigma.numpy(), len(images), colorbar_title="decoder σ (pixel units)")
+
+
+@dataclass(frozen=True)
+class CollapseVerdict:
+    alarm: bool  # no latent dimension carries information, after enough training to say so
+    note: str  # why the question is not asked yet, or ""
+
+
+def run_steps(run: LoadedRun) -> int | None:
+    """The optimizer steps a run was trained for, from metrics.json; None when it does not say."""
+    steps = run.metrics.get("steps")
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+
+def collapse_verdict(run: LoadedRun, metrics: EvalMetrics) -> CollapseVerdict:
+    """The posterior-collapse alarm for this run, silent (with the reason) for one trained too briefly."""
+    steps = run_steps(run)
+    if steps is not None and steps < COLLAPSE_MIN_STEPS:
+        return CollapseVerdict(False, f"Trained for {steps} step{'s' * (steps != 1)} only: too early to speak "
+                               "of posterior collapse (an untrained encoder's KL is near zero too).")
+    return CollapseVerdict(posterior_collapse(metrics.kl_per_dim, steps), "")
+
+
+def status_note(run: LoadedRun) -> str | None:
+    """What a diverged run's numbers mean, or None for a run that ended normally."""
+    if run.metrics.get("status") != "diverged":
+        return None
+    message = run.metrics.get("message") or "Training diverged; the weights of its last finite step were kept."
+    return f"{message} Every number on this page describes those weights."
 
 
 def posterior_figures(metrics: EvalMetrics) -> tuple[go.Figure, go.Figure]:
