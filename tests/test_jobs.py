@@ -6,9 +6,11 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from vae_core.runs import list_runs, load_run, pid_alive
@@ -69,15 +71,19 @@ def test_a_process_job_streams_steps_checkpoints_and_saves_when_stopped(tmp_path
     assert 0 < job.startup_s < 60
 
 
-def test_a_killed_child_leaves_a_loadable_interrupted_run(tmp_path):
-    job = ProcessJob(tiny_config(), tmp_path, checkpoint_every_s=0.3).start()
+def test_a_killed_child_leaves_a_loadable_interrupted_run(tmp_path, monkeypatch):
+    app = tmp_path / "app.py"  # under Streamlit, __main__ is the app script: the child must not run it again
+    app.write_text(f"open({str(tmp_path / 'app-ran')!r}, 'w').close()\n")
+    monkeypatch.setitem(sys.modules, "__main__", types.SimpleNamespace(__file__=str(app), __spec__=None))
+    job = ProcessJob(tiny_config(), tmp_path / "runs", checkpoint_every_s=0.3).start()
     wait_for(lambda: read_metrics(job.run_dir))
+    assert not (tmp_path / "app-ran").exists()
     os.kill(job.pid, signal.SIGKILL)
     assert job.join(30)
     snap = job.snapshot()
     assert snap.status == "failed" and "killed by signal 9" in snap.message
     assert str(job.run_dir) in snap.message and "loads like any run" in snap.message
-    assert [r.status for r in list_runs(tmp_path)] == ["interrupted"]
+    assert [r.status for r in list_runs(tmp_path / "runs")] == ["interrupted"]
     run = load_run(job.run_dir)  # every tensor finite, shapes match the config
     assert run.metrics["status"] == "running" and run.metrics["steps"] > 0
 
@@ -92,21 +98,36 @@ job = ProcessJob(tiny_config(), Path(sys.argv[1]), checkpoint_every_s=0.3).start
 while not (job.run_dir / "metrics.json").exists():
     time.sleep(0.05)
 print(job.pid, job.run_dir, flush=True)
-time.sleep(600)
+if sys.argv[2] == "kill":
+    time.sleep(600)
 """
 
 
-def test_when_the_server_dies_the_child_saves_the_run_as_interrupted(tmp_path):
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
+@pytest.mark.parametrize("death,message", [
+    ("kill", "server that started this job stopped"),  # SIGKILL: no atexit; the child sees its parent pid change
+    ("exit", "server is shutting down"),  # a normal exit: multiprocessing's atexit sends SIGTERM and waits
+])
+def test_when_the_server_ends_the_child_saves_the_run_as_interrupted(tmp_path, death, message):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path), death], cwd=REPO, stdout=subprocess.PIPE,
                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         child_pid, run_dir = parent.stdout.readline().split()
     finally:
-        parent.kill()  # SIGKILL: no atexit, no cleanup, as when a server is killed
-        parent.wait(30)
+        if death == "kill":
+            parent.kill()
+        parent.wait(60)
     wait_for(lambda: not pid_alive(int(child_pid)), timeout=60)
     metrics = read_metrics(Path(run_dir))
-    assert metrics["status"] == "interrupted" and "server" in metrics["message"] and metrics["steps"] > 0
+    assert metrics["status"] == "interrupted" and message in metrics["message"] and metrics["steps"] > 0
     assert math.isfinite(metrics["test"]["elbo_nats"])  # the child evaluated before saving
     assert [r.status for r in list_runs(tmp_path)] == ["interrupted"]
     assert load_run(run_dir).metrics["steps"] == metrics["steps"]
+
+
+def test_importing_the_worker_and_scheduler_starts_nothing():
+    code = ("import multiprocessing, multiprocessing.spawn as spawn, sys, threading; "
+            "import vae_core.worker, vae_core.scheduler; "
+            "assert multiprocessing.active_children() == [] and threading.active_count() == 1; "
+            "assert not hasattr(spawn.get_preparation_data, 'vae_lab'); "
+            "assert 'streamlit' not in sys.modules and 'plotly' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)

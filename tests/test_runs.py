@@ -244,3 +244,16 @@ def test_a_reader_caught_between_the_two_renames_of_a_save_waits_for_it(saved, m
     saved.rename(old)
     threading.Timer(0.05, lambda: old.rename(saved)).start()
     assert runs.run_info(saved).status == "finished"
+
+
+def test_the_runs_folder_default_is_the_hosts(tmp_path, monkeypatch):
+    from vae_core.data import resolve_data_dir
+    from vae_core.host import HostSettings
+
+    monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "r"))
+    monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path / "d"))
+    host = HostSettings.from_env()
+    assert runs.default_runs_dir() == host.runs_dir == tmp_path / "r"
+    assert resolve_data_dir(None) == host.data_dir == tmp_path / "d"
+    monkeypatch.setenv("VAE_LAB_RUNS", "")
+    assert runs.default_runs_dir() == HostSettings.from_env().runs_dir == Path("runs")
