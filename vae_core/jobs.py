@@ -162,11 +162,6 @@ class JobState:
         with self._lock:
             return self._history.points()
 
-    @property
-    def status(self) -> JobStatus:
-        with self._lock:
-            return self._fields["status"]
-
 
 class StopSignal(Protocol):
     """threading.Event or multiprocessing's Event."""

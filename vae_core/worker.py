@@ -11,6 +11,7 @@ changes) or on SIGTERM (the server shutting down), and saves the run each time.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.spawn
@@ -136,6 +137,9 @@ class ProcessJob:
         return f"The training process {how}{at}, before its first checkpoint: nothing was saved. Train again."
 
 
+_PATCH_LOCK = threading.Lock()
+
+
 def _skip_main_module_in_children() -> None:
     """Spawned job children must not re-run the parent's __main__ (Streamlit sets it to app.py).
 
@@ -158,8 +162,6 @@ def _skip_main_module_in_children() -> None:
         multiprocessing.spawn.get_preparation_data = preparation_data
 
 
-_PATCH_LOCK = threading.Lock()
-
 
 # ----------------------------------------------------------------------------- in the child process
 
@@ -173,8 +175,7 @@ class _Sender:
         self.steps.extend(update.steps)
         if update.only_steps() and time.monotonic() - self.last < SEND_EVERY_S:
             return
-        self._send(JobUpdate(tuple(self.steps), update.status, update.message, update.preview, update.verdict,
-                             update.test_metrics, update.run_dir))
+        self._send(dataclasses.replace(update, steps=tuple(self.steps)))
 
     def flush(self) -> None:
         if self.steps:
