@@ -2,11 +2,14 @@
 training driven through the Train page's widgets ends as the loaded model."""
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from vae_core.runs import bundled_models_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["app_pages/reconstructions.py", "app_pages/latent.py", "app_pages/train.py"]
@@ -71,7 +74,9 @@ def test_traversal_slider_changes_the_traversal():
 def test_sidebar_switches_to_another_bundled_model():
     at = open_page(PAGES[0])  # AppTest drops app.py's sidebar after switch_page; a browser keeps it
     box = at.sidebar.selectbox(key="model_choice")
-    box.select(next(label for label in box.options if "tanh" in label)).run()
+    tanh = next(label for label in box.options if "tanh" in label)
+    assert tanh.startswith("★ tanh")  # bundled: activation · normalization · likelihood
+    box.set_value(str(bundled_models_dir() / "sprites-tanh-symmetric-gaussian_learned")).run()
     assert "tanh" in at.session_state["run_path"]
     assert not at.exception and len(at.get("plotly_chart")) >= 1
     at.switch_page(PAGES[1]).run()
@@ -101,9 +106,10 @@ def test_a_short_training_through_the_ui_becomes_the_loaded_model(runs_dir):
     at.number_input(key="cfg_epochs").set_value(2)
     at.number_input(key="cfg_time_budget").set_value(0)
     at.button(key="train_start").click().run()
-    job = at.session_state["job"]
-    assert job.join(120), "training did not finish"
-    for _ in range(3):  # AppTest fires no run_every timers: each run() is one poll
+    deadline = time.monotonic() + 120
+    while not any("finished" in s.value for s in at.success):  # AppTest fires no run_every timers
+        assert time.monotonic() < deadline, "training did not finish in 120 s"
+        time.sleep(0.5)
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     run_dirs = list(runs_dir.iterdir())

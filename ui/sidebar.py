@@ -1,32 +1,42 @@
 """The sidebar every page shares: which model is loaded, and a way to switch."""
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
-from ui.state import current_run, model_choices, set_run
+from ui.session import client_token
+from ui.state import ModelChoice, current_run, model_choices, set_run
+from vae_core.figures import format_number
 from vae_core.runs import LoadedRun
+
+PICKER_KEY = "model_choice"
 
 
 def model_sidebar_ui() -> LoadedRun:
     """Draw the model picker and a summary of the loaded run; return the run."""
     run = current_run()
-    paths = {c.label: str(c.path) for c in model_choices()}  # labels are unique: folder names are
-    current = next((label for label, path in paths.items() if path == str(run.path)), None)
-    if current is None:  # e.g. a run folder deleted on disk since it was loaded
-        current = f"loaded · {run.name}"
-        paths[current] = str(run.path)
+    choices = {str(c.path): c for c in model_choices(client_token())}
+    paths = list(choices)
+    if str(run.path) not in choices:  # e.g. a run folder deleted on disk since it was loaded
+        paths.append(str(run.path))
     # Keep the picker in step when something else (a finished training) changed the loaded run.
-    if st.session_state.get("model_choice") != current:
-        st.session_state["model_choice"] = current
+    if st.session_state.get(PICKER_KEY) != str(run.path):
+        st.session_state[PICKER_KEY] = str(run.path)
     with st.sidebar:
-        st.selectbox("Loaded model", list(paths), key="model_choice",
-                     on_change=lambda: set_run(paths[st.session_state["model_choice"]]),
-                     help="Bundled models ship with VAE Lab; your runs are saved by the Train page.")
-        st.caption(run_summary(run))
+        st.selectbox("Loaded model", paths, key=PICKER_KEY, format_func=lambda p: _label(choices.get(p), p),
+                     on_change=lambda: set_run(st.session_state[PICKER_KEY]),
+                     help="★ bundled with VAE Lab · *you*: runs you trained in this browser · *class*: runs "
+                          "others trained on this server. Then: output activation · normalization · likelihood.")
+        st.caption(run_summary(run, choices.get(str(run.path))))
     return run
 
 
-def run_summary(run: LoadedRun) -> str:
+def _label(choice: ModelChoice | None, path: str) -> str:
+    return choice.label if choice else f"loaded · {path.rsplit('/', 1)[-1]}"
+
+
+def run_summary(run: LoadedRun, choice: ModelChoice | None = None) -> str:
     c = run.config
     test = run.metrics.get("test") or {}
     elbo = test.get("elbo_nats")
@@ -34,8 +44,11 @@ def run_summary(run: LoadedRun) -> str:
              f"{c.model.arch} · {c.model.output_activation} output · {c.loss.likelihood} likelihood",
              f"latent {c.model.latent_dim} · β = {c.loss.beta:g}"]
     if elbo is not None:
-        lines.append(f"test ELBO {elbo:.1f} nats/image · {test.get('active_units', '?')} active units")
-    status = run.metrics.get("status")
+        lines.append(f"test ELBO {format_number(elbo, 1)} nats/image · {test.get('active_units', '?')} active units")
+    status = choice.info.status if choice else run.metrics.get("status")
     if status and status != "finished":
-        lines.append(f"status: {status}")
+        lines.append(f"status: **{status}**" + (f" · {run.metrics['message']}" if run.metrics.get("message") else ""))
+    if choice and choice.owner != "bundled":
+        who = "you" if choice.owner == "yours" else "someone else on this server"
+        lines.append(f"trained by {who}, {time.strftime('%d %b %H:%M', time.localtime(choice.info.created))}")
     return "  \n".join(lines)

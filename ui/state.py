@@ -7,8 +7,10 @@ never cached: it lives in the session's TrainingJob.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import streamlit as st
 import torch
@@ -16,7 +18,8 @@ import torch
 from vae_core.config import DataConfig
 from vae_core.data import DatasetNotFoundError, ImageDataset, load_dataset
 from vae_core.evaluate import EvalMetrics, evaluate
-from vae_core.runs import LoadedRun, RunLoadError, bundled_models_dir, default_runs_dir, list_runs, load_run
+from vae_core.runs import (LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
+                           load_run)
 
 RUN_KEY = "run_path"  # session: the folder of the loaded run
 JOB_KEY = "job"  # session: the TrainingJob, if one was started
@@ -31,10 +34,30 @@ def configure_torch() -> None:
     torch.set_num_threads(APP_THREADS)
 
 
+Owner = Literal["bundled", "yours", "class"]
+STATUS_MARK = {"finished": "", "running": " · ⏳ running", "stopped": " · stopped", "interrupted": " · ⚠ interrupted",
+               "diverged": " · ⚠ diverged", "failed": " · ⚠ failed", "unreadable": " · ⚠ unreadable"}
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     path: Path
-    label: str
+    owner: Owner
+    info: RunInfo
+
+    @property
+    def label(self) -> str:
+        """Short enough for the sidebar: whose, when, then activation · normalization · likelihood."""
+        i = self.info
+        what = f"{i.output_activation} · {i.normalization} · {i.likelihood}"
+        if i.dataset != "sprites":
+            what = f"{i.dataset} · {what}"
+        if self.owner == "bundled":
+            return f"★ {what}"
+        when = time.strftime("%H:%M", time.localtime(i.created))
+        who = "you" if self.owner == "yours" else "class"
+        # The folder's random suffix keeps labels unique: Streamlit maps a selectbox label back to an option.
+        return f"{who} {when} · {what}{STATUS_MARK.get(i.status, f' · {i.status}')} · #{i.name[-4:]}"
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -49,13 +72,19 @@ def load_test_images(data: DataConfig) -> ImageDataset:
     return load_dataset(data, "test")
 
 
-def model_choices() -> list[ModelChoice]:
-    """Bundled runs first (alphabetical, the default on top), then the user's runs, newest first."""
-    bundled = sorted(list_runs(bundled_models_dir()), key=lambda r: (r.path.name != DEFAULT_BUNDLED, r.path.name))
-    choices = [ModelChoice(r.path, f"bundled · {r.path.name}") for r in bundled]
-    choices += [ModelChoice(r.path, f"your run · {r.path.name} ({r.status})")
-                for r in list_runs(default_runs_dir())]
-    return choices
+@st.cache_resource(ttl=2, show_spinner=False)
+def load_run_infos(root: str) -> list[RunInfo]:
+    """Cached for 2 s and shared: every rerun of every session lists the runs, one scan serves them all."""
+    return list_runs(Path(root))
+
+
+def model_choices(owner: str) -> list[ModelChoice]:
+    """Bundled runs first (the default on top), then this browser's runs, then the class's, newest first."""
+    bundled = sorted(load_run_infos(str(bundled_models_dir())), key=lambda r: (r.name != DEFAULT_BUNDLED, r.name))
+    runs = load_run_infos(str(default_runs_dir()))
+    return ([ModelChoice(r.path, "bundled", r) for r in bundled]
+            + [ModelChoice(r.path, "yours", r) for r in runs if r.owner == owner]
+            + [ModelChoice(r.path, "class", r) for r in runs if r.owner != owner])
 
 
 def _mtime(path: Path) -> float:

@@ -84,7 +84,10 @@ class Trainer:
         self.model = model or build_model(config.model, config.loss.likelihood, config.loss.sigma)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
         self.step = 0
-        self._good = [p.detach().clone() for p in self.model.parameters()]
+        # Parameters and float buffers (BatchNorm statistics, sigma*): a NaN in either spoils a checkpoint.
+        # state_dict() tensors share storage with the model, and every update is in place.
+        self._live = [t for t in self.model.state_dict().values() if t.is_floating_point()]
+        self._good = [t.clone() for t in self._live]
 
     def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """One epoch of normalized batches in a seeded random order."""
@@ -128,11 +131,11 @@ class Trainer:
 
     def _keep_good(self) -> None:
         with torch.no_grad():  # these weights just gave a finite loss: the fallback if the next ones do not
-            torch._foreach_copy_(self._good, [p.detach() for p in self.model.parameters()])
+            torch._foreach_copy_(self._good, self._live)
 
     def _restore_good(self) -> None:
         with torch.no_grad():
-            torch._foreach_copy_([p for p in self.model.parameters()], self._good)
+            torch._foreach_copy_(self._live, self._good)
 
     def _metrics(self, terms: LossTerms, batch: int, steps_per_epoch: int, t0: float, start: float) -> StepMetrics:
         now = time.perf_counter()

@@ -1,0 +1,133 @@
+"""Training as a class does it: reload the tab mid-run, change page while it finishes, kill -9 the server.
+
+Each test starts its own server (a fresh process, a fresh runs folder) so its jobs and its kill
+never touch the shared server of test_browser.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import VIEWPORT, assert_no_exception, screenshot, wait_settled
+from .harness import children, go_to, running_server, start_training, train_status
+
+pytestmark = pytest.mark.e2e
+
+FAST = {"VAE_LAB_CHECKPOINT_EVERY_S": "1"}
+
+
+def open_page(browser, url: str, errors: list[str] | None = None):
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    if errors is not None:
+        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.set_default_timeout(60_000)
+    page.goto(url, wait_until="domcontentloaded")
+    wait_settled(page, timeout=90_000)
+    return page
+
+
+def start_job(page, epochs: int, budget_s: int) -> None:
+    """From any page: open Train, ask for a small run, press Start."""
+    go_to(page, "Train")
+    start_training(page, epochs=epochs, budget_s=budget_s)
+
+
+def wait_status(page, word: str, timeout_s: float = 90) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = train_status(page)
+        if word in text:
+            return text
+        page.wait_for_timeout(300)
+    shot = screenshot(page, f"FAILED-status-{word}")
+    pytest.fail(f"the Train page never said {word!r} within {timeout_s:.0f} s (last: {train_status(page)!r}; {shot})",
+                pytrace=False)
+
+
+def step_of(text: str) -> int:
+    return int(text.split("step ")[1].split(",")[0].replace(",", ""))
+
+
+def run_folders(runs_dir: Path) -> list[Path]:
+    return sorted(p.parent for p in runs_dir.glob("*/metrics.json") if not p.parent.name.startswith("."))
+
+
+def metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_a_reload_mid_training_finds_the_job_live_and_stop_still_works(browser, tmp_path):
+    runs = tmp_path / "runs"
+    with running_server(runs, tmp_path, FAST) as server:
+        page = open_page(browser, server.url)
+        start_job(page, epochs=1000, budget_s=300)
+        first = step_of(wait_status(page, "step"))
+        assert "u=" in page.url, f"no browser token in the URL: {page.url}"
+        page.reload(wait_until="domcontentloaded")
+        wait_settled(page, timeout=60_000)
+        assert "/train" in page.url
+        page.wait_for_timeout(2_500)
+        later = step_of(wait_status(page, "step"))
+        shot = screenshot(page, "reload-mid-training")
+        assert later > first, f"after the reload the job is not live: step {first} -> {later} ({shot})"
+        assert page.locator(".st-key-train_stop button").is_enabled(), shot
+        page.locator(".st-key-train_stop button").click()
+        wait_status(page, "stopped", timeout_s=60)
+        assert_no_exception(page, "Train after a reload and Stop", screenshot(page, "reload-then-stop"))
+        [run] = run_folders(runs)
+        assert metrics(run)["status"] == "stopped" and metrics(run)["steps"] >= later
+
+
+def test_a_run_that_ends_on_another_page_is_loaded_there_and_the_page_says_so(browser, tmp_path):
+    runs = tmp_path / "runs"
+    with running_server(runs, tmp_path, FAST) as server:
+        page = open_page(browser, server.url)
+        start_job(page, epochs=1000, budget_s=6)
+        wait_status(page, "running")
+        go_to(page, "Latent space")
+        notice = page.get_by_text("is now the loaded model")
+        notice.wait_for(state="visible", timeout=90_000)
+        wait_settled(page)
+        shot = screenshot(page, "finished-elsewhere")
+        assert "latent" in page.url, shot
+        picked = page.locator(".st-key-model_choice").inner_text()
+        assert picked.startswith("Loaded model") and "you " in picked, f"the picker shows {picked!r} ({shot})"
+        assert_no_exception(page, "Latent space after the run finished", shot)
+
+
+def test_kill_9_of_the_server_mid_training_keeps_the_run_as_interrupted(browser, tmp_path):
+    runs = tmp_path / "runs"
+    with running_server(runs, tmp_path, FAST) as server:
+        proc = server.proc
+        page = open_page(browser, server.url)
+        start_job(page, epochs=1000, budget_s=300)
+        wait_status(page, "step")
+        time.sleep(2.5)  # at least one checkpoint
+        workers = children(proc.pid)
+        assert workers, "the job does not run in a worker process"
+        os.kill(proc.pid, signal.SIGKILL)  # the server only: its worker must notice and not run on
+        proc.wait(timeout=10)
+        page.context.close()
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(Path(f"/proc/{w}").exists() for w in workers), "the worker outlived its server"
+    [run] = run_folders(runs)
+    assert metrics(run)["status"] in ("interrupted", "running") and metrics(run)["steps"] > 0
+    (runs / f".{run.name}.tmp-999999999-0123abcd").mkdir()  # debris of a save cut short
+    with running_server(runs, tmp_path) as server:
+        page = open_page(browser, server.url)
+        page.locator(".st-key-model_choice").click()
+        option = page.get_by_role("option").filter(has_text="interrupted")
+        assert option.count() == 1, screenshot(page, "FAILED-no-interrupted-run")
+        option.click()
+        wait_settled(page, timeout=60_000)
+        shot = screenshot(page, "interrupted-run-loaded")
+        assert "interrupted" in page.locator("[data-testid='stSidebar']").inner_text(), shot
+        assert_no_exception(page, "the interrupted run, loaded", shot)
+        assert not list(runs.glob(".*tmp*")), f"stale temporary folders left: {list(runs.glob('.*'))}"

@@ -1,0 +1,142 @@
+"""Training jobs as a browser sees them: the server's one queue, this browser's job, and what happens
+when it ends (a finished or stopped run is loaded on whatever page the person is on; a diverged or
+failed one is kept but not loaded unless the person asks).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import streamlit as st
+
+from ui.form_fields import apply_config_to_form
+from ui.session import client_record, client_token
+from ui.state import load_run_infos, set_run
+from vae_core.config import RunConfig
+from vae_core.host import HostSettings
+from vae_core.likelihoods import Verdict
+from vae_core.runs import cleanup_stale_temporaries
+from vae_core.scheduler import JobRecord, JobScheduler
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "starting", "running")
+LOADED_ON_END = ("finished", "stopped")  # runs that become the loaded model by themselves
+POLL_S = 1.0  # how often a page looks at a running job: curves update at least once a second
+NOTICE_KEY = "job_notice"  # session: what happened to the job since the page last drew (one message)
+
+
+def load_scheduler() -> JobScheduler:
+    """The server's one queue of training jobs, shared by every session."""
+    return _load_scheduler(HostSettings.from_env())
+
+
+@st.cache_resource
+def _load_scheduler(settings: HostSettings) -> JobScheduler:
+    """Cached per host settings: one per server (tests change the settings between apps). Runs once per
+    server, so it is also where a crash's leftovers (half-written run folders) are cleared away."""
+    removed = cleanup_stale_temporaries(settings.runs_dir)
+    if removed.removed:
+        log.info("removed %d stale temporary folder(s) under %s", len(removed.removed), settings.runs_dir)
+    return JobScheduler(settings)
+
+
+def my_job() -> JobRecord | None:
+    """This browser's current (or last) job, found by the token in its URL: a reload finds it again."""
+    token = client_record().job_token
+    return load_scheduler().get(token) if token else None
+
+
+def submit(config: RunConfig) -> JobRecord | None:
+    """Queue a job for this browser; says why on the page if the server refuses it."""
+    try:
+        token = load_scheduler().submit(client_token(), config)
+    except ValueError as e:
+        st.error(str(e))
+        return None
+    client_record().job_token = token
+    return load_scheduler().get(token)
+
+
+def stop(job: JobRecord) -> None:
+    load_scheduler().stop(job.token)
+
+
+def settle_ended_job(job: JobRecord | None) -> bool:
+    """Once per job: load a finished or stopped run; keep a diverged one aside. True if the loaded run changed."""
+    record = client_record()
+    if job is None or job.status in ACTIVE or job.token in record.adopted:
+        return False
+    record.adopted.add(job.token)
+    load_run_infos.clear()  # the picker lists the new run at once
+    if job.status != "cancelled":
+        apply_config_to_form(job.config)  # the form shows what the run used (the host's time cap included)
+    run_dir = job.snapshot.run_dir if job.snapshot else None
+    if job.status in LOADED_ON_END and run_dir is not None:
+        set_run(run_dir)
+        st.session_state[NOTICE_KEY] = ("success", f"Your run {Path(run_dir).name} {job.status} and is now the "
+                                                   "loaded model on every page.")
+        return True
+    st.session_state[NOTICE_KEY] = ("warning", f"Your training job {job.status}: {job.message} The loaded model "
+                                               "did not change" + (" (pick the run in the sidebar to inspect it)."
+                                                                   if run_dir else "."))
+    return False
+
+
+def notice_ui() -> None:
+    """Show, once, what happened to this browser's job since the page last drew."""
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice:
+        kind, text = notice
+        (st.success if kind == "success" else st.warning)(text)
+
+
+def start_blocked(job: JobRecord | None, verdict: Verdict | None) -> str | None:
+    """Why Start is disabled besides the form's own refusals; None if it is not."""
+    if job is not None and job.status in ACTIVE:
+        return f"Start is disabled: your training job is {job.status}. Stop it, or let it end, to start another."
+    if verdict is None:
+        return "Start is disabled: the data for this run is not available on this server (see the message above)."
+    if verdict.status == "refused":
+        return "Start is disabled: this combination is refused (the reason is above). Change one of its three parts."
+    return None
+
+
+def server_line() -> str:
+    """How this server shares its CPU, for the Train page."""
+    scheduler = load_scheduler()
+    active = scheduler.active()
+    running = sum(1 for j in active if j.position == 0)
+    s = scheduler.settings
+    return (f"This server trains {s.max_jobs} job{'s' if s.max_jobs > 1 else ''} at a time, each for at most "
+            f"{s.job_time_cap_s:g} s, one per browser; now {running} running, {len(active) - running} waiting.")
+
+
+def job_line(job: JobRecord) -> str:
+    """One line on where the job is: queue place, or step and time."""
+    if job.status == "queued":
+        return job.message
+    last = job.snapshot.history[-1] if job.snapshot and job.snapshot.history else None
+    if last is None:
+        return f"Training is **{job.status}** (starting a worker process)…"
+    sigma = f", σ {last.sigma:.3g}" if last.sigma else ""
+    return (f"Training is **{job.status}** · step {last.step:,}, epoch {last.epoch:.2f}, {last.elapsed_s:.0f} s"
+            f" of {job.time_budget_s:g} s, β now {last.beta:.3g}{sigma}.")
+
+
+def job_sidebar_ui(poll: bool) -> None:
+    """Every page, before it draws: settle a job that ended; while one runs (and `poll`: the page does
+    not watch it itself), a sidebar line that polls it."""
+    job = my_job()
+    settle_ended_job(job)
+    if poll and job is not None and job.status in ACTIVE:
+        with st.sidebar:
+            st.fragment(_job_poll_ui, run_every=POLL_S)()
+    notice_ui()
+
+
+def _job_poll_ui() -> None:
+    job = my_job()
+    if job is None or job.status not in ACTIVE:
+        st.rerun(scope="app")  # it ended: the whole page settles it and redraws with the new model
+    st.caption(job_line(job).replace("Training is", "Your job is"))
