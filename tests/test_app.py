@@ -75,7 +75,7 @@ def test_sidebar_switches_to_another_bundled_model():
     at = open_page(PAGES[0])  # AppTest drops app.py's sidebar after switch_page; a browser keeps it
     box = at.sidebar.selectbox(key="model_choice")
     tanh = next(label for label in box.options if "tanh" in label)
-    assert tanh.startswith("★ tanh")  # bundled: activation · normalization · likelihood
+    assert tanh.startswith("★ tanh/")  # bundled: activation/normalization/likelihood
     box.set_value(str(bundled_models_dir() / "sprites-tanh-symmetric-gaussian_learned")).run()
     assert "tanh" in at.session_state["run_path"]
     assert not at.exception and len(at.get("plotly_chart")) >= 1

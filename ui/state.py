@@ -49,15 +49,15 @@ class ModelChoice:
     def label(self) -> str:
         """Short enough for the sidebar: whose, when, then activation · normalization · likelihood."""
         i = self.info
-        what = f"{i.output_activation} · {i.normalization} · {i.likelihood}"
+        what = f"{i.output_activation}/{i.normalization}/{i.likelihood}"
         if i.dataset != "sprites":
-            what = f"{i.dataset} · {what}"
+            what = f"{i.dataset} {what}"
         if self.owner == "bundled":
             return f"★ {what}"
         when = time.strftime("%H:%M", time.localtime(i.created))
         who = "you" if self.owner == "yours" else "class"
         # The folder's random suffix keeps labels unique: Streamlit maps a selectbox label back to an option.
-        return f"{who} {when} · {what}{STATUS_MARK.get(i.status, f' · {i.status}')} · #{i.name[-4:]}"
+        return f"{who} {when}{STATUS_MARK.get(i.status, f' · {i.status}')} · {what} #{i.name[-4:]}"
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

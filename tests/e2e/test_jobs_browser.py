@@ -95,8 +95,8 @@ def test_a_run_that_ends_on_another_page_is_loaded_there_and_the_page_says_so(br
         wait_settled(page)
         shot = screenshot(page, "finished-elsewhere")
         assert "latent" in page.url, shot
-        picked = page.locator(".st-key-model_choice").inner_text()
-        assert picked.startswith("Loaded model") and "you " in picked, f"the picker shows {picked!r} ({shot})"
+        sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+        assert "trained by you" in sidebar, f"the sidebar says {sidebar!r} ({shot})"
         assert_no_exception(page, "Latent space after the run finished", shot)
 
 
