@@ -1,10 +1,15 @@
 """VAE Lab: streamlit run app.py"""
 import streamlit as st
 
+# First, before any page code: imports everything pages use, once, under this module's import lock (a
+# lazy import raced between the sessions of a fresh server; see ui/preload.py).
+import ui.preload  # noqa: F401  (imported for its side effect)
 from ui.sidebar import model_sidebar_ui
 from ui.state import configure_torch
 
-st.set_page_config(page_title="VAE Lab", page_icon=":material/science:", layout="wide")
+# An emoji icon: the browser draws it locally. A ":material/...:" page icon is fetched from fonts.gstatic.com
+# (Streamlit's frontend builds the favicon URL from the icon's name), and VAE Lab must work offline.
+st.set_page_config(page_title="VAE Lab", page_icon="🧪", layout="wide")
 configure_torch()
 
 # The pages live in app_pages/, not pages/: Streamlit treats a folder named pages/ as old-style pages
