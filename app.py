@@ -4,13 +4,17 @@ import streamlit as st
 # First, before any page code: imports everything pages use, once, under this module's import lock (a
 # lazy import raced between the sessions of a fresh server; see ui/preload.py).
 import ui.preload  # noqa: F401  (imported for its side effect)
+from ui.jobs import job_sidebar_ui, load_scheduler
 from ui.sidebar import model_sidebar_ui
 from ui.state import configure_torch
 
+SIDEBAR_PX = 380  # wide enough for a run's label: whose, when, activation/normalization/likelihood
+
 # An emoji icon: the browser draws it locally. A ":material/...:" page icon is fetched from fonts.gstatic.com
 # (Streamlit's frontend builds the favicon URL from the icon's name), and VAE Lab must work offline.
-st.set_page_config(page_title="VAE Lab", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="VAE Lab", page_icon="🧪", layout="wide", initial_sidebar_state=SIDEBAR_PX)
 configure_torch()
+load_scheduler()  # once per server (cached): clears what a crash left half-written before anyone trains
 
 # The pages live in app_pages/, not pages/: Streamlit treats a folder named pages/ as old-style pages
 # until st.navigation runs, so a fresh server's first request for a page URL would bypass this script.
@@ -21,5 +25,6 @@ pages = [
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 page = st.navigation(pages)
+job_sidebar_ui(poll=page.url_path != "train")  # first: a job that just ended changes the loaded model
 model_sidebar_ui()
 page.run()

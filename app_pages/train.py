@@ -1,7 +1,7 @@
 import numpy as np
 import streamlit as st
 
-from ui.jobs import ACTIVE, POLL_S, job_line, my_job, server_line, start_blocked, stop, submit
+from ui.jobs import ACTIVE, POLL_S, job_line, my_job, refusal, server_line, start_blocked, stop, submit
 from ui.state import current_run
 from ui.train_form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
 from ui.widgets import chart, test_metrics_ui
@@ -30,12 +30,12 @@ active = job is not None and job.status in ACTIVE
 blocked = form.start_blocked or start_blocked(job, verdict)
 left, right, note = st.columns([1, 1, 4], vertical_alignment="center")
 note.caption(server_line())
-if left.button("Start training", key="train_start", type="primary", disabled=active or blocked is not None):
-    job = submit(config)
-    active = job is not None
-if right.button("Stop", key="train_stop", disabled=not active):
-    stop(job)
-if blocked:
+left.button("Start training", key="train_start", type="primary", disabled=active or blocked is not None,
+            on_click=submit, args=(config,))
+right.button("Stop", key="train_stop", disabled=not active, on_click=stop, args=(job.token if job else "",))
+if refused := refusal():
+    st.error(refused)
+elif blocked:
     st.warning(blocked)
 
 

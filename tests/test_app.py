@@ -104,10 +104,10 @@ def test_a_short_training_through_the_ui_becomes_the_loaded_model(runs_dir):
     at.number_input(key="cfg_n_train").set_value(256)
     at.number_input(key="cfg_width").set_value(8)
     at.number_input(key="cfg_epochs").set_value(2)
-    at.number_input(key="cfg_time_budget").set_value(0)
+    at.number_input(key="cfg_time_budget").set_value(0).run()  # Start's callback takes the form as drawn
     at.button(key="train_start").click().run()
     deadline = time.monotonic() + 120
-    while not any("finished" in s.value for s in at.success):  # AppTest fires no run_every timers
+    while not any("is now the loaded model" in s.value for s in at.success):  # AppTest fires no run_every timers
         assert time.monotonic() < deadline, "training did not finish in 120 s"
         time.sleep(0.5)
         at.run()

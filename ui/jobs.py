@@ -24,6 +24,7 @@ ACTIVE = ("queued", "starting", "running")
 LOADED_ON_END = ("finished", "stopped")  # runs that become the loaded model by themselves
 POLL_S = 1.0  # how often a page looks at a running job: curves update at least once a second
 NOTICE_KEY = "job_notice"  # session: what happened to the job since the page last drew (one message)
+REFUSED_KEY = "job_refused"  # session: why the server refused the last Start
 
 
 def load_scheduler() -> JobScheduler:
@@ -47,19 +48,23 @@ def my_job() -> JobRecord | None:
     return load_scheduler().get(token) if token else None
 
 
-def submit(config: RunConfig) -> JobRecord | None:
-    """Queue a job for this browser; says why on the page if the server refuses it."""
+def submit(config: RunConfig) -> None:
+    """Start's callback (it runs before the page draws, so the page already shows the job): queue a job
+    for this browser; a refusal (one job per browser, a full queue) is kept for the page to show."""
     try:
-        token = load_scheduler().submit(client_token(), config)
+        client_record().job_token = load_scheduler().submit(client_token(), config)
     except ValueError as e:
-        st.error(str(e))
-        return None
-    client_record().job_token = token
-    return load_scheduler().get(token)
+        st.session_state[REFUSED_KEY] = str(e)
 
 
-def stop(job: JobRecord) -> None:
-    load_scheduler().stop(job.token)
+def refusal() -> str | None:
+    """Why the server refused the last Start, once."""
+    return st.session_state.pop(REFUSED_KEY, None)
+
+
+def stop(token: str) -> None:
+    """Stop's callback: a queued job is cancelled; a running one stops after its step and saves."""
+    load_scheduler().stop(token)
 
 
 def settle_ended_job(job: JobRecord | None) -> bool:

@@ -213,8 +213,8 @@ def _not_found(cls: type, root: Path, cause: Exception, download: bool) -> Datas
         else f"{title} was not found (or is incomplete) in {root}"
     return DatasetNotFoundError(
         f"{what} (expected {', '.join(files)} in {folder}). Put the files there, point --data-dir or "
-        f"VAE_LAB_DATA at the folder that holds them, or ask for a download (--download in the CLI, "
-        f"the Download checkbox in the app) on a machine with internet.")
+        f"VAE_LAB_DATA at the folder that holds them, or ask for a download (--download in the CLI; "
+        f"in the app, the host sets VAE_LAB_ALLOW_DOWNLOAD=1) on a machine with internet.")
 
 
 def _load_torchvision(name: str, root: Path, train: bool, download: bool) -> ImageDataset:
