@@ -31,8 +31,6 @@ LOCAL_HOSTS = {"127.0.0.1"}
 # Streamlit's frontend, opened at /<page>, first probes /<page>/_stcore/{health,host-config} to find
 # its base path, gets 404 and falls back to /: its own behaviour, logged as a console error.
 _BASE_PATH_PROBE = re.compile(r"^http://127\.0\.0\.1:\d+/[^/]+/_stcore/(health|host-config)$")
-FRONTEND_ERROR_WORDS = ("Cached ForwardMsg MISS", "Bad delta path index", "Bad message format",
-                        "Connection error", "Page not found")
 
 # Click sidebar link `first`, keep the main thread busy for `busyMs` (as a browser drawing figures on a
 # loaded machine is), then click `second`: both requests leave before the browser reads a reply.
