@@ -11,6 +11,7 @@ latency under 1 s. A fresh server, with runs in a temporary folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -162,10 +163,17 @@ def server_tracebacks(log: Path) -> list[str]:
     return [f"server log: {chunk.splitlines()[-1][:300]}" for chunk in text.split("Traceback")[1:]]
 
 
-def soak(sessions: int, minutes: float, trainers: int, runs_dir: Path, log_dir: Path) -> SoakResult:
+def soak(sessions: int, minutes: float, trainers: int, runs_dir: Path, log_dir: Path, browser=None) -> SoakResult:
+    """The class against a fresh server; in `browser` if given (Playwright allows one per thread), else its own."""
+    with contextlib.ExitStack() as stack:
+        browser = browser or stack.enter_context(chromium())
+        return _soak(browser, sessions, minutes, trainers, runs_dir, log_dir)
+
+
+def _soak(browser, sessions: int, minutes: float, trainers: int, runs_dir: Path, log_dir: Path) -> SoakResult:
     result = SoakResult(sessions, minutes)
     env = {"VAE_LAB_CHECKPOINT_EVERY_S": "2"}
-    with running_server(runs_dir, log_dir, env) as server, chromium() as browser:
+    with running_server(runs_dir, log_dir, env) as server:
         probe = MemoryProbe(server.proc.pid, result)
         probe.start()
         tour = open_sessions(browser, server.url, sessions, trainers)

@@ -130,7 +130,7 @@ def sidebar_link(page, name: str):
 
 # --------------------------------------------------------------------------- 1. a fresh server, six at once
 
-@pytest.mark.parametrize("repetition", range(3))
+@pytest.mark.parametrize("repetition", range(2))
 def test_six_sessions_at_once_on_a_fresh_server(browser, tmp_path: Path, repetition: int):
     with running_app(tmp_path / "runs", tmp_path) as url:
         sessions = [watch(browser, f"/{path}") for path in SIX_PATHS]

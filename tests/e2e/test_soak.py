@@ -10,7 +10,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_minute_of_a_class_on_one_server(browser, tmp_path):
-    result = soak(sessions=6, minutes=1.0, trainers=2, runs_dir=tmp_path / "runs", log_dir=tmp_path)
+    result = soak(sessions=6, minutes=1.0, trainers=2, runs_dir=tmp_path / "runs", log_dir=tmp_path,
+                  browser=browser)
     print(result.summary())
     assert result.actions >= 12, f"only {result.actions} actions in a minute: {result.summary()}"
     assert result.trainings_started >= 1, result.summary()
