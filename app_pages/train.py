@@ -8,6 +8,7 @@ from ui.widgets import chart, test_metrics_ui
 from vae_core import figures, views
 from vae_core.evaluate import COLLAPSE_KL, posterior_collapse
 from vae_core.jobs import thin
+from vae_core.live_svg import kl_bars_svg
 
 LIVE_POINTS = 400  # curve points sent each second: more than a chart's width in pixels is wasted
 PREVIEW_ZOOM = 4  # nearest-neighbour upscale of the preview: the browser would blur a small image
@@ -41,18 +42,37 @@ elif blocked:
 
 @st.fragment(run_every=POLL_S if active else None)
 def live_ui() -> None:
+    """Status, curves, KL per dimension and test reconstructions, every POLL_S while the job is active.
+    Drawn as SVG and PNG images: a Plotly redraw each second cost the watcher's CPU a quarter core."""
     job = my_job()
     if job is None:
         return
     status_ui(job)
     snap = job.snapshot
-    if snap is not None and snap.history:
+    if snap is not None and snap.history and job.status in ACTIVE:
         live_figures_ui(snap)
+    elif snap is not None and snap.history:  # ended: the interactive figure, drawn once
+        chart(views.training_figure(thin(snap.history, LIVE_POINTS)), key="train_curves_final")
     if snap is not None and snap.test_metrics is not None:
         st.markdown("**Test metrics of this run**")
         test_metrics_ui(snap.test_metrics.to_dict())
     if job.status not in ACTIVE and active:
         st.rerun(scope="app")  # turns the polling off, re-enables Start and loads the run
+
+
+def live_figures_ui(snap) -> None:
+    last = snap.history[-1]
+    with st.container(key="train_curves"):
+        st.image(views.training_svg(thin(snap.history, LIVE_POINTS)))
+    if posterior_collapse(list(last.kl_per_dim), steps=last.step):
+        st.error(f"**Posterior collapse:** no latent dimension carries {COLLAPSE_KL:g} nats right now: "
+                 "the decoder is ignoring z.")
+    c1, c2 = st.columns(2)
+    c1.markdown(f"**KL per latent dimension** (the batch of step {last.step:,}; red: under {COLLAPSE_KL:g} nats)")
+    c1.image(kl_bars_svg(last.kl_per_dim, COLLAPSE_KL))
+    if snap.preview is not None:
+        c2.markdown(f"**Test reconstructions** at step {snap.preview.step:,} (top: input, bottom: reconstruction)")
+        c2.image(preview_image(snap.preview), width="stretch")
 
 
 def status_ui(job) -> None:
@@ -65,23 +85,6 @@ def status_ui(job) -> None:
             st.success(f"Training **{job.status}**. {job.message}")
 
 
-def live_figures_ui(snap) -> None:
-    """Curves (thinned to LIVE_POINTS), KL per dimension and a small preview: cheap to send each second."""
-    last = snap.history[-1]
-    with st.container(key="train_live"):
-        chart(views.training_figure(thin(snap.history, LIVE_POINTS)), key="train_curves")
-        if posterior_collapse(list(last.kl_per_dim), steps=last.step):
-            st.error(f"**Posterior collapse:** no latent dimension carries {COLLAPSE_KL:g} nats right now: "
-                     "the decoder is ignoring z.")
-        c1, c2 = st.columns(2)
-        c1.markdown("**KL per latent dimension** (last batch)")
-        with c1:
-            chart(figures.kl_per_dim_bars(last.kl_per_dim), key="train_kl")
-        if snap.preview is not None:
-            c2.markdown(f"**Test reconstructions** at step {snap.preview.step} (top: input, bottom: reconstruction)")
-            c2.image(preview_image(snap.preview), width="stretch")
-
-
 def preview_image(preview) -> np.ndarray:
     """Inputs over reconstructions as one small uint8 picture: an <img>, far lighter than a figure."""
     grid = figures.tile(np.stack([preview.inputs, preview.recons]), 2, len(preview.inputs))
@@ -89,7 +92,8 @@ def preview_image(preview) -> np.ndarray:
 
 
 if job is not None:
-    live_ui()
+    with st.container(key="train_live"):
+        live_ui()
 else:
     run = current_run()
     fig = views.saved_history_figure(run)

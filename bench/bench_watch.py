@@ -147,7 +147,7 @@ def main() -> int:
     missed = [m for m, bad in (
         (f"ratio {ratio['ratio']} < {GOAL_RATIO}", ratio["ratio"] < GOAL_RATIO),
         (f"traversal p90 {load['traversal_p90_s']} s >= {GOAL_TRAVERSAL_P90_S}", load["traversal_p90_s"] >= GOAL_TRAVERSAL_P90_S),
-        (f"curves redraw every {load['curve_interval_median_s']} s", (load["curve_interval_median_s"] or 99) > GOAL_CURVE_INTERVAL_S * 1.1),
+        (f"curves redrew after {load['curve_interval_max_s']} s at worst", (load["curve_interval_max_s"] or 99) > GOAL_CURVE_INTERVAL_S),
     ) if bad]
     print("goals:", "all met" if not missed else "; ".join(missed))
     return 1 if missed else 0

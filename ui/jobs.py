@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "starting", "running")
 LOADED_ON_END = ("finished", "stopped")  # runs that become the loaded model by themselves
-POLL_S = 1.0  # how often a page looks at a running job: curves update at least once a second
+POLL_S = 0.8  # how often a page looks at a running job: with its jitter, curves redraw at least once a second
 NOTICE_KEY = "job_notice"  # session: what happened to the job since the page last drew (one message)
 REFUSED_KEY = "job_refused"  # session: why the server refused the last Start
 
@@ -99,7 +99,7 @@ def notice_ui() -> None:
 def start_blocked(job: JobRecord | None, verdict: Verdict | None) -> str | None:
     """Why Start is disabled besides the form's own refusals; None if it is not."""
     if job is not None and job.status in ACTIVE:
-        return f"Start is disabled: your training job is {job.status}. Stop it, or let it end, to start another."
+        return "Start is disabled while your training job is queued or running: stop it, or let it end, to start another."
     if verdict is None:
         return "Start is disabled: the data for this run is not available on this server (see the message above)."
     if verdict.status == "refused":

@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from . import diagnostic_figures, figures
+from . import diagnostic_figures, figures, live_svg
 from .data import ImageDataset, pixels
 from .evaluate import COLLAPSE_KL, COLLAPSE_MIN_STEPS, EvalMetrics, posterior_collapse, range_fractions
 from .likelihoods import ACTIVATION_RANGE
@@ -127,6 +127,12 @@ def _map_note(latent_dim: int, pca: bool) -> str:
 def training_figure(history: Sequence[StepMetrics]) -> go.Figure:
     return figures.training_curves([m.step for m in history], [m.recon_nats for m in history],
                                    [m.kl_nats for m in history], [m.elbo_nats for m in history])
+
+
+def training_svg(history: Sequence[StepMetrics]) -> str:
+    """The live curves as a light SVG (see live_svg)."""
+    return live_svg.training_curves_svg([m.step for m in history], [m.recon_nats for m in history],
+                                        [m.kl_nats for m in history], [m.elbo_nats for m in history])
 
 
 def saved_history_figure(run: LoadedRun) -> go.Figure | None:

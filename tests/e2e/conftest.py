@@ -8,30 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-VIEWPORT = {"width": 1400, "height": 1000}
-SCREENSHOTS = REPO / "artifacts" / "screenshots"
-SERVER_START_TIMEOUT_S = 60.0
+from .harness import (APP, CHROMIUM, CHROMIUM_ARGS, EXCEPTION, PLOTLY, REPO, VIEWPORT, ServerError,  # noqa: F401
+                      exception_texts, start_server, stop_server, wait_settled)
 
-APP = "[data-testid='stApp']"
-EXCEPTION = "[data-testid='stException']"
-PLOTLY = "[data-testid='stPlotlyChart']"
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
 
 def browser_required() -> bool:
@@ -68,44 +52,6 @@ def browser():
 
 # --------------------------------------------------------------------------- the app server
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-            return r.status == 200 and r.read().decode().strip() == "ok"
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _tail(path: Path, n: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no output)"
-
-
-def _stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server was started in its own process group
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def runs_dir(tmp_path_factory) -> Path:
     """VAE_LAB_RUNS for the server: runs trained in the browser land here, never in the repo."""
@@ -115,32 +61,14 @@ def runs_dir(tmp_path_factory) -> Path:
 @contextlib.contextmanager
 def running_app(runs_dir: Path, log_dir: Path):
     """`streamlit run app.py` on a free loopback port, healthy; yields its base URL, stops it after."""
-    port = _free_port()
-    log = log_dir / "server.log"
-    env = dict(os.environ, VAE_LAB_RUNS=str(runs_dir), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py",
-           "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not _healthy(url):
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with code {proc.returncode} before it was healthy; "
-                            f"its output ends with:\n{_tail(log)}", pytrace=False)
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit was not healthy at {url}/_stcore/health after "
-                            f"{SERVER_START_TIMEOUT_S:.0f} s; its output ends with:\n{_tail(log)}",
-                            pytrace=False)
-            time.sleep(0.2)
-        yield url
+        server = start_server(runs_dir, log_dir)
+    except ServerError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield server.url
     finally:
-        _stop_server(proc)
-        if proc.returncode not in (0, -signal.SIGTERM, None):
-            print(f"\nstreamlit server exited with {proc.returncode}; output tail:\n{_tail(log)}")
+        stop_server(server.proc)
 
 
 @pytest.fixture(scope="session")
@@ -178,36 +106,6 @@ def page(browser, app_url):
 
 # --------------------------------------------------------------------------- helpers
 
-_SETTLED_JS = """
-([stableMs]) => {
-  const app = document.querySelector("[data-testid='stApp']");
-  const ok = !!app
-    && app.getAttribute("data-test-connection-state") === "CONNECTED"
-    && app.getAttribute("data-test-script-state") === "notRunning"
-    && !document.querySelector("[data-testid='stSkeleton']");
-  const now = performance.now();
-  if (!ok) { window.__vaeLabSettledSince = null; return false; }
-  if (window.__vaeLabSettledSince == null) window.__vaeLabSettledSince = now;
-  return now - window.__vaeLabSettledSince >= stableMs;
-}
-"""
-
-
-def wait_settled(page, timeout: float = 30_000, grace_ms: int = 250, stable_ms: int = 400) -> None:
-    """Wait until Streamlit is connected, its script is not running and no skeleton is left.
-
-    Right after a click or key press the rerun request may not have reached the server yet, so the
-    app can still say `notRunning` from before. Hence a short grace period, and then the settled
-    condition must hold continuously for `stable_ms` (a rerun that starts late resets the clock).
-    Times are in milliseconds, as everywhere in Playwright.
-    """
-    page.wait_for_timeout(grace_ms)
-    page.locator(f"{APP}[data-test-connection-state='CONNECTED']").wait_for(state="attached", timeout=timeout)
-    page.locator(f"{APP}[data-test-script-state='notRunning']").wait_for(state="attached", timeout=timeout)
-    page.evaluate("() => { window.__vaeLabSettledSince = null; }")
-    page.wait_for_function(_SETTLED_JS, arg=[stable_ms], timeout=timeout, polling=50)
-
-
 _CONTENT_HEIGHT_JS = """
 () => Math.max(document.documentElement.scrollHeight,
   ...Array.from(document.querySelectorAll("[data-testid='stMain'], [data-testid='stSidebarContent']"))
@@ -236,11 +134,6 @@ def screenshot(page, name: str, full_page: bool = True) -> Path:
     else:
         page.screenshot(path=str(path), full_page=full_page)
     return path
-
-
-def exception_texts(page) -> list[str]:
-    """The text of every Streamlit exception box on the page (empty when there is none)."""
-    return [t.strip()[:2000] for t in page.locator(EXCEPTION).all_inner_texts()]
 
 
 def assert_no_exception(page, where: str, shot: Path | None = None) -> None:

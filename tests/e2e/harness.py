@@ -159,11 +159,11 @@ def wait_settled(page, timeout: float = 30_000, grace_ms: int = 250, stable_ms: 
     page.wait_for_function(_SETTLED_JS, arg=[stable_ms], timeout=timeout, polling=50)
 
 
-# The images a Plotly chart shows (go.Image travels as a PNG data URI in an SVG <image>) plus its
-# text: enough to tell one rendering of a figure from another without comparing pixels.
+# The images a chart shows (go.Image travels as a PNG data URI in an SVG <image>; st.image is an <img>)
+# plus its text: enough to tell one rendering of a figure from another without comparing pixels.
 CHART_SIGNATURE_JS = """
 (el) => {
-  const imgs = Array.from(el.querySelectorAll("image")).map(i => i.getAttribute("href") || i.getAttribute("xlink:href") || "");
+  const imgs = Array.from(el.querySelectorAll("image, img")).map(i => i.getAttribute("href") || i.getAttribute("xlink:href") || i.getAttribute("src") || "");
   const paths = Array.from(el.querySelectorAll("path.js-line, g.trace path, g.points path")).map(p => p.getAttribute("d") || "");
   const text = Array.from(el.querySelectorAll("text")).map(t => t.textContent);
   return JSON.stringify({imgs, paths, text});

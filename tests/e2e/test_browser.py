@@ -12,33 +12,11 @@ from pathlib import Path
 import pytest
 
 from .conftest import PLOTLY, assert_no_exception, running_app, screenshot, wait_settled
+from .harness import chart_signature, go_to
 
 pytestmark = pytest.mark.e2e
 
 PAGES = ["Reconstructions", "Latent space", "Diagnostics", "Train"]
-
-# The images a Plotly chart shows (go.Image travels as a PNG data URI in an SVG <image>) plus its
-# text: enough to tell one rendering of a figure from another without comparing pixels.
-_CHART_SIGNATURE_JS = """
-(el) => {
-  const imgs = Array.from(el.querySelectorAll("image")).map(i => i.getAttribute("href") || i.getAttribute("xlink:href") || "");
-  const paths = Array.from(el.querySelectorAll("path.js-line, g.trace path, g.points path")).map(p => p.getAttribute("d") || "");
-  const text = Array.from(el.querySelectorAll("text")).map(t => t.textContent);
-  return JSON.stringify({imgs, paths, text});
-}
-"""
-
-
-def go_to(page, name: str) -> None:
-    """Click the sidebar link `name` and wait for the page to settle."""
-    link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True)
-    link.click()
-    wait_settled(page, timeout=60_000)
-
-
-def chart_signature(chart) -> str:
-    return chart.evaluate(_CHART_SIGNATURE_JS)
-
 
 def slider_value(slider) -> str:
     """The slider's current value: aria-valuenow where the widget has one, else the input's value."""
@@ -132,14 +110,14 @@ def test_train_start_live_stop(page, runs_dir: Path):
     before_runs = {p.parent for p in runs_dir.rglob("weights.safetensors")}
     go_to(page, "Train")
     set_number(page, "cfg_n_train", 500)
-    set_number(page, "cfg_epochs", 50)  # long enough that it cannot finish before we stop it
+    set_number(page, "cfg_epochs", 1000)  # long enough that it cannot finish before we stop it
     budget = page.locator(".st-key-cfg_time_budget input")
     if budget.count() and budget.input_value() not in ("0", "0.0"):
         set_number(page, "cfg_time_budget", 0)
 
     page.locator(".st-key-train_start button").click()
-    live = page.locator(f".st-key-train_live {PLOTLY}").first
-    live.wait_for(state="visible", timeout=60_000)
+    live = page.locator(".st-key-train_curves").first  # live curves: a light SVG image
+    live.locator("img").wait_for(state="visible", timeout=60_000)
     wait_for_status(page, "running", timeout_s=60)
 
     # the live curves keep moving while the job runs

@@ -1,0 +1,46 @@
+"""The live training views drawn as SVG: well-formed, one line per term, the latest values written out."""
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from vae_core.live_svg import kl_bars_svg, training_curves_svg
+
+NS = "{http://www.w3.org/2000/svg}"
+
+
+def parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg)  # raises on malformed XML
+
+
+def test_three_panels_each_with_its_line_and_latest_value():
+    steps = list(range(1, 101))
+    root = parse(training_curves_svg(steps, [500 - s for s in steps], [s / 10 for s in steps],
+                                     [-(500 - s) - s / 10 for s in steps]))
+    lines = root.findall(f"{NS}polyline")
+    assert len(lines) == 3 and all(len(l.get("points").split()) == 100 for l in lines)
+    texts = [t.text for t in root.iter(f"{NS}text")]
+    assert "400" in texts and "10" in texts and "-410" in texts  # the latest recon, KL, ELBO
+    assert "step 1" in texts and "step 100" in texts
+
+
+def test_a_falling_curve_is_drawn_falling():
+    root = parse(training_curves_svg([1, 2, 3], [3.0, 2.0, 1.0], [1, 1, 1], [1, 1, 1]))
+    ys = [float(p.split(",")[1]) for p in root.find(f"{NS}polyline").get("points").split()]
+    assert ys[0] < ys[1] < ys[2]  # SVG's y grows downwards
+
+
+def test_one_step_is_a_dot_and_huge_or_nan_values_stay_readable():
+    root = parse(training_curves_svg([1], [float("nan")], [1e14], [-1e21]))
+    assert len(root.findall(f"{NS}circle")) == 3
+    assert "-1.00e+21" in [t.text for t in root.iter(f"{NS}text")]
+    with pytest.raises(ValueError):
+        training_curves_svg([], [], [], [])
+
+
+def test_kl_bars_one_per_dimension_quiet_ones_in_red():
+    root = parse(kl_bars_svg([2.0, 0.001, 1.0, 0.0], threshold=0.01))
+    bars = root.findall(f"{NS}rect")
+    assert len(bars) == 4
+    assert [b.get("fill") for b in bars] == ["#1f77b4", "#d62728", "#1f77b4", "#d62728"]
+    heights = [float(b.get("height")) for b in bars]
+    assert heights[0] == pytest.approx(2 * heights[2])
