@@ -54,6 +54,8 @@ def progress(runs_dir: Path) -> dict[str, tuple[int, float]]:
     """Each running run's (steps, heartbeat) from its last checkpoint."""
     out = {}
     for path in runs_dir.glob("*/metrics.json"):
+        if path.parent.name.startswith("."):
+            continue  # a checkpoint being written (pathlib's glob matches hidden folders)
         try:
             m = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -67,11 +67,11 @@ def stop(token: str) -> None:
     load_scheduler().stop(token)
 
 
-def settle_ended_job(job: JobRecord | None) -> bool:
-    """Once per job: load a finished or stopped run; keep a diverged one aside. True if the loaded run changed."""
+def settle_ended_job(job: JobRecord | None) -> None:
+    """Once per job: load a finished or stopped run; keep a diverged one aside; say which on the page."""
     record = client_record()
     if job is None or job.status in ACTIVE or job.token in record.adopted:
-        return False
+        return
     record.adopted.add(job.token)
     load_run_infos.clear()  # the picker lists the new run at once
     if job.status != "cancelled":
@@ -81,11 +81,10 @@ def settle_ended_job(job: JobRecord | None) -> bool:
         set_run(run_dir)
         st.session_state[NOTICE_KEY] = ("success", f"Your run {Path(run_dir).name} {job.status} and is now the "
                                                    "loaded model on every page.")
-        return True
+        return
     st.session_state[NOTICE_KEY] = ("warning", f"Your training job {job.status}: {job.message} The loaded model "
                                                "did not change" + (" (pick the run in the sidebar to inspect it)."
                                                                    if run_dir else "."))
-    return False
 
 
 def notice_ui() -> None:
@@ -117,15 +116,15 @@ def server_line() -> str:
             f"{s.job_time_cap_s:g} s, one per browser; now {running} running, {len(active) - running} waiting.")
 
 
-def job_line(job: JobRecord) -> str:
+def job_line(job: JobRecord, subject: str = "Training") -> str:
     """One line on where the job is: queue place, or step and time."""
     if job.status == "queued":
         return job.message
     last = job.snapshot.history[-1] if job.snapshot and job.snapshot.history else None
     if last is None:
-        return f"Training is **{job.status}** (starting a worker process)…"
+        return f"{subject} is **{job.status}** (starting a worker process)…"
     sigma = f", σ {last.sigma:.3g}" if last.sigma else ""
-    return (f"Training is **{job.status}** · step {last.step:,}, epoch {last.epoch:.2f}, {last.elapsed_s:.0f} s"
+    return (f"{subject} is **{job.status}** · step {last.step:,}, epoch {last.epoch:.2f}, {last.elapsed_s:.0f} s"
             f" of {job.time_budget_s:g} s, β now {last.beta:.3g}{sigma}.")
 
 
@@ -144,4 +143,4 @@ def _job_poll_ui() -> None:
     job = my_job()
     if job is None or job.status not in ACTIVE:
         st.rerun(scope="app")  # it ended: the whole page settles it and redraws with the new model
-    st.caption(job_line(job).replace("Training is", "Your job is"))
+    st.caption(job_line(job, subject="Your training job"))
