@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import (APP, CHROMIUM, CHROMIUM_ARGS, EXCEPTION, PLOTLY, REPO, VIEWPORT, ServerError,  # noqa: F401
+from .harness import (APP, CHROMIUM, EXCEPTION, PLOTLY, REPO, VIEWPORT, ServerError, chromium,  # noqa: F401
                       exception_texts, start_server, stop_server, wait_settled)
 
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
@@ -38,16 +38,12 @@ def browser():
         skip_or_fail(f"{CHROMIUM} not found: install Debian's chromium "
                      "(apt-get install -y chromium chromium-driver) to run the browser tests")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError as exc:
         skip_or_fail(f"the playwright package is not installed ({exc}): "
                      "pip install -r requirements-test.txt")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 # --------------------------------------------------------------------------- the app server

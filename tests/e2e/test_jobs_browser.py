@@ -131,3 +131,27 @@ def test_kill_9_of_the_server_mid_training_keeps_the_run_as_interrupted(browser,
         assert "interrupted" in page.locator("[data-testid='stSidebar']").inner_text(), shot
         assert_no_exception(page, "the interrupted run, loaded", shot)
         assert not list(runs.glob(".*tmp*")), f"stale temporary folders left: {list(runs.glob('.*'))}"
+
+
+def test_a_job_whose_browser_is_gone_finishes_saves_and_is_findable(browser, tmp_path):
+    runs = tmp_path / "runs"
+    with running_server(runs, tmp_path, FAST) as server:
+        page = open_page(browser, server.url)
+        start_job(page, epochs=1000, budget_s=5)
+        wait_status(page, "running")
+        owner_url = page.url
+        page.context.close()  # the laptop closes
+        deadline = time.monotonic() + 90
+        while not any(metrics(r)["status"] == "finished" for r in run_folders(runs)):
+            assert time.monotonic() < deadline, f"the run never finished: {[metrics(r)['status'] for r in run_folders(runs)]}"
+            time.sleep(1)
+        [run] = run_folders(runs)
+        time.sleep(2.5)  # the run list is cached for 2 s
+        stranger = open_page(browser, server.url)
+        stranger.locator(".st-key-model_choice").click()
+        assert stranger.get_by_role("option").filter(has_text=f"class ").filter(has_text=run.name[-4:]).count() == 1
+        stranger.context.close()
+        owner = open_page(browser, owner_url)  # the owner comes back with the same URL
+        sidebar = owner.locator("[data-testid='stSidebar']").inner_text()
+        shot = screenshot(owner, "browser-gone-run-found")
+        assert "trained by you" in sidebar and "is now the loaded model" in owner.inner_text("body"), shot
