@@ -22,7 +22,6 @@ from vae_core.runs import (LoadedRun, RunInfo, RunLoadError, bundled_models_dir,
                            load_run)
 
 RUN_KEY = "run_path"  # session: the folder of the loaded run
-JOB_KEY = "job"  # session: the TrainingJob, if one was started
 DEFAULT_BUNDLED = "sprites-sigmoid-unit-bernoulli"
 PAGE_TEST_IMAGES = 2000  # what the pages draw from: enough for the latent map, quick to encode
 APP_THREADS = 1  # torch intra-op threads (process-wide): a training job takes one core, pages the other

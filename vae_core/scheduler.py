@@ -210,6 +210,3 @@ class JobScheduler:
         if status == "cancelled":
             return "Cancelled before it started; nothing was trained."
         return f"{snap.message}{cap}".strip()
-
-
-_thin = thin  # the name app_pages/train.py imported first; use jobs.thin
