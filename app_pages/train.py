@@ -1,7 +1,7 @@
 import numpy as np
 import streamlit as st
 
-from ui.jobs import ACTIVE, POLL_S, job_line, my_job, refusal, server_line, start_blocked, stop, submit
+from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, start_blocked, stop, submit
 from ui.state import current_run
 from ui.train_form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
 from ui.widgets import chart, test_metrics_ui
@@ -26,7 +26,7 @@ if config:
     with st.expander("Compatibility matrix: every output activation × normalization × likelihood"):
         compatibility_matrix_ui(config.data)
 job = my_job()
-active = job is not None and job.status in ACTIVE
+active = job is not None and not job.done
 
 blocked = form.start_blocked or start_blocked(job, verdict)
 left, right, note = st.columns([1, 1, 4], vertical_alignment="center")
@@ -49,14 +49,14 @@ def live_ui() -> None:
         return
     status_ui(job)
     snap = job.snapshot
-    if snap is not None and snap.history and job.status in ACTIVE:
+    if snap is not None and snap.history and not job.done:
         live_figures_ui(snap)
     elif snap is not None and snap.history:  # ended: the interactive figure, drawn once
         chart(views.training_figure(thin(snap.history, LIVE_POINTS)), key="train_curves_final")
     if snap is not None and snap.test_metrics is not None:
         st.markdown("**Test metrics of this run**")
         test_metrics_ui(snap.test_metrics.to_dict())
-    if job.status not in ACTIVE and active:
+    if job.done and active:
         st.rerun(scope="app")  # turns the polling off, re-enables Start and loads the run
 
 
@@ -77,7 +77,7 @@ def live_figures_ui(snap) -> None:
 
 def status_ui(job) -> None:
     with st.container(key="train_status"):
-        if job.status in ACTIVE:
+        if not job.done:
             st.info(job_line(job))
         elif job.status in ("failed", "diverged", "interrupted"):
             st.error(f"Training **{job.status}**. {job.message}")

@@ -20,7 +20,6 @@ from vae_core.scheduler import JobRecord, JobScheduler
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "starting", "running")
 LOADED_ON_END = ("finished", "stopped")  # runs that become the loaded model by themselves
 POLL_S = 0.8  # how often a page looks at a running job: with its jitter, curves redraw at least once a second
 NOTICE_KEY = "job_notice"  # session: what happened to the job since the page last drew (one message)
@@ -70,7 +69,7 @@ def stop(token: str) -> None:
 def settle_ended_job(job: JobRecord | None) -> None:
     """Once per job: load a finished or stopped run; keep a diverged one aside; say which on the page."""
     record = client_record()
-    if job is None or job.status in ACTIVE or job.token in record.adopted:
+    if job is None or not job.done or job.token in record.adopted:
         return
     record.adopted.add(job.token)
     load_run_infos.clear()  # the picker lists the new run at once
@@ -97,7 +96,7 @@ def notice_ui() -> None:
 
 def start_blocked(job: JobRecord | None, verdict: Verdict | None) -> str | None:
     """Why Start is disabled besides the form's own refusals; None if it is not."""
-    if job is not None and job.status in ACTIVE:
+    if job is not None and not job.done:
         return "Start is disabled while your training job is queued or running: stop it, or let it end, to start another."
     if verdict is None:
         return "Start is disabled: the data for this run is not available on this server (see the message above)."
@@ -133,7 +132,7 @@ def job_sidebar_ui(poll: bool) -> None:
     not watch it itself), a sidebar line that polls it."""
     job = my_job()
     settle_ended_job(job)
-    if poll and job is not None and job.status in ACTIVE:
+    if poll and job is not None and not job.done:
         with st.sidebar:
             st.fragment(_job_poll_ui, run_every=POLL_S)()
     notice_ui()
@@ -141,6 +140,6 @@ def job_sidebar_ui(poll: bool) -> None:
 
 def _job_poll_ui() -> None:
     job = my_job()
-    if job is None or job.status not in ACTIVE:
+    if job is None or job.done:
         st.rerun(scope="app")  # it ended: the whole page settles it and redraws with the new model
     st.caption(job_line(job, subject="Your training job"))

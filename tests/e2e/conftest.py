@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from .harness import (APP, CHROMIUM, EXCEPTION, PLOTLY, REPO, VIEWPORT, ServerError, chromium,  # noqa: F401
-                      exception_texts, start_server, stop_server, wait_settled)
+from .harness import (CHROMIUM, EXCEPTION, PLOTLY, REPO, VIEWPORT, ServerError, chromium,  # noqa: F401
+                      exception_texts, start_server, stop_server, train_status, wait_settled)
 
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
@@ -139,3 +140,22 @@ def assert_no_exception(page, where: str, shot: Path | None = None) -> None:
             shot = screenshot(page, f"FAILED-{where}".replace(" ", "_"))
         pytest.fail(f"{where}: {len(texts)} exception box(es) on the page (screenshot {shot}):\n"
                     + "\n---\n".join(texts), pytrace=False)
+
+
+def wait_for_status(page, word: str, timeout_s: float) -> str:
+    """Poll the training status text until it contains `word`; fail early on a terminal other state."""
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = train_status(page).strip()
+        if word in text:
+            return text
+        others = [w for w in ("diverged", "failed") if w in text and w != word]
+        if others:
+            shot = screenshot(page, f"FAILED-train-{others[0]}")
+            pytest.fail(f"training ended as {others[0]!r} while waiting for {word!r}: {text!r} "
+                        f"(screenshot {shot})", pytrace=False)
+        page.wait_for_timeout(250)
+    shot = screenshot(page, f"FAILED-train-no-{word}")
+    pytest.fail(f"status never contained {word!r} within {timeout_s:.0f} s; last status: {text!r} "
+                f"(screenshot {shot})", pytrace=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PLOTLY, assert_no_exception, running_app, screenshot, wait_settled
+from .conftest import PLOTLY, assert_no_exception, running_app, screenshot, wait_for_status, wait_settled
 from .harness import chart_signature, go_to
 
 pytestmark = pytest.mark.e2e
@@ -21,26 +21,6 @@ PAGES = ["Reconstructions", "Latent space", "Diagnostics", "Train"]
 def slider_value(slider) -> str:
     """The slider's current value: aria-valuenow where the widget has one, else the input's value."""
     return slider.get_attribute("aria-valuenow") or slider.input_value()
-
-
-def wait_for_status(page, word: str, timeout_s: float) -> str:
-    """Poll the training status text until it contains `word`; fail early on a terminal other state."""
-    deadline = time.monotonic() + timeout_s
-    text = ""
-    while time.monotonic() < deadline:
-        loc = page.locator(".st-key-train_status")
-        text = loc.inner_text(timeout=5_000).strip().lower() if loc.count() else ""
-        if word in text:
-            return text
-        others = [w for w in ("diverged", "failed") if w in text and w != word]
-        if others:
-            shot = screenshot(page, f"FAILED-train-{others[0]}")
-            pytest.fail(f"training ended as {others[0]!r} while waiting for {word!r}: {text!r} "
-                        f"(screenshot {shot})", pytrace=False)
-        page.wait_for_timeout(250)
-    shot = screenshot(page, f"FAILED-train-no-{word}")
-    pytest.fail(f"status never contained {word!r} within {timeout_s:.0f} s; last status: {text!r} "
-                f"(screenshot {shot})", pytrace=False)
 
 
 def set_number(page, key: str, value: float) -> None:

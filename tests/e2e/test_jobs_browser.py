@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import VIEWPORT, assert_no_exception, screenshot, wait_settled
-from .harness import children, go_to, running_server, start_training, train_status
+from .conftest import VIEWPORT, assert_no_exception, screenshot, wait_for_status, wait_settled
+from .harness import children, go_to, running_server, start_training
 
 pytestmark = pytest.mark.e2e
 
@@ -37,18 +37,6 @@ def start_job(page, epochs: int, budget_s: int) -> None:
     start_training(page, epochs=epochs, budget_s=budget_s)
 
 
-def wait_status(page, word: str, timeout_s: float = 90) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        text = train_status(page)
-        if word in text:
-            return text
-        page.wait_for_timeout(300)
-    shot = screenshot(page, f"FAILED-status-{word}")
-    pytest.fail(f"the Train page never said {word!r} within {timeout_s:.0f} s (last: {train_status(page)!r}; {shot})",
-                pytrace=False)
-
-
 def step_of(text: str) -> int:
     return int(text.split("step ")[1].split(",")[0].replace(",", ""))
 
@@ -66,18 +54,18 @@ def test_a_reload_mid_training_finds_the_job_live_and_stop_still_works(browser, 
     with running_server(runs, tmp_path, FAST) as server:
         page = open_page(browser, server.url)
         start_job(page, epochs=1000, budget_s=300)
-        first = step_of(wait_status(page, "step"))
+        first = step_of(wait_for_status(page, "step", timeout_s=90))
         assert "u=" in page.url, f"no browser token in the URL: {page.url}"
         page.reload(wait_until="domcontentloaded")
         wait_settled(page, timeout=60_000)
         assert "/train" in page.url
         page.wait_for_timeout(2_500)
-        later = step_of(wait_status(page, "step"))
+        later = step_of(wait_for_status(page, "step", timeout_s=90))
         shot = screenshot(page, "reload-mid-training")
         assert later > first, f"after the reload the job is not live: step {first} -> {later} ({shot})"
         assert page.locator(".st-key-train_stop button").is_enabled(), shot
         page.locator(".st-key-train_stop button").click()
-        wait_status(page, "stopped", timeout_s=60)
+        wait_for_status(page, "stopped", timeout_s=60)
         assert_no_exception(page, "Train after a reload and Stop", screenshot(page, "reload-then-stop"))
         [run] = run_folders(runs)
         assert metrics(run)["status"] == "stopped" and metrics(run)["steps"] >= later
@@ -88,7 +76,7 @@ def test_a_run_that_ends_on_another_page_is_loaded_there_and_the_page_says_so(br
     with running_server(runs, tmp_path, FAST) as server:
         page = open_page(browser, server.url)
         start_job(page, epochs=1000, budget_s=6)
-        wait_status(page, "running")
+        wait_for_status(page, "running", timeout_s=90)
         go_to(page, "Latent space")
         notice = page.get_by_text("is now the loaded model")
         notice.wait_for(state="visible", timeout=90_000)
@@ -106,7 +94,7 @@ def test_kill_9_of_the_server_mid_training_keeps_the_run_as_interrupted(browser,
         proc = server.proc
         page = open_page(browser, server.url)
         start_job(page, epochs=1000, budget_s=300)
-        wait_status(page, "step")
+        wait_for_status(page, "step", timeout_s=90)
         time.sleep(2.5)  # at least one checkpoint
         workers = children(proc.pid)
         assert workers, "the job does not run in a worker process"
@@ -138,7 +126,7 @@ def test_a_job_whose_browser_is_gone_finishes_saves_and_is_findable(browser, tmp
     with running_server(runs, tmp_path, FAST) as server:
         page = open_page(browser, server.url)
         start_job(page, epochs=1000, budget_s=5)
-        wait_status(page, "running")
+        wait_for_status(page, "running", timeout_s=90)
         owner_url = page.url
         page.context.close()  # the laptop closes
         deadline = time.monotonic() + 90
@@ -149,7 +137,7 @@ def test_a_job_whose_browser_is_gone_finishes_saves_and_is_findable(browser, tmp
         time.sleep(2.5)  # the run list is cached for 2 s
         stranger = open_page(browser, server.url)
         stranger.locator(".st-key-model_choice").click()
-        assert stranger.get_by_role("option").filter(has_text=f"class ").filter(has_text=run.name[-4:]).count() == 1
+        assert stranger.get_by_role("option").filter(has_text="class ").filter(has_text=run.name[-4:]).count() == 1
         stranger.context.close()
         owner = open_page(browser, owner_url)  # the owner comes back with the same URL
         sidebar = owner.locator("[data-testid='stSidebar']").inner_text()
