@@ -65,9 +65,12 @@ class VAE(nn.Module):
         h = self.encoder(x)  # (B, F)
         return self.fc_mu(h), self.fc_logvar(h)
 
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I) drawn from `generator` (torch's global one if None)."""
         std = torch.exp(0.5 * logvar)
-        return mu + std * torch.randn_like(std)
+        eps = torch.randn(std.shape, generator=generator, dtype=std.dtype, device=std.device)  # (B, L)
+        return mu + std * eps
 
     def _decode_raw(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.decoder(z)  # (B, out_channels, H, W)
@@ -111,12 +114,13 @@ class VAE(nn.Module):
         log_sigma = pixel_log_sigma if pixel_log_sigma is not None else self.decoder_log_sigma()
         return VAEOutput(self.out_act(logits), logits, mu, logvar, z, log_sigma)
 
-    def sample_output(self, mu: torch.Tensor, logvar: torch.Tensor) -> VAEOutput:
+    def sample_output(self, mu: torch.Tensor, logvar: torch.Tensor,
+                      generator: torch.Generator | None = None) -> VAEOutput:
         """Draw z ~ q(z|x) and decode it: one more sample for the same encoder output."""
-        return self.output_at(self.reparameterize(mu, logvar), mu, logvar)
+        return self.output_at(self.reparameterize(mu, logvar, generator), mu, logvar)
 
-    def forward(self, x: torch.Tensor) -> VAEOutput:
-        return self.sample_output(*self.encode(x))
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        return self.sample_output(*self.encode(x), generator)
 
 
 class ConvVAE(VAE):
@@ -157,10 +161,17 @@ class MLPVAE(VAE):
             nn.Unflatten(1, (self.out_channels, cfg.image_size, cfg.image_size)))
 
 
-def build_model(cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0) -> VAE:
-    """The model a config describes, freshly initialized (seed torch first for reproducibility)."""
+def build_model(cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0,
+                seed: int | None = None) -> VAE:
+    """The model a config describes, freshly initialized: from `seed` if given (torch's global random
+    state is left as it was), else from the global state. Same seed and shapes, same initial weights,
+    whatever the activation or likelihood: what lets a family of runs start from one point."""
     cls = ConvVAE if cfg.arch == "conv" else MLPVAE
-    return cls(cfg, likelihood, sigma)
+    if seed is None:
+        return cls(cfg, likelihood, sigma)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(cfg, likelihood, sigma)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -91,12 +91,14 @@ def training_loss(recon: torch.Tensor, kl_dims: torch.Tensor, cfg: LossConfig, b
     return cfg.recon_coef * f_recon * recon.mean() + beta * f_kl * kl.sum()
 
 
-def loss_terms(model: VAE, x: torch.Tensor, cfg: LossConfig, step: int = 0) -> LossTerms:
-    """One forward pass (S samples of z), the ELBO's terms, and the configured training loss."""
-    first = model(x)
+def loss_terms(model: VAE, x: torch.Tensor, cfg: LossConfig, step: int = 0,
+               generator: torch.Generator | None = None) -> LossTerms:
+    """One forward pass (S samples of z, drawn from `generator`), the ELBO's terms, and the training loss."""
+    first = model(x, generator)
     recon = reconstruction_nats(first, x, model.likelihood)  # (B,)
     for _ in range(cfg.z_samples - 1):  # more samples of q(z|x) for the same encoder output
-        recon = recon + reconstruction_nats(model.sample_output(first.mu, first.logvar), x, model.likelihood)
+        recon = recon + reconstruction_nats(model.sample_output(first.mu, first.logvar, generator), x,
+                                            model.likelihood)
     recon = recon / cfg.z_samples
     kl_dims = kl_per_dimension(first.mu, first.logvar)  # (B, L)
     beta = cfg.beta * kl_weight(cfg, step)

@@ -16,7 +16,8 @@ import torch
 from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from .data import ImageDataset, dataset_shape, load_dataset, pixels
 from .evaluate import range_fractions
-from .likelihoods import ACTIVATION_RANGE, Verdict, compatibility, optimal_log_sigma
+from .compatibility import ACTIVATION_RANGE, Verdict, compatibility
+from .likelihoods import optimal_log_sigma
 from .models import VAE, build_model
 from .normalize import Normalizer, fit_normalizer
 from .objective import LossTerms, loss_terms
@@ -71,17 +72,41 @@ def check_compatibility(config: RunConfig, normalizer: Normalizer) -> Verdict:
     return verdict
 
 
+NOISE_SEED_OFFSET = 7919  # the z noise's generator is seeded apart from the batch order's
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """One epoch of image indices in a seeded random order, a batch at a time (what a family shares)."""
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
 class Trainer:
-    """Owns the model and optimizer; `steps()` trains and yields a StepMetrics after every step."""
+    """Owns the model and optimizer; `steps()` trains and yields a StepMetrics after every step.
+
+    Randomness comes from the seed only, never from torch's global state: the initial weights from
+    `config.train.seed`, the batch order from a generator seeded with it, and the z noise from
+    `generator` (by default seeded with it plus NOISE_SEED_OFFSET). Two trainers whose configs differ
+    only in, say, the output activation start from the same weights and see the same batches and noise.
+    """
 
     def __init__(self, config: RunConfig, images: torch.Tensor, normalizer: Normalizer,
-                 model: VAE | None = None):
+                 model: VAE | None = None, generator: torch.Generator | None = None,
+                 device: str | torch.device = "cpu"):
         check_compatibility(config, normalizer)
         self.config = config
-        self.images = images  # (N, C, H, W) uint8
+        self.images = images  # (N, C, H, W) uint8, on the CPU
         self.normalizer = normalizer
-        torch.manual_seed(config.train.seed)
-        self.model = model or build_model(config.model, config.loss.likelihood, config.loss.sigma)
+        self.device = torch.device(device)
+        loss = config.loss
+        self.model = (model or build_model(config.model, loss.likelihood, loss.sigma, seed=config.train.seed))
+        self.model.to(self.device)
+        self.generator = generator or torch.Generator(self.device).manual_seed(config.train.seed + NOISE_SEED_OFFSET)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
         self.step = 0
         # Parameters and float buffers (BatchNorm statistics, sigma*): a NaN in either spoils a checkpoint.
@@ -89,33 +114,35 @@ class Trainer:
         self._live = [t for t in self.model.state_dict().values() if t.is_floating_point()]
         self._good = [t.clone() for t in self._live]
 
+    def batch(self, indices: torch.Tensor) -> torch.Tensor:
+        """The images at `indices`, normalized, on the trainer's device: (B, C, H, W)."""
+        return self.normalizer.from_grey_levels(self.images[indices]).to(self.device)
+
     def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """One epoch of normalized batches in a seeded random order."""
-        n, bs = len(self.images), self.config.train.batch_size
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, bs):
-            yield self.normalizer.from_grey_levels(self.images[order[start:start + bs]])  # (B, C, H, W)
+        for indices in batch_indices(len(self.images), self.config.train.batch_size, generator):
+            yield self.batch(indices)
 
     def steps(self) -> Iterator[StepMetrics]:
         """Train for the configured epochs or time budget, whichever ends first."""
         cfg = self.config.train
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        steps_per_epoch = math.ceil(len(self.images) / cfg.batch_size)
+        order = torch.Generator().manual_seed(cfg.seed)
+        per_epoch = steps_per_epoch(len(self.images), cfg.batch_size)
         start = time.perf_counter()
         self.model.train()
         for _ in range(cfg.epochs):
-            for x in self.batches(generator):
+            for x in self.batches(order):
                 if cfg.time_budget_s is not None and time.perf_counter() - start >= cfg.time_budget_s:
                     return
                 t0 = time.perf_counter()
                 metrics = self.train_step(x)
-                yield self._metrics(metrics, len(x), steps_per_epoch, t0, start)
+                yield self.metrics(metrics, len(x), per_epoch, t0, start)
 
     def train_step(self, x: torch.Tensor) -> LossTerms:
         """One optimizer step on a normalized batch; raises TrainingDiverged on a non-finite loss."""
-        terms = loss_terms(self.model, x, self.config.loss, self.step)
+        terms = loss_terms(self.model, x, self.config.loss, self.step, self.generator)
         if self.model.likelihood == "gaussian_optimal":  # keep the batch's sigma* for display and saving
             with torch.no_grad():
                 self.model.log_sigma.copy_(optimal_log_sigma(x, terms.out.x_hat))
@@ -137,11 +164,12 @@ class Trainer:
         with torch.no_grad():
             torch._foreach_copy_(self._live, self._good)
 
-    def _metrics(self, terms: LossTerms, batch: int, steps_per_epoch: int, t0: float, start: float) -> StepMetrics:
+    def metrics(self, terms: LossTerms, batch: int, per_epoch: int, t0: float, start: float) -> StepMetrics:
+        """The StepMetrics of the step just taken (t0: when it began; start: when training began)."""
         now = time.perf_counter()
         log_sigma = self.model.decoder_log_sigma()
         return StepMetrics(
-            step=self.step, epoch=self.step / steps_per_epoch,
+            step=self.step, epoch=self.step / per_epoch,
             recon_nats=terms.recon_nats.mean().item(), kl_nats=terms.kl_nats.mean().item(),
             elbo_nats=terms.elbo_nats.mean().item(), loss=terms.loss.item(), beta=terms.beta,
             images_per_s=batch / max(now - t0, 1e-9), elapsed_s=now - start,
