@@ -72,6 +72,7 @@ class RunRecord:
     host: str | None = None  # the machine that process runs on
     heartbeat: float | None = None  # unix time of this save
     checkpoint_every_s: float | None = None  # the writer's checkpoint interval
+    sweep: str | None = None  # the sweep this run is a variant of (the sweep's id), None if trained alone
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -96,6 +97,8 @@ class RunInfo:
     owner: str | None = None
     steps: int | None = None
     test_elbo_nats: float | None = None
+    config: RunConfig | None = None  # None when unreadable
+    sweep: str | None = None  # RunRecord.sweep
 
     @property
     def name(self) -> str:
@@ -307,7 +310,8 @@ def _run_info(run_dir: Path) -> RunInfo:
                    output_activation=config.model.output_activation, likelihood=config.loss.likelihood,
                    latent_dim=config.model.latent_dim, owner=_text(metrics.get("owner")),
                    steps=_integer(metrics.get("steps")),
-                   test_elbo_nats=_number(test.get("elbo_nats")) if isinstance(test, dict) else None)
+                   test_elbo_nats=_number(test.get("elbo_nats")) if isinstance(test, dict) else None,
+                   config=config, sweep=_text(metrics.get("sweep")))
 
 
 def _number(value: Any) -> float | None:
