@@ -2,11 +2,11 @@ import streamlit as st
 
 from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
 from ui.widgets import chart
-from vae_core import views
+from vae_core.compatibility import ACTIVATION_RANGE
 from vae_core.evaluate import COLLAPSE_KL, bits_per_dim
-from vae_core.figures import format_number
-from vae_core.likelihoods import ACTIVATION_RANGE
 from vae_core.objective import effective_beta, implied_sigma
+from vae_plots import views
+from vae_plots.figures import format_number
 
 run = current_run()
 test = page_test_images(run)

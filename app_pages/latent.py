@@ -2,7 +2,7 @@ import streamlit as st
 
 from ui.state import current_run, page_test_images
 from ui.widgets import chart
-from vae_core import views
+from vae_plots import views
 
 run = current_run()
 test = page_test_images(run)

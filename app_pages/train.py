@@ -5,10 +5,10 @@ from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, start_blocke
 from ui.state import current_run
 from ui.train_form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
 from ui.widgets import chart, test_metrics_ui
-from vae_core import figures, views
 from vae_core.evaluate import COLLAPSE_KL, posterior_collapse
 from vae_core.jobs import thin
-from vae_core.live_svg import kl_bars_svg
+from vae_plots import figures, views
+from vae_plots.live_svg import kl_bars_svg
 
 LIVE_POINTS = 400  # curve points sent each second: more than a chart's width in pixels is wasted
 PREVIEW_ZOOM = 4  # nearest-neighbour upscale of the preview: the browser would blur a small image

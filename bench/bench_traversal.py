@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vae_core import views  # noqa: E402
+from vae_plots import views  # noqa: E402
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
 from vae_core.data import load_dataset  # noqa: E402
 from vae_core.jobs import TrainingJob  # noqa: E402

@@ -20,7 +20,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vae_core import views
+from vae_plots import views
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from vae_core.data import load_dataset, make_sprites
 from vae_core.evaluate import COLLAPSE_MIN_STEPS, posterior_collapse

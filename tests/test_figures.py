@@ -1,4 +1,4 @@
-"""Tests for vae_core.figures: shapes, placement, labels, data kept, and JSON that Streamlit can send."""
+"""Tests for vae_plots.figures: shapes, placement, labels, data kept, and JSON that Streamlit can send."""
 from __future__ import annotations
 
 import base64
@@ -13,7 +13,7 @@ import plotly.io as pio
 import pytest
 from PIL import Image
 
-from vae_core import figures as F
+from vae_plots import figures as F
 
 
 def decode_uri(uri: str) -> np.ndarray:
@@ -328,7 +328,7 @@ def test_metrics_table_rows():
 # ------------------------------------------------------------------------------------------- imports
 
 def test_import_pulls_in_neither_streamlit_nor_torch():
-    code = ("import sys, vae_core; before = set(sys.modules); import vae_core.figures; "
+    code = ("import sys, vae_plots; before = set(sys.modules); import vae_plots.figures; "
             "new = set(sys.modules) - before; "
             "assert not {m for m in new if m.split('.')[0] in ('streamlit', 'torch')}, new")
     subprocess.run([sys.executable, "-c", code], check=True)

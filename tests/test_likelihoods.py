@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Laplace, Normal
 
+from vae_core.compatibility import compatibility
 from vae_core.config import ModelConfig
-from vae_core.likelihoods import (LOG_SIGMA_MIN, compatibility, continuous_bernoulli_log_norm,
+from vae_core.likelihoods import (LOG_SIGMA_MIN, continuous_bernoulli_log_norm,
                                   continuous_bernoulli_log_prob, continuous_bernoulli_mean, gaussian_log_prob,
                                   laplace_log_prob, log_prob, optimal_log_sigma)
 from vae_core.models import build_model

@@ -3,7 +3,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from vae_core.live_svg import kl_bars_svg, training_curves_svg
+from vae_plots.live_svg import kl_bars_svg, training_curves_svg
 
 NS = "{http://www.w3.org/2000/svg}"
 

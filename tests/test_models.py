@@ -128,7 +128,7 @@ def test_project_2d_uses_pca_beyond_two_dimensions():
 # --- layering ----------------------------------------------------------------------------------
 
 def test_importing_vae_core_does_not_import_streamlit():
-    code = ("import sys, vae_core.cli, vae_core.views, vae_core.jobs, vae_core.evaluate, vae_core.runs; "
+    code = ("import sys, vae_core.cli, vae_plots.views, vae_core.jobs, vae_core.evaluate, vae_core.runs; "
             "print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

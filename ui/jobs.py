@@ -14,7 +14,7 @@ from ui.session import client_record, client_token
 from ui.state import load_run_infos, set_run
 from vae_core.config import RunConfig
 from vae_core.host import HostSettings
-from vae_core.likelihoods import Verdict
+from vae_core.compatibility import Verdict
 from vae_core.runs import cleanup_stale_temporaries
 from vae_core.scheduler import JobRecord, JobScheduler
 

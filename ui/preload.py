@@ -51,7 +51,7 @@ THIRD_PARTY = (
 
 # Our own packages: every module, so no page is the first to import one (except the CLI entry point,
 # which would run the CLI).
-OWN_PACKAGES = ("vae_core", "ui")
+OWN_PACKAGES = ("vae_core", "vae_plots", "ui")
 SKIP = {"vae_core.__main__", __name__}
 
 LOADED_IN_S: float = 0.0  # how long the preload took, for the curious (and the tests)

@@ -7,8 +7,8 @@ import streamlit as st
 
 from ui.session import client_token
 from ui.state import ModelChoice, current_run, model_choices, set_run
-from vae_core.figures import format_number
 from vae_core.runs import LoadedRun
+from vae_plots.figures import format_number
 
 PICKER_KEY = "model_choice"
 

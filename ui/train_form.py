@@ -7,10 +7,11 @@ import streamlit as st
 
 from ui.form_fields import DATA_SCALES, FieldReader, FormResult, apply_config_to_form, remember_form, restore_form
 from ui.state import current_run
+from vae_core.compatibility import ACTIVATION_RANGE, Verdict, compatibility, compatibility_matrix
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
 from vae_core.data import DatasetNotFoundError
 from vae_core.host import HostSettingError, HostSettings
-from vae_core.likelihoods import ACTIVATION_RANGE, DESCRIPTIONS, Verdict, compatibility, compatibility_matrix
+from vae_core.likelihoods import DESCRIPTIONS
 from vae_core.objective import effective_beta, implied_sigma
 from vae_core.train import TargetRange, target_range
 

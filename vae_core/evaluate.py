@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .compatibility import ACTIVATION_RANGE
 from .config import LossConfig
 from .data import pixels
-from .likelihoods import ACTIVATION_RANGE
 from .models import VAE
 from .normalize import Normalizer
 from .objective import effective_beta, kl_per_dimension, reconstruction_nats

@@ -19,12 +19,12 @@ from typing import Any, Callable, Generic, Literal, Protocol, TypeVar
 import numpy as np
 import torch
 
+from .compatibility import Verdict
 from .config import RunConfig
 from .data import DatasetNotFoundError, pixels
 from .evaluate import EvalMetrics, evaluate
 from .host import HostSettings
 from .latent import reconstruct
-from .likelihoods import Verdict
 from .runs import RunRecord, RunStatus, run_name, save_run, writer_fields
 from .train import StepMetrics, Trainer, TrainingData, TrainingDiverged, check_compatibility, prepare_data
 

@@ -13,10 +13,10 @@ from typing import Iterator
 
 import torch
 
+from .compatibility import ACTIVATION_RANGE, Verdict, compatibility
 from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from .data import ImageDataset, dataset_shape, load_dataset, pixels
 from .evaluate import range_fractions
-from .compatibility import ACTIVATION_RANGE, Verdict, compatibility
 from .likelihoods import optimal_log_sigma
 from .models import VAE, build_model
 from .normalize import Normalizer, fit_normalizer

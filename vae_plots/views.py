@@ -12,13 +12,14 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from vae_core.compatibility import ACTIVATION_RANGE
+from vae_core.data import ImageDataset, pixels
+from vae_core.evaluate import COLLAPSE_KL, COLLAPSE_MIN_STEPS, EvalMetrics, posterior_collapse, range_fractions
+from vae_core.latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
+from vae_core.runs import LoadedRun
+from vae_core.train import StepMetrics
+
 from . import diagnostic_figures, figures, live_svg
-from .data import ImageDataset, pixels
-from .evaluate import COLLAPSE_KL, COLLAPSE_MIN_STEPS, EvalMetrics, posterior_collapse, range_fractions
-from .likelihoods import ACTIVATION_RANGE
-from .latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
-from .runs import LoadedRun
-from .train import StepMetrics
 
 
 TRAVERSAL_MAX_DIMS = 16  # rows of a traversal: beyond this the tiles shrink below what a projector shows
