@@ -395,3 +395,20 @@ def test_gaussian_optimal_fits_sigma_per_training_batch_and_evaluates_with_the_k
     halves = torch.cat([reconstruction_nats(model.output_at(out.z[i:i + 3], out.mu[i:i + 3], out.logvar[i:i + 3]),
                                             x[i:i + 3], "gaussian_optimal") for i in (0, 3)])
     torch.testing.assert_close(whole, halves)  # evaluation no longer depends on the batch it sits in
+
+
+def test_the_registry_covers_every_likelihood_and_its_sigma():
+    from typing import get_args
+
+    from vae_core.config import LikelihoodName
+    from vae_core.likelihoods import LIKELIHOODS, likelihood_spec
+
+    assert set(LIKELIHOODS) == set(get_args(LikelihoodName))
+    for name, lik in LIKELIHOODS.items():
+        model = build_model(ModelConfig(width=8, latent_dim=2), name, sigma=0.3)
+        shared = model.decoder_log_sigma() if lik.sigma != "optimal" else model.log_sigma
+        assert (shared is not None) == lik.shared_sigma, name
+        if lik.reads_sigma:  # the configured sigma is where the model starts
+            assert math.isclose(shared.exp().item(), 0.3, rel_tol=1e-6), name
+    with pytest.raises(ValueError, match="unknown likelihood 'poisson'"):
+        likelihood_spec("poisson")

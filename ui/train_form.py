@@ -11,15 +11,13 @@ from vae_core.compatibility import ACTIVATION_RANGE, Verdict, compatibility, com
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
 from vae_core.data import DatasetNotFoundError
 from vae_core.host import HostSettingError, HostSettings
-from vae_core.likelihoods import DESCRIPTIONS
+from vae_core.likelihoods import LIKELIHOODS
 from vae_core.objective import effective_beta, implied_sigma
 from vae_core.train import TargetRange, target_range
 
 ASK_THE_HOST = ("On this server the data folder and downloads are the host's settings: ask the host to put the "
                 "dataset there, or to allow downloads.")
 TRAIN_THREADS = 1  # one core per job: the host's job slots share the CPU, and the pages need a core too
-SCALED_LIKELIHOODS = {"laplace": "Laplace scale b (fixed)", "gaussian_learned": "Gaussian σ (initial; learned)",
-                      "gaussian": "Gaussian σ (fixed; 0.707 = mse_loss with sum)"}  # the likelihoods that read sigma
 
 
 @st.cache_data(max_entries=32, show_spinner="Measuring the normalized data…")
@@ -84,9 +82,10 @@ def loss_config_ui(form: FieldReader) -> LossConfig | None:
     st.markdown("**Loss**")
     c1, c2, c3 = st.columns(3)
     likelihood = form.select(c1, "loss", "likelihood", format_func=lambda name: name,
-                             help="\n\n".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items()))
-    sigma = form.number(c2, "loss", "sigma", label=SCALED_LIKELIHOODS.get(likelihood),
-                        use="used" if likelihood in SCALED_LIKELIHOODS else "unused")
+                             help="\n\n".join(f"**{k}**: {v.description}" for k, v in LIKELIHOODS.items()))
+    lik = LIKELIHOODS.get(likelihood)
+    sigma = form.number(c2, "loss", "sigma", label=lik.sigma_label if lik else None,
+                        use="used" if lik and lik.reads_sigma else "unused")
     beta = form.number(c3, "loss", "beta")
     terms = ("recon_coef", "z_samples", "kl_warmup_steps", "kl_ramp_fraction", "free_bits")
     with st.expander("How the training loss reduces and weighs its terms", expanded=form.refused_now("loss", *terms)):

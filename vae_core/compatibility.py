@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from .config import LikelihoodName, Normalization, OutputActivation
+from .likelihoods import likelihood_spec
 
 ACTIVATION_RANGE: dict[str, tuple[float, float]] = {
     "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "linear": (-math.inf, math.inf)}
 # Per-channel [lo, hi] of normalized targets; zscore depends on the data (see compatibility()).
 NORMALIZED_RANGE: dict[str, tuple[float, float]] = {"unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
-BOUNDED = ("bernoulli", "continuous_bernoulli")  # likelihoods of data in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,9 @@ def compatibility(activation: OutputActivation, normalization: Normalization, li
     target_range: [min, max] of the normalized data when known (zscore needs it; a data scale moves it).
     """
     lo, hi = target_range or NORMALIZED_RANGE.get(normalization, (-math.inf, math.inf))
-    name = "Bernoulli (BCE)" if likelihood == "bernoulli" else "continuous Bernoulli"
-    if likelihood in BOUNDED:
+    lik = likelihood_spec(likelihood)
+    name = lik.display
+    if lik.domain == "unit":
         if lo < 0 or hi > 1:
             return Verdict("refused", f"A {name} likelihood needs targets in [0, 1], but these "
                            f"{normalization}-normalized targets span [{lo:.2f}, {hi:.2f}], where it is not a "

@@ -131,7 +131,7 @@ def _summarize(parts: dict, model: VAE, normalizer: Normalizer, images: torch.Te
     elbo = -(recon.mean() + kl.sum(1).mean()).item()
     var = torch.cat(parts["mu"]).var(0, correction=0)  # (L,)
     bpd, note = None, BERNOULLI_BPD_NOTE
-    if model.likelihood != "bernoulli":
+    if model.lik.discrete_bits:
         bpd, note = bits_per_dim(elbo, normalizer, tuple(images.shape[1:])), ""
     kl_dims = kl.mean(0).tolist()
     n_pixels, latent = images[0].numel(), model.cfg.latent_dim

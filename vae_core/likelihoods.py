@@ -7,6 +7,8 @@ Each log_prob returns a tensor shaped like x; the objective sums it over (C, H, 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -15,19 +17,6 @@ from .config import LikelihoodName
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_SIGMA_MIN = math.log(1e-3)  # sigma below 1e-3 (a quarter of a grey level) only chases noise
-LEARNS_SIGMA = {"gaussian_learned": "a learned shared σ", "gaussian_optimal": "the batch's optimal σ",
-                "gaussian_pixel": "a per-pixel σ from the decoder"}
-DESCRIPTIONS: dict[str, str] = {
-    "bernoulli": "BCE: Bernoulli, computed from the logits",
-    "continuous_bernoulli": "continuous Bernoulli: BCE plus its normalizing constant (Loaiza-Ganem & Cunningham 2019)",
-    "gaussian": "Gaussian with a fixed σ: MSE/(2σ²) plus constants",
-    "gaussian_learned": "Gaussian with one learned σ (σ-VAE, Rybkin et al. 2021)",
-    "gaussian_optimal": "Gaussian with the analytic optimal σ = RMSE of each training batch (σ-VAE); evaluated with the last one",
-    "gaussian_pixel": "Gaussian with a σ per pixel, predicted by the decoder",
-    "laplace": "Laplace with a fixed scale b: L1/b plus constants",
-}
-
-
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
     """log N(x; mean, sigma^2) = -0.5 log(2 pi) - log sigma - (x - mean)^2 / (2 sigma^2)."""
     return -HALF_LOG_2PI - log_sigma - 0.5 * ((x - mean) * torch.exp(-log_sigma)) ** 2
@@ -83,17 +72,74 @@ def optimal_log_sigma(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     return (0.5 * torch.log(mse)).clamp_min(LOG_SIGMA_MIN)
 
 
+SigmaKind = Literal["none", "fixed", "learned", "optimal", "per_pixel"]
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """What the rest of VAE Lab needs to know about one p(x|z), in one place."""
+    name: LikelihoodName
+    description: str  # one line for the form's help
+    density: Literal["bernoulli", "continuous_bernoulli", "gaussian", "laplace"]
+    domain: Literal["unit", "real"]  # unit: a density of data in [0, 1] only, parameterized by the logits
+    sigma: SigmaKind  # where the decoder's σ (Laplace: the scale b) comes from
+    sigma_label: str = ""  # the form's label for LossConfig.sigma, where this likelihood reads it
+    discrete_bits: bool = True  # False: bits/dim of 8-bit data is not defined (see evaluate.BERNOULLI_BPD_NOTE)
+    title: str = ""  # its name in a sentence, where that differs from `name`
+
+    @property
+    def display(self) -> str:
+        return self.title or self.name
+
+    @property
+    def reads_sigma(self) -> bool:
+        """Whether LossConfig.sigma is used (a fixed σ or scale, or a learned σ's start)."""
+        return bool(self.sigma_label)
+
+    @property
+    def shared_sigma(self) -> bool:
+        """Whether the model holds one σ for every pixel (a buffer or a parameter)."""
+        return self.sigma in ("fixed", "learned", "optimal")
+
+
+LIKELIHOODS: dict[str, Likelihood] = {lik.name: lik for lik in (
+    Likelihood("bernoulli", "BCE: Bernoulli, computed from the logits", "bernoulli", "unit", "none", discrete_bits=False,
+               title="Bernoulli (BCE)"),
+    Likelihood("continuous_bernoulli", "continuous Bernoulli: BCE plus its normalizing constant "
+               "(Loaiza-Ganem & Cunningham 2019)", "continuous_bernoulli", "unit", "none",
+               title="continuous Bernoulli"),
+    Likelihood("gaussian", "Gaussian with a fixed σ: MSE/(2σ²) plus constants", "gaussian", "real", "fixed",
+               "Gaussian σ (fixed; 0.707 = mse_loss with sum)"),
+    Likelihood("gaussian_learned", "Gaussian with one learned σ (σ-VAE, Rybkin et al. 2021)", "gaussian", "real", "learned",
+               "Gaussian σ (initial; learned)"),
+    Likelihood("gaussian_optimal", "Gaussian with the analytic optimal σ = RMSE of each training batch (σ-VAE); "
+               "evaluated with the last one", "gaussian", "real", "optimal"),
+    Likelihood("gaussian_pixel", "Gaussian with a σ per pixel, predicted by the decoder", "gaussian", "real", "per_pixel"),
+    Likelihood("laplace", "Laplace with a fixed scale b: L1/b plus constants", "laplace", "real", "fixed",
+               "Laplace scale b (fixed)"),
+)}
+
+
+def likelihood_spec(name: str) -> Likelihood:
+    """The registry's entry for a likelihood name (ValueError naming the options if unknown)."""
+    try:
+        return LIKELIHOODS[name]
+    except KeyError:
+        raise ValueError(f"unknown likelihood {name!r}; pick one of {', '.join(LIKELIHOODS)}.") from None
+
+
+_FROM_LOGITS = {"bernoulli": bernoulli_log_prob, "continuous_bernoulli": continuous_bernoulli_log_prob}
+_FROM_LOCATION = {"gaussian": gaussian_log_prob, "laplace": laplace_log_prob}
+
+
 def log_prob(likelihood: LikelihoodName, x: torch.Tensor, x_hat: torch.Tensor, logits: torch.Tensor,
              log_sigma: torch.Tensor | None) -> torch.Tensor:
     """Elementwise log p(x|z); x_hat is the decoder's location output, logits its pre-activation."""
-    if likelihood == "bernoulli":
-        return bernoulli_log_prob(x, logits)
-    if likelihood == "continuous_bernoulli":
-        return continuous_bernoulli_log_prob(x, logits)
-    if likelihood == "gaussian_optimal" and log_sigma is None:  # training: this batch's sigma*
-        return gaussian_log_prob(x, x_hat, optimal_log_sigma(x, x_hat))
+    lik = likelihood_spec(likelihood)
+    if lik.domain == "unit":  # from the logits, stably, as BCEWithLogitsLoss
+        return _FROM_LOGITS[lik.density](x, logits)
+    if log_sigma is None and lik.sigma == "optimal":  # training: this batch's sigma*
+        log_sigma = optimal_log_sigma(x, x_hat)
     if log_sigma is None:
         raise ValueError(f"likelihood {likelihood!r} needs a log_sigma tensor.")
-    if likelihood == "laplace":
-        return laplace_log_prob(x, x_hat, log_sigma)
-    return gaussian_log_prob(x, x_hat, log_sigma)
+    return _FROM_LOCATION[lik.density](x, x_hat, log_sigma)

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import LikelihoodName, ModelConfig
-from .likelihoods import LOG_SIGMA_MIN, continuous_bernoulli_mean
+from .likelihoods import LOG_SIGMA_MIN, continuous_bernoulli_mean, likelihood_spec
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,14 @@ class VAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.likelihood = likelihood
+        self.lik = likelihood_spec(likelihood)
         # BatchNorm right before the output activation, as some practitioners do (the questions ask why).
         self.out_norm = nn.BatchNorm2d(cfg.channels) if cfg.output_norm == "batchnorm" else nn.Identity()
         self.out_act = _activation(cfg.output_activation)
         # Fixed sigma is a buffer (saved with the weights, never trained); learned sigma is a parameter
         # shared by all pixels (sigma-VAE, Rybkin et al. 2021); gaussian_optimal keeps the last batch's.
         log_sigma = torch.tensor(math.log(sigma))
-        if likelihood == "gaussian_learned":
+        if self.lik.sigma == "learned":
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
@@ -59,7 +60,7 @@ class VAE(nn.Module):
     @property
     def out_channels(self) -> int:
         """Decoder output channels: the image's, twice over when the decoder also predicts a sigma per pixel."""
-        return self.cfg.channels * (2 if self.likelihood == "gaussian_pixel" else 1)
+        return self.cfg.channels * (2 if self.lik.sigma == "per_pixel" else 1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)  # (B, F)
@@ -76,7 +77,7 @@ class VAE(nn.Module):
         h = self.decoder(z)  # (B, out_channels, H, W)
         c = self.cfg.channels
         pixel_log_sigma = None
-        if self.likelihood == "gaussian_pixel":  # a soft floor keeps sigma above 1e-3 with gradients intact
+        if self.lik.sigma == "per_pixel":  # a soft floor keeps sigma above 1e-3 with gradients intact
             pixel_log_sigma = LOG_SIGMA_MIN + F.softplus(h[:, c:] - LOG_SIGMA_MIN)
         return self.out_norm(h[:, :c]), pixel_log_sigma
 
@@ -87,7 +88,7 @@ class VAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent codes (B, L) -> the mean of p(x|z), (B, C, H, W), in normalized space."""
         logits = self.decode_logits(z)
-        if self.likelihood == "continuous_bernoulli":  # its mean is not its parameter lambda
+        if self.lik.density == "continuous_bernoulli":  # its mean is not its parameter lambda
             return continuous_bernoulli_mean(logits)
         return self.out_act(logits)
 
@@ -102,9 +103,9 @@ class VAE(nn.Module):
         gaussian_optimal: None while training (the likelihood fits each batch's sigma*), then the
         last training batch's sigma*, so evaluation uses a sigma learned from training data only.
         """
-        if self.likelihood in ("bernoulli", "continuous_bernoulli", "gaussian_pixel"):
+        if not self.lik.shared_sigma:
             return None
-        if self.likelihood == "gaussian_optimal" and self.training:
+        if self.lik.sigma == "optimal" and self.training:
             return None
         return self.log_sigma
 

@@ -143,7 +143,7 @@ class Trainer:
     def train_step(self, x: torch.Tensor) -> LossTerms:
         """One optimizer step on a normalized batch; raises TrainingDiverged on a non-finite loss."""
         terms = loss_terms(self.model, x, self.config.loss, self.step, self.generator)
-        if self.model.likelihood == "gaussian_optimal":  # keep the batch's sigma* for display and saving
+        if self.model.lik.sigma == "optimal":  # keep the batch's sigma* for display and saving
             with torch.no_grad():
                 self.model.log_sigma.copy_(optimal_log_sigma(x, terms.out.x_hat))
         if not torch.isfinite(terms.loss):

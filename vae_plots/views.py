@@ -170,7 +170,7 @@ def range_view(run: LoadedRun, images: torch.Tensor, max_values: int = 200_000) 
 
 def sigma_map(run: LoadedRun, images: torch.Tensor) -> go.Figure | None:
     """The decoder's per-pixel sigma in pixel units (mean over channels), when it predicts one."""
-    if run.model.likelihood != "gaussian_pixel":
+    if run.model.lik.sigma != "per_pixel":
         return None
     mu, _ = embed(run.model, _normalized(run, images))
     with torch.no_grad():
