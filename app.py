@@ -5,8 +5,8 @@ import streamlit as st
 # lazy import raced between the sessions of a fresh server; see ui/preload.py).
 import ui.preload  # noqa: F401  (imported for its side effect)
 from ui.jobs import job_sidebar_ui, load_scheduler
-from ui.sidebar import model_sidebar_ui
-from ui.state import configure_torch
+from ui.sidebar import model_sidebar_ui, share_ui
+from ui.state import configure_torch, notices_ui
 
 SIDEBAR_PX = 380  # wide enough for a run's label: whose, when, activation/normalization/likelihood
 
@@ -27,4 +27,6 @@ pages = [
 page = st.navigation(pages)
 job_sidebar_ui(poll=page.url_path != "train")  # first: a job that just ended changes the loaded model
 model_sidebar_ui()
+notices_ui()
 page.run()
+share_ui()

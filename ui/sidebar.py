@@ -5,7 +5,10 @@ import time
 
 import streamlit as st
 
-from ui.session import client_token
+from urllib.parse import urlencode
+
+from ui.family import family_toggle_ui
+from ui.session import TOKEN_PARAM, client_token
 from ui.state import ModelChoice, current_run, model_choices, set_run
 from vae_core.runs import LoadedRun
 from vae_plots.figures import format_number
@@ -28,8 +31,29 @@ def model_sidebar_ui() -> LoadedRun:
                      on_change=lambda: set_run(st.session_state[PICKER_KEY]),
                      help="★ bundled with VAE Lab · *you*: runs you trained in this browser · *class*: runs "
                           "others trained on this server. Then: output activation · normalization · likelihood.")
-        st.caption(run_summary(run, choices.get(str(run.path))))
+        choice = choices.get(str(run.path))
+        family_toggle_ui(choice.info if choice else None, list(choices.values()))
+        st.caption(run_summary(run, choice))
     return run
+
+
+def share_link() -> str | None:
+    """This view's URL without the browser's own token: whoever opens it gets the view, not the identity."""
+    base = st.context.url
+    if not base:
+        return None
+    params = {k: v for k, v in st.query_params.to_dict().items() if k != TOKEN_PARAM}
+    return f"{base}?{urlencode(params)}" if params else base
+
+
+def share_ui() -> None:
+    """A copyable link to what this page shows (drawn last in the sidebar, after the page's widgets)."""
+    link = share_link()
+    if link:
+        with st.sidebar.expander("🔗 Link to this view"):
+            st.code(link, language=None, wrap_lines=True)
+            st.caption("Opens the same model, page and settings in any browser. It does not carry your identity "
+                       "(your training job stays yours).")
 
 
 def _label(choice: ModelChoice | None, path: str) -> str:

@@ -15,13 +15,16 @@ from typing import Literal
 import streamlit as st
 import torch
 
+from ui.session import client_token
 from vae_core.config import DataConfig
 from vae_core.data import DatasetNotFoundError, ImageDataset, load_dataset
 from vae_core.evaluate import EvalMetrics, evaluate
 from vae_core.runs import (LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
                            load_run)
 
-RUN_KEY = "run_path"  # session: the folder of the loaded run
+RUN_KEY = "run_path"  # session: the folder of the loaded run (the URL names it; this resolves the name)
+RUN_PARAM = "run"  # the URL query parameter naming the loaded run by its folder name, so a link reproduces it
+NOTICES_KEY = "url_notices"  # session: short notices about what a link asked for and did not get
 DEFAULT_BUNDLED = "sprites-sigmoid-unit-bernoulli"
 PAGE_TEST_IMAGES = 2000  # what the pages draw from: enough for the latent map, quick to encode
 APP_THREADS = 1  # torch intra-op threads (process-wide): a training job takes one core, pages the other
@@ -90,24 +93,67 @@ def _mtime(path: Path) -> float:
     return (path / "config.json").stat().st_mtime
 
 
+def add_notice(text: str) -> None:
+    """Say once, at the top of the page, what a link asked for and why it was not done."""
+    notices = st.session_state.setdefault(NOTICES_KEY, [])
+    if text not in notices:
+        notices.append(text)
+
+
+def notices_ui() -> None:
+    for text in st.session_state.pop(NOTICES_KEY, []):
+        st.warning(text, icon="🔗")
+
+
+def default_run_path() -> Path:
+    return bundled_models_dir() / DEFAULT_BUNDLED
+
+
+def find_run(name: str) -> ModelChoice | None:
+    """The run of that folder name among those this browser may pick (bundled first), else None."""
+    return next((c for c in model_choices(client_token()) if c.path.name == name), None)
+
+
+def _run_path(name: str | None) -> Path | None:
+    known = st.session_state.get(RUN_KEY)
+    if not name:
+        return Path(known) if known else default_run_path()
+    if known and Path(known).name == name:  # just saved: the 2-second run listing may not have it yet
+        return Path(known)
+    choice = find_run(name)
+    return choice.path if choice else None
+
+
 def current_run() -> LoadedRun:
-    """The session's loaded run; falls back to the default bundled model (with a message) if it fails."""
-    path = st.session_state.setdefault(RUN_KEY, str(bundled_models_dir() / DEFAULT_BUNDLED))
+    """The run the URL names (?run=), else the default bundled one; a bad name or folder falls back with a notice."""
+    name = st.query_params.get(RUN_PARAM)
+    path = _run_path(name)
+    if path is None:
+        add_notice(f"This link names a run, “{name[:80]}”, that this server does not have. Showing the default "
+                   "model instead; pick another in the sidebar.")
+        set_run(default_run_path())
+        path = default_run_path()
+    st.session_state[RUN_KEY] = str(path)
     try:
-        return load_run_cached(path, _mtime(Path(path)))
+        return load_run_cached(str(path), _mtime(path))
     except (RunLoadError, OSError) as e:
-        fallback = bundled_models_dir() / DEFAULT_BUNDLED
-        if Path(path) == fallback:
+        if path == default_run_path():
             st.error(f"The default bundled model cannot be loaded: {e} Restore models/ from the repository "
                      "(git checkout -- models) or pick another model in the sidebar.")
             st.stop()
         st.error(f"Could not load the model at {path}: {e} Showing the default bundled model instead.")
-        st.session_state[RUN_KEY] = str(fallback)
+        set_run(default_run_path())
         return current_run()
 
 
 def set_run(path: Path | str) -> None:
+    """Load another run: the URL names it (the default leaves the URL clean)."""
+    path = Path(path)
     st.session_state[RUN_KEY] = str(path)
+    if path == default_run_path():
+        st.query_params.pop(RUN_PARAM, None)
+    else:
+        st.query_params[RUN_PARAM] = path.name
 
 
 def _page_data(run: LoadedRun) -> DataConfig:

@@ -1,0 +1,72 @@
+"""The family toggle and links, headless (AppTest): flipping a toggle loads the sibling on every page, a
+missing sibling says how to make it, and a link that names an unknown run falls back with a notice."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from vae_core.models import build_model
+from vae_core.normalize import fit_normalizer
+from vae_core.runs import RunRecord, save_run
+from vae_core.train import make_run_config, prepare_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory) -> dict[str, Path]:
+    """Two untrained runs that differ only in the output activation (a family needs configs, not training)."""
+    root = tmp_path_factory.mktemp("runs")
+    base = make_run_config(DataConfig(normalization="zscore", n_train=64, n_test=16), ModelConfig(width=8),
+                           LossConfig(likelihood="gaussian"), TrainConfig(epochs=1))
+    normalizer = prepare_data(base).normalizer
+    runs = {}
+    for act in ("sigmoid", "tanh"):
+        config = dataclasses.replace(base, model=dataclasses.replace(base.model, output_activation=act))
+        model = build_model(config.model, "gaussian", 0.1, seed=0).eval()
+        runs[act] = save_run(root / f"tiny-{act}", model, config, normalizer, RunRecord("finished").to_dict())
+    return runs
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(family, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_RUNS", str(family["sigmoid"].parent))
+
+
+def open_app(**params: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def test_flipping_the_activation_loads_the_sibling(family):
+    at = open_app(run=family["sigmoid"].name)
+    toggle = at.sidebar.button_group(key="toggle:model.output_activation")
+    assert toggle.value == "sigmoid"
+    toggle.set_value("tanh").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["run_path"] == str(family["tanh"])
+    assert at.query_params["run"] in ("tiny-tanh", ["tiny-tanh"])
+    assert at.sidebar.button_group(key="toggle:model.output_activation").value == "tanh"
+    assert "tanh output" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_a_missing_sibling_says_how_to_make_it(family):
+    at = open_app(run=family["sigmoid"].name)
+    at.sidebar.button_group(key="toggle:model.output_activation").set_value("linear").run()
+    assert at.session_state["run_path"] == str(family["sigmoid"])  # nothing to load: stays
+    hint = " ".join(i.value for i in at.sidebar.info)
+    assert "linear" in hint and "sweep" in hint
+
+
+def test_a_link_to_an_unknown_run_falls_back_with_a_notice():
+    at = open_app(run="../../etc/passwd")
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("does not have" in w.value for w in at.warning)
+    assert at.session_state["run_path"].endswith("sprites-sigmoid-unit-bernoulli")
+    assert "run" not in at.query_params

@@ -1,0 +1,67 @@
+"""The family toggle: under the model picker, one segmented control per field in which the loaded run has
+siblings (runs that differ from it in that field alone). Picking a value loads that sibling everywhere."""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from ui.state import ModelChoice, set_run
+from vae_core.families import FamilyAxis, family_axes, field_label
+from vae_core.runs import RunInfo
+
+TOGGLE_KEY = "toggle:{field}"  # session: one segmented control per field
+HINT_KEY = "toggle_hint"  # session: why the last pick did nothing, said once
+
+
+def candidates(run: RunInfo, choices: list[ModelChoice]) -> list[RunInfo]:
+    """Siblings in order of preference: the run's own sweep, then yours, then bundled, then the class's."""
+    rank = {"yours": 1, "bundled": 2, "class": 3}
+    ordered = sorted(choices, key=lambda c: (0 if run.sweep and c.info.sweep == run.sweep else rank[c.owner]))
+    return [c.info for c in ordered]
+
+
+def _format(axis: FamilyAxis, value: Any) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f":gray[~~{text}~~]" if axis.run_for(value) is None else text
+
+
+def how_to_make(axis: FamilyAxis, run: RunInfo) -> str:
+    """Where a missing sibling comes from: a sweep on the Train page (or the zoo, for another dataset)."""
+    missing = ", ".join(str(v) for v in axis.missing)
+    zoo = (f" or `python -m vae_core zoo build --dataset {run.dataset}`"
+           if run.dataset != "sprites" and axis.field in ("model.output_activation", "data.normalization",
+                                                          "loss.likelihood") else "")
+    return (f"No run yet with {field_label(axis.field).lower()} = {missing} and everything else as loaded. "
+            f"Train them together: Train page → sweep “{field_label(axis.field)}”{zoo}.")
+
+
+def _flip(axis: FamilyAxis, key: str, run: RunInfo) -> None:
+    value = st.session_state.get(key)
+    sibling = axis.run_for(value)
+    if value is None or value == axis.current:
+        return
+    if sibling is None:
+        st.session_state[HINT_KEY] = how_to_make(FamilyAxis(axis.field, axis.current,
+                                                            tuple(m for m in axis.members if m.value == value)), run)
+        return
+    set_run(sibling.path)
+
+
+def axis_ui(axis: FamilyAxis, run: RunInfo) -> None:
+    key = TOGGLE_KEY.format(field=axis.field)
+    st.session_state[key] = axis.current  # in step with the loaded run, whatever loaded it
+    st.segmented_control(field_label(axis.field), [m.value for m in axis.members], key=key, required=True,
+                         format_func=lambda v: _format(axis, v), on_change=_flip, args=(axis, key, run),
+                         help=how_to_make(axis, run) if axis.missing else None)
+
+
+def family_toggle_ui(run: RunInfo | None, choices: list[ModelChoice]) -> None:
+    """The toggles for the loaded run (drawn in the sidebar); nothing for a run whose config is unreadable."""
+    if run is None:
+        return
+    for axis in family_axes(run, candidates(run, choices)):
+        axis_ui(axis, run)
+    hint = st.session_state.pop(HINT_KEY, None)
+    if hint:
+        st.info(hint, icon="🧬")
