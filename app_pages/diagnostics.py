@@ -1,7 +1,7 @@
 import streamlit as st
 
 from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
-from ui.widgets import chart
+from ui.widgets import chart, url_choice, url_slider
 from vae_core.compatibility import ACTIVATION_RANGE
 from vae_core.evaluate import COLLAPSE_KL, bits_per_dim
 from vae_core.objective import effective_beta, implied_sigma
@@ -22,7 +22,7 @@ if (note := views.status_note(run)) is not None:
 @st.fragment
 def range_ui() -> None:
     st.subheader("Can the output reach the targets?")
-    n = st.slider("Test images", 50, len(test), min(500, len(test)), 50, key="range_n") \
+    n = url_slider(st, "Test images", 50, len(test), min(500, len(test)), "range_n", step=50) \
         if len(test) > 50 else len(test)
     view = views.range_view(run, test.images[:n])
     lo, hi = ACTIVATION_RANGE[act]
@@ -41,8 +41,8 @@ def range_ui() -> None:
 def likelihood_ui() -> None:
     st.subheader("How good is the model as a density?")
     left, right = st.columns(2)
-    k = left.select_slider("Importance samples k (IWAE)", [1, 2, 5, 10, 20, 50, 100, 200], 20, key="iwae_k")
-    n = right.select_slider("Test images", [100, 200, 500, 1000, 2000], 200, key="iwae_n")
+    k = url_choice(left, "select_slider", "Importance samples k (IWAE)", [1, 2, 5, 10, 20, 50, 100, 200], 20, "iwae_k")
+    n = url_choice(right, "select_slider", "Test images", [100, 200, 500, 1000, 2000], 200, "iwae_n")
     m = evaluate_cached(str(run.path), run_mtime(run), min(n, len(test)), k)
     shape = (cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
     c = st.columns(4)

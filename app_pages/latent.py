@@ -1,7 +1,7 @@
 import streamlit as st
 
 from ui.state import current_run, page_test_images
-from ui.widgets import chart
+from ui.widgets import chart, url_choice, url_number, url_slider
 from vae_plots import views
 
 run = current_run()
@@ -17,12 +17,12 @@ def traversal_ui() -> None:
         st.caption("Start from a test image's posterior mean and sweep one latent dimension at a time. "
                    "Rows are ordered by how many nats of KL the dimension carries on the test set.")
         left, mid, right = st.columns(3)
-        anchor = left.slider("Test image to start from", 0, len(test) - 1, 0, key="traverse_anchor") \
+        anchor = url_slider(left, "Test image to start from", 0, len(test) - 1, 0, "traverse_anchor") \
             if len(test) > 1 else 0
-        span = mid.slider("Range (prior standard deviations)", 0.5, 5.0, 3.0, 0.5, key="traverse_range")
+        span = url_slider(mid, "Range (prior standard deviations)", 0.5, 5.0, 3.0, "traverse_range", step=0.5)
         limit = views.traversal_dims_limit(run)
         if limit > 1:
-            n_dims = right.slider("Dimensions shown", 1, limit, min(limit, 10), key="traverse_dims",
+            n_dims = url_slider(right, "Dimensions shown", 1, limit, min(limit, 10), "traverse_dims",
                                   help=f"At most {limit}: the dimensions carrying the most KL come first.")
         else:
             n_dims = 1
@@ -35,8 +35,8 @@ def traversal_ui() -> None:
 def interpolation_ui() -> None:
     st.subheader("Interpolation")
     left, right = st.columns(2)
-    a = left.number_input("Image A", 0, len(test) - 1, 0, key="interp_a")
-    b = right.number_input("Image B", 0, len(test) - 1, min(1, len(test) - 1), key="interp_b")
+    a = url_number(left, "Image A", 0, len(test) - 1, 0, "interp_a")
+    b = url_number(right, "Image B", 0, len(test) - 1, min(1, len(test) - 1), "interp_b")
     chart(views.interpolation(run, test.images[a], test.images[b]), key="interp_chart")
 
 
@@ -44,7 +44,7 @@ def interpolation_ui() -> None:
 def prior_ui() -> None:
     st.subheader("Samples from the prior")
     st.caption("Decoder means at z ~ N(0, I): what the model generates from nothing but the prior.")
-    seed = st.number_input("Seed", 0, 10_000, 0, key="prior_seed")
+    seed = url_number(st, "Seed", 0, 10_000, 0, "prior_seed")
     chart(views.prior_samples(run, 32, seed), key="prior_chart")
 
 
@@ -52,7 +52,7 @@ def prior_ui() -> None:
 def map_ui() -> None:
     st.subheader("Map of the posterior means")
     options = ["label", *(f for f in test.factor_names if f != "shape")]
-    color_by = st.selectbox("Colour by", options, key="map_color",
+    color_by = url_choice(st, "selectbox", "Colour by", options, "label", "map_color",
                             format_func=lambda o: "class / shape" if o == "label" else o)
     result = views.latent_map(run, test, color_by)
     st.caption(f"{result.note} {len(test)} test images.")

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from ui.state import current_run, page_test_images
-from ui.widgets import chart, test_metrics_ui
+from ui.widgets import chart, test_metrics_ui, url_number, url_slider
 from vae_plots import views
 
 run = current_run()
@@ -15,8 +15,8 @@ st.caption("Test images and what the loaded VAE makes of them, mapped back to pi
 def reconstructions_ui() -> None:
     left, right = st.columns(2)
     most = min(16, len(test))  # a run evaluated on a handful of test images has no more to show
-    n = left.slider("Images", 4, most, min(10, most), key="recon_n") if most > 4 else most
-    start = right.number_input("First test image", 0, len(test) - n, 0, key="recon_start") if len(test) > n else 0
+    n = url_slider(left, "Images", 4, most, min(10, most), "recon_n") if most > 4 else most
+    start = url_number(right, "First test image", 0, len(test) - n, 0, "recon_start") if len(test) > n else 0
     images = test.images[start:start + n]
     grid, errors = views.reconstruction_figures(run, images)
     chart(grid, key="recon_grid")
@@ -37,8 +37,8 @@ def samples_ui() -> None:
                 "z ~ q(z|x): each input has its own posterior, and these are what the reconstruction "
                 "term of the ELBO scores.")
     left, right = st.columns(2)
-    index = left.number_input("Test image", 0, len(test) - 1, 0, key="samples_index")
-    seed = right.number_input("Sample seed", 0, 10_000, 0, key="samples_seed")
+    index = url_number(left, "Test image", 0, len(test) - 1, 0, "samples_index")
+    seed = url_number(right, "Sample seed", 0, 10_000, 0, "samples_seed")
     chart(views.posterior_samples(run, test.images[index], 7, seed), key="samples_grid")
 
 

@@ -70,3 +70,12 @@ def test_a_link_to_an_unknown_run_falls_back_with_a_notice():
     assert any("does not have" in w.value for w in at.warning)
     assert at.session_state["run_path"].endswith("sprites-sigmoid-unit-bernoulli")
     assert "run" not in at.query_params
+
+
+def test_a_link_sets_the_page_controls_and_a_bad_value_gets_a_notice():
+    at = open_app(recon_n="7", samples_index="99999", samples_seed="abc")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key="recon_n").value == 7
+    assert at.number_input(key="samples_index").value == 0 and at.number_input(key="samples_seed").value == 0
+    notices = " ".join(w.value for w in at.warning)
+    assert "“Test image” = '99999' is not allowed here" in notices and "“Sample seed” = 'abc'" in notices

@@ -30,3 +30,50 @@ def test_metrics_ui(test: dict[str, Any]) -> None:
         col.metric(label, value, help=help_text)
     st.caption(f"On {test.get('n_test', '?')} test images of {test.get('dataset', '?')}; "
                "one sample of z per image for the ELBO, the posterior mean for MSE and PSNR.")
+
+
+# Widgets bound to the URL (bind="query-params"): a link reproduces what the page shows. Streamlit drops a
+# URL value outside a widget's bounds silently; these check first, so the person is told what was ignored.
+URL_BIND = "query-params"
+
+
+def _number_ok(raw: str, lo: float, hi: float, integer: bool) -> bool:
+    try:
+        value = float(raw)
+    except ValueError:
+        return False
+    return lo <= value <= hi and (value.is_integer() or not integer)
+
+
+def url_refusal_ui(col: Any, key: str, label: str, ok: bool, allowed: str) -> None:
+    """A short notice in place of the link's value that the widget will ignore."""
+    raw = st.query_params.get(key)
+    if raw is not None and not ok:
+        col.warning(f"The link's “{label}” = {raw[:40]!r} is not allowed here ({allowed}); showing the default.",
+                    icon="🔗")
+
+
+def url_slider(col: Any, label: str, lo: float, hi: float, value: float, key: str, **kw: Any) -> Any:
+    """A slider whose value lives in the URL under `key`."""
+    raw = st.query_params.get(key)
+    integer = all(isinstance(v, int) for v in (lo, hi, value))
+    url_refusal_ui(col, key, label, raw is None or _number_ok(raw, lo, hi, integer), f"{lo:g} to {hi:g}")
+    return col.slider(label, lo, hi, value, key=key, bind=URL_BIND, **kw)
+
+
+def url_number(col: Any, label: str, lo: int, hi: int, value: int, key: str, **kw: Any) -> int:
+    """An integer input whose value lives in the URL under `key`."""
+    raw = st.query_params.get(key)
+    url_refusal_ui(col, key, label, raw is None or _number_ok(raw, lo, hi, True), f"an integer from {lo} to {hi}")
+    return col.number_input(label, lo, hi, value, key=key, bind=URL_BIND, **kw)
+
+
+def url_choice(col: Any, widget: Any, label: str, options: list[Any], value: Any, key: str, **kw: Any) -> Any:
+    """A select box or select slider whose value lives in the URL under `key` (as its label)."""
+    fmt = kw.get("format_func", str)
+    raw = st.query_params.get(key)
+    url_refusal_ui(col, key, label, raw is None or raw in {fmt(o) for o in options},
+                   "one of " + ", ".join(fmt(o) for o in options))
+    if widget == "select_slider":
+        return col.select_slider(label, options, value, key=key, bind=URL_BIND, **kw)
+    return col.selectbox(label, options, options.index(value), key=key, bind=URL_BIND, **kw)
