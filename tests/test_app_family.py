@@ -46,19 +46,19 @@ def open_app(**params: str) -> AppTest:
 
 def test_flipping_the_activation_loads_the_sibling(family):
     at = open_app(run=family["sigmoid"].name)
-    toggle = at.sidebar.button_group(key="toggle:model.output_activation")
+    toggle = at.sidebar.button_group(key="toggle_model_output_activation")
     assert toggle.value == "sigmoid"
     toggle.set_value("tanh").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["run_path"] == str(family["tanh"])
     assert at.query_params["run"] in ("tiny-tanh", ["tiny-tanh"])
-    assert at.sidebar.button_group(key="toggle:model.output_activation").value == "tanh"
+    assert at.sidebar.button_group(key="toggle_model_output_activation").value == "tanh"
     assert "tanh output" in " ".join(c.value for c in at.sidebar.caption)
 
 
 def test_a_missing_sibling_says_how_to_make_it(family):
     at = open_app(run=family["sigmoid"].name)
-    at.sidebar.button_group(key="toggle:model.output_activation").set_value("linear").run()
+    at.sidebar.button_group(key="toggle_model_output_activation").set_value("linear").run()
     assert at.session_state["run_path"] == str(family["sigmoid"])  # nothing to load: stays
     hint = " ".join(i.value for i in at.sidebar.info)
     assert "linear" in hint and "sweep" in hint

@@ -10,7 +10,7 @@ from ui.state import ModelChoice, set_run
 from vae_core.families import FamilyAxis, family_axes, field_label
 from vae_core.runs import RunInfo
 
-TOGGLE_KEY = "toggle:{field}"  # session: one segmented control per field
+TOGGLE_KEY = "toggle_{field}"  # session: one segmented control per field (dots become underscores: CSS class names)
 HINT_KEY = "toggle_hint"  # session: why the last pick did nothing, said once
 
 
@@ -49,7 +49,7 @@ def _flip(axis: FamilyAxis, key: str, run: RunInfo) -> None:
 
 
 def axis_ui(axis: FamilyAxis, run: RunInfo) -> None:
-    key = TOGGLE_KEY.format(field=axis.field)
+    key = TOGGLE_KEY.format(field=axis.field.replace(".", "_"))
     st.session_state[key] = axis.current  # in step with the loaded run, whatever loaded it
     st.segmented_control(field_label(axis.field), [m.value for m in axis.members], key=key, required=True,
                          format_func=lambda v: _format(axis, v), on_change=_flip, args=(axis, key, run),
@@ -64,4 +64,4 @@ def family_toggle_ui(run: RunInfo | None, choices: list[ModelChoice]) -> None:
         axis_ui(axis, run)
     hint = st.session_state.pop(HINT_KEY, None)
     if hint:
-        st.info(hint, icon="🧬")
+        st.info(hint, icon=":material/info:")

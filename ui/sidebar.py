@@ -50,7 +50,7 @@ def share_ui() -> None:
     """A copyable link to what this page shows (drawn last in the sidebar, after the page's widgets)."""
     link = share_link()
     if link:
-        with st.sidebar.expander("🔗 Link to this view"):
+        with st.sidebar.expander("Link to this view", icon=":material/link:"):
             st.code(link, language=None, wrap_lines=True)
             st.caption("Opens the same model, page and settings in any browser. It does not carry your identity "
                        "(your training job stays yours).")

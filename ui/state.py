@@ -102,7 +102,7 @@ def add_notice(text: str) -> None:
 
 def notices_ui() -> None:
     for text in st.session_state.pop(NOTICES_KEY, []):
-        st.warning(text, icon="🔗")
+        st.warning(text, icon=":material/link:")
 
 
 def default_run_path() -> Path:

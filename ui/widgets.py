@@ -50,7 +50,7 @@ def url_refusal_ui(col: Any, key: str, label: str, ok: bool, allowed: str) -> No
     raw = st.query_params.get(key)
     if raw is not None and not ok:
         col.warning(f"The link's “{label}” = {raw[:40]!r} is not allowed here ({allowed}); showing the default.",
-                    icon="🔗")
+                    icon=":material/link:")
 
 
 def url_slider(col: Any, label: str, lo: float, hi: float, value: float, key: str, **kw: Any) -> Any:

@@ -1,0 +1,89 @@
+"""How fast is the family toggle? Measured in Chromium against a fresh server.
+
+    python bench/bench_toggle.py [--rounds 5] [--run sprites-sigmoid-zscore-gaussian]
+
+Opens Reconstructions on a bundled z-scored run and clicks the sidebar's output-activation toggle
+through sigmoid → tanh → linear → sigmoid ..., timing each click until the page has re-rendered with
+the new model: the reconstruction grid shows new images, the sidebar names the new activation and
+the script has finished. The first visit to each sibling (a cold load) and later visits (cached)
+are reported apart. Goal: median at most 0.5 s.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.harness import VIEWPORT, chart_signature, chromium, running_server, wait_settled  # noqa: E402
+
+GOAL_MEDIAN_S = 0.5
+ORDER = ("tanh", "linear", "sigmoid")
+TOGGLE = ".st-key-toggle_model_output_activation"
+# Re-rendered: a new grid image, the sidebar's summary naming the activation, and the script done.
+RENDERED_JS = """
+([before, act]) => {
+  const app = document.querySelector("[data-testid='stApp']");
+  if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
+  const grid = document.querySelector(".st-key-recon_grid");
+  const img = grid && grid.querySelector("image, img");
+  const src = img && (img.getAttribute("href") || img.getAttribute("src"));
+  const side = document.querySelector("[data-testid='stSidebar']");
+  return !!src && src !== before && side.innerText.includes(act + " output");
+}
+"""
+
+
+def grid_src(page) -> str:
+    return page.locator(".st-key-recon_grid").first.evaluate(
+        "(el) => { const i = el.querySelector('image, img'); return i.getAttribute('href') || i.getAttribute('src'); }")
+
+
+def flip(page, act: str) -> float:
+    """Seconds from the click on `act` until the page shows the sibling."""
+    before = grid_src(page)
+    button = page.locator(TOGGLE).get_by_role("radio", name=act, exact=True)
+    start = time.perf_counter()
+    button.click()
+    page.wait_for_function(RENDERED_JS, arg=[before, act], timeout=30_000, polling="raf")
+    return time.perf_counter() - start
+
+
+def measure(url: str, rounds: int) -> tuple[list[float], list[float]]:
+    first, again = [], []
+    with chromium() as browser:
+        page = browser.new_context(viewport=VIEWPORT).new_page()
+        page.goto(url, wait_until="domcontentloaded")
+        wait_settled(page, timeout=120_000)
+        seen = {"sigmoid"}
+        for _ in range(rounds):
+            for act in ORDER:
+                seconds = flip(page, act)
+                (again if act in seen else first).append(seconds)
+                seen.add(act)
+                page.wait_for_timeout(300)  # a person's pause between clicks
+    return first, again
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--run", default="sprites-sigmoid-zscore-gaussian")
+    ns = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "runs", Path(tmp)) as server:
+        first, again = measure(f"{server.url}/?run={ns.run}", ns.rounds)
+    every = first + again
+    median = statistics.median(every)
+    print(f"flips: {len(every)}; median {median:.3f} s (goal ≤ {GOAL_MEDIAN_S} s), "
+          f"worst {max(every):.3f} s")
+    print(f"first visit to a sibling: {', '.join(f'{s:.3f}' for s in first)} s")
+    print(f"back to a model seen before: median {statistics.median(again):.3f} s, "
+          f"p90 {sorted(again)[int(0.9 * (len(again) - 1))]:.3f} s")
+    return 0 if median <= GOAL_MEDIAN_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
