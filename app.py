@@ -22,6 +22,7 @@ pages = [
     st.Page("app_pages/reconstructions.py", title="Reconstructions", icon=":material/compare:", default=True),
     st.Page("app_pages/latent.py", title="Latent space", icon=":material/explore:"),
     st.Page("app_pages/diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/view_column:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 page = st.navigation(pages)

@@ -177,7 +177,7 @@ def image_grid(images: np.ndarray, ncols: int, *, row_labels: Sequence[str] | No
 
 
 def error_heatmap(errors: np.ndarray, ncols: int, *, title: str | None = None,
-                  colorbar_title: str = "squared error") -> go.Figure:
+                  colorbar_title: str = "squared error", row_labels: Sequence[str] | None = None) -> go.Figure:
     """(N, H, W) non-negative per-pixel errors -> one go.Heatmap of the tiled maps, NaN between tiles."""
     arr = np.asarray(errors, dtype=np.float64)
     if arr.ndim != 3:
@@ -199,7 +199,7 @@ def error_heatmap(errors: np.ndarray, ncols: int, *, title: str | None = None,
         colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-0.03, yanchor="top", len=0.6,
                       thickness=12, title=dict(text=colorbar_title, side="right")),
     )
-    layout = _grid_axes(h, w, 1, nrows, ncols, None, None)
+    layout = _grid_axes(h, w, 1, nrows, ncols, row_labels, None)
     return _figure([trace], layout, title, _auto_height(z.shape[0], z.shape[1], (50 if title else 10) + 70))
 
 

@@ -1,0 +1,82 @@
+import streamlit as st
+
+from ui import compare as state
+from ui.state import current_run, page_test_images
+from ui.widgets import chart, url_number
+from vae_core.data import ImageDataset
+from vae_plots import compare
+
+N_SHOWN = 8  # test images in the reconstruction rows: 32-pixel tiles stay visible at half a screen wide
+
+st.title("Compare")
+st.caption("Two to four runs on the same test images, one colour per run on every figure.")
+runs = state.compare_picker_ui(current_run())
+if len(runs) < compare.MIN_RUNS:
+    st.info(f"Pick {compare.MIN_RUNS} to {compare.MAX_RUNS} runs to compare.")
+    st.stop()
+labels = compare.run_labels(runs)
+if not compare.same_images(runs):
+    st.warning("These runs read different data sets or image sizes: no one test image suits them all, so only "
+               "their metrics and training curves are compared.")
+
+
+@st.fragment
+def reconstructions_ui(test: ImageDataset) -> None:
+    st.subheader("Reconstructions")
+    start = url_number(st, "First test image", 0, len(test) - N_SHOWN, 0, "compare_start") \
+        if len(test) > N_SHOWN else 0
+    result = state.reconstructions(runs, test.images[start:start + N_SHOWN], start)
+    chart(result.grid, key="compare_grid")
+    st.markdown("**Per-pixel squared error**, pixel space, one colour scale for every run")
+    chart(result.errors, key="compare_errors")
+
+
+def metrics_ui() -> None:
+    st.subheader("Test metrics")
+    table = compare.metrics_table(runs, state.evaluations(runs), labels)
+    st.table(table.styled(), hide_index=True)
+    st.caption(f"On the first {state.N_EVAL} test images of each run; IWAE with k = {state.IWAE_K}. "
+               f"{compare.BEST_MARK.strip()}: the best of a column (equivalent β is a choice, not a result). "
+               + table.note)
+
+
+@st.fragment
+def traversals_ui(test: ImageDataset) -> None:
+    st.subheader("Traversals of one image")
+    st.caption("Each run's posterior mean of the same test image, its most informative dimensions swept "
+               "over ±3 prior standard deviations (rows: the dimension and its KL in nats).")
+    anchor = url_number(st, "Test image", 0, len(test) - 1, 0, "compare_anchor")
+    figs = compare.traversals(runs, test.images[anchor], labels)
+    per_row = compare.traversals_per_row(len(runs))
+    for i, fig in enumerate(figs):
+        if i % per_row == 0:
+            cols = st.columns(per_row)
+        with cols[i % per_row]:
+            chart(fig, key=f"compare_traversal_{i}")
+
+
+def ranges_ui(test: ImageDataset) -> None:
+    st.subheader("Output ranges")
+    st.caption("Where each run's outputs land in pixel units, over the targets (the same test images for all).")
+    chart(state.range_histograms(runs, test.images[:state.N_EVAL]), key="compare_ranges")
+
+
+def curves_ui() -> None:
+    st.subheader("Training curves")
+    if not compare.has_history(runs):
+        st.caption("None of these runs saved its training curves.")
+        return
+    chart(compare.training_curves(runs, labels), key="compare_curves")
+    if not compare.nats_comparable(runs):
+        st.caption("Nats per image of runs with different normalizations or likelihoods are on different scales: "
+                   "compare the shapes of these curves, not their heights.")
+
+
+images = page_test_images(runs[0]) if compare.same_images(runs) else None
+if images is not None:
+    reconstructions_ui(images)
+metrics_ui()
+curves_ui()
+if images is not None:
+    traversals_ui(images)
+    ranges_ui(images)

@@ -1,0 +1,187 @@
+"""The Compare page: its figures (vae_plots.compare) and the page itself, headless (AppTest)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from vae_core.data import load_dataset
+from vae_core.evaluate import EvalMetrics
+from vae_core.models import build_model
+from vae_core.runs import RunRecord, bundled_models_dir, load_run, save_run
+from vae_core.train import make_run_config, prepare_data
+from vae_plots import compare
+
+ROOT = Path(__file__).resolve().parents[1]
+# Three bundled runs with three output activations. When the zoo lands, the cleaner trio is
+# sprites-{sigmoid,tanh,linear}-zscore-gaussian (one field apart).
+THREE = ("sprites-sigmoid-unit-bernoulli", "sprites-tanh-zscore-gaussian", "sprites-linear-zscore-gaussian_learned")
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return [load_run(bundled_models_dir() / name) for name in THREE]
+
+
+@pytest.fixture(scope="module")
+def images(runs):
+    data = dataclasses.replace(runs[0].config.data, n_test=8, download=False)
+    return load_dataset(data, "test").images  # (8, 3, 32, 32) uint8
+
+
+def metrics(**values) -> EvalMetrics:
+    """An EvalMetrics with neutral numbers, then `values`."""
+    base = dict(dataset="sprites", n_test=10, elbo_nats=-100.0, recon_nats=90.0, kl_nats=10.0, iwae_nats=-99.0,
+                iwae_k=10, bits_per_dim=2.0, bits_per_dim_note="", mse=0.01, psnr_db=20.0, active_units=5,
+                kl_per_dim=[1.0], posterior_var=[1.0], posterior_sigma=[0.5], posterior_collapse=False,
+                frac_targets_unreachable=0.0, frac_outputs_saturated=0.0, effective_beta=1.0)
+    return EvalMetrics(**{**base, **values})
+
+
+def with_loss(run, **changes):
+    return dataclasses.replace(run, config=dataclasses.replace(
+        run.config, loss=dataclasses.replace(run.config.loss, **changes)))
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_error_maps_share_one_colour_scale(runs, images):
+    labels = compare.run_labels(runs)
+    result = compare.reconstructions(runs, images[:4], labels)
+    heatmaps = [t for t in result.errors.data if t.type == "heatmap"]
+    assert {(t.zmin, t.zmax) for t in heatmaps} == {(0.0, result.zmax)}
+    alone = [compare.reconstructions([r], images[:4], [label]).zmax for r, label in zip(runs, labels)]
+    assert result.zmax == pytest.approx(max(alone)) and min(alone) < result.zmax  # one scale, set by the worst
+    assert len(result.errors.layout.yaxis.ticktext) == 3  # a row per run
+    assert len(result.grid.layout.yaxis.ticktext) == 4  # the inputs on top
+
+
+def test_best_is_marked_in_each_columns_direction(runs):
+    two = [runs[1], with_loss(runs[1], beta=2.0)]  # one normalization, one likelihood: nats compare
+    table = compare.metrics_table(two, [metrics(elbo_nats=-90.0, bits_per_dim=3.0, frac_outputs_saturated=0.2,
+                                                effective_beta=2.0),
+                                        metrics(elbo_nats=-95.0, bits_per_dim=1.5, frac_outputs_saturated=0.1)],
+                                  ["a", "b"])
+    best = {c.title: b for c, b in zip(table.columns, table.best)}
+    assert best["ELBO (nats)"] == {0} and best["bits/dim"] == {1} and best["outputs saturated"] == {1}
+    assert best["equivalent β"] == frozenset()  # a choice, not a result
+    assert best["PSNR (dB)"] == frozenset()  # equal values: no best
+    assert table.cells[0][0].endswith(compare.BEST_MARK) and not table.cells[1][0].endswith(compare.BEST_MARK)
+    assert table.note == ""
+    assert compare.best_rows([None, float("nan"), 3.0, 1.0], "higher") == {2}
+
+
+def test_nats_are_not_ranked_across_normalizations(runs):
+    table = compare.metrics_table(runs[:2], [metrics(elbo_nats=-90.0, bits_per_dim=None),
+                                             metrics(elbo_nats=-95.0)], ["a", "b"])
+    assert table.best[0] == frozenset() and "normalized" in table.note
+    assert table.cells[0][2] == "—"  # a Bernoulli has no bits/dim
+    styled = table.styled().to_html()
+    assert compare.RUN_COLORS[0].lower() in styled.lower()
+
+
+def test_one_colour_per_run_on_every_figure(runs, images):
+    labels = compare.run_labels(runs)
+    expected = dict(zip(labels, compare.RUN_COLORS))
+    curves = compare.training_curves(runs, labels)
+    assert {t.name: t.line.color for t in curves.data} == expected
+    assert len(curves.data) == 3 * len(runs)
+    ranges = compare.range_histograms(runs, images, labels)
+    assert {t.name: t.line.color for t in ranges.data if t.type == "scatter"} == expected
+    for fig, label in zip(compare.traversals(runs, images[0], labels), labels):
+        assert expected[label] in fig.layout.title.text
+    rows = compare.reconstructions(runs, images[:2], labels).errors.layout.yaxis.ticktext
+    assert all(color in row for row, color in zip(rows, compare.RUN_COLORS))
+
+
+def test_labels_are_short_and_distinct(runs):
+    tanh = runs[1]
+    sigmoid = dataclasses.replace(tanh, config=dataclasses.replace(
+        tanh.config, model=dataclasses.replace(tanh.config.model, output_activation="sigmoid")))
+    assert compare.run_labels([tanh, sigmoid]) == ["tanh/zscore/gaussian", "sigmoid/zscore/gaussian"]
+    assert compare.run_labels([tanh, with_loss(tanh, beta=2.0)]) == ["tanh/zscore/gaussian · beta=1",
+                                                                     "tanh/zscore/gaussian · beta=2"]
+    twin = dataclasses.replace(tanh, path=tanh.path.with_name("copy-abcd"))
+    assert compare.run_labels([tanh, twin])[1].endswith("#abcd")
+
+
+def test_a_links_selection_is_checked():
+    known, fallback = ["a", "b", "c", "d", "e"], ("a", "b")
+    assert compare.parse_selection("a, c,a", known, fallback) == compare.Selection(("a", "c"), (), "")
+    too_many = compare.parse_selection("a,b,c,d,e", known, fallback)
+    assert too_many.names == ("a", "b", "c", "d") and "“e”" in too_many.notice
+    bogus = compare.parse_selection("x" * 500 + ",b", known, fallback)
+    assert bogus.names == fallback and "default" in bogus.notice and len(bogus.notice) < 300
+
+
+# --------------------------------------------------------------------------- the page
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def open_compare(**params: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page("app_pages/compare.py")
+    return at.run()
+
+
+def chart_json(at: AppTest, key: str) -> dict:
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id)
+    return json.loads(chart.proto.spec)
+
+
+def picked(at: AppTest) -> list[str]:
+    return [Path(p).name for p in at.multiselect(key="compare_pick").value]
+
+
+def test_a_link_opens_three_runs_side_by_side(runs_dir):
+    at = open_compare(compare=",".join(THREE))
+    assert not at.exception, [e.value for e in at.exception]
+    assert picked(at) == list(THREE) and not at.warning
+    assert len(chart_json(at, "compare_errors")["layout"]["yaxis"]["ticktext"]) == 3
+    assert len(chart_json(at, "compare_curves")["data"]) == 9
+    assert len(at.table[0].value) == 3
+    assert sum("compare_traversal" in c.proto.id for c in at.get("plotly_chart")) == 3
+
+
+def test_a_bogus_name_gets_a_notice_and_the_page_still_renders(runs_dir):
+    at = open_compare(compare=f"no-such-run,{THREE[0]},{THREE[1]}")
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("no-such-run" in w.value for w in at.warning)
+    assert picked(at) == list(THREE[:2])
+    assert at.query_params["compare"] in (f"{THREE[0]},{THREE[1]}", [f"{THREE[0]},{THREE[1]}"])  # the link, fixed
+    assert len(at.get("plotly_chart")) >= 4
+
+
+@pytest.fixture
+def family(runs_dir) -> dict[str, Path]:
+    """Two untrained runs that differ only in the output activation (a family needs configs, not training)."""
+    base = make_run_config(DataConfig(normalization="zscore", n_train=64, n_test=16), ModelConfig(width=8),
+                           LossConfig(likelihood="gaussian"), TrainConfig(epochs=1))
+    normalizer = prepare_data(base).normalizer
+    found = {}
+    for act in ("sigmoid", "tanh"):
+        config = dataclasses.replace(base, model=dataclasses.replace(base.model, output_activation=act))
+        model = build_model(config.model, "gaussian", 0.1, seed=0).eval()
+        found[act] = save_run(runs_dir / f"tiny-{act}", model, config, normalizer, RunRecord("finished").to_dict())
+    return found
+
+
+def test_the_family_button_selects_the_loaded_runs_family(family):
+    at = open_compare(run="tiny-tanh", compare=",".join(THREE[:2]))
+    at.button(key="compare_family").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert picked(at) == ["tiny-sigmoid", "tiny-tanh"]
+    assert at.query_params["compare"] in ("tiny-sigmoid,tiny-tanh", ["tiny-sigmoid,tiny-tanh"])
+    assert any("saved its training curves" in c.value for c in at.caption)  # untrained: no curves to overlay

@@ -1,0 +1,142 @@
+"""The Compare page's state: which runs it compares (in the URL, so a link shows the same view) and its
+cached work. A link that names unknown runs, or too many, falls back with a short notice, never an exception."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from ui.family import candidates
+from ui.session import client_token
+from ui.state import ModelChoice, evaluate_cached, load_run_cached, model_choices
+from vae_core.data import DatasetNotFoundError
+from vae_core.evaluate import EvalMetrics
+from vae_core.families import family_of
+from vae_core.runs import CONFIG, LoadedRun, RunLoadError
+from vae_plots import compare
+
+PARAM = "compare"  # the URL query parameter: the compared runs' folder names, comma-separated
+PICK_KEY = "compare_pick"  # widget: the compared runs' paths
+WROTE_KEY = "compare_wrote"  # session: what this session last wrote to the URL (anything else came from a link)
+KEPT_KEY = "compare_kept"  # session: the same, kept across page changes (a widget's state is not)
+N_EVAL, IWAE_K = 200, 10  # measured: three runs evaluate in ~2.5 s on one core (cold), then cached
+
+
+def _mtime(path: str) -> float:
+    return (Path(path) / CONFIG).stat().st_mtime
+
+
+def family_paths(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str]:
+    """The loaded run and its siblings along one field (at most MAX_RUNS, the loaded run among them)."""
+    own = choices.get(str(loaded.path))
+    if own is None:
+        return [str(loaded.path)]
+    family = [str(r.path) for r in family_of(own.info, candidates(own.info, list(choices.values())))]
+    others = [p for p in family if p != str(loaded.path)][:compare.MAX_RUNS - 1]
+    return [p for p in family if p == str(loaded.path) or p in others]
+
+
+def default_paths(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str]:
+    """The loaded run's family; without one, the loaded run and the next bundled runs (three in all)."""
+    family = family_paths(loaded, choices)
+    if len(family) >= compare.MIN_RUNS:
+        return family
+    bundled = [p for p, c in choices.items() if c.owner == "bundled" and p != str(loaded.path)]
+    return [str(loaded.path), *bundled][:3]
+
+
+def _write_url(paths: list[str]) -> None:
+    text = ",".join(Path(p).name for p in paths)
+    st.session_state[WROTE_KEY] = st.session_state[KEPT_KEY] = text
+    st.query_params[PARAM] = text
+
+
+def _pick(paths: list[str]) -> None:
+    st.session_state[PICK_KEY] = paths
+    _write_url(paths)
+
+
+def _asked(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str]:
+    """The runs a link asks for (checked, a notice for what it drops), else this session's, else the default."""
+    text = st.query_params.get(PARAM)
+    if text is not None and text == st.session_state.get(WROTE_KEY) and PICK_KEY in st.session_state:
+        return list(st.session_state[PICK_KEY])  # our own writing: the widget holds it
+    text = text if text is not None else st.session_state.get(KEPT_KEY)
+    names = {c.path.name: p for p, c in reversed(choices.items())}  # a name shared by two runs: the first listed
+    fallback = [Path(p).name for p in default_paths(loaded, choices)]
+    chosen = compare.parse_selection(text, list(names), fallback) if text is not None else \
+        compare.Selection(tuple(fallback), (), "")
+    if chosen.notice:
+        st.warning(chosen.notice, icon=":material/link:")
+    paths = [names[n] for n in chosen.names if n in names]
+    _pick(paths)
+    return paths
+
+
+def _load(paths: list[str]) -> list[LoadedRun]:
+    """The runs, loaded; one that cannot be (deleted, unreadable) is left out with a notice."""
+    runs = []
+    for path in paths:
+        try:
+            runs.append(load_run_cached(path, _mtime(path)))
+        except (RunLoadError, OSError) as e:
+            st.warning(f"Left out {Path(path).name}: {e}")
+    return runs
+
+
+def compare_picker_ui(loaded: LoadedRun) -> list[LoadedRun]:
+    """The run picker (the sidebar's labels) and the family button; returns the runs picked."""
+    choices = {str(c.path): c for c in model_choices(client_token())}
+    st.session_state[PICK_KEY] = [p for p in _asked(loaded, choices) if p in choices]
+    st.multiselect("Runs to compare", list(choices), key=PICK_KEY, max_selections=compare.MAX_RUNS,
+                   format_func=lambda p: choices[p].label, on_change=lambda: _write_url(st.session_state[PICK_KEY]))
+    family = family_paths(loaded, choices)
+    st.button("Compare the loaded run's family", key="compare_family", on_click=_pick, args=(family,),
+              disabled=len(family) < compare.MIN_RUNS,
+              help="The loaded run and the runs that differ from it in one field only."
+              if len(family) >= compare.MIN_RUNS else "The loaded run has no siblings yet: no run differs from it "
+              "in one field only.")
+    return _load(st.session_state[PICK_KEY])
+
+
+def evaluations(runs: list[LoadedRun]) -> list[EvalMetrics | None]:
+    """Every run evaluated on its first N_EVAL test images, with an IWAE bound (cached per run); None, with a
+    notice, for a run whose test images this server does not have."""
+    return [_evaluation(run) for run in runs]
+
+
+def _evaluation(run: LoadedRun) -> EvalMetrics | None:
+    try:
+        return evaluate_cached(str(run.path), _mtime(str(run.path)), N_EVAL, IWAE_K)
+    except (DatasetNotFoundError, ValueError) as e:
+        st.warning(f"No test metrics for {run.name}: its test images ({run.config.data.dataset}) are not here. {e}")
+        return None
+
+
+def _key(runs: list[LoadedRun]) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    return tuple(str(r.path) for r in runs), tuple(_mtime(str(r.path)) for r in runs)
+
+
+def reconstructions(runs: list[LoadedRun], images: torch.Tensor, start: int) -> compare.CompareReconstructions:
+    return load_reconstructions(*_key(runs), start, images)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def load_reconstructions(paths: tuple[str, ...], mtimes: tuple[float, ...], start: int,
+                         _images: torch.Tensor) -> compare.CompareReconstructions:
+    """Cached: a class opening one link asks for the same rows again and again (figures are only read)."""
+    runs = [load_run_cached(p, m) for p, m in zip(paths, mtimes)]
+    return compare.reconstructions(runs, _images, compare.run_labels(runs))
+
+
+def range_histograms(runs: list[LoadedRun], images: torch.Tensor) -> go.Figure:
+    return load_range_histograms(*_key(runs), images)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def load_range_histograms(paths: tuple[str, ...], mtimes: tuple[float, ...], _images: torch.Tensor) -> go.Figure:
+    """Cached: it encodes and decodes N_EVAL images per run (~0.2 s for three); the figure is only read."""
+    runs = [load_run_cached(p, m) for p, m in zip(paths, mtimes)]
+    return compare.range_histograms(runs, _images, compare.run_labels(runs))
