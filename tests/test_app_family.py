@@ -79,3 +79,10 @@ def test_a_link_sets_the_page_controls_and_a_bad_value_gets_a_notice():
     assert at.number_input(key="samples_index").value == 0 and at.number_input(key="samples_seed").value == 0
     notices = " ".join(w.value for w in at.warning)
     assert "“Test image” = '99999' is not allowed here" in notices and "“Sample seed” = 'abc'" in notices
+
+
+def test_a_sibling_that_cannot_exist_says_why():
+    at = open_app(run="sprites-sigmoid-unit-bernoulli")
+    at.sidebar.button_group(key="toggle_model_output_activation").set_value("tanh").run()
+    hint = " ".join(i.value for i in at.sidebar.info)
+    assert "**tanh** cannot be trained" in hint and "Bernoulli" in hint and "sweep" not in hint

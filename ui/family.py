@@ -7,7 +7,8 @@ from typing import Any
 import streamlit as st
 
 from ui.state import ModelChoice, set_run
-from vae_core.families import FamilyAxis, family_axes, field_label
+from vae_core.compatibility import compatibility
+from vae_core.families import TOGGLE_FIELDS, FamilyAxis, family_axes, field_label, with_value
 from vae_core.runs import RunInfo
 
 TOGGLE_KEY = "toggle_{field}"  # session: one segmented control per field (dots become underscores: CSS class names)
@@ -26,12 +27,30 @@ def _format(axis: FamilyAxis, value: Any) -> str:
     return f":gray[~~{text}~~]" if axis.run_for(value) is None else text
 
 
+def refusal(run: RunInfo, path: str, value: Any) -> str | None:
+    """Why a sibling with this value cannot exist (e.g. a Bernoulli likelihood with a tanh output), or None."""
+    try:
+        config = with_value(run.config, path, value)
+    except ValueError as e:
+        return str(e)
+    verdict = compatibility(config.model.output_activation, config.data.normalization, config.loss.likelihood)
+    return verdict.reason if verdict.status == "refused" else None
+
+
 def how_to_make(axis: FamilyAxis, run: RunInfo) -> str:
-    """Where a missing sibling comes from: a sweep on the Train page (or the zoo, for another dataset)."""
-    missing = ", ".join(str(v) for v in axis.missing)
+    """Where a missing sibling comes from: a sweep on the Train page (or the zoo), or why it cannot exist."""
+    refused = {v: why for v in axis.missing if (why := refusal(run, axis.field, v))}
+    said = [f"**{v}** cannot be trained with the rest as loaded: {why}" for v, why in refused.items()]
+    makeable = [v for v in axis.missing if v not in refused]
+    if makeable:
+        said.append(_sweep_hint(axis, run, makeable))
+    return "\n\n".join(said)
+
+
+def _sweep_hint(axis: FamilyAxis, run: RunInfo, values: list[Any]) -> str:
+    missing = ", ".join(str(v) for v in values)
     zoo = (f" or `python -m vae_core zoo build --dataset {run.dataset}`"
-           if run.dataset != "sprites" and axis.field in ("model.output_activation", "data.normalization",
-                                                          "loss.likelihood") else "")
+           if run.dataset != "sprites" and axis.field in TOGGLE_FIELDS else "")
     return (f"No run yet with {field_label(axis.field).lower()} = {missing} and everything else as loaded. "
             f"Train them together: Train page → sweep “{field_label(axis.field)}”{zoo}.")
 

@@ -36,6 +36,12 @@ def field_value(config: RunConfig, path: FieldPath) -> Any:
     return getattr(getattr(config, section), name)
 
 
+def with_value(config: RunConfig, path: FieldPath, value: Any) -> RunConfig:
+    """The config with one field changed (validated, as any config)."""
+    section, name = path.split(".")
+    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **{name: value})})
+
+
 def _unused(config: RunConfig) -> set[FieldPath]:
     """Fields whose value this configuration never reads."""
     unused = {"model.hidden_dim"} if config.model.arch == "conv" else {"model.width", "model.depth"}
