@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="the run folder to write (default: a new folder under --runs-dir)")
     train.add_argument("--runs-dir", type=Path, help="where new runs go (default: $VAE_LAB_RUNS or ./runs)")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_sweep_option(train)
     ev = sub.add_parser("evaluate", help="evaluate a run on its dataset's test split")
     ev.add_argument("run_dir", type=Path)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
@@ -102,11 +103,22 @@ def _progress(every_s: float = 1.0):
     return on_step
 
 
+def _add_sweep_option(train: argparse.ArgumentParser) -> None:
+    from .sweep import SWEEP_MAX_VARIANTS
+
+    train.add_argument("--sweep", metavar="FIELD=V1,V2,...",
+                       help=f"train a family in lockstep, one run per value (2 to {SWEEP_MAX_VARIANTS}), all else as "
+                       "the other options say: e.g. output_activation=sigmoid,tanh,linear or beta=0.5,1,4; prints "
+                       "one run folder per variant")
+
+
 def cmd_train(ns: argparse.Namespace) -> int:
     from .jobs import run_in_foreground
     from .runs import default_runs_dir
 
     config = config_from_args(ns)
+    if ns.sweep is not None:
+        return _train_sweep(ns, config)
     snap = run_in_foreground(config, ns.runs_dir or default_runs_dir(), ns.out,
                              on_step=None if ns.quiet else _progress())
     if snap.status == "failed":
@@ -120,6 +132,57 @@ def cmd_train(ns: argparse.Namespace) -> int:
         sys.stderr.write(f"warning: {snap.message}\n")
     sys.stdout.write(f"{snap.run_dir}\n")
     return 1 if snap.status == "diverged" else 0
+
+
+def _train_sweep(ns: argparse.Namespace, config: RunConfig) -> int:
+    """One run folder per saved variant on stdout; a refused variant says why on stderr. Status 0 if one
+    variant trained to its end (or to a stop), 1 if every saved one diverged, 2 if none could train."""
+    from .jobs import run_in_foreground
+    from .runs import default_runs_dir
+    from .sweep import parse_sweep
+
+    if ns.out is not None:
+        raise ValueError("--out names one run folder, but a sweep saves one per variant: use --runs-dir.")
+    spec = parse_sweep(ns.sweep)
+    snap = run_in_foreground(config, ns.runs_dir or default_runs_dir(), sweep=spec,
+                             on_update=None if ns.quiet else _sweep_progress(spec.labels))
+    for variant in snap.variants:
+        _report_variant(variant, ns.quiet)
+    if not any(v.run_dir for v in snap.variants):
+        sys.stderr.write(f"error: {snap.message}\n")
+        return 2
+    return 0 if any(v.status in ("finished", "stopped", "interrupted") for v in snap.variants) else 1
+
+
+def _report_variant(v: Any, quiet: bool) -> None:
+    """A variant's outcome: its folder on stdout if it was saved, what happened on stderr."""
+    if v.run_dir is None:
+        sys.stderr.write(f"{'refused' if v.status == 'refused' else 'error'}: {v.label}: {v.message}\n")
+        return
+    if v.test_metrics and not quiet:
+        t = v.test_metrics
+        sys.stderr.write(f"{v.label} {v.status}: test ELBO {t.elbo_nats:.2f} nats/image (recon {t.recon_nats:.2f}, "
+                         f"KL {t.kl_nats:.2f}), PSNR {t.psnr_db:.2f} dB\n")
+    if v.status == "diverged":
+        sys.stderr.write(f"warning: {v.label}: {v.message}\n")
+    sys.stdout.write(f"{v.run_dir}\n")
+
+
+def _sweep_progress(labels: tuple[str, ...], every_s: float = 1.0):
+    """A progress line a second: the step and each variant's latest batch ELBO."""
+    latest: dict[int, Any] = {}
+    last = [0.0]
+
+    def on_update(update) -> None:
+        if update.variant is None or not update.steps:
+            return
+        latest[update.variant] = update.steps[-1]
+        if time.monotonic() - last[0] >= every_s:
+            last[0] = time.monotonic()
+            m = max(latest.values(), key=lambda m: m.step)
+            elbos = "  ".join(f"{labels[i]} {latest[i].elbo_nats:.1f}" for i in sorted(latest))
+            sys.stderr.write(f"step {m.step:6d}  epoch {m.epoch:6.2f}  ELBO nats/image: {elbos}\n")
+    return on_update
 
 
 def cmd_evaluate(ns: argparse.Namespace) -> int:

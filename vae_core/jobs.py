@@ -4,9 +4,14 @@ The thread never touches any UI: it folds every change into a JobState under a l
 Event every step, stores errors instead of raising them, checkpoints its run folder every few seconds
 (status "running") and saves it when it ends (finished, stopped, diverged, interrupted), so nothing
 trained is lost. worker.ProcessJob runs this same loop in a child process.
+
+A job trains one run, or a sweep (sweep.py): a family of variants in lockstep, each saved as its own
+run folder. A single run is a job's only variant, whose updates are the job's own; a sweep's updates
+name their variant, and the job itself has a status and message of its own.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import secrets
@@ -14,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, Literal, Protocol, TypeVar
+from typing import Any, Callable, Generic, Literal, Protocol, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -25,12 +30,16 @@ from .data import DatasetNotFoundError, pixels
 from .evaluate import EvalMetrics, evaluate
 from .host import HostSettings
 from .latent import reconstruct
+from .normalize import fit_normalizer
 from .runs import RunRecord, RunStatus, run_name, save_run, writer_fields
-from .train import StepMetrics, Trainer, TrainingData, TrainingDiverged, check_compatibility, prepare_data
+from .sweep import (LockstepStep, LockstepTrainer, ManifestVariant, NothingToTrain, SweepManifest, SweepPlan,
+                    SweepSpec, format_value, plan_sweep, write_manifest)
+from .train import StepMetrics, Trainer, TrainingData, check_compatibility, prepare_data
 
 log = logging.getLogger(__name__)
 
 JobStatus = Literal["starting", "running", "finished", "stopped", "diverged", "interrupted", "failed"]
+VariantStatus = Literal[JobStatus, "refused"]  # a sweep variant refused before training (e.g. Bernoulli on [-1, 1])
 N_PREVIEW = 8
 HISTORY_CAP = 1000  # points a job keeps for its live curves (plus the latest)
 T = TypeVar("T")
@@ -106,14 +115,16 @@ def to_pixels(images: torch.Tensor) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class JobSnapshot:
-    status: JobStatus
-    history: tuple[StepMetrics, ...]  # uniform in step from step 1, ending at the latest step
-    message: str  # what went wrong, or where the run was saved
-    run_dir: Path | None  # set once the final save succeeded
+class VariantSnapshot:
+    """One variant of a sweep job, as a page sees it."""
+    label: str  # "output_activation=tanh"
+    status: VariantStatus
+    message: str  # why it was refused or diverged, or where it was saved
+    history: tuple[StepMetrics, ...]  # uniform in step from step 1, ending at its latest step
     preview: Preview | None
-    verdict: Verdict | None
+    verdict: Verdict | None  # its activation x normalization x likelihood verdict (refused ones too)
     test_metrics: EvalMetrics | None
+    run_dir: Path | None  # set once its final save succeeded
 
     @property
     def done(self) -> bool:
@@ -121,15 +132,41 @@ class JobSnapshot:
 
 
 @dataclass(frozen=True)
+class JobSnapshot:
+    """A job's state. A sweep's history, run_dir, preview, verdict and test_metrics are its lead variant's
+    (the first one not refused), so a page that knows single runs shows one of them; `variants` has all."""
+    status: JobStatus
+    history: tuple[StepMetrics, ...]  # uniform in step from step 1, ending at the latest step
+    message: str  # what went wrong, or where the run was saved
+    run_dir: Path | None  # set once the final save succeeded
+    preview: Preview | None
+    verdict: Verdict | None
+    test_metrics: EvalMetrics | None
+    variants: tuple[VariantSnapshot, ...] = ()  # a sweep: one per value, in the sweep's order; () for one run
+    sweep: SweepPlan | None = None  # a sweep: its id, field, values, configs, run folders and manifest
+
+    @property
+    def done(self) -> bool:
+        return self.status not in ("starting", "running")
+
+
+def thin_snapshot(snap: JobSnapshot, n: int) -> JobSnapshot:
+    """The snapshot with at most n curve points per run (what a finished job's record keeps)."""
+    variants = tuple(dataclasses.replace(v, history=thin(v.history, n)) for v in snap.variants)
+    return dataclasses.replace(snap, history=thin(snap.history, n), variants=variants)
+
+
+@dataclass(frozen=True)
 class JobUpdate:
     """What changed in a job; None fields did not. A child process sends these to its parent."""
     steps: tuple[StepMetrics, ...] = ()
-    status: JobStatus | None = None
+    status: VariantStatus | None = None  # "refused" only for a variant
     message: str | None = None
     preview: Preview | None = None
     verdict: Verdict | None = None
     test_metrics: EvalMetrics | None = None
     run_dir: Path | None = None
+    variant: int | None = None  # the sweep variant this is about; None: the job (a single run: its run)
 
     def only_steps(self) -> bool:
         return all(getattr(self, f) is None for f in _STATE_FIELDS)
@@ -138,29 +175,61 @@ class JobUpdate:
 _STATE_FIELDS = ("status", "message", "preview", "verdict", "test_metrics", "run_dir")
 
 
+class _Slot:
+    """One run's observable state: a single run's, a sweep variant's, or (status and message) a sweep's."""
+
+    def __init__(self, history_cap: int):
+        self.history: History[StepMetrics] = History(history_cap)
+        self.fields: dict[str, Any] = dict(status="starting", message="", preview=None, verdict=None,
+                                           test_metrics=None, run_dir=None)
+
+    def apply(self, update: JobUpdate) -> None:
+        self.history.extend(update.steps)
+        self.fields.update({f: getattr(update, f) for f in _STATE_FIELDS if getattr(update, f) is not None})
+
+    def variant(self, label: str) -> VariantSnapshot:
+        f = self.fields
+        return VariantSnapshot(label, f["status"], f["message"], self.history.points(), f["preview"], f["verdict"],
+                               f["test_metrics"], f["run_dir"])
+
+
 class JobState:
     """A job's observable state: written by one thread, read by many, every access under the lock."""
 
-    def __init__(self, history_cap: int = HISTORY_CAP):
+    def __init__(self, history_cap: int = HISTORY_CAP, sweep: SweepPlan | None = None):
         self._lock = threading.Lock()
-        self._history: History[StepMetrics] = History(history_cap)
-        self._fields: dict[str, Any] = dict(status="starting", message="", preview=None, verdict=None,
-                                            test_metrics=None, run_dir=None)
+        self._sweep = sweep
+        self._job = _Slot(history_cap)
+        self._variants = [_Slot(history_cap) for _ in sweep.labels] if sweep else []
 
     def apply(self, update: JobUpdate) -> None:
         with self._lock:
-            self._history.extend(update.steps)
-            self._fields.update({f: getattr(update, f) for f in _STATE_FIELDS if getattr(update, f) is not None})
+            self._slot(update.variant).apply(update)
+
+    def _slot(self, variant: int | None) -> _Slot:
+        return self._job if variant is None else self._variants[variant]
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
-            f = self._fields
-            return JobSnapshot(f["status"], self._history.points(), f["message"], f["run_dir"], f["preview"],
-                               f["verdict"], f["test_metrics"])
+            job = self._job.fields
+            if not self._sweep:
+                return JobSnapshot(job["status"], self._job.history.points(), job["message"], job["run_dir"],
+                                   job["preview"], job["verdict"], job["test_metrics"])
+            variants = tuple(s.variant(label) for s, label in zip(self._variants, self._sweep.labels))
+            lead = next((v for v in variants if v.status != "refused"), variants[0])
+            return JobSnapshot(job["status"], lead.history, job["message"], lead.run_dir, lead.preview, lead.verdict,
+                               lead.test_metrics, variants, self._sweep)
 
-    def history(self) -> tuple[StepMetrics, ...]:
+    def history(self, variant: int | None = None) -> tuple[StepMetrics, ...]:
         with self._lock:
-            return self._history.points()
+            return self._slot(variant).history.points()
+
+
+def failure_updates(snap: JobSnapshot, message: str) -> list[JobUpdate]:
+    """A job that failed: every variant not yet done fails with it, then the job itself."""
+    failed = [JobUpdate(status="failed", message=message, variant=i) for i, v in enumerate(snap.variants)
+              if not v.done]
+    return [*failed, JobUpdate(status="failed", message=message)]
 
 
 class StopSignal(Protocol):
@@ -175,15 +244,37 @@ def host_checkpoint_every_s() -> float:
     return HostSettings.from_env().checkpoint_every_s
 
 
+def planned_sweep(sweep: SweepSpec | SweepPlan | None, config: RunConfig, runs_dir: Path,
+             run_dir: Path | None) -> SweepPlan | None:
+    """A job's sweep with its id and folders fixed (a spec is planned now; a plan is kept)."""
+    if sweep is not None and run_dir is not None:
+        raise ValueError("run_dir names one run folder, but a sweep saves one per variant under runs_dir.")
+    return plan_sweep(config, sweep, runs_dir) if isinstance(sweep, SweepSpec) else sweep
+
+
+@dataclass
+class _Variant:
+    """One run of a job, as the job's thread handles it (a single run is a job's only variant)."""
+    slot: int | None  # its index in the sweep; None: the job's only run, whose updates are the job's own
+    config: RunConfig
+    data: TrainingData  # the shared images, with this variant's normalizer
+    run_dir: Path
+    trainer: Trainer | None = None  # None while starting, or refused
+    status: VariantStatus = "starting"
+    saved: bool = False  # its folder holds a checkpoint or its final save
+    last_preview: float = 0.0
+
+
 @dataclass
 class TrainingJob:
+    """A single run, or a sweep (`sweep`: config is then the base every variant changes one field of)."""
     config: RunConfig
     runs_dir: Path
     data: TrainingData | None = None  # None: loaded in the thread (a download must not block the page)
     run_dir: Path | None = None  # exact folder to save to; None: a new name under runs_dir, fixed now
     history_cap: int = HISTORY_CAP
     preview_every_s: float = 1.0
-    on_step: Callable[[StepMetrics], None] | None = None  # called in the worker thread
+    on_step: Callable[[StepMetrics], None] | None = None  # a single run's steps, in the worker thread
     owner: str | None = None  # who started it (a session); None from the CLI
     token: str = field(default_factory=lambda: secrets.token_urlsafe(9))
     checkpoint_every_s: float | None = None  # None: the host's setting (VAE_LAB_CHECKPOINT_EVERY_S)
@@ -192,14 +283,19 @@ class TrainingJob:
     interrupted: Callable[[], str | None] | None = None  # why the job must end now (its server is gone)
     stop_event: StopSignal = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+    sweep: SweepSpec | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
 
     def __post_init__(self) -> None:
+        self.sweep = planned_sweep(self.sweep, self.config, self.runs_dir, self.run_dir)
+        if self.sweep is not None:
+            self.run_dir = self.sweep.run_dirs[0]  # the first variant's: a sweep has one folder per variant
         self.run_dir = Path(self.run_dir) if self.run_dir else Path(self.runs_dir) / run_name(self.config)
         if self.checkpoint_every_s is None:
             self.checkpoint_every_s = host_checkpoint_every_s()
-        self._state = JobState(self.history_cap)
+        self._state = JobState(self.history_cap, self.sweep)
         self._started = time.time()
         self._last_checkpoint = 0.0
+        self._variants: list[_Variant] = []
 
     def start(self) -> "TrainingJob":
         self._thread = threading.Thread(target=self.run, name="vae-lab-training", daemon=True)
@@ -207,7 +303,7 @@ class TrainingJob:
         return self
 
     def stop(self) -> None:
-        """Ask the job to stop after the current step; it still evaluates and saves the run."""
+        """Ask the job to stop after the current step; it still evaluates and saves every run."""
         self.stop_event.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -223,41 +319,88 @@ class TrainingJob:
         if self.on_update:
             self.on_update(update)
 
+    def _emit_to(self, v: _Variant, update: JobUpdate) -> None:
+        v.status = update.status or v.status
+        self._emit(dataclasses.replace(update, variant=v.slot))
+
     def run(self) -> None:
         """Train, evaluate and save in the calling thread; errors end up in the state, never raised."""
         self._started = time.time()
         try:
             self._run()
         except (DatasetNotFoundError, ValueError) as e:
-            self._emit(JobUpdate(status="failed", message=str(e)))
+            self._fail(str(e))
         except Exception as e:  # the page must show it, not lose it in a thread
             log.exception("training job failed")
-            self._emit(JobUpdate(status="failed", message=f"Training failed: {type(e).__name__}: {e}"))
+            self._fail(f"Training failed: {type(e).__name__}: {e}")
         if self.on_done:
             self.on_done()
 
+    def _fail(self, message: str) -> None:
+        for update in failure_updates(self._state.snapshot(), message):
+            self._emit(update)
+        for v in self._variants:
+            v.status = v.status if v.status not in ("starting", "running") else "failed"
+        if self.sweep is not None and self.sweep.manifest.exists():  # it trained a while: say how it ended
+            self._write_manifest("failed")
+
     def _run(self) -> None:
         data = self.data or prepare_data(self.config)
-        self._emit(JobUpdate(verdict=check_compatibility(self.config, data.normalizer)))
-        trainer = Trainer(self.config, data.train.images, data.normalizer)
+        self._variants = self._make_variants(data)
+        lockstep = self._lockstep(data)
         self._emit(JobUpdate(status="running"))
+        self._write_manifest("running")
         self._last_checkpoint = time.monotonic()
-        try:
-            status, message = self._train(trainer, data)
-        except TrainingDiverged as e:
-            status, message = "diverged", str(e)
-        self._finish(trainer, data, status, message)
+        ending, message = self._train(lockstep)
+        for v in self._live():
+            self._finish(v, ending, message)
+        self._conclude(ending)
 
-    def _train(self, trainer: Trainer, data: TrainingData) -> tuple[RunStatus, str]:
-        last_preview = 0.0
-        for metrics in trainer.steps():
-            self._emit(JobUpdate(steps=(metrics,)))
-            if self.on_step:
-                self.on_step(metrics)
-            if time.monotonic() - last_preview >= self.preview_every_s:
-                self._emit(JobUpdate(preview=self._preview(trainer, data, metrics.step)))
-                last_preview = time.monotonic()
-            self._maybe_checkpoint(trainer, data)
+    def _make_variants(self, data: TrainingData) -> list[_Variant]:
+        if self.sweep is None:
+            return [_Variant(None, self.config, data, self.run_dir)]
+        return [_Variant(i, c, self._data_for(c, data), d)
+                for i, (c, d) in enumerate(zip(self.sweep.configs, self.sweep.run_dirs))]
+
+    def _data_for(self, config: RunConfig, data: TrainingData) -> TrainingData:
+        """The shared splits with the normalizer this variant's data section fits (as prepare_data fits it)."""
+        if config.data == self.config.data:
+            return data
+        normalizer = fit_normalizer(config.data.normalization, data.train.images, config.data.data_scale)
+        return dataclasses.replace(data, normalizer=normalizer)
+
+    def _lockstep(self, data: TrainingData) -> LockstepTrainer:
+        """The variants' trainers; each refused one says why (all refused: raise, the job fails)."""
+        try:
+            lockstep = LockstepTrainer([v.config for v in self._variants], data.train.images,
+                                       [v.data.normalizer for v in self._variants])
+        except NothingToTrain as e:
+            self._announce_refusals(e.reasons)
+            raise
+        self._announce_refusals(lockstep.messages if self.sweep else ())
+        for v, trainer in zip(self._variants, lockstep.trainers):
+            v.trainer = trainer
+            if trainer is not None:
+                self._emit_to(v, JobUpdate(status="running" if self.sweep else None,
+                                           verdict=check_compatibility(v.config, v.data.normalizer)))
+        return lockstep
+
+    def _announce_refusals(self, reasons: Sequence[str]) -> None:
+        """Refused variants of a sweep (a single run that is refused simply fails)."""
+        for v, reason in zip(self._variants, reasons):
+            if reason and self.sweep is not None:
+                self._emit_to(v, JobUpdate(status="refused", message=reason, verdict=Verdict("refused", reason)))
+
+    def _live(self) -> list[_Variant]:
+        return [v for v in self._variants if v.status in ("starting", "running")]
+
+    def _train(self, lockstep: LockstepTrainer) -> tuple[RunStatus, str]:
+        """Lockstep steps until the end, a stop or an interruption; a diverged variant is saved at once."""
+        for step in lockstep.steps():
+            self._record_step(step)
+            for i in step.diverged:
+                self._finish(self._variants[i], "diverged", lockstep.messages[i])
+            self._maybe_checkpoint()
             if self.stop_event.is_set():
                 return "stopped", "Stopped by the user."
             reason = self.interrupted() if self.interrupted else None
@@ -265,51 +408,97 @@ class TrainingJob:
                 return "interrupted", reason
         return "finished", ""
 
-    def _preview(self, trainer: Trainer, data: TrainingData, step: int) -> Preview:
-        """Reconstructions of the first test images, in eval mode; the model goes back to training mode."""
-        p = pixels(data.test.images[:N_PREVIEW])  # (N, C, H, W)
-        x_hat = reconstruct(trainer.model, data.normalizer.forward(p))  # sets eval mode (BatchNorm, sigma*)
-        trainer.model.train()
-        return Preview(step, data.test.images[:N_PREVIEW].numpy().copy(), to_pixels(data.normalizer.inverse(x_hat)))
+    def _record_step(self, step: LockstepStep) -> None:
+        for v, metrics in zip(self._variants, step.metrics):
+            if metrics is None:
+                continue
+            self._emit_to(v, JobUpdate(steps=(metrics,)))
+            if self.on_step and self.sweep is None:
+                self.on_step(metrics)
+            if time.monotonic() - v.last_preview >= self.preview_every_s:
+                self._emit_to(v, JobUpdate(preview=self._preview(v, metrics.step)))
+                v.last_preview = time.monotonic()
 
-    def _maybe_checkpoint(self, trainer: Trainer, data: TrainingData) -> None:
-        """Save the run as "running" every checkpoint_every_s, so a crash or kill loses at most that much."""
+    def _preview(self, v: _Variant, step: int) -> Preview:
+        """Reconstructions of the first test images, in eval mode; the model goes back to training mode."""
+        images, normalizer = v.data.test.images[:N_PREVIEW], v.data.normalizer
+        x_hat = reconstruct(v.trainer.model, normalizer.forward(pixels(images)))  # eval mode (BatchNorm, sigma*)
+        v.trainer.model.train()
+        return Preview(step, images.numpy().copy(), to_pixels(normalizer.inverse(x_hat)))
+
+    def _maybe_checkpoint(self) -> None:
+        """Save every live run as "running" every checkpoint_every_s: a crash or kill loses at most that much."""
         if time.monotonic() - self._last_checkpoint < self.checkpoint_every_s:
             return
         self._last_checkpoint = time.monotonic()
-        if not all(torch.isfinite(p).all() for p in trainer.model.parameters()):
+        for v in self._live():
+            self._checkpoint(v)
+
+    def _checkpoint(self, v: _Variant) -> None:
+        if not all(torch.isfinite(p).all() for p in v.trainer.model.parameters()):
             return  # the next step raises TrainingDiverged and the final save keeps the last finite weights
         try:
-            save_run(self.run_dir, trainer.model, self.config, data.normalizer,
-                     self._record("running", "Training; this is its latest checkpoint.", trainer.step, None))
+            self._save(v, self._record(v, "running", "Training; this is its latest checkpoint.", None))
         except OSError as e:  # the final save reports a full disk; the training itself goes on
-            log.warning("checkpoint of %s failed: %s", self.run_dir, e)
+            log.warning("checkpoint of %s failed: %s", v.run_dir, e)
 
-    def _record(self, status: RunStatus, message: str, steps: int, test: EvalMetrics | None) -> dict[str, Any]:
-        return RunRecord(status=status, message=message, steps=steps, test=test.to_dict() if test else {},
-                         history=history_rows(list(self._state.history())), owner=self.owner,
+    def _save(self, v: _Variant, record: dict[str, Any]) -> Path:
+        run_dir = save_run(v.run_dir, v.trainer.model, v.config, v.data.normalizer, record)
+        v.saved = True
+        return run_dir
+
+    def _record(self, v: _Variant, status: RunStatus, message: str, test: EvalMetrics | None) -> dict[str, Any]:
+        return RunRecord(status=status, message=message, steps=v.trainer.step, test=test.to_dict() if test else {},
+                         history=history_rows(list(self._state.history(v.slot))), owner=self.owner,
                          started=self._started, checkpoint_every_s=self.checkpoint_every_s,
-                         **writer_fields()).to_dict()
+                         sweep=self.sweep.id if self.sweep else None, **writer_fields()).to_dict()
 
-    def _finish(self, trainer: Trainer, data: TrainingData, status: RunStatus, message: str) -> None:
+    def _finish(self, v: _Variant, status: RunStatus, message: str) -> None:
         """Evaluate and save; a failed evaluation still saves the weights (nothing trained is lost)."""
         try:
-            test = evaluate(trainer.model, data.normalizer, data.test.images, dataset=self.config.data.dataset,
-                            loss=self.config.loss)
+            test = evaluate(v.trainer.model, v.data.normalizer, v.data.test.images, dataset=v.config.data.dataset,
+                            loss=v.config.loss)
         except Exception as e:
             log.exception("evaluation after training failed")
             test, message = None, f"{message} The test evaluation failed ({type(e).__name__}: {e}).".strip()
         try:
-            run_dir = save_run(self.run_dir, trainer.model, self.config, data.normalizer,
-                               self._record(status, message, trainer.step, test))
+            run_dir = self._save(v, self._record(v, status, message, test))
         except OSError as e:
-            self._emit(JobUpdate(status="failed", message=f"{message} Saving the run to {self.run_dir} failed: "
-                                 f"{e}. Free some space or point VAE_LAB_RUNS at a writable folder, then train "
-                                 "again.".strip()))
+            self._emit_to(v, JobUpdate(status="failed", message=f"{message} Saving the run to {v.run_dir} failed: "
+                                       f"{e}. Free some space or point VAE_LAB_RUNS at a writable folder, then train "
+                                       "again.".strip()))
             return
         note = f"Saved to {run_dir}." if not message else f"{message} Saved to {run_dir}."
-        self._emit(JobUpdate(status=status, message=note, run_dir=run_dir, test_metrics=test,
-                             preview=self._preview(trainer, data, trainer.step)))
+        self._emit_to(v, JobUpdate(status=status, message=note, run_dir=run_dir, test_metrics=test,
+                                   preview=self._preview(v, v.trainer.step)))
+
+    def _conclude(self, ending: RunStatus) -> None:
+        """A sweep's own status and message once every variant has ended; its manifest's final version."""
+        if self.sweep is None:
+            return
+        statuses = [v.status for v in self._variants]
+        status = ending if ending in statuses else "diverged" if "diverged" in statuses else "failed"
+        outcomes = ", ".join(f"{format_value(value)} {v.status}" for value, v in zip(self.sweep.spec.values,
+                                                                                     self._variants))
+        saved = sum(v.saved for v in self._variants)
+        self._write_manifest(status)
+        self._emit(JobUpdate(status=status, message=f"Sweep of {self.sweep.spec.field}: {outcomes}. {saved} "
+                             f"run{'s' if saved != 1 else ''} saved, listed in {self.sweep.manifest}."))
+
+    def _write_manifest(self, status: str) -> None:
+        """The sweep's manifest (SweepManifest) as things stand; a sweep that never started writes none."""
+        if self.sweep is None or not self._variants or all(v.status == "refused" for v in self._variants):
+            return
+        snap, plan = self._state.snapshot(), self.sweep
+        variants = tuple(ManifestVariant(label, value, None if v.status == "refused" else v.run_dir.name,
+                                         v.status, s.message)
+                         for label, value, v, s in zip(plan.labels, plan.spec.values, self._variants, snap.variants))
+        manifest = SweepManifest(plan.id, plan.spec.field, plan.spec.values, status, self.owner, self._started,
+                                 variants)
+        try:
+            write_manifest(plan.manifest, manifest)
+        except OSError as e:  # the runs themselves carry the sweep id: a family is still found without it
+            log.warning("writing the sweep manifest %s failed: %s", plan.manifest, e)
 
 
 HISTORY_FIELDS = ("step", "epoch", "recon_nats", "kl_nats", "elbo_nats", "elapsed_s")
@@ -327,13 +516,16 @@ def history_rows(history: list[StepMetrics], max_rows: int = 1000) -> dict[str, 
 
 def run_in_foreground(config: RunConfig, runs_dir: Path, run_dir: Path | None = None,
                       on_step: Callable[[StepMetrics], None] | None = None,
-                      checkpoint_every_s: float | None = None, owner: str | None = None) -> JobSnapshot:
-    """Train to the end while the caller waits (the CLI); Ctrl-C stops it and still saves the run.
+                      checkpoint_every_s: float | None = None, owner: str | None = None,
+                      sweep: SweepSpec | None = None,
+                      on_update: Callable[[JobUpdate], None] | None = None) -> JobSnapshot:
+    """Train to the end while the caller waits (the CLI); Ctrl-C stops it and still saves the run(s).
 
     checkpoint_every_s: None reads the host's setting (VAE_LAB_CHECKPOINT_EVERY_S, default 5 s).
+    sweep: train a family in lockstep, one run per value (run_dir must then be None).
     """
     job = TrainingJob(config, runs_dir, run_dir=run_dir, on_step=on_step, owner=owner,
-                      checkpoint_every_s=checkpoint_every_s)
+                      checkpoint_every_s=checkpoint_every_s, sweep=sweep, on_update=on_update)
     job.start()
     try:
         while not job.join(0.2):

@@ -19,7 +19,8 @@ from typing import Callable, Literal, Protocol
 
 from .config import RunConfig
 from .host import HostSettings
-from .jobs import JobSnapshot, JobStatus, thin
+from .jobs import JobSnapshot, JobStatus, thin_snapshot
+from .sweep import SweepSpec, sweep_configs
 from .worker import ProcessJob
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class Job(Protocol):
     def snapshot(self) -> JobSnapshot: ...
 
 
-JobFactory = Callable[..., Job]  # (config, runs_dir, *, owner, token, checkpoint_every_s, on_done) -> Job
+JobFactory = Callable[..., Job]  # (config, runs_dir, *, owner, token, checkpoint_every_s, on_done[, sweep]) -> Job
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class JobRecord:
     time_capped: bool  # True: the host's cap (VAE_LAB_JOB_TIME_CAP_S) cut the requested budget
     snapshot: JobSnapshot | None
     message: str  # what a person needs to know: the queue place, the cap, the job's own message
+    sweep: SweepSpec | None = None  # a sweep: the field and values its variants take (config is their base)
 
     @property
     def done(self) -> bool:
@@ -71,6 +73,7 @@ class _Entry:
     config: RunConfig
     submitted: float
     time_capped: bool
+    sweep: SweepSpec | None = None
     job: Job | None = None
     final: JobSnapshot | None = None  # kept once ended; the job object is then let go
     cancelled: bool = False
@@ -85,8 +88,14 @@ class JobScheduler:
         self._running: dict[str, _Entry] = {}
         self._done: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
 
-    def submit(self, owner: str, config: RunConfig) -> str:
-        """Queue a job (it starts at once if a slot is free) and return its token."""
+    def submit(self, owner: str, config: RunConfig, sweep: SweepSpec | None = None) -> str:
+        """Queue a job (it starts at once if a slot is free) and return its token.
+
+        sweep: train a family in lockstep, one run per value, as one job (one slot; the time budget and
+        its cap are the whole sweep's); a variant that cannot be built raises ValueError here.
+        """
+        if sweep is not None:
+            sweep_configs(config, sweep)
         with self._lock:
             self._update()
             if any(e.owner == owner for e in self._active_entries()):
@@ -96,7 +105,7 @@ class JobScheduler:
                 raise ValueError(f"The server's training queue is full ({len(self._queue)} jobs waiting for "
                                  f"{self.settings.max_jobs} slots): try again in a few minutes.")
             config, capped = self._capped(config)
-            entry = _Entry(secrets.token_urlsafe(9), owner, config, time.time(), capped)
+            entry = _Entry(secrets.token_urlsafe(9), owner, config, time.time(), capped, sweep)
             self._queue.append(entry)
             self._update()
             return entry.token
@@ -170,8 +179,10 @@ class JobScheduler:
     def _start(self, entry: _Entry) -> None:
         self._running[entry.token] = entry
         try:
+            sweep = {"sweep": entry.sweep} if entry.sweep is not None else {}  # a factory may know single runs only
             entry.job = self.job_factory(entry.config, self.settings.runs_dir, owner=entry.owner, token=entry.token,
-                                         checkpoint_every_s=self.settings.checkpoint_every_s, on_done=self._update)
+                                         checkpoint_every_s=self.settings.checkpoint_every_s, on_done=self._update,
+                                         **sweep)
             entry.job.start()
         except Exception as e:  # e.g. no more processes: say so and keep the queue moving
             log.exception("starting job %s failed", entry.token)
@@ -187,7 +198,7 @@ class JobScheduler:
     def _retire(self, entry: _Entry) -> None:
         if entry.job is not None and entry.final is None:
             snap = entry.job.snapshot()
-            entry.final = dataclasses.replace(snap, history=thin(snap.history, DONE_HISTORY_POINTS))
+            entry.final = thin_snapshot(snap, DONE_HISTORY_POINTS)
             entry.job = None  # let the job (and its pipe, thread, full history) go
         self._done[entry.token] = entry
         while len(self._done) > KEEP_DONE:
@@ -200,7 +211,7 @@ class JobScheduler:
         status: RecordStatus = "cancelled" if entry.cancelled else snap.status if snap else "queued"
         return JobRecord(entry.token, entry.owner, entry.config, status, position, entry.submitted,
                          entry.config.train.time_budget_s, entry.time_capped, snap,
-                         self._message(entry, status, position, snap))
+                         self._message(entry, status, position, snap), entry.sweep)
 
     def _message(self, entry: _Entry, status: RecordStatus, position: int | None, snap: JobSnapshot | None) -> str:
         cap = (f" Its time budget is capped at {entry.config.train.time_budget_s:g} s on this server."

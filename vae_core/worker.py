@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import RunConfig
-from .jobs import HISTORY_CAP, JobSnapshot, JobState, JobUpdate, StopSignal, TrainingJob, host_checkpoint_every_s
+from .jobs import (HISTORY_CAP, JobSnapshot, JobState, JobUpdate, StopSignal, TrainingJob, planned_sweep,
+                   failure_updates, host_checkpoint_every_s)
 from .runs import CONFIG, run_name
+from .sweep import SweepPlan, SweepSpec
+from .train import StepMetrics
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +51,15 @@ class ChildSpec:
     preview_every_s: float
     history_cap: int
     parent_pid: int
+    sweep: SweepPlan | None  # fixed by the parent: the same id and folders on both sides
 
 
 @dataclass
 class ProcessJob:
-    """The TrainingJob interface (start, stop, join, snapshot, token, run_dir), trained in a child process."""
+    """The TrainingJob interface (start, stop, join, snapshot, token, run_dir), trained in a child process.
+
+    sweep: a family trained in lockstep (config is the base); run_dir is then the first variant's folder.
+    """
     config: RunConfig
     runs_dir: Path
     run_dir: Path | None = None  # exact folder to save to; None: a new name under runs_dir, fixed now
@@ -63,12 +70,16 @@ class ProcessJob:
     history_cap: int = HISTORY_CAP
     on_done: Callable[[], None] | None = None  # called in the reader thread once the job has ended
     startup_s: float | None = field(default=None, init=False)  # start() to the child's "running"
+    sweep: SweepSpec | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
 
     def __post_init__(self) -> None:
+        self.sweep = planned_sweep(self.sweep, self.config, self.runs_dir, self.run_dir)
+        if self.sweep is not None:
+            self.run_dir = self.sweep.run_dirs[0]
         self.run_dir = Path(self.run_dir) if self.run_dir else Path(self.runs_dir) / run_name(self.config)
         if self.checkpoint_every_s is None:
             self.checkpoint_every_s = host_checkpoint_every_s()
-        self._state = JobState(self.history_cap)
+        self._state = JobState(self.history_cap, self.sweep)
         self._process: Any = None
         self._stop: StopSignal | None = None
         self._reader: threading.Thread | None = None
@@ -79,7 +90,7 @@ class ProcessJob:
         receive, send = ctx.Pipe(duplex=False)
         self._stop = ctx.Event()
         spec = ChildSpec(self.config, Path(self.runs_dir), self.run_dir, self.owner, self.token,
-                         self.checkpoint_every_s, self.preview_every_s, self.history_cap, os.getpid())
+                         self.checkpoint_every_s, self.preview_every_s, self.history_cap, os.getpid(), self.sweep)
         self._process = ctx.Process(target=child_main, args=(send, self._stop, spec),
                                     name=PROCESS_PREFIX + self.token, daemon=True)
         self._t0 = time.monotonic()
@@ -109,14 +120,16 @@ class ProcessJob:
     def _read(self, receive: Connection) -> None:
         try:
             while True:
-                self._apply(receive.recv())
+                for update in receive.recv():  # a batch of updates, in order
+                    self._apply(update)
         except (EOFError, OSError):
             pass  # the child closed its end: it finished, or it died
         finally:
             receive.close()
         self._process.join(CHILD_EXIT_WAIT_S)  # reaps it: a zombie would still look alive to runs.pid_alive
-        if not self._state.snapshot().done:
-            self._state.apply(JobUpdate(status="failed", message=self._death_message()))
+        if not (snap := self._state.snapshot()).done:
+            for update in failure_updates(snap, self._death_message()):
+                self._state.apply(update)
         if self.on_done:
             self.on_done()
 
@@ -129,11 +142,15 @@ class ProcessJob:
     def _death_message(self) -> str:
         code = self._process.exitcode
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
-        history = self._state.history()
+        history = self._state.snapshot().history  # a sweep's: its lead variant's
         at = f" at step {history[-1].step}" if history else ""
-        if (self.run_dir / CONFIG).is_file():
-            return (f"The training process {how}{at}. Its last checkpoint is in {self.run_dir} and loads like any "
+        saved = [d for d in (self.sweep.run_dirs if self.sweep else (self.run_dir,)) if (d / CONFIG).is_file()]
+        if len(saved) == 1:
+            return (f"The training process {how}{at}. Its last checkpoint is in {saved[0]} and loads like any "
                     "run (listed as interrupted); train again to go further.")
+        if saved:
+            return (f"The training process {how}{at}. The last checkpoints are in {', '.join(map(str, saved))} and "
+                    "load like any run (listed as interrupted); train again to go further.")
         return f"The training process {how}{at}, before its first checkpoint: nothing was saved. Train again."
 
 
@@ -166,27 +183,30 @@ def _skip_main_module_in_children() -> None:
 # ----------------------------------------------------------------------------- in the child process
 
 class _Sender:
-    """Batches step updates into a few messages a second; a gone parent makes sending a no-op."""
+    """Batches step updates into a few messages a second (a message is a tuple of JobUpdates, applied in
+    order: each variant's steps, then the change that was due); a gone parent makes sending a no-op."""
 
     def __init__(self, send: Connection):
-        self.send, self.steps, self.last, self.broken = send, [], time.monotonic(), False
+        self.send, self.last, self.broken = send, time.monotonic(), False
+        self.steps: dict[int | None, list[StepMetrics]] = {}  # by variant (None: the job's own run)
 
     def __call__(self, update: JobUpdate) -> None:
-        self.steps.extend(update.steps)
+        self.steps.setdefault(update.variant, []).extend(update.steps)
         if update.only_steps() and time.monotonic() - self.last < SEND_EVERY_S:
             return
-        self._send(dataclasses.replace(update, steps=tuple(self.steps)))
+        self._send(() if update.only_steps() else (dataclasses.replace(update, steps=()),))
 
     def flush(self) -> None:
-        if self.steps:
-            self._send(JobUpdate(tuple(self.steps)))
+        if any(self.steps.values()):
+            self._send(())
 
-    def _send(self, update: JobUpdate) -> None:
-        self.steps, self.last = [], time.monotonic()
+    def _send(self, changes: tuple[JobUpdate, ...]) -> None:
+        steps = tuple(JobUpdate(tuple(s), variant=v) for v, s in self.steps.items() if s)
+        self.steps, self.last = {}, time.monotonic()
         if self.broken:
             return
         try:
-            self.send.send(update)
+            self.send.send((*steps, *changes))
         except OSError:  # the parent is gone; the job notices through its parent pid and saves
             self.broken = True
 
@@ -200,10 +220,11 @@ def child_main(send: Connection, stop: StopSignal, spec: ChildSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     torch.set_num_threads(spec.config.train.num_threads or 1)  # one core per job; the others serve pages
     sender = _Sender(send)
-    job = TrainingJob(spec.config, spec.runs_dir, run_dir=spec.run_dir, owner=spec.owner, token=spec.token,
+    run_dir = None if spec.sweep else spec.run_dir  # a sweep's folders are in its plan
+    job = TrainingJob(spec.config, spec.runs_dir, run_dir=run_dir, owner=spec.owner, token=spec.token,
                       checkpoint_every_s=spec.checkpoint_every_s, preview_every_s=spec.preview_every_s,
                       history_cap=spec.history_cap, on_update=sender, stop_event=stop,
-                      interrupted=lambda: _why_interrupted(spec.parent_pid, terminated))
+                      interrupted=lambda: _why_interrupted(spec.parent_pid, terminated), sweep=spec.sweep)
     job.run()
     sender.flush()
     send.close()

@@ -1,0 +1,402 @@
+"""Sweeps: a family of runs that differ in one config field, trained in lockstep.
+
+The variants of a sweep share their images, their batch order and their length (SHARED_FIELDS), and
+each one starts from the weights and draws the z noise that the same config trained alone would, so
+a variant trained in a sweep equals it trained alone, bit for bit. What a sweep varies is what the
+model, the loss, the normalization or the optimizer's step size make of those same batches.
+
+A sweep's manifest, `<runs dir>/.sweeps/<sweep id>.json` (MANIFEST_FORMAT), lists the field, the
+values and each variant's run folder (a folder name directly under the runs dir, as every run's is)
+with its status; each variant's own metrics.json carries the sweep id (RunRecord.sweep). The folder
+starts with a dot, so runs.list_runs and the cleanup of stale temporaries never look into it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence
+
+import torch
+
+from .config import SECTIONS, FieldInfo, RunConfig, check_field, fields_info
+from .normalize import Normalizer
+from .runs import run_name
+from .train import StepMetrics, Trainer, TrainingDiverged, batch_indices, make_run_config, steps_per_epoch
+
+FieldPath = str  # "section.name", e.g. "model.output_activation"
+SWEEP_MAX_VARIANTS = 6  # one job trains them all on one core: more would starve each variant of steps
+SWEEPS_DIR = ".sweeps"  # under the runs dir; hidden, so it is never taken for a run folder
+MANIFEST_FORMAT = "vae-lab-sweep/1"
+
+_IMAGES = "it changes the images"
+_ORDER = "it changes the batch order"
+# What the variants of a sweep must share, and why each field cannot be swept in lockstep.
+SHARED_FIELDS: dict[FieldPath, str] = {
+    "data.dataset": _IMAGES, "data.image_size": _IMAGES, "data.n_train": _IMAGES, "data.n_test": _IMAGES,
+    "data.seed": _IMAGES, "data.data_dir": _IMAGES, "data.download": _IMAGES,
+    "model.channels": "it is set from the data", "model.image_size": "it is set from the data",
+    "train.batch_size": _ORDER, "train.seed": _ORDER + " (and the initial weights)",
+    "train.epochs": "the variants train for the same number of steps",
+    "train.time_budget_s": "the variants train for the same number of steps",
+    "train.num_threads": "the variants share one job and its threads",
+    "train.eval_every": "the variants share one job and its schedule",
+}
+
+
+def _path_info(path: FieldPath) -> FieldInfo:
+    section, name = path.split(".")
+    return fields_info(SECTIONS[section])[name]
+
+
+def sweepable_fields() -> tuple[FieldPath, ...]:
+    """Every field a sweep can vary, as "section.name", in the config's own order."""
+    paths = (f"{s}.{n}" for s, cls in SECTIONS.items() for n in fields_info(cls))
+    return tuple(p for p in paths if p not in SHARED_FIELDS and _path_info(p).kind != "other")
+
+
+def _known(path: str) -> bool:
+    section, _, name = path.partition(".")
+    return section in SECTIONS and name in fields_info(SECTIONS[section])
+
+
+def resolve_field(name: str) -> FieldPath:
+    """ "output_activation" -> "model.output_activation" (a dotted path is checked); raise ValueError if the
+    field is unknown, ambiguous or cannot be swept."""
+    if "." in name:
+        matches = [name] if _known(name) else []
+    else:
+        matches = [f"{s}.{name}" for s in SECTIONS if _known(f"{s}.{name}")]
+    if not matches:
+        raise ValueError(f"{name!r} is not a config field; a sweep can vary {', '.join(sweepable_fields())}.")
+    if len(matches) > 1:
+        raise ValueError(f"{name!r} names several fields ({', '.join(matches)}): write section.name.")
+    if matches[0] not in sweepable_fields():
+        why = SHARED_FIELDS.get(matches[0], "it is not a choice or a number")
+        raise ValueError(f"{matches[0]} cannot be swept in lockstep: {why}. A sweep can vary "
+                         f"{', '.join(sweepable_fields())}.")
+    return matches[0]
+
+
+def _typed(info: FieldInfo, value: Any) -> Any:
+    """A value as the field holds it: text parsed by the field's kind; an int for a float field made a float."""
+    if isinstance(value, str):
+        if info.optional and value.strip().lower() == "none":
+            return None
+        return _parse(info, value.strip())
+    if info.kind == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _parse(info: FieldInfo, text: str) -> Any:
+    """Text -> the field's type; text that does not parse is returned as is (the validator then refuses it)."""
+    if info.kind == "choice":
+        return next((o for o in info.options if str(o) == text), text)
+    try:
+        return int(text) if info.kind == "integer" else float(text)
+    except ValueError:
+        return text
+
+
+def format_value(value: Any) -> str:
+    """How a swept value reads in labels and on the command line: 0.001, 4, tanh."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One field and the values its variants take; validated (and text values parsed) on construction."""
+    field: FieldPath  # "section.name"; a bare name ("beta") is resolved to its section
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        path = resolve_field(self.field)
+        info = _path_info(path)
+        values = tuple(_typed(info, v) for v in self.values)
+        _check_values(path, values)
+        object.__setattr__(self, "field", path)
+        object.__setattr__(self, "values", values)
+
+    @property
+    def section(self) -> str:
+        return self.field.split(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.field.split(".")[1]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One per variant: "output_activation=tanh"."""
+        return tuple(f"{self.name}={format_value(v)}" for v in self.values)
+
+
+def _check_values(path: FieldPath, values: tuple[Any, ...]) -> None:
+    if not 2 <= len(values) <= SWEEP_MAX_VARIANTS:
+        raise ValueError(f"A sweep of {path} needs 2 to {SWEEP_MAX_VARIANTS} values; it got {len(values)}.")
+    section, name = path.split(".")
+    for value in values:
+        message = check_field(SECTIONS[section], name, value)
+        if message:
+            raise ValueError(f"Sweep of {path}: {message}")
+    repeated = sorted({format_value(v) for i, v in enumerate(values) if v in values[:i]})
+    if repeated:
+        raise ValueError(f"Sweep of {path}: {', '.join(repeated)} is given more than once; each value once.")
+
+
+def parse_sweep(text: str) -> SweepSpec:
+    """ "output_activation=sigmoid,tanh,linear" -> SweepSpec; raise ValueError saying what is wrong."""
+    field_name, sep, values = text.partition("=")
+    if not sep or not field_name.strip() or not values.strip():
+        raise ValueError(f"The sweep {text!r} should read FIELD=VALUE,VALUE,..., e.g. "
+                         "output_activation=sigmoid,tanh,linear.")
+    return SweepSpec(field_name.strip(), tuple(values.split(",")))
+
+
+def sweep_configs(base: RunConfig, spec: SweepSpec) -> list[RunConfig]:
+    """One config per value: the base with the swept field set (derived fields recomputed)."""
+    return [_variant_config(base, spec, value, label) for value, label in zip(spec.values, spec.labels)]
+
+
+def _variant_config(base: RunConfig, spec: SweepSpec, value: Any, label: str) -> RunConfig:
+    try:
+        parts = {s: getattr(base, s) for s in SECTIONS}
+        parts[spec.section] = dataclasses.replace(parts[spec.section], **{spec.name: value})
+        return make_run_config(*(parts[s] for s in SECTIONS))
+    except ValueError as e:
+        raise ValueError(f"Variant {label} of the sweep is invalid: {e}") from None
+
+
+def check_lockstep(configs: Sequence[RunConfig]) -> None:
+    """Raise ValueError if the configs differ in a field that variants trained together must share."""
+    first = configs[0]
+    for path, why in SHARED_FIELDS.items():
+        section, name = path.split(".")
+        if any(getattr(getattr(c, section), name) != getattr(getattr(first, section), name) for c in configs):
+            raise ValueError(f"These configs cannot train in lockstep: they differ in {path}, and {why}.")
+
+
+# ----------------------------------------------------------------------------- lockstep training
+
+LockstepStatus = Literal["training", "refused", "diverged"]
+
+
+class NothingToTrain(ValueError):
+    """Every variant was refused; `reasons` has one sentence per variant."""
+
+    def __init__(self, reasons: Sequence[str]):
+        self.reasons = tuple(reasons)
+        super().__init__(reasons[0] if len(reasons) == 1 else "Every variant was refused: " + " ".join(reasons))
+
+
+@dataclass(frozen=True)
+class LockstepStep:
+    """One shared batch, one optimizer step for each variant still training."""
+    step: int  # 1, 2, ...: batches seen by the family
+    metrics: tuple[StepMetrics | None, ...]  # one per variant; None where it is refused or has diverged
+    diverged: tuple[int, ...]  # the variants that diverged at this step (LockstepTrainer.messages says why)
+
+
+class LockstepTrainer:
+    """One Trainer per variant, fed the same batches in the same order from one shared generator.
+
+    A variant that Trainer refuses (e.g. a Bernoulli likelihood on symmetric data) is recorded with its
+    reason and left out; one that diverges is marked and the others go on. A plain loop over the
+    variants: batching them (torch.func.vmap) would change the arithmetic, and a variant trained here
+    must equal it trained alone; bench/bench_sweep.py measures the loop against training them in turn.
+    """
+
+    def __init__(self, configs: Sequence[RunConfig], images: torch.Tensor, normalizers: Sequence[Normalizer],
+                 device: str | torch.device = "cpu"):
+        check_lockstep(configs)
+        self.configs = tuple(configs)
+        self.images = images  # (N, C, H, W) uint8, shared
+        self.trainers: list[Trainer | None] = []
+        self.status: list[LockstepStatus] = []
+        self.messages: list[str] = []  # why a variant was refused or diverged; "" while it trains
+        for config, normalizer in zip(configs, normalizers):
+            self._add(config, normalizer, device)
+        if not self.live:
+            raise NothingToTrain(self.messages)
+        self.step = 0
+
+    def _add(self, config: RunConfig, normalizer: Normalizer, device: str | torch.device) -> None:
+        try:
+            trainer, status, message = Trainer(config, self.images, normalizer, device=device), "training", ""
+        except ValueError as e:  # refused before training: say why, keep the others
+            trainer, status, message = None, "refused", str(e)
+        self.trainers.append(trainer)
+        self.status.append(status)
+        self.messages.append(message)
+
+    @property
+    def live(self) -> tuple[int, ...]:
+        """The variants still training."""
+        return tuple(i for i, s in enumerate(self.status) if s == "training")
+
+    def steps(self) -> Iterator[LockstepStep]:
+        """Train every variant for the shared epochs or time budget, or until none is left."""
+        cfg = self.configs[0].train
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        order = torch.Generator().manual_seed(cfg.seed)  # as Trainer.steps seeds it: the same batches
+        per_epoch = steps_per_epoch(len(self.images), cfg.batch_size)
+        start = time.perf_counter()
+        for i in self.live:
+            self.trainers[i].model.train()
+        for _ in range(cfg.epochs):
+            for indices in batch_indices(len(self.images), cfg.batch_size, order):
+                over = cfg.time_budget_s is not None and time.perf_counter() - start >= cfg.time_budget_s
+                if over or not self.live:
+                    return
+                yield self.train_step(indices, per_epoch, start)
+
+    def train_step(self, indices: torch.Tensor, per_epoch: int, start: float) -> LockstepStep:
+        """One step of every live variant on the images at `indices`, each normalized its own way."""
+        metrics: list[StepMetrics | None] = [None] * len(self.trainers)
+        diverged = []
+        for i in self.live:
+            trainer, t0 = self.trainers[i], time.perf_counter()
+            try:
+                terms = trainer.train_step(trainer.batch(indices))
+            except TrainingDiverged as e:  # its last good weights are back; the others go on
+                self.status[i], self.messages[i] = "diverged", str(e)
+                diverged.append(i)
+                continue
+            metrics[i] = trainer.metrics(terms, len(indices), per_epoch, t0, start)
+        self.step += 1
+        return LockstepStep(self.step, tuple(metrics), tuple(diverged))
+
+
+# ----------------------------------------------------------------------------- plans and manifests
+
+def new_sweep_id(spec: SweepSpec) -> str:
+    """A readable, unique-enough id: time, swept field, a random suffix."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}-{uuid.uuid4().hex[:6]}"
+
+
+def manifest_path(runs_dir: Path, sweep_id: str) -> Path:
+    return Path(runs_dir) / SWEEPS_DIR / f"{sweep_id}.json"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A sweep fixed before it runs: its id, the variants' configs and the folders they will be saved to."""
+    id: str
+    spec: SweepSpec
+    configs: tuple[RunConfig, ...]
+    run_dirs: tuple[Path, ...]  # directly under the runs dir; a refused variant's is never written
+    manifest: Path
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.spec.labels
+
+
+def plan_sweep(base: RunConfig, spec: SweepSpec, runs_dir: Path, sweep_id: str | None = None) -> SweepPlan:
+    """The sweep's configs (ValueError naming a bad variant), a fresh id and one new folder per variant."""
+    configs = tuple(sweep_configs(base, spec))
+    sweep_id = sweep_id or new_sweep_id(spec)
+    names = (_variant_folder(c, spec.name, v) for c, v in zip(configs, spec.values))
+    return SweepPlan(sweep_id, spec, configs, tuple(Path(runs_dir) / n for n in names),
+                     manifest_path(runs_dir, sweep_id))
+
+
+def _variant_folder(config: RunConfig, name: str, value: Any) -> str:
+    """run_name's folder, with the swept value appended where the name does not show it already."""
+    folder, shown = run_name(config), _UNSAFE.sub("_", format_value(value))
+    return folder if shown in folder.split("-") else f"{folder}-{name}-{shown}"
+
+
+@dataclass(frozen=True)
+class ManifestVariant:
+    label: str  # "output_activation=tanh"
+    value: Any
+    run: str | None  # the run folder's name, directly under the runs dir; None if it was never saved
+    status: str  # a RunStatus, or "refused"
+    message: str
+
+
+@dataclass(frozen=True)
+class SweepManifest:
+    """What `<runs dir>/.sweeps/<id>.json` holds."""
+    id: str
+    field: FieldPath
+    values: tuple[Any, ...]
+    status: str  # the job's: running while it trains, then finished, stopped, ...
+    owner: str | None
+    started: float | None  # unix time
+    variants: tuple[ManifestVariant, ...]
+
+    def run_dirs(self, runs_dir: Path) -> list[Path]:
+        """The variants' run folders that were saved, in the sweep's order."""
+        return [Path(runs_dir) / v.run for v in self.variants if v.run]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": MANIFEST_FORMAT, **dataclasses.asdict(self)}
+
+
+def write_manifest(path: Path, manifest: SweepManifest) -> Path:
+    """Write atomically (a temporary file, then a rename): a reader sees the old manifest or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(json.dumps(manifest.to_dict(), indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+MAX_MANIFEST_BYTES = 2**20
+
+
+def read_manifest(path: Path) -> SweepManifest:
+    """Read and check a manifest (it is untrusted input); ValueError says what is wrong."""
+    path = Path(path)
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ValueError(f"{path} is larger than 1 MB: not a VAE Lab sweep manifest.")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"expected format {MANIFEST_FORMAT!r}")
+        variants = tuple(_manifest_variant(v) for v in raw["variants"])
+        return SweepManifest(_text(raw["id"]), _text(raw["field"]), tuple(raw["values"]), _text(raw["status"]),
+                             raw.get("owner") if isinstance(raw.get("owner"), str) else None,
+                             raw.get("started") if isinstance(raw.get("started"), (int, float)) else None, variants)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path} is not a valid sweep manifest ({e}).") from None
+
+
+def _manifest_variant(raw: dict[str, Any]) -> ManifestVariant:
+    run = raw["run"]
+    if run is not None and (not isinstance(run, str) or "/" in run or "\\" in run or run.startswith(".")):
+        raise ValueError(f"variant run {run!r} is not a folder name")  # never a path out of the runs dir
+    return ManifestVariant(_text(raw["label"]), raw["value"], run, _text(raw["status"]), _text(raw["message"]))
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text")
+    return value
+
+
+def list_sweeps(runs_dir: Path) -> list[SweepManifest]:
+    """The readable manifests under a runs dir, newest first (an unreadable one is skipped)."""
+    folder = Path(runs_dir) / SWEEPS_DIR
+    found = []
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        try:
+            found.append(read_manifest(path))
+        except (ValueError, OSError):
+            continue
+    return sorted(found, key=lambda m: m.started or 0.0, reverse=True)
