@@ -3,6 +3,8 @@ import streamlit as st
 
 from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, start_blocked, stop, submit
 from ui.state import current_run
+from ui.sweep_form import sweep_ui
+from ui.sweep_live import sweep_live_ui
 from ui.train_form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
 from ui.widgets import chart, test_metrics_ui
 from vae_core.evaluate import COLLAPSE_KL, posterior_collapse
@@ -25,14 +27,16 @@ verdict = verdict_ui(config) if config else None
 if config:
     with st.expander("Compatibility matrix: every output activation × normalization × likelihood"):
         compatibility_matrix_ui(config.data)
+sweep = sweep_ui(config)
 job = my_job()
 active = job is not None and not job.done
 
-blocked = form.start_blocked or start_blocked(job, verdict)
+blocked = form.start_blocked or (f"Start is disabled: {sweep.refused}" if sweep.refused else None) \
+    or start_blocked(job, verdict, sweeping=sweep.spec is not None)
 left, right, note = st.columns([1, 1, 4], vertical_alignment="center")
 note.caption(server_line())
-left.button("Start training", key="train_start", type="primary", disabled=active or blocked is not None,
-            on_click=submit, args=(config,))
+left.button(f"Start {len(sweep.spec.values)} in lockstep" if sweep.spec else "Start training", key="train_start",
+            type="primary", disabled=active or blocked is not None, on_click=submit, args=(config, sweep.spec))
 right.button("Stop", key="train_stop", disabled=not active, on_click=stop, args=(job.token if job else "",))
 if refused := refusal():
     st.error(refused)
@@ -49,7 +53,9 @@ def live_ui() -> None:
         return
     status_ui(job)
     snap = job.snapshot
-    if snap is not None and snap.history and not job.done:
+    if snap is not None and snap.variants:
+        sweep_live_ui(snap, LIVE_POINTS)
+    elif snap is not None and snap.history and not job.done:
         live_figures_ui(snap)
     elif snap is not None and snap.history:  # ended: the interactive figure, drawn once
         chart(views.training_figure(thin(snap.history, LIVE_POINTS)), key="train_curves_final")

@@ -2,6 +2,7 @@
 this browser's runs from the class's; one job per browser; the form shows what a run used."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -95,3 +96,23 @@ def test_one_job_per_browser_and_the_form_shows_what_the_run_used(runs_dir):
     wait_until(reloaded, lambda at: "is now the loaded model" in texts(at.success))
     reloaded.run()
     assert reloaded.number_input(key="cfg_epochs").value == 1000  # what the run used
+
+
+def test_a_sweep_trains_a_family_and_opens_it_in_compare(runs_dir):
+    at = browser()
+    at.selectbox(key="cfg_likelihood").set_value("gaussian")
+    at.selectbox(key="cfg_sweep_field").set_value("model.output_activation").run()
+    assert at.button(key="train_start").label == "Start 3 in lockstep"
+    start(at)
+    for _ in range(120):
+        time.sleep(0.5)
+        at.run()
+        if "compare" in at.query_params:
+            break
+    assert not at.exception, [e.value for e in at.exception]
+    names = at.query_params["compare"]
+    names = (names[0] if isinstance(names, list) else names).split(",")
+    assert len(names) == 3 and all((runs_dir / n / "config.json").is_file() for n in names)
+    sweeps = {json.loads((runs_dir / n / "metrics.json").read_text())["sweep"] for n in names}
+    assert len(sweeps) == 1 and None not in sweeps  # one family, grouped by its manifest
+    assert any("3 of 3 variants saved" in s.value for s in at.success)

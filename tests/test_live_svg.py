@@ -44,3 +44,15 @@ def test_kl_bars_one_per_dimension_quiet_ones_in_red():
     assert [b.get("fill") for b in bars] == ["#1f77b4", "#d62728", "#1f77b4", "#d62728"]
     heights = [float(b.get("height")) for b in bars]
     assert heights[0] == pytest.approx(2 * heights[2])
+
+
+def test_a_sweep_overlays_one_coloured_line_per_variant_on_shared_axes():
+    from vae_plots.live_svg import curves, curves_svg, sweep_colour
+
+    runs = [curves([1, 2, 3], [9 + i, 8, 7], [1, 2, 3], [-10, -10, -10 + i], sweep_colour(i), f"act={a}")
+            for i, a in enumerate(("sigmoid", "tanh", "linear"))]
+    svg = curves_svg(runs)
+    for i in range(3):
+        assert svg.count(f'stroke="{sweep_colour(i)}"') == 3  # one line per panel
+    assert all(f"act={a}" in svg for a in ("sigmoid", "tanh", "linear"))
+    assert svg.count(">11<") == 1  # the recon panel's shared maximum is one tick, from the tallest variant

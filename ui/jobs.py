@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.compare import PARAM as COMPARE_PARAM
 from ui.form_fields import apply_config_to_form
 from ui.session import client_record, client_token
 from ui.state import load_run_infos, set_run
@@ -17,6 +18,8 @@ from vae_core.host import HostSettings
 from vae_core.compatibility import Verdict
 from vae_core.runs import cleanup_stale_temporaries
 from vae_core.scheduler import JobRecord, JobScheduler
+from vae_core.sweep import SweepSpec
+from vae_plots.compare import MAX_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ LOADED_ON_END = ("finished", "stopped")  # runs that become the loaded model by 
 POLL_S = 0.8  # how often a page looks at a running job: with its jitter, curves redraw at least once a second
 NOTICE_KEY = "job_notice"  # session: what happened to the job since the page last drew (one message)
 REFUSED_KEY = "job_refused"  # session: why the server refused the last Start
+COMPARE_PAGE = "app_pages/compare.py"  # where a finished sweep opens
 
 
 def load_scheduler() -> JobScheduler:
@@ -47,11 +51,12 @@ def my_job() -> JobRecord | None:
     return load_scheduler().get(token) if token else None
 
 
-def submit(config: RunConfig) -> None:
+def submit(config: RunConfig, sweep: SweepSpec | None = None) -> None:
     """Start's callback (it runs before the page draws, so the page already shows the job): queue a job
-    for this browser; a refusal (one job per browser, a full queue) is kept for the page to show."""
+    (one run, or a sweep's family) for this browser; a refusal (one job per browser, a full queue) is kept
+    for the page to show."""
     try:
-        client_record().job_token = load_scheduler().submit(client_token(), config)
+        client_record().job_token = load_scheduler().submit(client_token(), config, sweep)
     except ValueError as e:
         st.session_state[REFUSED_KEY] = str(e)
 
@@ -66,8 +71,9 @@ def stop(token: str) -> None:
     load_scheduler().stop(token)
 
 
-def settle_ended_job(job: JobRecord | None) -> None:
-    """Once per job: load a finished or stopped run; keep a diverged one aside; say which on the page."""
+def settle_ended_job(job: JobRecord | None, watching: bool = False) -> None:
+    """Once per job: load a finished or stopped run; keep a diverged one aside; say which on the page.
+    A sweep's family goes to Compare (and, if its owner is `watching` it on the Train page, opens there)."""
     record = client_record()
     if job is None or not job.done or job.token in record.adopted:
         return
@@ -75,6 +81,8 @@ def settle_ended_job(job: JobRecord | None) -> None:
     load_run_infos.clear()  # the picker lists the new run at once
     if job.status != "cancelled":
         apply_config_to_form(job.config)  # the form shows what the run used (the host's time cap included)
+    if job.snapshot and job.snapshot.variants:
+        return _settle_sweep(job, watching)
     run_dir = job.snapshot.run_dir if job.snapshot else None
     if job.status in LOADED_ON_END and run_dir is not None:
         set_run(run_dir)
@@ -86,6 +94,25 @@ def settle_ended_job(job: JobRecord | None) -> None:
                                                                    if run_dir else "."))
 
 
+def _settle_sweep(job: JobRecord, watching: bool) -> None:
+    variants = job.snapshot.variants
+    saved = [v.run_dir for v in variants if v.run_dir is not None and v.status in LOADED_ON_END]
+    what = f"Your sweep of {job.sweep.field if job.sweep else 'a field'} {job.status}"
+    if not saved:
+        st.session_state[NOTICE_KEY] = ("warning", f"{what}: none of its variants finished or stopped, so the "
+                                                   "loaded model did not change (its runs are in the picker).")
+        return
+    set_run(saved[0])
+    family = len(saved) > 1
+    if family:
+        st.query_params[COMPARE_PARAM] = ",".join(Path(d).name for d in saved[:MAX_RUNS])
+    st.session_state[NOTICE_KEY] = ("success", f"{what}: {len(saved)} of {len(variants)} variants saved as runs"
+                                               f"{' (the Compare page shows them)' if family else ''}; "
+                                               f"{Path(saved[0]).name} is the loaded model.")
+    if watching and family:
+        st.switch_page(COMPARE_PAGE)
+
+
 def notice_ui() -> None:
     """Show, once, what happened to this browser's job since the page last drew."""
     notice = st.session_state.pop(NOTICE_KEY, None)
@@ -94,13 +121,14 @@ def notice_ui() -> None:
         (st.success if kind == "success" else st.warning)(text)
 
 
-def start_blocked(job: JobRecord | None, verdict: Verdict | None) -> str | None:
-    """Why Start is disabled besides the form's own refusals; None if it is not."""
+def start_blocked(job: JobRecord | None, verdict: Verdict | None, sweeping: bool = False) -> str | None:
+    """Why Start is disabled besides the form's own refusals; None if it is not. A sweep's variants have
+    verdicts of their own (a refused one is skipped), so the form's own combination need not work."""
     if job is not None and not job.done:
         return "Start is disabled while your training job is queued or running: stop it, or let it end, to start another."
     if verdict is None:
         return "Start is disabled: the data for this run is not available on this server (see the message above)."
-    if verdict.status == "refused":
+    if verdict.status == "refused" and not sweeping:
         return "Start is disabled: this combination is refused (the reason is above). Change one of its three parts."
     return None
 
@@ -131,7 +159,7 @@ def job_sidebar_ui(poll: bool) -> None:
     """Every page, before it draws: settle a job that ended; while one runs (and `poll`: the page does
     not watch it itself), a sidebar line that polls it."""
     job = my_job()
-    settle_ended_job(job)
+    settle_ended_job(job, watching=not poll)
     if poll and job is not None and not job.done:
         with st.sidebar:
             st.fragment(_job_poll_ui, run_every=POLL_S)()

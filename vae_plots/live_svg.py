@@ -6,13 +6,37 @@ an SVG <img> take a third of that. Once the run ends, the page shows the interac
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from typing import Sequence
 
 import numpy as np
 
+from .figures import ACCENT, CATEGORICAL
+
 WIDTH, PANEL_H, GAP, LEFT, RIGHT, TOP = 720, 120, 34, 70, 110, 22
-ACCENT, GRID, INK, MUTED, ALARM = "#1f77b4", "#e5e7eb", "#31333f", "#6b7280", "#d62728"
+GRID, INK, MUTED, ALARM = "#e5e7eb", "#31333f", "#6b7280", "#d62728"
+TITLES = ("reconstruction −log p(x|z) (nats/image)", "KL(q(z|x) ‖ p(z)) (nats/image)", "ELBO (nats/image)")
+
+
+@dataclass(frozen=True)
+class Curves:
+    """One run's live curves (nats/image per step) and how to draw them."""
+    steps: np.ndarray
+    panels: tuple[np.ndarray, np.ndarray, np.ndarray]  # recon, KL, ELBO
+    colour: str = ACCENT
+    label: str = ""  # shown in a sweep's legend
+
+
+def curves(steps: Sequence[float], recon: Sequence[float], kl: Sequence[float], elbo: Sequence[float],
+           colour: str = ACCENT, label: str = "") -> Curves:
+    as_array = [np.asarray(v, dtype=np.float64) for v in (steps, recon, kl, elbo)]
+    return Curves(as_array[0], tuple(as_array[1:]), colour, label)
+
+
+def sweep_colour(i: int) -> str:
+    """Variant i's colour, the same as run i's on the Compare page."""
+    return CATEGORICAL[i % len(CATEGORICAL)]
 FONT = 'font-family="sans-serif" font-size="12"'
 
 
@@ -32,44 +56,61 @@ def _polyline(xs: np.ndarray, ys: np.ndarray, colour: str = ACCENT) -> str:
     return f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
 
 
-def _panel(steps: np.ndarray, values: np.ndarray, title: str, top: float) -> list[str]:
-    """One panel: a title, the line, its min and max ticks, and the latest value at the right."""
+def _limits(values: list[np.ndarray]) -> tuple[float, float]:
+    finite = np.concatenate([v[np.isfinite(v)] for v in values])
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+
+
+def _panel(runs: Sequence[Curves], k: int, top: float) -> list[str]:
+    """Panel k of every run on shared axes: a title, a line per run, min and max ticks, the latest values."""
     width = WIDTH - LEFT - RIGHT
-    finite = values[np.isfinite(values)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    lo, hi = _limits([r.panels[k] for r in runs])
     pad = (hi - lo) * 0.05 or max(abs(hi), 1.0) * 0.05  # the line stays off the frame
-    span = max(float(steps[-1] - steps[0]), 1.0)
-    xs = LEFT + (steps - steps[0]) / span * width
+    first = min(float(r.steps[0]) for r in runs)
+    span = max(max(float(r.steps[-1]) for r in runs) - first, 1.0)
 
     def y(v: np.ndarray | float) -> np.ndarray | float:
         return top + PANEL_H - (v - lo + pad) / (hi - lo + 2 * pad) * PANEL_H
 
-    ys = y(np.nan_to_num(values, nan=lo))
     parts = [f'<rect x="{LEFT}" y="{top}" width="{width}" height="{PANEL_H}" fill="none" stroke="{GRID}"/>',
-             _text(LEFT, top - 6, title, colour=INK), _text(LEFT - 6, y(hi) + 4, _num(hi), "end"),
-             _text(LEFT - 6, y(lo) + 4, _num(lo), "end"),
-             _text(WIDTH - RIGHT + 8, ys[-1] + 4, _num(float(values[-1])), colour=ACCENT)]
-    if len(xs) > 1:
-        parts.append(_polyline(xs, ys))
-    else:  # a line through one point draws nothing
-        parts.append(f'<circle cx="{xs[0]:.1f}" cy="{ys[0]:.1f}" r="3" fill="{ACCENT}"/>')
+             _text(LEFT, top - 6, TITLES[k], colour=INK), _text(LEFT - 6, y(hi) + 4, _num(hi), "end"),
+             _text(LEFT - 6, y(lo) + 4, _num(lo), "end")]
+    for r in runs:
+        xs, ys = LEFT + (r.steps - first) / span * width, y(np.nan_to_num(r.panels[k], nan=lo))
+        parts.append(_polyline(xs, ys, r.colour) if len(xs) > 1 else  # a line through one point draws nothing
+                     f'<circle cx="{xs[0]:.1f}" cy="{ys[0]:.1f}" r="3" fill="{r.colour}"/>')
+        parts.append(_text(WIDTH - RIGHT + 8, ys[-1] + 4, _num(float(r.panels[k][-1])), colour=r.colour))
+    return parts
+
+
+def curves_svg(runs: Sequence[Curves]) -> str:
+    """Three stacked panels over the step, reconstruction -log p(x|z), KL and ELBO in nats/image, with one
+    line per run (a sweep's variants overlaid on shared axes; a legend when there is more than one)."""
+    if not runs or any(r.steps.size == 0 for r in runs):
+        raise ValueError("curves_svg needs at least one step of every run.")
+    parts = []
+    for k in range(3):
+        parts += _panel(runs, k, TOP + k * (PANEL_H + GAP))
+    bottom = TOP + 3 * PANEL_H + 2 * GAP
+    first, last = min(int(r.steps[0]) for r in runs), max(int(r.steps[-1]) for r in runs)
+    parts += [_text(LEFT, bottom + 16, f"step {first:,}"), _text(WIDTH - RIGHT, bottom + 16, f"step {last:,}", "end")]
+    if len(runs) > 1:
+        parts += _legend(runs, bottom + 36)
+    return _svg(WIDTH, bottom + 24 + (20 * ((len(runs) + 2) // 3) + 12 if len(runs) > 1 else 0), parts)
+
+
+def _legend(runs: Sequence[Curves], top: float) -> list[str]:
+    parts = []
+    for i, r in enumerate(runs):
+        x, y = LEFT + (i % 3) * 200, top + (i // 3) * 20
+        parts += [f'<rect x="{x}" y="{y - 9}" width="14" height="4" fill="{r.colour}"/>', _text(x + 20, y, r.label)]
     return parts
 
 
 def training_curves_svg(steps: Sequence[float], recon: Sequence[float], kl: Sequence[float],
                         elbo: Sequence[float]) -> str:
-    """Three stacked panels over the step: reconstruction -log p(x|z), KL and ELBO, in nats/image."""
-    x = np.asarray(steps, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("training_curves_svg needs at least one step.")
-    titles = ("reconstruction −log p(x|z) (nats/image)", "KL(q(z|x) ‖ p(z)) (nats/image)", "ELBO (nats/image)")
-    parts = []
-    for i, (values, title) in enumerate(zip((recon, kl, elbo), titles)):
-        parts += _panel(x, np.asarray(values, dtype=np.float64), title, TOP + i * (PANEL_H + GAP))
-    bottom = TOP + 3 * PANEL_H + 2 * GAP
-    parts += [_text(LEFT, bottom + 16, f"step {int(x[0]):,}"),
-              _text(WIDTH - RIGHT, bottom + 16, f"step {int(x[-1]):,}", "end")]
-    return _svg(WIDTH, bottom + 24, parts)
+    """One run's three panels (see curves_svg)."""
+    return curves_svg([curves(steps, recon, kl, elbo)])
 
 
 def kl_bars_svg(kl_per_dim: Sequence[float], threshold: float) -> str:
