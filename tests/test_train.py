@@ -182,3 +182,16 @@ def test_a_failed_save_is_reported_not_lost_silently(tmp_path, data, monkeypatch
     assert job.join(120)
     snap = job.snapshot()
     assert snap.status == "failed" and "No space left" in snap.message and "VAE_LAB_RUNS" in snap.message
+
+
+def test_a_latent_size_sweep_shares_every_layer_whose_shape_allows(data):
+    """Only the layers that touch z change shape; the conv stacks start alike (issue 7: wherever shapes allow)."""
+    base = small_config()
+    wider = dataclasses.replace(base, model=dataclasses.replace(base.model, latent_dim=7))
+    a = Trainer(base, data.train.images, data.normalizer).model.state_dict()
+    b = Trainer(wider, data.train.images, data.normalizer).model.state_dict()
+    layers = {k.rsplit(".", 1)[0] for k in a}
+    alike = [layer for layer in layers  # every tensor of the layer has the same shape in both
+             if all(a[k].shape == b[k].shape for k in a if k.rsplit(".", 1)[0] == layer)]
+    assert any(layer.startswith("decoder.") for layer in alike)  # convs after the reshaped layer
+    assert all(torch.equal(a[k], b[k]) for k in a if k.rsplit(".", 1)[0] in alike)

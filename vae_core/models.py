@@ -10,6 +10,7 @@ hidden_activation="relu" it is that example exactly.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -165,14 +166,25 @@ class MLPVAE(VAE):
 def build_model(cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0,
                 seed: int | None = None) -> VAE:
     """The model a config describes, freshly initialized: from `seed` if given (torch's global random
-    state is left as it was), else from the global state. Same seed and shapes, same initial weights,
-    whatever the activation or likelihood: what lets a family of runs start from one point."""
+    state is left as it was), else from the global state.
+
+    With a seed, each layer draws its initial weights from its own stream, seeded by (seed, its name):
+    two models share every layer whose name and shape agree, whatever else differs (the activation, the
+    likelihood, the latent size for the layers it does not touch). What lets a family start from one point.
+    """
     cls = ConvVAE if cfg.arch == "conv" else MLPVAE
-    if seed is None:
-        return cls(cfg, likelihood, sigma)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return cls(cfg, likelihood, sigma)
+    model = cls(cfg, likelihood, sigma)
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            for name, module in model.named_modules():
+                if hasattr(module, "reset_parameters") and any(True for _ in module.parameters(recurse=False)):
+                    torch.manual_seed(_layer_seed(seed, name))
+                    module.reset_parameters()  # the layer's own default initialization, from its own stream
+    return model
+
+
+def _layer_seed(seed: int, name: str) -> int:
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**63
 
 
 def count_parameters(model: nn.Module) -> int:
