@@ -16,7 +16,7 @@ def test_three_panels_each_with_its_line_and_latest_value():
     steps = list(range(1, 101))
     root = parse(training_curves_svg(steps, [500 - s for s in steps], [s / 10 for s in steps],
                                      [-(500 - s) - s / 10 for s in steps]))
-    lines = root.findall(f"{NS}polyline")
+    lines = list(root.iter(f"{NS}polyline"))
     assert len(lines) == 3 and all(len(l.get("points").split()) == 100 for l in lines)
     texts = [t.text for t in root.iter(f"{NS}text")]
     assert "400" in texts and "10" in texts and "-410" in texts  # the latest recon, KL, ELBO
@@ -25,13 +25,13 @@ def test_three_panels_each_with_its_line_and_latest_value():
 
 def test_a_falling_curve_is_drawn_falling():
     root = parse(training_curves_svg([1, 2, 3], [3.0, 2.0, 1.0], [1, 1, 1], [1, 1, 1]))
-    ys = [float(p.split(",")[1]) for p in root.find(f"{NS}polyline").get("points").split()]
+    ys = [float(p.split(",")[1]) for p in next(root.iter(f"{NS}polyline")).get("points").split()]
     assert ys[0] < ys[1] < ys[2]  # SVG's y grows downwards
 
 
 def test_one_step_is_a_dot_and_huge_or_nan_values_stay_readable():
     root = parse(training_curves_svg([1], [float("nan")], [1e14], [-1e21]))
-    assert len(root.findall(f"{NS}circle")) == 3
+    assert len(list(root.iter(f"{NS}circle"))) == 3
     assert "-1.00e+21" in [t.text for t in root.iter(f"{NS}text")]
     with pytest.raises(ValueError):
         training_curves_svg([], [], [], [])
@@ -56,3 +56,10 @@ def test_a_sweep_overlays_one_coloured_line_per_variant_on_shared_axes():
         assert svg.count(f'stroke="{sweep_colour(i)}"') == 3  # one line per panel
     assert all(f"act={a}" in svg for a in ("sigmoid", "tanh", "linear"))
     assert svg.count(">11<") == 1  # the recon panel's shared maximum is one tick, from the tallest variant
+
+
+def test_the_first_steps_do_not_flatten_the_rest():
+    steps = list(range(1, 101))
+    recon = [1e5] * 5 + [100 - s / 10 for s in steps[5:]]  # a huge start, then the part worth seeing
+    texts = [t.text for t in parse(training_curves_svg(steps, recon, steps, steps)).iter(f"{NS}text")]
+    assert "1e+05" not in texts and "1,00,000" not in texts and "98.9" in texts  # the axis fits the settled part

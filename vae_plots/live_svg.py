@@ -56,8 +56,13 @@ def _polyline(xs: np.ndarray, ys: np.ndarray, colour: str = ACCENT) -> str:
     return f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
 
 
+SETTLE = 0.1  # the y axis fits what follows the first tenth of a run: the first steps' losses dwarf the rest
+
+
 def _limits(values: list[np.ndarray]) -> tuple[float, float]:
-    finite = np.concatenate([v[np.isfinite(v)] for v in values])
+    """The y range of the lines after their first steps (those go off the top, clipped)."""
+    kept = [v[int(len(v) * SETTLE):] if len(v) >= 20 else v for v in values]
+    finite = np.concatenate([v[np.isfinite(v)] for v in kept])
     return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
 
 
@@ -72,14 +77,18 @@ def _panel(runs: Sequence[Curves], k: int, top: float) -> list[str]:
     def y(v: np.ndarray | float) -> np.ndarray | float:
         return top + PANEL_H - (v - lo + pad) / (hi - lo + 2 * pad) * PANEL_H
 
-    parts = [f'<rect x="{LEFT}" y="{top}" width="{width}" height="{PANEL_H}" fill="none" stroke="{GRID}"/>',
+    clip = f"panel{k}"
+    parts = [f'<clipPath id="{clip}"><rect x="{LEFT}" y="{top}" width="{width}" height="{PANEL_H}"/></clipPath>',
+             f'<rect x="{LEFT}" y="{top}" width="{width}" height="{PANEL_H}" fill="none" stroke="{GRID}"/>',
              _text(LEFT, top - 6, TITLES[k], colour=INK), _text(LEFT - 6, y(hi) + 4, _num(hi), "end"),
              _text(LEFT - 6, y(lo) + 4, _num(lo), "end")]
     for r in runs:
         xs, ys = LEFT + (r.steps - first) / span * width, y(np.nan_to_num(r.panels[k], nan=lo))
-        parts.append(_polyline(xs, ys, r.colour) if len(xs) > 1 else  # a line through one point draws nothing
-                     f'<circle cx="{xs[0]:.1f}" cy="{ys[0]:.1f}" r="3" fill="{r.colour}"/>')
-        parts.append(_text(WIDTH - RIGHT + 8, ys[-1] + 4, _num(float(r.panels[k][-1])), colour=r.colour))
+        line = (_polyline(xs, ys, r.colour) if len(xs) > 1 else  # a line through one point draws nothing
+                f'<circle cx="{xs[0]:.1f}" cy="{ys[0]:.1f}" r="3" fill="{r.colour}"/>')
+        parts.append(f'<g clip-path="url(#{clip})">{line}</g>')
+        parts.append(_text(WIDTH - RIGHT + 8, min(max(ys[-1], top), top + PANEL_H) + 4,
+                           _num(float(r.panels[k][-1])), colour=r.colour))
     return parts
 
 
