@@ -31,7 +31,7 @@ from .evaluate import EvalMetrics, evaluate
 from .host import HostSettings
 from .latent import reconstruct
 from .normalize import fit_normalizer
-from .runs import RunRecord, RunStatus, run_name, save_run, writer_fields
+from .runs import RunRecord, RunStatus, run_name, samples_to_keep, save_run, writer_fields
 from .sweep import (LockstepStep, LockstepTrainer, ManifestVariant, NothingToTrain, SweepManifest, SweepPlan,
                     SweepSpec, format_value, plan_sweep, write_manifest)
 from .train import StepMetrics, Trainer, TrainingData, check_compatibility, prepare_data
@@ -443,7 +443,8 @@ class TrainingJob:
             log.warning("checkpoint of %s failed: %s", v.run_dir, e)
 
     def _save(self, v: _Variant, record: dict[str, Any]) -> Path:
-        run_dir = save_run(v.run_dir, v.trainer.model, v.config, v.data.normalizer, record)
+        run_dir = save_run(v.run_dir, v.trainer.model, v.config, v.data.normalizer, record,
+                           samples_to_keep(v.config, v.data.test.images))
         v.saved = True
         return run_dir
 

@@ -31,6 +31,9 @@ R = TypeVar("R")
 
 FORMAT = "vae-lab-run/1"
 WEIGHTS, CONFIG, METRICS = "weights.safetensors", "config.json", "metrics.json"
+SAMPLES = "samples.safetensors"  # optional: a few uint8 test images, to show a run where its data is not
+N_SAMPLES = 64  # test images a run of a dataset other than sprites carries
+MAX_SAMPLES_BYTES = 8 * 2**20
 MAX_JSON_BYTES = 8 * 2**20  # a config or metrics file bigger than this is not one of ours
 MAX_WEIGHTS_BYTES = 512 * 2**20
 STALE_HEARTBEAT_MIN_S = 30.0  # a "running" run silent this long (or 3 checkpoint intervals) was interrupted
@@ -150,8 +153,11 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalizer,
-             metrics: dict[str, Any]) -> Path:
-    """Write the run folder atomically: a crash mid-save leaves any previous run at run_dir intact."""
+             metrics: dict[str, Any], samples: torch.Tensor | None = None) -> Path:
+    """Write the run folder atomically: a crash mid-save leaves any previous run at run_dir intact.
+
+    samples: (N, C, H, W) uint8 test images kept beside the weights (see samples_to_keep), or None.
+    """
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(run_dir, "tmp")
@@ -162,11 +168,44 @@ def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalize
         cfg = {"format": FORMAT, "run": config.to_dict(), "normalization": normalizer.to_dict()}
         _write(tmp / CONFIG, json.dumps(cfg, indent=2).encode())
         _write(tmp / METRICS, json.dumps(_json_safe(metrics), indent=2).encode())
+        if samples is not None:
+            save_file({"images": samples.contiguous()}, str(tmp / SAMPLES), metadata={"format": FORMAT})
         _swap_in(tmp, run_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return run_dir
+
+
+def samples_to_keep(config: RunConfig, test_images: torch.Tensor) -> torch.Tensor | None:
+    """The first N_SAMPLES test images (uint8) a run carries, so it can be shown without its dataset;
+    None for sprites, which are generated in code anywhere."""
+    if config.data.dataset == "sprites":
+        return None
+    return test_images[:N_SAMPLES].clone()
+
+
+def read_samples(run_dir: str | Path) -> torch.Tensor | None:
+    """The run's sample test images, (N, C, H, W) uint8; None if it has none; RunLoadError if they are bad."""
+    path = Path(run_dir) / SAMPLES
+    if not path.is_file():
+        return None
+    if path.stat().st_size > MAX_SAMPLES_BYTES:
+        raise RunLoadError(f"{path} is larger than {MAX_SAMPLES_BYTES // 2**20} MB: not a VAE Lab sample file.")
+    images = _read_tensors(path).get("images")
+    _check_samples(images, read_config(Path(run_dir))[0], path)
+    return images
+
+
+def _check_samples(images: torch.Tensor | None, config: RunConfig, path: Path) -> None:
+    m = config.model
+    expected = (m.channels, m.image_size, m.image_size)
+    if images is not None and images.dtype == torch.uint8 and images.dim() == 4 and len(images) \
+            and tuple(images.shape[1:]) == expected:
+        return
+    got = "no 'images' tensor" if images is None else f"{images.dtype} {tuple(images.shape)}"
+    raise RunLoadError(f"{path} holds {got}, but this run's samples must be uint8 images of shape (N, "
+                       f"{', '.join(map(str, expected))}). Delete the file: the run loads without it.")
 
 
 def _temporary(run_dir: Path, kind: Literal["tmp", "old"]) -> Path:
@@ -212,6 +251,10 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
                            "weights (never pickled .pt/.pth files, which can run code when loaded).")
     if path.stat().st_size > MAX_WEIGHTS_BYTES:
         raise RunLoadError(f"{path} is larger than {MAX_WEIGHTS_BYTES // 2**20} MB: too big for these models.")
+    return _read_tensors(path)
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -237,6 +280,14 @@ def _across_a_swap(read: Callable[[Path], R], run_dir: Path) -> R:
 def _save_in_progress(run_dir: Path) -> bool:
     name = glob.escape(run_dir.name)
     return any(next(run_dir.parent.glob(f".{name}.{kind}-*"), None) for kind in ("tmp", "old"))
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """metrics.json of a run, checked to be a JSON object (no weights read)."""
+    metrics = _read_json(Path(run_dir) / METRICS)
+    if not isinstance(metrics, dict):
+        raise RunLoadError(f"{run_dir}/{METRICS} must be a JSON object.")
+    return metrics
 
 
 def _load_run(run_dir: Path) -> LoadedRun:

@@ -1,0 +1,153 @@
+"""The zoo: its grid, a deterministic build, `zoo list --json`, and the sample test images a run carries."""
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vae_core import cli, runs, zoo
+from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+from vae_core.data import load_dataset
+from vae_core.models import build_model
+from vae_core.normalize import fit_normalizer
+from vae_core.runs import RunLoadError, load_run, read_samples, samples_to_keep, save_run
+from vae_core.train import Trainer, make_run_config, prepare_data
+from vae_core.zoo import KEY_FIELDS, ZooEntry, build_zoo, zoo_configs
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # real files, outside the repo
+REQUIRED = {"path", "dataset", "normalization", "output_activation", "likelihood", "elbo_nats", "bits_per_dim",
+            "psnr_db"}
+
+
+def flat(config: RunConfig) -> dict[tuple[str, str], object]:
+    return {(section, k): v for section, fields in config.to_dict().items() for k, v in fields.items()}
+
+
+def key_fields(entry: ZooEntry) -> dict[tuple[str, str], object]:
+    k = entry.key
+    return dict(zip(KEY_FIELDS, (k.output_activation, k.normalization, k.likelihood)))
+
+
+def test_the_grid_has_20_distinct_keys_and_entries_differ_only_in_their_key():
+    entries = zoo_configs()
+    assert len(entries) == 20 and len({e.key for e in entries}) == 20 and len({e.name for e in entries}) == 20
+    for a, b in itertools.combinations(entries, 2):
+        differ = {f for f, v in flat(a.config).items() if flat(b.config)[f] != v}
+        assert differ == {f for f, v in key_fields(a).items() if key_fields(b)[f] != v}, (a.name, b.name)
+    for e in entries:
+        assert {f: flat(e.config)[f] for f in KEY_FIELDS} == key_fields(e)
+        assert e.name == f"sprites-{e.key.output_activation}-{e.key.normalization}-{e.key.likelihood}"
+    mnist = zoo_configs("mnist", "/data")[0].config
+    assert (mnist.model.channels, mnist.model.image_size, mnist.data.data_dir) == (1, 28, "/data")
+
+
+def tiny(entry: ZooEntry, **data) -> ZooEntry:
+    """The entry shrunk to seconds: 64 training images, one epoch, width 8."""
+    c = entry.config
+    config = RunConfig(dataclasses.replace(c.data, **{"n_train": 64, "n_test": 32, **data}),
+                       dataclasses.replace(c.model, width=8), c.loss, dataclasses.replace(c.train, epochs=1))
+    return dataclasses.replace(entry, config=config)
+
+
+def tiny_pair() -> list[ZooEntry]:
+    entries = {e.name: e for e in zoo_configs()}
+    return [tiny(entries[n]) for n in ("sprites-tanh-zscore-gaussian_learned", "sprites-sigmoid-unit-bernoulli")]
+
+
+@pytest.fixture(scope="module")
+def tiny_builds(tmp_path_factory) -> tuple[Path, Path]:
+    """The same two-entry zoo built twice: in a pool of 2 spawned processes, and in this process."""
+    a, b = tmp_path_factory.mktemp("zoo_a"), tmp_path_factory.mktemp("zoo_b")
+    ended = []
+    results = build_zoo(tiny_pair(), a, workers=2, on_done=ended.append)
+    assert [r.status for r in results] == ["finished", "finished"] and len(ended) == 2
+    assert [r.status for r in build_zoo(tiny_pair(), b, workers=1)] == ["finished", "finished"]
+    return a, b
+
+
+def test_a_build_is_byte_identical_when_repeated(tiny_builds):
+    a, b = tiny_builds
+    for entry in tiny_pair():
+        assert (a / entry.name / runs.WEIGHTS).read_bytes() == (b / entry.name / runs.WEIGHTS).read_bytes()
+        assert load_run(a / entry.name).config == entry.config
+        assert not (a / entry.name / runs.SAMPLES).exists()  # sprites need no samples
+
+
+def test_entries_start_from_identical_weights():
+    states = []
+    for entry in tiny_pair():
+        data = prepare_data(entry.config)
+        states.append(Trainer(entry.config, data.train.images, data.normalizer).model.state_dict())
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_zoo_list_json_and_table(tiny_builds, capsys):
+    a, _ = tiny_builds
+    assert cli.main(["zoo", "list", "--json", "--dir", str(a)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(r["path"]).name for r in rows] == [e.name for e in tiny_pair()]  # grid order
+    assert all(REQUIRED <= r.keys() and Path(r["path"]).is_dir() for r in rows)
+    bernoulli = rows[1]
+    assert bernoulli["bits_per_dim"] is None and bernoulli["elbo_nats"] < 0 and bernoulli["psnr_db"] > 0
+    assert rows[0]["verdict"] == "mismatched" and rows[0]["frac_targets_unreachable"] > 0  # tanh on z-scores
+    assert cli.main(["zoo", "table", "--dir", str(a)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| run |") and len(table) == 4 and "— (Bernoulli)" in table[3]
+
+
+def test_bad_workers_are_refused(tmp_path, capsys):
+    assert cli.main(["zoo", "build", "--workers", "0", "--out", str(tmp_path)]) == 2
+    assert "workers=0 is out of range" in capsys.readouterr().err
+
+
+MNIST_LIKE = make_run_config(DataConfig(dataset="mnist"), ModelConfig(width=8, latent_dim=3), LossConfig(),
+                             TrainConfig())
+
+
+@pytest.fixture
+def grey_run(tmp_path) -> tuple[Path, torch.Tensor]:
+    images = torch.randint(0, 256, (100, 1, 28, 28), dtype=torch.uint8)
+    model = build_model(MNIST_LIKE.model, MNIST_LIKE.loss.likelihood, seed=0)
+    samples = samples_to_keep(MNIST_LIKE, images)
+    path = save_run(tmp_path / "run", model, MNIST_LIKE, fit_normalizer("unit", images), {"status": "finished"},
+                    samples)
+    return path, images
+
+
+def test_samples_round_trip(grey_run):
+    path, images = grey_run
+    assert torch.equal(read_samples(path), images[:runs.N_SAMPLES])
+    assert samples_to_keep(RunConfig(), images) is None  # sprites are generated anywhere
+    (path / runs.SAMPLES).unlink()
+    assert read_samples(path) is None
+
+
+@pytest.mark.parametrize("bad", ["garbage", "float", "rgb", "3-d", "no images", "empty", "too big"])
+def test_bad_samples_are_refused_clearly(grey_run, bad, monkeypatch):
+    path, images = grey_run
+    tensors = {"float": {"images": images[:4].float()}, "rgb": {"images": images[:4].expand(4, 3, 28, 28)},
+               "3-d": {"images": images[:4, 0]}, "no images": {"x": images[:4]},
+               "empty": {"images": images[:0]}}
+    if bad in tensors:
+        save_file({k: v.contiguous() for k, v in tensors[bad].items()}, str(path / runs.SAMPLES))
+    elif bad == "garbage":
+        (path / runs.SAMPLES).write_bytes(b"\xff" * 100)
+    else:
+        monkeypatch.setattr(runs, "MAX_SAMPLES_BYTES", 1000)
+    with pytest.raises(RunLoadError, match="samples.safetensors"):
+        read_samples(path)
+    assert load_run(path).config == MNIST_LIKE  # the run itself still loads
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="real MNIST not at ../shared/data")
+def test_an_mnist_zoo_run_carries_its_test_samples(tmp_path):
+    entry = tiny(zoo_configs("mnist", str(SHARED_DATA))[0], n_test=16)
+    [result] = build_zoo([entry], tmp_path, workers=1)
+    assert result.status == "finished"
+    test = load_dataset(entry.config.data, "test").images
+    assert torch.equal(read_samples(result.run_dir), test[:runs.N_SAMPLES])  # all 16: fewer than N_SAMPLES
+
