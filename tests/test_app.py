@@ -153,3 +153,28 @@ def test_zscore_tanh_says_what_share_of_targets_is_out_of_reach():
     share = float(warning.split("**")[3].split("%")[0])  # "... **4.9% of the normalized target values lie outside"
     assert 1 < share < 20
     assert "never be reconstructed" in warning
+
+
+def test_a_run_whose_dataset_is_missing_is_shown_on_the_test_images_it_carries(runs_dir, tmp_path):
+    import torch
+
+    from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+    from vae_core.models import build_model
+    from vae_core.normalize import fit_normalizer
+    from vae_core.runs import RunRecord, save_run
+    from vae_core.train import make_run_config
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    config = make_run_config(DataConfig(dataset="mnist", data_dir=str(empty)), ModelConfig(arch="mlp", hidden_dim=16),
+                             LossConfig(), TrainConfig())
+    samples = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    model = build_model(config.model, "bernoulli", seed=0).eval()
+    save_run(runs_dir / "mnist-run", model, config, fit_normalizer("unit", samples), RunRecord("finished").to_dict(),
+             samples)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["run"] = "mnist-run"
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert any("the 12 test images the run carries" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) >= 1

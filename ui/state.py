@@ -20,7 +20,7 @@ from vae_core.config import DataConfig
 from vae_core.data import DatasetNotFoundError, ImageDataset, load_dataset
 from vae_core.evaluate import EvalMetrics, evaluate
 from vae_core.runs import (LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
-                           load_run)
+                           load_run, read_samples)
 
 RUN_KEY = "run_path"  # session: the folder of the loaded run (the URL names it; this resolves the name)
 RUN_PARAM = "run"  # the URL query parameter naming the loaded run by its folder name, so a link reproduces it
@@ -163,14 +163,34 @@ def _page_data(run: LoadedRun) -> DataConfig:
     return dataclasses.replace(data, n_test=n, download=False)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def load_run_samples(path: str, mtime: float) -> ImageDataset | None:
+    """Cached because every rerun of a page needs them; the few uint8 test images a run carries, read-only."""
+    images = read_samples(path)
+    if images is None:
+        return None
+    unlabelled = torch.zeros(len(images), dtype=torch.int64)
+    return ImageDataset(load_run_cached(path, mtime).config.data.dataset, images, unlabelled, ("sample",))
+
+
 def page_test_images(run: LoadedRun) -> ImageDataset:
-    """The loaded run's test images (at most PAGE_TEST_IMAGES); stops the page with the reason if missing."""
+    """The loaded run's test images (at most PAGE_TEST_IMAGES); where its dataset is missing, the sample of
+    test images the run carries; else the page stops with the reason."""
     data = run.config.data
     try:
         return load_test_images(_page_data(run))
     except (DatasetNotFoundError, ValueError) as e:
-        st.error(f"This model was trained on {data.dataset}, whose test images are not available here. {e}")
+        missing = e
+    try:
+        samples = load_run_samples(str(run.path), run_mtime(run))
+    except RunLoadError as bad:
+        samples, missing = None, bad
+    if samples is None:
+        st.error(f"This model was trained on {data.dataset}, whose test images are not available here. {missing}")
         st.stop()
+    st.caption(f"{data.dataset} is not on this server: these pages show the {len(samples)} test images the run "
+               "carries with it.")
+    return samples
 
 
 @st.cache_data(max_entries=32, show_spinner="Evaluating on test images…")
