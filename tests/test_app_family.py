@@ -2,34 +2,19 @@
 missing sibling says how to make it, and a link that names an unknown run falls back with a notice."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-from vae_core.models import build_model
-from vae_core.normalize import fit_normalizer
-from vae_core.runs import RunRecord, save_run
-from vae_core.train import make_run_config, prepare_data
+from tests.tiny_runs import save_activation_family
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def family(tmp_path_factory) -> dict[str, Path]:
-    """Two untrained runs that differ only in the output activation (a family needs configs, not training)."""
-    root = tmp_path_factory.mktemp("runs")
-    base = make_run_config(DataConfig(normalization="zscore", n_train=64, n_test=16), ModelConfig(width=8),
-                           LossConfig(likelihood="gaussian"), TrainConfig(epochs=1))
-    normalizer = prepare_data(base).normalizer
-    runs = {}
-    for act in ("sigmoid", "tanh"):
-        config = dataclasses.replace(base, model=dataclasses.replace(base.model, output_activation=act))
-        model = build_model(config.model, "gaussian", 0.1, seed=0).eval()
-        runs[act] = save_run(root / f"tiny-{act}", model, config, normalizer, RunRecord("finished").to_dict())
-    return runs
+    return save_activation_family(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(autouse=True)

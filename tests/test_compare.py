@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from tests.tiny_runs import save_activation_family
 from vae_core.data import load_dataset
 from vae_core.evaluate import EvalMetrics
-from vae_core.models import build_model
-from vae_core.runs import RunRecord, bundled_models_dir, load_run, save_run
-from vae_core.train import make_run_config, prepare_data
+from vae_core.runs import bundled_models_dir, load_run
 from vae_plots import compare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,16 +164,7 @@ def test_a_bogus_name_gets_a_notice_and_the_page_still_renders(runs_dir):
 
 @pytest.fixture
 def family(runs_dir) -> dict[str, Path]:
-    """Two untrained runs that differ only in the output activation (a family needs configs, not training)."""
-    base = make_run_config(DataConfig(normalization="zscore", n_train=64, n_test=16), ModelConfig(width=8),
-                           LossConfig(likelihood="gaussian"), TrainConfig(epochs=1))
-    normalizer = prepare_data(base).normalizer
-    found = {}
-    for act in ("sigmoid", "tanh"):
-        config = dataclasses.replace(base, model=dataclasses.replace(base.model, output_activation=act))
-        model = build_model(config.model, "gaussian", 0.1, seed=0).eval()
-        found[act] = save_run(runs_dir / f"tiny-{act}", model, config, normalizer, RunRecord("finished").to_dict())
-    return found
+    return save_activation_family(runs_dir)
 
 
 def test_the_family_button_selects_the_loaded_runs_family(family):

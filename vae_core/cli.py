@@ -144,13 +144,17 @@ def cmd_train(ns: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {snap.message}\n")
         return 2
     if snap.test_metrics and not ns.quiet:
-        t = snap.test_metrics
-        sys.stderr.write(f"{snap.status}: test ELBO {t.elbo_nats:.2f} nats/image (recon {t.recon_nats:.2f}, "
-                         f"KL {t.kl_nats:.2f}), PSNR {t.psnr_db:.2f} dB, {t.active_units} active units\n")
+        sys.stderr.write(f"{snap.status}: {_test_line(snap.test_metrics)}\n")
     if snap.status == "diverged":
         sys.stderr.write(f"warning: {snap.message}\n")
     sys.stdout.write(f"{snap.run_dir}\n")
     return 1 if snap.status == "diverged" else 0
+
+
+def _test_line(t: Any) -> str:
+    """A run's test metrics in one line (t: an EvalMetrics)."""
+    return (f"test ELBO {t.elbo_nats:.2f} nats/image (recon {t.recon_nats:.2f}, KL {t.kl_nats:.2f}), "
+            f"PSNR {t.psnr_db:.2f} dB, {t.active_units} active units")
 
 
 def _train_sweep(ns: argparse.Namespace, config: RunConfig) -> int:
@@ -179,9 +183,7 @@ def _report_variant(v: Any, quiet: bool) -> None:
         sys.stderr.write(f"{'refused' if v.status == 'refused' else 'error'}: {v.label}: {v.message}\n")
         return
     if v.test_metrics and not quiet:
-        t = v.test_metrics
-        sys.stderr.write(f"{v.label} {v.status}: test ELBO {t.elbo_nats:.2f} nats/image (recon {t.recon_nats:.2f}, "
-                         f"KL {t.kl_nats:.2f}), PSNR {t.psnr_db:.2f} dB\n")
+        sys.stderr.write(f"{v.label} {v.status}: {_test_line(v.test_metrics)}\n")
     if v.status == "diverged":
         sys.stderr.write(f"warning: {v.label}: {v.message}\n")
     sys.stdout.write(f"{v.run_dir}\n")
