@@ -26,7 +26,7 @@ from tests.e2e.harness import (VIEWPORT, chart_signature, children, chromium,  #
                                exception_texts, go_to, record_errors, rss_mb, running_server, start_training,
                                wait_changed, wait_settled)
 
-PAGES = ["Reconstructions", "Latent space", "Diagnostics", "Train"]
+PAGES = ["Reconstructions", "Latent space", "Diagnostics", "Compare", "Train"]
 # page -> (the chart's key, the slider's key) moved on that page
 SLIDERS = {"Reconstructions": ("recon_grid", "recon_n"), "Latent space": ("traversal_chart", "traverse_range"),
            "Diagnostics": ("range_hist", "range_n")}
@@ -144,7 +144,7 @@ def act(s: Session, result: SoakResult) -> None:
     switch_page(s.page, name, result)
     if name in SLIDERS:
         move_slider(s.page, name, result)
-    elif s.trainer:
+    elif name == "Train" and s.trainer:
         train_once(s.page, result)
     s.step += 1
     result.actions += 1

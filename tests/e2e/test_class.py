@@ -23,10 +23,11 @@ from .conftest import EXCEPTION, VIEWPORT, exception_texts, running_app, screens
 
 pytestmark = pytest.mark.e2e
 
-PAGES = {"": "Reconstructions", "latent": "Latent space", "diagnostics": "Diagnostics", "train": "Train"}
+PAGES = {"": "Reconstructions", "latent": "Latent space", "diagnostics": "Diagnostics", "compare": "Compare",
+         "train": "Train"}
 # One session per page, two on the heavy ones: the first race seen was Train (which imported pandas)
 # against Latent space (whose Plotly figures looked pandas up).
-SIX_PATHS = ["", "latent", "diagnostics", "train", "latent", "train"]
+SIX_PATHS = ["", "latent", "diagnostics", "compare", "train", "latent"]
 LOCAL_HOSTS = {"127.0.0.1"}
 # Streamlit's frontend, opened at /<page>, first probes /<page>/_stcore/{health,host-config} to find
 # its base path, gets 404 and falls back to /: its own behaviour, logged as a console error.
@@ -130,7 +131,7 @@ def sidebar_link(page, name: str):
 
 # --------------------------------------------------------------------------- 1. a fresh server, six at once
 
-@pytest.mark.parametrize("repetition", range(2))
+@pytest.mark.parametrize("repetition", range(1))  # bench/soak.py repeats it at length
 def test_six_sessions_at_once_on_a_fresh_server(browser, tmp_path: Path, repetition: int):
     with running_app(tmp_path / "runs", tmp_path) as url:
         sessions = [watch(browser, f"/{path}") for path in SIX_PATHS]
