@@ -312,19 +312,6 @@ def test_latent_scatter_checks_shapes():
         F.latent_scatter(np.zeros((4, 3)), np.zeros(4), color_name="c", categorical=False)
 
 
-# ------------------------------------------------------------------------------------------- table
-
-def test_metrics_table_rows():
-    metrics = {"elbo": -123.456789, "kl": 0.000123456, "steps": 5000, "big": 12345.678, "huge": 1.5e7,
-               "bpd": None, "n32": np.float32(2.5), "n64": np.int64(7), "bad": float("nan")}
-    labels = {"steps": "steps", "elbo": "ELBO", "kl": "KL", "bpd": "bits/dim", "missing": "IWAE",
-              "big": "big", "huge": "huge", "n32": "f32", "n64": "i64", "bad": "bad"}
-    assert F.metrics_table_rows(metrics, labels) == [
-        ("steps", "5,000"), ("ELBO", "-123.5"), ("KL", "0.0001235"), ("bits/dim", "—"), ("IWAE", "—"),
-        ("big", "12,350"), ("huge", "1.5 × 10⁷"), ("f32", "2.5"), ("i64", "7"), ("bad", "NaN"),
-    ]
-
-
 # ------------------------------------------------------------------------------------------- imports
 
 def test_import_pulls_in_neither_streamlit_nor_torch():

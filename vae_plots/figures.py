@@ -9,8 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -344,11 +343,9 @@ def _non_finite(v: float) -> str | None:
     return ("∞" if v > 0 else "-∞") if math.isinf(v) else None
 
 
-def _scientific(v: float, digits: int, trim: bool = False) -> str:
-    """-1.7e9 -> "-1.70 × 10⁹" with `digits` significant digits (trim: "-1.7 × 10⁹"): no "e+09" on a slide."""
+def _scientific(v: float, digits: int) -> str:
+    """-1.7e9 -> "-1.70 × 10⁹" with `digits` significant digits: no "e+09" on a slide."""
     mantissa, exponent = f"{v:.{digits - 1}e}".split("e")
-    if trim and "." in mantissa:
-        mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
 
 
@@ -359,27 +356,3 @@ def format_number(value: float | None, decimals: int = 2, *, signed: bool = Fals
     v = float(value)
     text = _non_finite(v) or (_scientific(v, 3) if abs(v) >= SCIENTIFIC_FROM else f"{v:.{decimals}f}")
     return f"+{text}" if signed and v >= 0 else text
-
-
-def _format_value(value: float | int | None) -> str:
-    """None -> "—", ints as ints, floats to 4 significant digits (positional below SCIENTIFIC_FROM)."""
-    if value is None:
-        return "—"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, numbers.Integral):
-        return f"{int(value):,}"
-    v = float(value)
-    if (text := _non_finite(v)) is not None:
-        return text
-    if abs(v) >= SCIENTIFIC_FROM:
-        return _scientific(v, 4, trim=True)
-    if abs(v) >= 1e4:  # "12,350" reads better than "1.235e+04" on a slide
-        return f"{float(f'{v:.4g}'):,.0f}"
-    return f"{v:.4g}"
-
-
-def metrics_table_rows(metrics: Mapping[str, float | int | None],
-                       labels: Mapping[str, str]) -> list[tuple[str, str]]:
-    """(label, formatted value) rows in the order of `labels`; a missing or None metric shows as "—"."""
-    return [(label, _format_value(metrics.get(key))) for key, label in labels.items()]
