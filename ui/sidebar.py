@@ -4,8 +4,7 @@ from __future__ import annotations
 import time
 
 import streamlit as st
-
-from urllib.parse import urlencode
+import streamlit.components.v1 as components
 
 from ui.family import family_toggle_ui
 from ui.session import TOKEN_PARAM, client_token
@@ -37,25 +36,40 @@ def model_sidebar_ui() -> LoadedRun:
     return run
 
 
-def share_link() -> str | None:
-    """This view's URL without the browser's own token: whoever opens it gets the view, not the identity."""
-    base = st.context.url
-    if not base:
-        return None
-    params = {k: v for k, v in st.query_params.to_dict().items() if k != TOKEN_PARAM}
-    return f"{base}?{urlencode(params)}" if params else base
+# The link is read from the browser's address bar, which URL-bound widgets keep current even when only a
+# fragment reran (a link built on the server would lag behind them), and the browser's token is removed.
+SHARE_HTML = """
+<div style="font-family: 'Source Sans Pro', sans-serif; font-size: 14px; color: #31333f">
+  <input id="link" readonly aria-label="Link to this view"
+         style="width: 100%; box-sizing: border-box; padding: 4px; border: 1px solid #d6d6d9; border-radius: 4px">
+  <button id="copy" style="margin-top: 6px">Copy link</button> <span id="said"></span>
+  <script>
+    const box = document.getElementById("link");
+    function refresh() {
+      const url = new URL(window.parent.location.href);
+      url.searchParams.delete("TOKEN_PARAM");
+      if (box.value !== url.toString()) box.value = url.toString();
+    }
+    refresh();
+    setInterval(refresh, 500);
+    document.getElementById("copy").onclick = async () => {
+      refresh();
+      try { await navigator.clipboard.writeText(box.value); }
+      catch (e) { box.select(); document.execCommand("copy"); }
+      document.getElementById("said").textContent = "copied";
+    };
+  </script>
+</div>
+"""
 
 
 def share_ui() -> None:
-    """A copyable link to what this page shows (drawn last in the sidebar, after the page's widgets)."""
-    link = share_link()
-    if link:
-        with st.sidebar.expander("Link to this view", icon=":material/link:"):
-            st.code(link, language=None, wrap_lines=True)
-            st.caption("Opens the same model, page and settings in any browser. It does not carry your identity "
-                       "(your training job stays yours).")
-
-
+    """A copyable link to what the page shows, without the browser's token: whoever opens it gets the view,
+    not the identity (and not the training job)."""
+    with st.sidebar.expander("Link to this view", icon=":material/link:"):
+        components.html(SHARE_HTML.replace("TOKEN_PARAM", TOKEN_PARAM), height=76)
+        st.caption("Opens the same model, page and settings in any browser. It does not carry your identity "
+                   "(your training job stays yours).")
 def _label(choice: ModelChoice | None, path: str) -> str:
     return choice.label if choice else f"loaded · {path.rsplit('/', 1)[-1]}"
 

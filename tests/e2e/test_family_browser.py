@@ -2,7 +2,7 @@
 view in a fresh browser (without the sender's identity), and a malformed link shows notices, not errors."""
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -43,10 +43,13 @@ def test_the_toggle_flips_the_activation_and_a_link_reproduces_the_view(page, br
 
     query = parse_qs(urlsplit(page.url).query)
     assert query["run"] == ["sprites-tanh-zscore-gaussian"] and query["recon_n"] == ["11"], page.url
-    shared = {k: v[0] for k, v in query.items() if k != "u"}  # what a person would send
+    page.get_by_text("Link to this view").click()  # the sidebar's share box: the address bar without "u"
+    box = page.frame_locator("iframe").first.locator("#link")
+    shared = box.input_value()
+    assert parse_qs(urlsplit(shared).query) == {k: v for k, v in query.items() if k != "u"}, shared
     fresh = browser.new_context(viewport=VIEWPORT).new_page()
     try:
-        fresh.goto(f"{app_url}/?{urlencode(shared)}", wait_until="domcontentloaded")
+        fresh.goto(shared, wait_until="domcontentloaded")
         wait_settled(fresh, timeout=90_000)
         assert "tanh output" in sidebar_text(fresh)
         assert fresh.locator(".st-key-recon_n").get_by_test_id("stSliderThumbValue").inner_text() == "11"
