@@ -144,7 +144,7 @@ def test_bundled_models_load_and_are_small():
     activations = {load_run(r.path).config.model.output_activation for r in bundled}
     assert {"sigmoid", "tanh", "linear"} <= activations
     total = sum(f.stat().st_size for f in runs.bundled_models_dir().rglob("*") if f.is_file())
-    assert total < 25 * 2**20
+    assert total < 40 * 2**20  # the zoo's 20 runs: models/ stays under 40 MB
 
 
 def dead_pid() -> int:

@@ -151,3 +151,11 @@ def test_an_mnist_zoo_run_carries_its_test_samples(tmp_path):
     test = load_dataset(entry.config.data, "test").images
     assert torch.equal(read_samples(result.run_dir), test[:runs.N_SAMPLES])  # all 16: fewer than N_SAMPLES
 
+
+def test_the_bundled_models_are_the_zoo():
+    """models/ holds exactly the sprites zoo, each run trained from its zoo config to the end."""
+    bundled = {r.name: r for r in runs.list_runs(runs.bundled_models_dir())}
+    entries = zoo_configs()
+    assert sorted(bundled) == sorted(e.name for e in entries)
+    for e in entries:
+        assert bundled[e.name].status == "finished" and bundled[e.name].config == e.config, e.name
