@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vae_core import cli, runs, zoo
+from vae_core import cli, runs
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data import load_dataset
 from vae_core.models import build_model
