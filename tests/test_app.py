@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui.state import DEFAULT_BUNDLED
 from vae_core.runs import bundled_models_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def test_every_page_renders_the_bundled_model(page):
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert len(at.get("plotly_chart")) >= 1
-    assert "sprites-sigmoid-unit-bernoulli" in at.session_state["run_path"]
+    assert at.session_state["run_path"].endswith(DEFAULT_BUNDLED)
 
 
 def test_reconstruction_page_shows_inputs_recons_and_metrics():

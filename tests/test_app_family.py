@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.tiny_runs import save_activation_family
+from ui.state import DEFAULT_BUNDLED
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def test_a_link_to_an_unknown_run_falls_back_with_a_notice():
     at = open_app(run="../../etc/passwd")
     assert not at.exception, [e.value for e in at.exception]
     assert any("does not have" in w.value for w in at.warning)
-    assert at.session_state["run_path"].endswith("sprites-sigmoid-unit-bernoulli")
+    assert at.session_state["run_path"].endswith(DEFAULT_BUNDLED)
     assert "run" not in at.query_params
 
 

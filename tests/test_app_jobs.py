@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui.state import DEFAULT_BUNDLED
 from vae_core.runs import bundled_models_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = "app_pages/train.py"
-DEFAULT = str(bundled_models_dir() / "sprites-sigmoid-unit-bernoulli")
+DEFAULT = str(bundled_models_dir() / DEFAULT_BUNDLED)
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ from vae_core.runs import (LoadedRun, RunInfo, RunLoadError, bundled_models_dir,
 RUN_KEY = "run_path"  # session: the folder of the loaded run (the URL names it; this resolves the name)
 RUN_PARAM = "run"  # the URL query parameter naming the loaded run by its folder name, so a link reproduces it
 NOTICES_KEY = "url_notices"  # session: short notices about what a link asked for and did not get
-DEFAULT_BUNDLED = "sprites-sigmoid-unit-bernoulli"
+DEFAULT_BUNDLED = "sprites-sigmoid-unit-gaussian"  # MSE, the loss of every question; every toggle has a sibling
 PAGE_TEST_IMAGES = 2000  # what the pages draw from: enough for the latent map, quick to encode
 APP_THREADS = 1  # torch intra-op threads (process-wide): a training job takes one core, pages the other
 

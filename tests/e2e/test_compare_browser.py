@@ -9,9 +9,8 @@ from .conftest import PLOTLY, assert_no_exception, screenshot, wait_settled
 
 pytestmark = pytest.mark.e2e
 
-# Three bundled runs with three output activations. When the zoo lands, switch to the trio that differs in
-# the activation alone: sprites-sigmoid-zscore-gaussian, sprites-tanh-zscore-gaussian, sprites-linear-zscore-gaussian.
-THREE = ("sprites-sigmoid-unit-bernoulli", "sprites-tanh-zscore-gaussian", "sprites-linear-zscore-gaussian_learned")
+# A family of the zoo: z-scored sprites, fixed-σ Gaussian, the three output activations.
+THREE = ("sprites-sigmoid-zscore-gaussian", "sprites-tanh-zscore-gaussian", "sprites-linear-zscore-gaussian")
 ACTIVATIONS = ("sigmoid", "tanh", "linear")
 
 
