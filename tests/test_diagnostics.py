@@ -1,5 +1,6 @@
 """Evaluation diagnostics: output range fractions, the IWAE bound, evaluate()'s metrics, posterior
-collapse, and bits/dim across normalizations."""
+collapse, and bits/dim: a discrete likelihood of the 8-bit images, never negative, one number across
+normalizations, and the continuous density's number when sigma is wide."""
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from vae_core.config import DataConfig, LossConfig, ModelConfig
 from vae_core.data import load_dataset, pixels
 from vae_core.evaluate import (BERNOULLI_BPD_NOTE, bits_per_dim, evaluate, iwae_bound, posterior_collapse,
                                range_fractions)
+from vae_core.likelihoods import discrete_log_prob
 from vae_core.models import build_model
 from vae_core.normalize import fit_normalizer
 from vae_core.objective import effective_beta, loss_terms
@@ -59,29 +61,45 @@ def test_range_fractions_linear_has_no_bounds():
 # ----------------------------------------------------------------------------- IWAE
 
 
-def _reference_iwae(model, x, k, per):
-    """log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x) with torch.distributions, one sample at a time.
+def _decoder_distribution(model, z):
+    """p(x|z) as a torch.distributions object."""
+    logits = model.decode_logits(z)
+    x_hat = model.out_act(logits)
+    if model.likelihood == "bernoulli":
+        return Bernoulli(logits=logits, validate_args=False)
+    if model.likelihood == "continuous_bernoulli":  # lims: torch's exact CDF, not F(x) = x near lambda = 1/2
+        return ContinuousBernoulli(logits=logits, lims=(0.5, 0.5), validate_args=False)
+    if model.likelihood == "laplace":
+        return Laplace(x_hat, model.log_sigma.exp())
+    return Normal(x_hat, model.decode_log_sigma(z).exp())
+
+
+def _reference_log_mass(px, lo, hi):
+    """(B,) log P(k|z) per image: each pixel's bin mass as a difference of torch's CDFs (float64 here)."""
+    if isinstance(px, ContinuousBernoulli):  # its support is [0, 1]
+        lo, hi = lo.clamp(0, 1), hi.clamp(0, 1)
+    return (px.cdf(hi) - px.cdf(lo)).log().flatten(1).sum(1)
+
+
+def _reference_iwae(model, x, k, per, bins=None):
+    """log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x) with torch.distributions, one sample at a time, and with
+    bins, the same with P(k|z_i) in place of p(x|z_i): (density bound, discrete bound or None).
 
     per: how many samples iwae_bound draws at once (the RNG stream depends on the draws' shapes)."""
     mu, logvar = model.encode(x)
     q = Normal(mu, (0.5 * logvar).exp())
     prior = Normal(torch.zeros_like(mu), torch.ones_like(mu))
     z_all = torch.cat([torch.randn(min(per, k - i), *mu.shape) for i in range(0, k, per)])  # (k, B, L)
-    log_w = []
+    log_w, log_w_discrete = [], []
     for z_eps in z_all:
         z = q.loc + q.scale * z_eps
-        logits = model.decode_logits(z)
-        x_hat = model.out_act(logits)
-        if model.likelihood == "bernoulli":
-            px = Bernoulli(logits=logits, validate_args=False)
-        elif model.likelihood == "continuous_bernoulli":
-            px = ContinuousBernoulli(logits=logits)
-        elif model.likelihood == "laplace":
-            px = Laplace(x_hat, model.log_sigma.exp())
-        else:
-            px = Normal(x_hat, model.decode_log_sigma(z).exp())
-        log_w.append(px.log_prob(x).flatten(1).sum(1) + prior.log_prob(z).sum(1) - q.log_prob(z).sum(1))
-    return torch.logsumexp(torch.stack(log_w), 0) - math.log(k)
+        px = _decoder_distribution(model, z)
+        log_ratio = prior.log_prob(z).sum(1) - q.log_prob(z).sum(1)
+        log_w.append(px.log_prob(x).flatten(1).sum(1) + log_ratio)
+        if bins is not None:
+            log_w_discrete.append(_reference_log_mass(px, *bins) + log_ratio)
+    discrete = torch.logsumexp(torch.stack(log_w_discrete), 0) - math.log(k) if bins is not None else None
+    return torch.logsumexp(torch.stack(log_w), 0) - math.log(k), discrete
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_pixel",
@@ -89,19 +107,25 @@ def _reference_iwae(model, x, k, per):
 @torch.no_grad()
 def test_iwae_bound_matches_a_direct_implementation(likelihood, sprites_test):
     model = _model(likelihood, sigma=0.2).double()  # float64 throughout: a tolerance of 1e-8 nats
-    x = pixels(sprites_test[:3]).double()  # three different images: a mix-up of samples and images would show
-    torch.manual_seed(7)
-    ours = iwae_bound(model, x, 3)
-    torch.manual_seed(7)
-    ref = _reference_iwae(model, x, 3, per=3)  # the default chunk decodes all 3 samples at once
-    assert ours.shape == (3,)
-    torch.testing.assert_close(ours, ref, atol=1e-8, rtol=0)
-    # decoding in chunks of 2 samples (chunk // batch = 6 // 3): 2 + 1 draws, logsumexp over all 3
-    torch.manual_seed(7)
-    chunked = iwae_bound(model, x, 3, chunk=6)
-    torch.manual_seed(7)
-    torch.testing.assert_close(chunked, _reference_iwae(model, x, 3, per=2), atol=1e-8, rtol=0)
-    assert (chunked - ours).abs().max() > 1e-6  # other draws: the comparison above is not vacuous
+    images = sprites_test[:3]  # three different images: a mix-up of samples and images would show
+    x = pixels(images).double()
+    bins = fit_normalizer("unit", images).grey_level_bins(images) if likelihood != "bernoulli" else None
+    for chunk, per in ((4096, 3), (6, 2)):  # all 3 samples decoded at once; in chunks of 6 // 3 = 2, then 1
+        torch.manual_seed(7)
+        ours = iwae_bound(model, x, 3, chunk=chunk, bins=bins)
+        torch.manual_seed(7)
+        ref, ref_discrete = _reference_iwae(model, x, 3, per=per, bins=bins)
+        assert ours.nats.shape == (3,)
+        torch.testing.assert_close(ours.nats, ref, atol=1e-8, rtol=0)
+        if bins is None:
+            assert ours.discrete_nats is None
+        else:
+            # rtol: torch's continuous Bernoulli CDF cancels near lambda = 1/2 (1e-12 relative per image here)
+            torch.testing.assert_close(ours.discrete_nats, ref_discrete, atol=1e-8, rtol=1e-10)
+            assert (ours.discrete_nats < 0).all()
+        if chunk == 4096:
+            whole = ours.nats
+    assert (ours.nats - whole).abs().max() > 1e-6  # other draws: the comparison with chunks is not vacuous
 
 
 @torch.no_grad()
@@ -113,7 +137,7 @@ def test_iwae_with_one_sample_is_the_elbo_in_expectation(sprites_test):
     n, b = 200, 4
     x = pixels(sprites_test[:b]).repeat(n, 1, 1, 1)  # row i * b + j is image j, draw i
     torch.manual_seed(0)
-    iw = iwae_bound(model, x, 1).view(n, b)
+    iw = iwae_bound(model, x, 1).nats.view(n, b)
     torch.manual_seed(0)
     elbo = loss_terms(model, x, LossConfig(likelihood="gaussian", sigma=0.1)).elbo_nats.view(n, b)
     diff = iw - elbo
@@ -134,7 +158,7 @@ def test_iwae_rises_with_k_and_bounds_the_elbo(sprites_test):
     bounds = {}
     for k in (1, 5, 25):
         torch.manual_seed(1)
-        bounds[k] = iwae_bound(model, x, k).view(n, b).mean(1)  # (n,) mean over the images
+        bounds[k] = iwae_bound(model, x, k).nats.view(n, b).mean(1)  # (n,) mean over the images
     for lo, hi in ((1, 5), (5, 25)):
         gain = bounds[hi] - bounds[lo]
         se = gain.std() / math.sqrt(n)
@@ -165,9 +189,13 @@ def test_evaluate_metrics(likelihood, sprites_test):
         assert m.iwae_nats is None and m.iwae_k == 0
     if likelihood == "bernoulli":
         assert m.bits_per_dim is None and m.bits_per_dim_note == BERNOULLI_BPD_NOTE and m.bits_per_dim_note
+        assert m.iwae_bits_per_dim is None
     else:
-        assert m.bits_per_dim == pytest.approx(bits_per_dim(m.elbo_nats, unit, (3, 32, 32)), rel=1e-9)
-        assert math.isfinite(m.bits_per_dim) and m.bits_per_dim_note == ""
+        assert math.isfinite(m.bits_per_dim) and m.bits_per_dim >= 0 and m.bits_per_dim_note == ""
+        if iwae_k:  # a tighter bound on -log P(k): fewer bits
+            assert 0 <= m.iwae_bits_per_dim <= m.bits_per_dim
+        else:
+            assert m.iwae_bits_per_dim is None
     # the posterior: one entry per latent dimension, from the encoder directly
     mu, logvar = model.encode(pixels(sprites_test))
     torch.testing.assert_close(torch.tensor(m.posterior_sigma), (0.5 * logvar).exp().mean(0), atol=1e-5, rtol=1e-5)
@@ -192,6 +220,12 @@ def test_evaluate_elbo_is_the_per_image_mean_of_the_reported_terms(sprites_test)
     assert m.recon_nats == pytest.approx(terms.recon_nats.mean().item(), rel=1e-5)
     assert m.kl_nats == pytest.approx(terms.kl_nats.mean().item(), rel=1e-5)
     assert m.elbo_nats == pytest.approx(terms.elbo_nats.mean().item(), rel=1e-5)
+    # bits/dim: the same z's grey-level masses from torch's Normal CDF, and the same analytic KL
+    out = terms.out
+    px = Normal(out.x_hat.double(), out.log_sigma.double().exp())
+    log_pk = _reference_log_mass(px, *unit.grey_level_bins(sprites_test))
+    assert m.bits_per_dim == pytest.approx(bits_per_dim(-(log_pk - terms.kl_nats).mean().item(), 3 * 32 * 32),
+                                           rel=1e-6)
     assert m.effective_beta is None  # no loss config given
     assert evaluate(model, unit, sprites_test, seed=3) == m  # repeatable
 
@@ -237,24 +271,62 @@ def test_posterior_collapse():
 # ----------------------------------------------------------------------------- bits/dim
 
 
-def test_bits_per_dim_is_the_same_for_one_density_under_every_normalization():
-    # A Gaussian density on pixels p, written in unit, symmetric and zscore (data scale 10) coordinates:
-    # x = (p - shift_c) / scale_c per channel gives p_x = N(x; (m - shift_c) / scale_c, sigma / scale_c),
-    # i.e. log p_x(x) = log p_p(p) + sum log scale_c: different nats, one bits/dim on grey levels k = 255 p.
+def test_bin_masses_are_the_same_for_one_distribution_under_every_normalization():
+    # A Gaussian on pixels p, written in unit, symmetric and zscore (data scales 1, 10, 0.1) coordinates:
+    # x = (p - shift_c) / scale_c per channel makes it N((m - shift_c) / scale_c, sigma / scale_c) in x, and
+    # maps each grey level's bin onto its bin in x: the same masses, so one bits/dim, whatever the nats in x.
     g = torch.Generator().manual_seed(0)
     images = torch.cat([torch.randint(0, 100, (20, 1, 4, 4), generator=g),
                         torch.randint(50, 256, (20, 1, 4, 4), generator=g),
                         torch.randint(0, 256, (20, 1, 4, 4), generator=g)], 1).to(torch.uint8)
-    p = pixels(images[:3]).double()  # (3, 3, 4, 4)
-    mean_p, sigma_p = torch.full_like(p, 0.4), torch.full_like(p, 0.25)
-    ll_pixels = Normal(mean_p, sigma_p).log_prob(p).flatten(1).sum(1)
-    expected = [-(ll - p[0].numel() * math.log(255)) / (p[0].numel() * math.log(2)) for ll in ll_pixels.tolist()]
-    for kind, scale in (("unit", 1.0), ("symmetric", 1.0), ("zscore", 1.0), ("zscore", 10.0), ("unit", 10.0)):
+    images[0, :, 0, 0], images[0, :, 0, 1] = 0, 255  # the open bins too
+    mean_p, sigma_p = torch.full((20, 3, 4, 4), 0.4, dtype=torch.float64), 0.25
+    masses = {}
+    for kind, scale in (("unit", 1.0), ("symmetric", 1.0), ("zscore", 1.0), ("zscore", 10.0), ("unit", 0.1)):
         norm = fit_normalizer(kind, images, data_scale=scale)
-        x, loc = norm.forward(p), norm.forward(mean_p)
         a = torch.tensor(norm.scale, dtype=torch.float64).view(-1, 1, 1)
-        ll_x = Normal(loc, sigma_p / a).log_prob(x).flatten(1).sum(1)  # the same density, in x
-        for ll, want in zip(ll_x.tolist(), expected):
-            assert bits_per_dim(ll, norm, (3, 4, 4)) == pytest.approx(want, rel=1e-9), (kind, scale)
-    zscore10 = fit_normalizer("zscore", images, data_scale=10)
-    assert len(set(zscore10.scale)) == 3  # the channels really have different scales
+        log_sigma = torch.log(sigma_p / a).expand(mean_p.shape)
+        masses[kind, scale] = discrete_log_prob("gaussian_pixel", *norm.grey_level_bins(images),
+                                                norm.forward(mean_p), None, log_sigma)
+    unit = masses["unit", 1.0]
+    for key, m in masses.items():
+        torch.testing.assert_close(m, unit, atol=1e-12, rtol=1e-12, msg=str(key))
+    assert len(set(fit_normalizer("zscore", images, data_scale=10).scale)) == 3  # three different scales
+
+
+@pytest.mark.parametrize("likelihood", CONTINUOUS)
+@pytest.mark.parametrize("sharp", [False, True])
+def test_bits_per_dim_is_never_negative(likelihood, sharp, sprites_test):
+    # Untrained models on sprites; and models made nearly perfect on black images: every output at black,
+    # sigma at its floor (a quarter of a grey level), the continuous Bernoulli's lambda near 0. There a
+    # density exceeds 255 per unit and the old density-based number went negative (as the zoo's continuous
+    # Bernoulli did: -5.9); a mass cannot exceed 1.
+    unit = fit_normalizer("unit", sprites_test)
+    model = _model(likelihood, sigma=1e-3 if sharp else 0.1, output_activation="linear" if sharp else "sigmoid")
+    images = torch.zeros_like(sprites_test) if sharp else sprites_test
+    if sharp:
+        with torch.no_grad():
+            last = model.decoder[-1]
+            last.weight.zero_()
+            last.bias[:3] = -1000.0 if likelihood == "continuous_bernoulli" else 0.0
+            last.bias[3:] = -1e3  # gaussian_pixel's log sigmas: at the floor
+    m = evaluate(model, unit, images, iwae_k=4)
+    assert m.bits_per_dim >= 0 and m.iwae_bits_per_dim >= 0
+    if sharp:  # the open bin below grey level 1/2 holds 86% (continuous Bernoulli) to 97.5% of the mass
+        assert m.bits_per_dim < 0.25
+        density_based = -(m.elbo_nats - 3 * 32 * 32 * math.log(255)) / (3 * 32 * 32 * math.log(2))
+        assert density_based < 0
+
+
+@pytest.mark.parametrize("kind,scale", [("symmetric", 1.0), ("zscore", 10.0)])
+def test_a_wide_gaussian_gives_the_density_based_bits_per_dim(kind, scale, sprites_test):
+    # With sigma many bins wide and no pixel in an open bin, a bin's mass is its density times its width
+    # (to width^2 / (24 sigma^2)), so bits/dim is the continuous ELBO moved to grey levels by the
+    # normalization's log-Jacobian, -(ELBO - D log 255 - H W sum_c log scale_c) / (D log 2): the old number.
+    images = sprites_test.clamp(1, 254)  # (64, 3, 32, 32): no 0s and 255s
+    norm = fit_normalizer(kind, images, data_scale=scale)
+    model = _model("gaussian", sigma=0.5 * max(norm.scale) ** -1)  # ~0.5 in pixels: 127 grey levels
+    m = evaluate(model, norm, images)
+    log_det = 32 * 32 * sum(math.log(255 * c) for c in norm.scale)
+    density_based = -(m.elbo_nats - log_det) / (3 * 32 * 32 * math.log(2))
+    assert m.bits_per_dim == pytest.approx(density_based, abs=1e-5)

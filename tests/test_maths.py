@@ -8,7 +8,7 @@ from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 from vae_core.compatibility import compatibility
 from vae_core.config import LossConfig, ModelConfig
 from vae_core.evaluate import bits_per_dim
-from vae_core.likelihoods import bernoulli_log_prob, gaussian_log_prob
+from vae_core.likelihoods import bernoulli_log_prob, discrete_log_prob, gaussian_log_prob
 from vae_core.models import build_model
 from vae_core.normalize import fit_normalizer
 from vae_core.objective import kl_per_dimension, loss_terms, reconstruction_nats
@@ -85,27 +85,14 @@ def test_kl_does_not_depend_on_data_range_but_recon_does():
 
 
 def test_bits_per_dim_hand_worked():
-    # A unit-normalized 1x1x1 "image" with ELBO 0 nats: log p(k) = 0 - log(255), bpd = log2(255).
-    norm = fit_normalizer("unit", torch.zeros(1, 1, 1, 1, dtype=torch.uint8))
-    assert bits_per_dim(0.0, norm, (1, 1, 1)) == pytest.approx(math.log2(255))
-    # Symmetric: x = 2p - 1, so dk/dx = 127.5; the same density in x gives 1 bit less per dim.
-    sym = fit_normalizer("symmetric", torch.zeros(1, 1, 1, 1, dtype=torch.uint8))
-    assert bits_per_dim(0.0, sym, (1, 1, 1)) == pytest.approx(math.log2(127.5))
-    # D dimensions at 1 bit each in x: 1 + log2(255) bits on the grey-level scale.
-    rgb = fit_normalizer("unit", torch.zeros(1, 3, 1, 1, dtype=torch.uint8))
-    assert bits_per_dim(-3 * 4 * math.log(2), rgb, (3, 2, 2)) == pytest.approx(1 + math.log2(255))
-
-
-def test_bits_per_dim_is_invariant_to_normalization_for_the_same_density():
-    # A Gaussian on pixels, written in unit and in symmetric coordinates, is one density: same bits/dim.
-    p = torch.rand(2, 3, 4, 4)
-    mean_p, sigma_p = torch.full_like(p, 0.5), 0.2
-    ll_unit = Normal(mean_p, sigma_p).log_prob(p).flatten(1).sum(1)
-    ll_sym = Normal(2 * mean_p - 1, 2 * sigma_p).log_prob(2 * p - 1).flatten(1).sum(1)
-    unit = fit_normalizer("unit", torch.zeros(1, 3, 1, 1, dtype=torch.uint8))
-    sym = fit_normalizer("symmetric", torch.zeros(1, 3, 1, 1, dtype=torch.uint8))
-    for a, b in zip(ll_unit.tolist(), ll_sym.tolist()):
-        assert bits_per_dim(a, unit, (3, 4, 4)) == pytest.approx(bits_per_dim(b, sym, (3, 4, 4)), rel=1e-6)
+    # 3 bits per dimension of a 3x2x2 image: a negative log-likelihood of 12 * 3 * log 2 nats.
+    assert bits_per_dim(12 * 3 * math.log(2), 12) == pytest.approx(3.0)
+    # The continuous Bernoulli at lambda = 1/2 is uniform on [0, 1]: a grey level inside has mass 1/255,
+    # 0 and 255 (their bins cut at 0 and 1) 1/510. Pixels 0, 10, 200, 255: log2(255) + 1/2 bits/dim.
+    unit = fit_normalizer("unit", torch.zeros(1, 1, 1, 1, dtype=torch.uint8))
+    k = torch.tensor([0, 10, 200, 255], dtype=torch.uint8).view(1, 1, 2, 2)
+    log_mass = discrete_log_prob("continuous_bernoulli", *unit.grey_level_bins(k), None, torch.zeros(1, 1, 2, 2), None)
+    assert bits_per_dim(-log_mass.sum().item(), 4) == pytest.approx(math.log2(255) + 0.5, rel=1e-12)
 
 
 def test_zscore_normalizer_matches_torch_statistics():

@@ -1,7 +1,9 @@
-"""The zoo: its grid, a deterministic build, `zoo list --json`, and the sample test images a run carries."""
+"""The zoo: its grid, a deterministic build, `zoo list --json`, `zoo refresh`, and the sample test images a
+run carries."""
 import dataclasses
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from safetensors.torch import save_file
 from vae_core import cli, runs
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data import load_dataset
+from vae_core.evaluate import EvalMetrics
 from vae_core.models import build_model
 from vae_core.normalize import fit_normalizer
 from vae_core.runs import RunLoadError, load_run, read_samples, samples_to_keep, save_run
@@ -97,6 +100,37 @@ def test_zoo_list_json_and_table(tiny_builds, capsys):
     assert cli.main(["zoo", "table", "--dir", str(a)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| run |") and len(table) == 4 and "— (Bernoulli)" in table[3]
+
+
+def test_refresh_writes_what_training_wrote_and_keeps_the_rest(tiny_builds, tmp_path, capsys):
+    # A run whose test block is stale (an old evaluation): `zoo refresh` evaluates it again as the end of
+    # training does, so it writes back the very bytes the build wrote, and touches nothing else.
+    a, _ = tiny_builds
+    shutil.copytree(a, tmp_path / "zoo")
+    run_dir = tmp_path / "zoo" / tiny_pair()[0].name
+    files = {f: (run_dir / f).read_bytes() for f in (runs.WEIGHTS, runs.CONFIG, runs.METRICS)}
+    metrics = json.loads(files[runs.METRICS])
+    stale = {**metrics, "test": {**metrics["test"], "bits_per_dim": -5.9}}
+    stale["test"].pop("iwae_bits_per_dim")
+    (run_dir / runs.METRICS).write_text(json.dumps(stale, indent=2))
+    assert cli.main(["zoo", "refresh", "--dir", str(tmp_path / "zoo")]) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == [str(tmp_path / "zoo" / e.name) for e in tiny_pair()] and "bits/dim" in err
+    assert {f: (run_dir / f).read_bytes() for f in files} == files
+    assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == sorted(e.name for e in tiny_pair())  # no debris
+
+
+def test_the_bundled_runs_carry_the_current_evaluation():
+    """Every bundled run's test block has every EvalMetrics field (`zoo refresh` wrote it) and a bits/dim
+    that is a discrete likelihood: never negative; none for the Bernoulli."""
+    fields = {f.name for f in dataclasses.fields(EvalMetrics)}
+    for info in runs.list_runs(runs.bundled_models_dir()):
+        test = runs.read_metrics(info.path)["test"]
+        assert set(test) == fields, info.name
+        if info.name.endswith("-bernoulli"):
+            assert test["bits_per_dim"] is None and test["bits_per_dim_note"], info.name
+        else:
+            assert test["bits_per_dim"] >= 0 and test["bits_per_dim_note"] == "", info.name
 
 
 def test_bad_workers_are_refused(tmp_path, capsys):

@@ -104,7 +104,9 @@ def _add_zoo_parser(sub: Any) -> None:
                        "else the runs folder)")
     build.add_argument("--workers", type=int, default=2, help="processes training at once (default: 2)")
     for name, what in (("list", "list the zoo's runs and their test metrics"),
-                       ("table", "print the README's markdown table of the zoo")):
+                       ("table", "print the README's markdown table of the zoo"),
+                       ("refresh", "evaluate the zoo's runs again with the current evaluation and rewrite their "
+                        "test metrics (no training; one run folder per line on stdout)")):
         cmd = cmds.add_parser(name, help=what)
         cmd.add_argument("--dir", type=Path, help="where to look (default: models/ and the runs folder)")
     cmds.choices["list"].add_argument("--json", action="store_true", help="one JSON object per line")
@@ -237,7 +239,7 @@ def cmd_runs(ns: argparse.Namespace) -> int:
 
 
 def cmd_zoo(ns: argparse.Namespace) -> int:
-    return {"build": _zoo_build, "list": _zoo_list, "table": _zoo_table}[ns.zoo_command](ns)
+    return {"build": _zoo_build, "list": _zoo_list, "table": _zoo_table, "refresh": _zoo_refresh}[ns.zoo_command](ns)
 
 
 def _zoo_build(ns: argparse.Namespace) -> int:
@@ -283,6 +285,22 @@ def _zoo_table(ns: argparse.Namespace) -> int:
     from .zoo import zoo_table
 
     sys.stdout.write(zoo_table(_zoo_records(ns)) + "\n")
+    return 0
+
+
+def _zoo_refresh(ns: argparse.Namespace) -> int:
+    from .zoo import refresh_run
+
+    for r in _zoo_records(ns):
+        if r.status == "running":  # its writer is alive and would overwrite the folder
+            sys.stderr.write(f"skipped {r.path}: still training\n")
+            continue
+        start = time.monotonic()
+        test = refresh_run(r.path)
+        bpd = "—" if test["bits_per_dim"] is None else f"{test['bits_per_dim']:.3f}"
+        sys.stderr.write(f"{r.name}: ELBO {test['elbo_nats']:.1f} nats, bits/dim {bpd} "
+                         f"({time.monotonic() - start:.1f} s)\n")
+        sys.stdout.write(f"{r.path}\n")
     return 0
 
 

@@ -1,9 +1,15 @@
 """Test-set evaluation: ELBO terms in nats/image, the IWAE bound, bits/dim, pixel-space MSE/PSNR,
-the posterior (KL and sigma per dimension, active units, collapse) and the output range."""
+the posterior (KL and sigma per dimension, active units, collapse) and the output range.
+
+Bits/dim is a discrete likelihood of the 8-bit images: the ELBO (or IWAE bound) with log P(k|z), the mass
+of each pixel's grey-level bin (likelihoods.discrete_log_prob), in place of the density log p(x|z). A mass is
+at most 1 and the KL at least 0, so the ELBO's bits/dim is never negative, and it compares across
+normalizations and likelihoods.
+"""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -11,7 +17,8 @@ import torch
 from .compatibility import ACTIVATION_RANGE
 from .config import LossConfig
 from .data import pixels
-from .models import VAE
+from .likelihoods import discrete_log_prob
+from .models import VAE, VAEOutput
 from .normalize import Normalizer
 from .objective import effective_beta, kl_per_dimension, reconstruction_nats
 
@@ -21,8 +28,11 @@ COLLAPSE_KL = 0.01  # nats: a dimension carrying less than this says nothing abo
 # optimizer steps a quiet posterior says the model is untrained, not that it collapsed.
 COLLAPSE_MIN_STEPS = 100
 SATURATION_EPS = 1e-3  # an output this close to its activation's bound is saturated
-BERNOULLI_BPD_NOTE = ("Bits/dim is not reported for a Bernoulli likelihood: on grey-level data it is not a "
-                      "normalized likelihood of the pixels, so the number would not compare with others.")
+# Pixels per slice of the grey-level masses: their float64 temporaries stay near 100 MB, not 1 GB at IWAE's
+# thousands of decoded images.
+DISCRETE_PIXELS = 2**20
+BERNOULLI_BPD_NOTE = ("Bits/dim is not reported for a Bernoulli likelihood: it is a distribution over two "
+                      "values, not over the 256 grey levels, so it gives no probability to an 8-bit image.")
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ class EvalMetrics:
     kl_nats: float  # mean KL per image
     iwae_nats: float | None  # importance-weighted bound on log p(x) (Burda et al. 2015), nats/image
     iwae_k: int  # samples per image for iwae_nats; 0 = not computed
-    bits_per_dim: float | None  # -ELBO on the 0..255 grey-level scale, per dimension, in bits
+    bits_per_dim: float | None  # -ELBO of the 8-bit images (grey-level bin masses) per dimension, in bits; >= 0
     bits_per_dim_note: str  # why bits_per_dim is None, else ""
     mse: float  # pixel space, [0, 1] scale, reconstructions from the posterior mean, clipped
     psnr_db: float
@@ -46,16 +56,40 @@ class EvalMetrics:
     frac_targets_unreachable: float  # normalized targets outside the output activation's range
     frac_outputs_saturated: float  # decoder outputs within SATURATION_EPS of the activation's bounds
     effective_beta: float | None  # the proper-ELBO beta the training loss amounted to
+    # -IWAE bound of the 8-bit images per dimension, in bits; None if iwae_k = 0 or Bernoulli. Last, with a
+    # default: EvalMetrics built before it existed stay valid.
+    iwae_bits_per_dim: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def bits_per_dim(elbo_nats: float, normalizer: Normalizer, shape: tuple[int, int, int]) -> float:
-    """Bits per dimension on the grey-level scale from an ELBO in normalized space (nats/image)."""
-    c, h, w = shape
-    log_p_grey = elbo_nats - normalizer.log_det_to_grey_levels(h, w)  # change of variables x -> k
-    return -log_p_grey / (c * h * w * math.log(2))
+def bits_per_dim(nll_nats: float, n_dims: int) -> float:
+    """Bits per dimension from a bound on -log P(k) of 8-bit images (k in 0..255) with n_dims = C*H*W, nats/image."""
+    return nll_nats / (n_dims * math.log(2))
+
+
+def discrete_nll(out: VAEOutput, bins: tuple[torch.Tensor, torch.Tensor], likelihood: str) -> torch.Tensor:
+    """(R,) -log P(k|z) per decoded image in nats (float64): every pixel's grey-level mass, the discrete
+    counterpart of objective.reconstruction_nats. bins: (B, C, H, W) edges from Normalizer.grey_level_bins;
+    out may hold several z samples per image, R = s * B rows, sample-major (as iwae_bound decodes them)."""
+    lo, hi = bins
+    step = max(1, DISCRETE_PIXELS // lo[0].numel())
+    per_pixel = out.log_sigma is not None and out.log_sigma.dim() == out.x_hat.dim()
+    nll = []
+    for rows, images in _slices(len(out.x_hat), len(lo), step):
+        log_sigma = out.log_sigma[rows] if per_pixel else out.log_sigma
+        log_mass = discrete_log_prob(likelihood, lo[images], hi[images], out.x_hat[rows], out.logits[rows], log_sigma)
+        nll.append(-log_mass.flatten(1).sum(1))
+    return torch.cat(nll)
+
+
+def _slices(n_rows: int, n_images: int, step: int) -> Iterator[tuple[slice, slice]]:
+    """(output rows, image rows) at most step images at a time; output row r decodes image r % n_images."""
+    for first in range(0, n_rows, n_images):
+        for start in range(0, n_images, step):
+            stop = min(start + step, n_images)
+            yield slice(first + start, first + stop), slice(start, stop)
 
 
 def range_fractions(x: torch.Tensor, x_hat: torch.Tensor, activation: str) -> tuple[float, float]:
@@ -78,12 +112,21 @@ def posterior_collapse(kl_per_dim: Sequence[float], steps: int | None = None) ->
     return len(kl_per_dim) > 0 and all(k < COLLAPSE_KL for k in kl_per_dim)
 
 
+@dataclass(frozen=True)
+class IWAEBound:
+    nats: torch.Tensor  # (B,) with the decoder's density p(x|z), nats/image
+    discrete_nats: torch.Tensor | None  # (B,) the same z with the grey-level masses P(k|z); None without bins
+
+
 @torch.no_grad()
-def iwae_bound(model: VAE, x: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
-    """(B,) log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al. 2015, eq. 8), nats."""
+def iwae_bound(model: VAE, x: torch.Tensor, k: int, chunk: int = 4096,
+               bins: tuple[torch.Tensor, torch.Tensor] | None = None) -> IWAEBound:
+    """log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al. 2015, eq. 8), nats/image; with
+    the images' grey-level bins (Normalizer.grey_level_bins), also the bound on log P(k) from the same z_i."""
     mu, logvar = model.encode(x)
     std = torch.exp(0.5 * logvar)
-    log_w = []
+    log_w: list[torch.Tensor] = []
+    log_w_discrete: list[torch.Tensor] = []
     per = max(1, chunk // len(x))  # samples decoded at once
     for start in range(0, k, per):
         s = min(per, k - start)
@@ -93,7 +136,16 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, chunk: int = 4096) -> torch.
         out = model.output_at(z.flatten(0, 1), mu.repeat(s, 1), logvar.repeat(s, 1))
         log_px = -reconstruction_nats(out, x.repeat(s, 1, 1, 1), model.likelihood).view(s, -1)
         log_w.append(log_px + log_p_z - log_q)
-    return torch.logsumexp(torch.cat(log_w), 0) - math.log(k)
+        if bins is not None:
+            log_pk = -discrete_nll(out, bins, model.likelihood).view(s, -1)  # the bins of image r % B
+            log_w_discrete.append(log_pk + log_p_z - log_q)
+    return IWAEBound(_log_mean_exp(log_w), _log_mean_exp(log_w_discrete) if bins is not None else None)
+
+
+def _log_mean_exp(log_w: list[torch.Tensor]) -> torch.Tensor:
+    """(B,) log of the mean over samples of exp(log_w), from chunks shaped (s, B)."""
+    stacked = torch.cat(log_w)  # (k, B)
+    return torch.logsumexp(stacked, 0) - math.log(len(stacked))
 
 
 @torch.no_grad()
@@ -101,45 +153,66 @@ def evaluate(model: VAE, normalizer: Normalizer, images: torch.Tensor, *, datase
              loss: LossConfig | None = None, iwae_k: int = 0, batch_size: int = 500, seed: int = 0) -> EvalMetrics:
     """Evaluate on uint8 images (N, C, H, W); z is sampled with a fixed seed, so results repeat."""
     model.eval()
-    parts: dict[str, list] = {k: [] for k in ("recon", "kl", "sq", "mu", "sigma", "iwae", "unreach", "sat")}
-    activation = model.cfg.output_activation
+    parts: dict[str, list] = {k: [] for k in PARTS}
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for chunk in images.split(batch_size):
-            p = pixels(chunk)  # (B, C, H, W) in [0, 1]
-            x = normalizer.forward(p)
-            out = model(x)
-            parts["recon"].append(reconstruction_nats(out, x, model.likelihood))
-            parts["kl"].append(kl_per_dimension(out.mu, out.logvar))  # (B, L)
-            parts["mu"].append(out.mu)
-            parts["sigma"].append(torch.exp(0.5 * out.logvar))
-            x_mean = model.decode(out.mu)
-            parts["sq"].append((normalizer.inverse(x_mean).clamp(0, 1) - p).pow(2).flatten(1).mean(1))
-            unreachable, saturated = range_fractions(x, model.out_act(model.decode_logits(out.mu)), activation)
-            parts["unreach"].append(unreachable * len(x))
-            parts["sat"].append(saturated * len(x))
-            if iwae_k:
-                parts["iwae"].append(iwae_bound(model, x, iwae_k))
-    return _summarize(parts, model, normalizer, images, dataset, loss, iwae_k)
+            _evaluate_batch(model, normalizer, chunk, iwae_k, parts)
+    return _summarize(parts, model, images, dataset, loss, iwae_k)
 
 
-def _summarize(parts: dict, model: VAE, normalizer: Normalizer, images: torch.Tensor, dataset: str,
+PARTS = ("recon", "discrete", "kl", "sq", "mu", "sigma", "iwae", "iwae_discrete", "unreach", "sat")
+
+
+def _evaluate_batch(model: VAE, normalizer: Normalizer, chunk: torch.Tensor, iwae_k: int, parts: dict) -> None:
+    """Append one batch's terms to parts; the ELBO's z sample gives both its density and its bin masses."""
+    p = pixels(chunk)  # (B, C, H, W) in [0, 1]
+    x = normalizer.forward(p)
+    bins = normalizer.grey_level_bins(chunk.to(x.device)) if model.lik.discrete_bits else None
+    out = model(x)
+    parts["recon"].append(reconstruction_nats(out, x, model.likelihood))
+    if bins is not None:
+        parts["discrete"].append(discrete_nll(out, bins, model.likelihood))
+    parts["kl"].append(kl_per_dimension(out.mu, out.logvar))  # (B, L)
+    parts["mu"].append(out.mu)
+    parts["sigma"].append(torch.exp(0.5 * out.logvar))
+    x_mean = model.decode(out.mu)
+    parts["sq"].append((normalizer.inverse(x_mean).clamp(0, 1) - p).pow(2).flatten(1).mean(1))
+    activation = model.cfg.output_activation
+    unreachable, saturated = range_fractions(x, model.out_act(model.decode_logits(out.mu)), activation)
+    parts["unreach"].append(unreachable * len(x))
+    parts["sat"].append(saturated * len(x))
+    if iwae_k:
+        bound = iwae_bound(model, x, iwae_k, bins=bins)
+        parts["iwae"].append(bound.nats)
+        parts["iwae_discrete"].append(bound.discrete_nats)
+
+
+def _bits(parts: dict, kl_nats: torch.Tensor, n_dims: int, iwae_k: int) -> tuple[float | None, float | None]:
+    """Bits/dim of the ELBO and of the IWAE bound (None where not computed), from the grey-level masses."""
+    if not parts["discrete"]:
+        return None, None
+    nll = torch.cat(parts["discrete"]).mean() + kl_nats.double().mean()  # -(E_q[log P(k|z)] - KL)
+    iwae = bits_per_dim(-torch.cat(parts["iwae_discrete"]).mean().item(), n_dims) if iwae_k else None
+    return bits_per_dim(nll.item(), n_dims), iwae
+
+
+def _summarize(parts: dict, model: VAE, images: torch.Tensor, dataset: str,
                loss: LossConfig | None, iwae_k: int) -> EvalMetrics:
     recon, kl = torch.cat(parts["recon"]), torch.cat(parts["kl"])
     n = len(images)
     mse = torch.cat(parts["sq"]).mean().item()
     elbo = -(recon.mean() + kl.sum(1).mean()).item()
     var = torch.cat(parts["mu"]).var(0, correction=0)  # (L,)
-    bpd, note = None, BERNOULLI_BPD_NOTE
-    if model.lik.discrete_bits:
-        bpd, note = bits_per_dim(elbo, normalizer, tuple(images.shape[1:])), ""
-    kl_dims = kl.mean(0).tolist()
     n_pixels, latent = images[0].numel(), model.cfg.latent_dim
+    bpd, iwae_bpd = _bits(parts, kl.sum(1), n_pixels, iwae_k)
+    kl_dims = kl.mean(0).tolist()
     return EvalMetrics(
         dataset=dataset, n_test=n, elbo_nats=elbo, recon_nats=recon.mean().item(), kl_nats=kl.sum(1).mean().item(),
         iwae_nats=torch.cat(parts["iwae"]).mean().item() if iwae_k else None, iwae_k=iwae_k,
-        bits_per_dim=bpd, bits_per_dim_note=note, mse=mse, psnr_db=10 * math.log10(1 / max(mse, 1e-12)),
+        bits_per_dim=bpd, bits_per_dim_note="" if bpd is not None else BERNOULLI_BPD_NOTE, mse=mse,
+        psnr_db=10 * math.log10(1 / max(mse, 1e-12)),
         active_units=int((var > ACTIVE_UNIT_THRESHOLD).sum()), kl_per_dim=kl_dims, posterior_var=var.tolist(),
         posterior_sigma=torch.cat(parts["sigma"]).mean(0).tolist(), posterior_collapse=posterior_collapse(kl_dims),
         frac_targets_unreachable=sum(parts["unreach"]) / n, frac_outputs_saturated=sum(parts["sat"]) / n,
-        effective_beta=effective_beta(loss, n_pixels, latent) if loss else None)
+        effective_beta=effective_beta(loss, n_pixels, latent) if loss else None, iwae_bits_per_dim=iwae_bpd)

@@ -3,12 +3,13 @@
 Which output activation / normalization / likelihood combinations make sense: see compatibility.py.
 
 Each log_prob returns a tensor shaped like x; the objective sums it over (C, H, W) to get nats/image.
+discrete_log_prob is the likelihood of 8-bit data instead: the mass of each pixel's grey-level bin.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -143,3 +144,77 @@ def log_prob(likelihood: LikelihoodName, x: torch.Tensor, x_hat: torch.Tensor, l
     if log_sigma is None:
         raise ValueError(f"likelihood {likelihood!r} needs a log_sigma tensor.")
     return _FROM_LOCATION[lik.density](x, x_hat, log_sigma)
+
+
+# ----------------------------------------------------------------------------- grey-level bin masses
+# The likelihood of 8-bit data is a probability mass: log P(k|z) = log of the decoder's mass on the pixel's
+# bin [lo, hi] (Normalizer.grey_level_bins). Computed in float64: far in a tail a bin's mass is a difference
+# of two nearly equal CDF values, and the logs below keep it finite for every sigma >= 1e-3.
+
+
+def log1mexp(t: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(t)) for t <= 0, to an absolute 1e-16: expm1 keeps it exact near 0 (Maechler 2012, "Accurately
+    computing log(1 - exp(-|a|))"); far below 0 his log1p branch would add relative accuracy to a value
+    under 1e-16, which a sum of log-masses cannot see, at twice the cost."""
+    return torch.log(-torch.expm1(t))
+
+
+def laplace_log_cdf(u: torch.Tensor) -> torch.Tensor:
+    """log F(u) of the standard Laplace: F(u) = exp(u) / 2 for u < 0, 1 - exp(-u) / 2 above."""
+    return torch.where(u < 0, u - math.log(2), torch.log1p(-0.5 * torch.exp(-u.clamp_min(0))))
+
+
+def symmetric_log_mass(lo: torch.Tensor, hi: torch.Tensor, log_cdf: Callable[[torch.Tensor], torch.Tensor]
+                       ) -> torch.Tensor:
+    """log(F(hi) - F(lo)) for lo < hi, standardized, under a distribution symmetric about 0 (F(-u) = 1 - F(u)).
+
+    An interval above 0 is mirrored below it, where F is small and log F exact, so the difference is
+    log F(b) + log(1 - F(a) / F(b)); above 0 it would cancel (Phi(10) - Phi(9) rounds to 0 in float64).
+    """
+    upper = lo + hi > 0  # never inf - inf: only grey level 0 is open below and only 255 above
+    a, b = torch.where(upper, -hi, lo), torch.where(upper, -lo, hi)
+    log_fb = log_cdf(b)
+    return log_fb + log1mexp(log_cdf(a) - log_fb)
+
+
+def _log_abs_expm1(y: torch.Tensor) -> torch.Tensor:
+    """log |exp(y) - 1|, without overflow for large y: max(y, 0) + log(1 - exp(-|y|))."""
+    return y.clamp_min(0) + torch.log(-torch.expm1(-y.abs()))
+
+
+def continuous_bernoulli_log_mass(lo: torch.Tensor, hi: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """log(F(hi) - F(lo)) under the continuous Bernoulli, its support [0, 1] clipping the interval.
+
+    F(x) = (lambda^x (1 - lambda)^(1 - x) + lambda - 1) / (2 lambda - 1) (Loaiza-Ganem & Cunningham 2019),
+    which with l the logits is expm1(x l) / expm1(l); so F(b) - F(a) = exp(a l) expm1(w l) / expm1(l) with
+    w = b - a. At l = 0 (lambda = 1/2, the uniform) the ratio is 0/0 with limit w; within 1e-6 of it the
+    first-order expansion log(expm1(w l) / expm1(l)) = log w + (w - 1) l / 2 (error below l^2 / 24) takes over.
+    """
+    a, b = lo.clamp(0, 1), hi.clamp(0, 1)
+    w = b - a
+    near = logits.abs() < 1e-6
+    l = torch.where(near, torch.ones_like(logits), logits)  # keeps the unused branch finite
+    log_ratio = torch.where(near, torch.log(w) + (w - 1) * logits / 2, _log_abs_expm1(w * l) - _log_abs_expm1(l))
+    return a * logits + log_ratio
+
+
+def discrete_log_prob(likelihood: LikelihoodName, lo: torch.Tensor, hi: torch.Tensor, x_hat: torch.Tensor,
+                      logits: torch.Tensor, log_sigma: torch.Tensor | None) -> torch.Tensor:
+    """Elementwise log P(k|z) in float64: the decoder's mass on each pixel's grey-level bin [lo, hi]
+    (normalized space, open at the ends: Normalizer.grey_level_bins); x_hat, logits, log_sigma as in log_prob."""
+    lik = likelihood_spec(likelihood)
+    if not lik.discrete_bits:
+        raise ValueError(f"likelihood {likelihood!r} is not a distribution over grey levels: it has no bin masses.")
+    if lik.density == "continuous_bernoulli":
+        log_mass = continuous_bernoulli_log_mass(lo, hi, logits.double())
+    elif log_sigma is None:
+        raise ValueError(f"likelihood {likelihood!r} needs a log_sigma tensor (gaussian_optimal: the model's "
+                         "kept one).")
+    else:
+        mean, sigma = x_hat.double(), log_sigma.double().exp()
+        log_mass = symmetric_log_mass((lo - mean) / sigma, (hi - mean) / sigma, _STANDARD_LOG_CDF[lik.density])
+    return log_mass.clamp_max(0.0)  # a mass is at most 1; rounding can leave its log a hair above 0
+
+
+_STANDARD_LOG_CDF: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gaussian": torch.special.log_ndtr, "laplace": laplace_log_cdf}

@@ -53,10 +53,13 @@ class Normalizer:
         ranges = self.reachable_range()
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
-    def log_det_to_grey_levels(self, height: int, width: int) -> float:
-        """log |det dk/dx| for one image, k = 255 * pixel the grey level: log p(k) = log p(x) - this."""
-        per_channel = sum(math.log(GREY_LEVELS * c) for c in self.scale)
-        return per_channel * height * width
+    def grey_level_bins(self, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (..., C, H, W) -> each pixel's bin [k - 1/2, k + 1/2] / 255 in normalized space,
+        (lower edges, upper edges) in float64; the edge bins are open: grey level 0 reaches down to -inf,
+        255 up to +inf, so the 256 bins tile the line and their masses under any distribution sum to 1."""
+        grey = k.to(torch.float64)
+        lo, hi = self.forward((grey - 0.5) / GREY_LEVELS), self.forward((grey + 0.5) / GREY_LEVELS)
+        return lo.masked_fill(k == 0, -math.inf), hi.masked_fill(k == GREY_LEVELS, math.inf)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "shift": list(self.shift), "scale": list(self.scale)}

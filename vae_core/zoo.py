@@ -4,10 +4,12 @@ Every activation x normalization with the fixed-sigma Gaussian (what MSE is) and
 sigma, and sigmoid/unit with Bernoulli and continuous Bernoulli: 20 runs with the same architecture, data,
 seed, epochs and initial weights. The mismatched cells (tanh on z-scored data, sigmoid on symmetric data)
 are there on purpose. `build_zoo` trains them with the CLI's `train` code path (jobs.run_in_foreground),
-one thread each, in a pool of processes; the same machine gives byte-identical weights.
+one thread each, in a pool of processes; the same machine gives byte-identical weights. `refresh_run`
+evaluates a saved run again with the current evaluation, without training.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -136,6 +138,41 @@ def _train_all(entries: list[ZooEntry], out_dir: Path, workers: int) -> Iterator
     # spawn: a fresh interpreter per worker (fork would copy this process's torch threads and state).
     with multiprocessing.get_context("spawn").Pool(min(workers, len(entries))) as pool:
         yield from pool.imap_unordered(train, entries)
+
+
+def refresh_run(run_dir: Path) -> dict[str, Any]:
+    """Evaluate a saved run again with the current evaluation and rewrite its metrics' `test` block (the
+    folder atomically); the weights and the rest of metrics.json are kept. Returns the new test block.
+
+    The same call as the end of training (jobs.TrainingJob._finish: the whole test split, the run's loss,
+    evaluate's default seed and batch size) under the run's thread count, so it writes what a rebuild would.
+    """
+    from .data import load_dataset
+    from .evaluate import evaluate
+    from .runs import load_run, read_samples, save_run
+
+    run = load_run(run_dir)
+    images = load_dataset(run.config.data, "test").images
+    with _threads(run.config.train.num_threads):
+        test = evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset,
+                        loss=run.config.loss).to_dict()
+    save_run(Path(run_dir), run.model, run.config, run.normalizer, {**run.metrics, "test": test},
+             read_samples(run_dir))
+    return test
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to n (None: unchanged) inside the block: as many as the run trained with,
+    since the split of a sum over threads can move its last bits."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
