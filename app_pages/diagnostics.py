@@ -3,7 +3,7 @@ import streamlit as st
 from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
 from ui.widgets import chart, url_choice, url_slider
 from vae_core.compatibility import ACTIVATION_RANGE
-from vae_core.evaluate import COLLAPSE_KL, bits_per_dim
+from vae_core.evaluate import COLLAPSE_KL
 from vae_core.objective import effective_beta, implied_sigma
 from vae_plots import views
 from vae_plots.figures import format_number
@@ -44,7 +44,6 @@ def likelihood_ui() -> None:
     k = url_choice(left, "select_slider", "Importance samples k (IWAE)", [1, 2, 5, 10, 20, 50, 100, 200], 20, "iwae_k")
     n = url_choice(right, "select_slider", "Test images", [100, 200, 500, 1000, 2000], 200, "iwae_n")
     m = evaluate_cached(str(run.path), run_mtime(run), min(n, len(test)), k)
-    shape = (cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
     c = st.columns(4)
     c[0].metric("ELBO", format_number(m.elbo_nats), help="nats/image, one z sample")
     c[1].metric(f"IWAE bound, k = {k}", format_number(m.iwae_nats),
@@ -56,8 +55,8 @@ def likelihood_ui() -> None:
         st.caption(m.bits_per_dim_note)
     else:
         c[2].metric("Bits/dim (ELBO)", format_number(m.bits_per_dim, 3),
-                    help="0..255 grey-level scale, log-Jacobian included")
-        c[3].metric("Bits/dim (IWAE)", format_number(bits_per_dim(m.iwae_nats, run.normalizer, shape), 3))
+                    help="-log2 of each 8-bit pixel's grey-level probability mass, KL included, per dimension")
+        c[3].metric("Bits/dim (IWAE)", format_number(m.iwae_bits_per_dim, 3))
     n_pixels = cfg.model.channels * cfg.model.image_size**2
     beta_eff = effective_beta(cfg.loss, n_pixels, cfg.model.latent_dim)
     sigma = implied_sigma(cfg.loss, n_pixels, cfg.model.latent_dim)
