@@ -21,7 +21,7 @@ PARAM = "compare"  # the URL query parameter: the compared runs' folder names, c
 PICK_KEY = "compare_pick"  # widget: the compared runs' paths
 WROTE_KEY = "compare_wrote"  # session: what this session last wrote to the URL (anything else came from a link)
 KEPT_KEY = "compare_kept"  # session: the same, kept across page changes (a widget's state is not)
-N_EVAL, IWAE_K = 200, 10  # measured: three runs evaluate in ~2.5 s on one core (cold), then cached
+N_EVAL, IWAE_K = 200, 10  # measured: three runs evaluate in ~3 s on one core (cold), then cached
 
 
 def _mtime(path: str) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from ui.family import family_toggle_ui
 from ui.session import TOKEN_PARAM, client_token
@@ -67,7 +66,7 @@ def share_ui() -> None:
     """A copyable link to what the page shows, without the browser's token: whoever opens it gets the view,
     not the identity (and not the training job)."""
     with st.sidebar.expander("Link to this view", icon=":material/link:"):
-        components.html(SHARE_HTML.replace("TOKEN_PARAM", TOKEN_PARAM), height=76)
+        st.iframe(SHARE_HTML.replace("TOKEN_PARAM", TOKEN_PARAM), height=76)  # our own constant HTML, nothing a user wrote
         st.caption("Opens the same model, page and settings in any browser. It does not carry your identity "
                    "(your training job stays yours).")
 def _label(choice: ModelChoice | None, path: str) -> str:
