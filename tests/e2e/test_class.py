@@ -182,7 +182,7 @@ def test_no_request_leaves_the_machine(browser, app_url):
 
 # --------------------------------------------------------------------------- 3. six sessions clicking quickly
 
-NAVIGATE_S = 12.0
+NAVIGATE_S = 8.0
 
 
 def _quick_action(rng: random.Random, s: Watched) -> None:

@@ -1,5 +1,5 @@
-"""End to end: a three-variant sweep from the Train page draws three live curves, Stop saves all three as one
-family, and the family opens in Compare."""
+"""End to end: a three-variant sweep from the Train page draws three live curves, survives a page change
+(the other pages stay usable meanwhile), Stop saves all three as one family, and the family opens in Compare."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import assert_no_exception, screenshot, wait_for_status, wait_settled
-from .harness import fill_number, go_to
+from .conftest import PLOTLY, assert_no_exception, screenshot, wait_for_status, wait_settled
+from .harness import chart_signature, fill_number, go_to
 
 pytestmark = pytest.mark.e2e
 
@@ -65,6 +65,16 @@ def test_a_sweep_trains_three_variants_live_stops_and_opens_in_compare(page, run
     assert svg.count("<polyline") == 9, f"three panels of three variants ({shot})"
     status = page.locator(".st-key-sweep_status").inner_text()
     assert all(f"output_activation={a}" in status for a in ("sigmoid", "tanh", "linear")), status
+
+    # the job survives a page change: away to the latent space (usable meanwhile) and back, further on
+    curves = chart_signature(live)
+    go_to(page, "Latent space")
+    assert page.locator(f".st-key-traversal_panel {PLOTLY}").count() == 1
+    assert_no_exception(page, "Latent space while a sweep trains", screenshot(page, "latent-while-training"))
+    go_to(page, "Train")
+    wait_for_status(page, "running", timeout_s=30)
+    page.locator(".st-key-train_curves img").wait_for(state="visible", timeout=30_000)
+    assert chart_signature(page.locator(".st-key-train_curves").first) != curves  # it went on training
 
     page.locator(".st-key-train_stop button").click()
     page.wait_for_url("**/compare**", timeout=60_000)  # the stopped family opens in Compare
