@@ -7,7 +7,7 @@ import pytest
 
 from tests.test_jobs import read_metrics, tiny_config, wait_for
 from vae_core.host import HostSettings
-from vae_core.jobs import JobSnapshot
+from vae_core.job_state import JobSnapshot
 from vae_core.runs import load_run
 from vae_core.scheduler import KEEP_DONE, JobScheduler
 

@@ -10,7 +10,8 @@ import torch
 
 from tests.test_jobs import wait_for
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.jobs import JobSnapshot, TrainingJob, thin_snapshot
+from vae_core.job_state import JobSnapshot, thin_snapshot
+from vae_core.jobs import TrainingJob
 from vae_core.normalize import fit_normalizer
 from vae_core.runs import list_runs, load_run
 from vae_core.sweep import (SWEEP_MAX_VARIANTS, LockstepTrainer, NothingToTrain, SweepSpec, check_lockstep,

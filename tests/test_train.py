@@ -8,7 +8,8 @@ import torch
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from vae_core.evaluate import evaluate
-from vae_core.jobs import History, TrainingJob, history_rows
+from vae_core.job_state import History
+from vae_core.jobs import TrainingJob, history_rows
 from vae_core.normalize import fit_normalizer
 from vae_core.runs import load_run
 from vae_core.train import Trainer, TrainingDiverged, make_run_config, prepare_data

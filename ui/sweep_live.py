@@ -7,7 +7,7 @@ from html import escape
 import numpy as np
 import streamlit as st
 
-from vae_core.jobs import JobSnapshot, VariantSnapshot, thin
+from vae_core.job_state import JobSnapshot, VariantSnapshot, thin
 from vae_plots import figures
 from vae_plots.live_svg import curves, curves_svg, sweep_colour
 

@@ -19,7 +19,7 @@ from typing import Callable, Literal, Protocol
 
 from .config import RunConfig
 from .host import HostSettings
-from .jobs import JobSnapshot, JobStatus, thin_snapshot
+from .job_state import JobSnapshot, JobStatus, thin_snapshot
 from .sweep import SweepSpec, sweep_configs
 from .worker import ProcessJob
 

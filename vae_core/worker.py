@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import RunConfig
-from .jobs import (HISTORY_CAP, JobSnapshot, JobState, JobUpdate, StopSignal, TrainingJob, planned_sweep,
-                   failure_updates, host_checkpoint_every_s)
+from .job_state import HISTORY_CAP, JobSnapshot, JobState, JobUpdate, StopSignal, failure_updates
+from .jobs import TrainingJob, host_checkpoint_every_s, planned_sweep
 from .runs import CONFIG, run_name
 from .sweep import SweepPlan, SweepSpec
 from .train import StepMetrics
