@@ -1,7 +1,7 @@
 import streamlit as st
 
 from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
-from ui.widgets import chart, url_choice, url_slider
+from ui.widgets import chart, url_choice
 from vae_core.compatibility import ACTIVATION_RANGE
 from vae_core.evaluate import COLLAPSE_KL
 from vae_core.objective import effective_beta, implied_sigma
@@ -22,7 +22,9 @@ if (note := views.status_note(run)) is not None:
 @st.fragment
 def range_ui() -> None:
     st.subheader("Can the output reach the targets?")
-    n = url_slider(st, "Test images", 50, len(test), min(500, len(test)), "range_n", step=50) \
+    # Not in the URL: bound to it, this slider missed a press now and then under a class's load (bench/soak.py,
+    # three runs out of three); unbound, none in the same soak.
+    n = st.slider("Test images", 50, len(test), min(500, len(test)), 50, key="range_n") \
         if len(test) > 50 else len(test)
     view = views.range_view(run, test.images[:n])
     lo, hi = ACTIVATION_RANGE[act]
