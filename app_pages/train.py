@@ -1,4 +1,3 @@
-import numpy as np
 import streamlit as st
 
 from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, start_blocked, stop, submit
@@ -9,7 +8,7 @@ from ui.train_form import compatibility_matrix_ui, loss_balance_ui, run_config_u
 from ui.widgets import chart, test_metrics_ui
 from vae_core.evaluate import COLLAPSE_KL, posterior_collapse
 from vae_core.job_state import thin
-from vae_plots import figures, views
+from vae_plots import views
 from vae_plots.live_svg import kl_bars_svg
 
 LIVE_POINTS = 400  # curve points sent each second: more than a chart's width in pixels is wasted
@@ -78,7 +77,7 @@ def live_figures_ui(snap) -> None:
     c1.image(kl_bars_svg(last.kl_per_dim, COLLAPSE_KL))
     if snap.preview is not None:
         c2.markdown(f"**Test reconstructions** at step {snap.preview.step:,} (top: input, bottom: reconstruction)")
-        c2.image(preview_image(snap.preview), width="stretch")
+        c2.image(views.preview_picture(snap.preview, PREVIEW_ZOOM), width="stretch")
 
 
 def status_ui(job) -> None:
@@ -89,12 +88,6 @@ def status_ui(job) -> None:
             st.error(f"Training **{job.status}**. {job.message}")
         else:
             st.success(f"Training **{job.status}**. {job.message}")
-
-
-def preview_image(preview) -> np.ndarray:
-    """Inputs over reconstructions as one small uint8 picture: an <img>, far lighter than a figure."""
-    grid = figures.tile(np.stack([preview.inputs, preview.recons]), 2, len(preview.inputs))
-    return grid.repeat(PREVIEW_ZOOM, 0).repeat(PREVIEW_ZOOM, 1)
 
 
 if job is not None:

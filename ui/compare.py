@@ -10,11 +10,11 @@ import torch
 
 from ui.family import candidates
 from ui.session import client_token
-from ui.state import ModelChoice, evaluate_cached, load_run_cached, model_choices
+from ui.state import ModelChoice, config_mtime, evaluate_cached, load_run_cached, model_choices
 from vae_core.data import DatasetNotFoundError
 from vae_core.evaluate import EvalMetrics
 from vae_core.families import family_of
-from vae_core.runs import CONFIG, LoadedRun, RunLoadError
+from vae_core.runs import LoadedRun, RunLoadError
 from vae_plots import compare
 
 PARAM = "compare"  # the URL query parameter: the compared runs' folder names, comma-separated
@@ -22,10 +22,6 @@ PICK_KEY = "compare_pick"  # widget: the compared runs' paths
 WROTE_KEY = "compare_wrote"  # session: what this session last wrote to the URL (anything else came from a link)
 KEPT_KEY = "compare_kept"  # session: the same, kept across page changes (a widget's state is not)
 N_EVAL, IWAE_K = 200, 10  # measured: three runs evaluate in ~3 s on one core (cold), then cached
-
-
-def _mtime(path: str) -> float:
-    return (Path(path) / CONFIG).stat().st_mtime
 
 
 def family_paths(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str]:
@@ -80,7 +76,7 @@ def _load(paths: list[str]) -> list[LoadedRun]:
     runs = []
     for path in paths:
         try:
-            runs.append(load_run_cached(path, _mtime(path)))
+            runs.append(load_run_cached(path, config_mtime(path)))
         except (RunLoadError, OSError) as e:
             st.warning(f"Left out {Path(path).name}: {e}")
     return runs
@@ -109,14 +105,14 @@ def evaluations(runs: list[LoadedRun]) -> list[EvalMetrics | None]:
 
 def _evaluation(run: LoadedRun) -> EvalMetrics | None:
     try:
-        return evaluate_cached(str(run.path), _mtime(str(run.path)), N_EVAL, IWAE_K)
+        return evaluate_cached(str(run.path), config_mtime(str(run.path)), N_EVAL, IWAE_K)
     except (DatasetNotFoundError, ValueError) as e:
         st.warning(f"No test metrics for {run.name}: its test images ({run.config.data.dataset}) are not here. {e}")
         return None
 
 
 def _key(runs: list[LoadedRun]) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    return tuple(str(r.path) for r in runs), tuple(_mtime(str(r.path)) for r in runs)
+    return tuple(str(r.path) for r in runs), tuple(config_mtime(str(r.path)) for r in runs)
 
 
 def reconstructions(runs: list[LoadedRun], images: torch.Tensor, start: int) -> compare.CompareReconstructions:

@@ -8,7 +8,8 @@ import streamlit as st
 
 from ui.state import ModelChoice, set_run
 from vae_core.compatibility import compatibility
-from vae_core.families import TOGGLE_FIELDS, FamilyAxis, family_axes, field_label, with_value
+from vae_core.config import with_value
+from vae_core.families import TOGGLE_FIELDS, FamilyAxis, family_axes, field_label
 from vae_core.runs import RunInfo
 
 TOGGLE_KEY = "toggle_{field}"  # session: one segmented control per field (dots become underscores: CSS class names)

@@ -19,7 +19,7 @@ from ui.session import client_token
 from vae_core.config import DataConfig
 from vae_core.data import DatasetNotFoundError, ImageDataset, load_dataset
 from vae_core.evaluate import EvalMetrics, evaluate
-from vae_core.runs import (LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
+from vae_core.runs import (CONFIG, LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
                            load_run, read_samples)
 
 RUN_KEY = "run_path"  # session: the folder of the loaded run (the URL names it; this resolves the name)
@@ -89,8 +89,9 @@ def model_choices(owner: str) -> list[ModelChoice]:
             + [ModelChoice(r.path, "class", r) for r in runs if r.owner != owner])
 
 
-def _mtime(path: Path) -> float:
-    return (path / "config.json").stat().st_mtime
+def config_mtime(path: str | Path) -> float:
+    """When the run folder was last saved: the cache key that makes a re-save reload."""
+    return (Path(path) / CONFIG).stat().st_mtime
 
 
 def add_notice(text: str) -> None:
@@ -135,7 +136,7 @@ def current_run() -> LoadedRun:
         path = default_run_path()
     st.session_state[RUN_KEY] = str(path)
     try:
-        return load_run_cached(str(path), _mtime(path))
+        return load_run_cached(str(path), config_mtime(path))
     except (RunLoadError, OSError) as e:
         if path == default_run_path():
             st.error(f"The default bundled model cannot be loaded: {e} Restore models/ from the repository "
@@ -206,4 +207,4 @@ def evaluate_cached(path: str, mtime: float, n_images: int, iwae_k: int) -> Eval
 
 
 def run_mtime(run: LoadedRun) -> float:
-    return _mtime(run.path)
+    return config_mtime(run.path)

@@ -7,13 +7,13 @@ from typing import Any
 
 import streamlit as st
 
+from ui.sweep_live import swatch
 from ui.train_form import load_target_range
 from vae_core.compatibility import Verdict, compatibility
-from vae_core.config import SECTIONS, RunConfig, fields_info
+from vae_core.config import RunConfig, field_info, field_value
 from vae_core.data import DatasetNotFoundError
-from vae_core.families import field_label, field_value
+from vae_core.families import field_label
 from vae_core.sweep import SWEEP_MAX_VARIANTS, SweepSpec, format_value, sweep_configs, sweepable_fields
-from vae_plots.live_svg import sweep_colour
 
 FIELD_KEY = "cfg_sweep_field"  # widget: the swept field ("" = one run)
 VALUES_KEY = "cfg_sweep_values_{field}"  # widget: the values, one per field (a field's options differ)
@@ -76,15 +76,10 @@ def sweep_ui(config: RunConfig | None) -> SweepChoice:
     if path == ONE_RUN or config is None:
         return SweepChoice(None)
     with right:
-        values = _values_ui(path, field_value(config, path), _options(path))
+        values = _values_ui(path, field_value(config, path), field_info(path).options)
     choice = _spec(path, values, config)
     _variants_ui(choice)
     return choice
-
-
-def _options(path: str) -> tuple[Any, ...]:
-    section, name = path.split(".")
-    return fields_info(SECTIONS[section])[name].options
 
 
 def _variants_ui(choice: SweepChoice) -> None:
@@ -92,7 +87,6 @@ def _variants_ui(choice: SweepChoice) -> None:
     for i, (label, verdict) in enumerate(zip(choice.labels, choice.verdicts)):
         said = "data not available" if verdict is None else verdict.status
         reason = f": {verdict.reason}" if verdict is not None and verdict.reason else ""
-        st.markdown(f'<span style="color:{sweep_colour(i)}">■</span> <b>{escape(label)}</b> — '
-                    f"{escape(said + reason)}", unsafe_allow_html=True)
+        st.markdown(f"{swatch(i)} <b>{escape(label)}</b> — {escape(said + reason)}", unsafe_allow_html=True)
     if choice.refused:
         st.error(choice.refused)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from html import escape
 
-import numpy as np
 import streamlit as st
 
 from vae_core.job_state import JobSnapshot, VariantSnapshot, thin
-from vae_plots import figures
+from vae_plots import views
 from vae_plots.live_svg import curves, curves_svg, sweep_colour
 
 PREVIEW_ZOOM = 2  # a row per variant: smaller than a single run's preview, so six fit on a projector
@@ -16,14 +15,15 @@ STATUS_WORD = {"starting": "starting", "running": "training", "finished": "finis
                "diverged": "⚠ diverged", "failed": "⚠ failed", "interrupted": "⚠ interrupted", "refused": "⊘ refused"}
 
 
-def _swatch(i: int) -> str:
+def swatch(i: int) -> str:
+    """A square in variant i's colour, for a line of HTML."""
     return f'<span style="color:{sweep_colour(i)}">■</span>'
 
 
 def variant_line(i: int, v: VariantSnapshot) -> str:
     """One variant: its colour, label, state, latest ELBO and (refused, diverged) why."""
     last = v.history[-1] if v.history else None
-    parts = [f"{_swatch(i)} <b>{escape(v.label)}</b> — {STATUS_WORD.get(v.status, v.status)}"]
+    parts = [f"{swatch(i)} <b>{escape(v.label)}</b> — {STATUS_WORD.get(v.status, v.status)}"]
     if last is not None:
         parts.append(f"step {last.step:,} · ELBO {last.elbo_nats:,.1f} nats")
     if v.message and v.status in ("refused", "diverged", "failed", "interrupted"):
@@ -45,16 +45,6 @@ def sweep_curves_svg(snap: JobSnapshot, points: int) -> str | None:
     return curves_svg(runs) if runs else None
 
 
-def preview_rows(snap: JobSnapshot) -> list[tuple[int, VariantSnapshot, np.ndarray]]:
-    """(index, variant, inputs over reconstructions) for every variant with a preview."""
-    rows = []
-    for i, v in enumerate(snap.variants):
-        if v.preview is not None:
-            grid = figures.tile(np.stack([v.preview.inputs, v.preview.recons]), 2, len(v.preview.inputs))
-            rows.append((i, v, grid.repeat(PREVIEW_ZOOM, 0).repeat(PREVIEW_ZOOM, 1)))
-    return rows
-
-
 def sweep_live_ui(snap: JobSnapshot, points: int) -> None:
     """The whole live view of a sweep (redrawn by the page's polling fragment)."""
     variants_status_ui(snap)
@@ -65,6 +55,7 @@ def sweep_live_ui(snap: JobSnapshot, points: int) -> None:
             st.image(svg)
     with right:
         st.markdown("**Test reconstructions** (per variant: input over reconstruction)")
-        for i, v, image in preview_rows(snap):
-            st.markdown(f"{_swatch(i)} {escape(v.label)} · step {v.preview.step:,}", unsafe_allow_html=True)
-            st.image(image)
+        for i, v in enumerate(snap.variants):
+            if v.preview is not None:
+                st.markdown(f"{swatch(i)} {escape(v.label)} · step {v.preview.step:,}", unsafe_allow_html=True)
+                st.image(views.preview_picture(v.preview, PREVIEW_ZOOM))

@@ -257,6 +257,26 @@ def _section_from_dict(cls: type, section: Any, name: str) -> Any:
         raise ValueError(f"config section {name!r}: {e}") from None
 
 
+FieldPath = str  # "section.name", e.g. "model.output_activation": a field of a RunConfig
+
+
+def field_info(path: FieldPath) -> FieldInfo:
+    """The FieldInfo of a RunConfig field named by its path."""
+    section, name = path.split(".")
+    return fields_info(SECTIONS[section])[name]
+
+
+def field_value(config: RunConfig, path: FieldPath) -> Any:
+    section, name = path.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def with_value(config: RunConfig, path: FieldPath, value: Any) -> RunConfig:
+    """The config with one field changed (validated, as any config; derived fields left as they are)."""
+    section, name = path.split(".")
+    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **{name: value})})
+
+
 def field_options(cls: type, name: str) -> tuple[Any, ...]:
     """The allowed values of a choice field (a Literal, or a number with options), for select boxes and CLI choices."""
     return fields_info(cls)[name].options

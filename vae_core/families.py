@@ -8,18 +8,17 @@ aside before comparing, so "sigmoid vs tanh" is one difference however the runs 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
-from typing import Any, Iterable, get_args
+from typing import Any, Iterable
 
-from .config import SECTIONS, Normalization, OutputActivation, RunConfig, fields_info
+from .config import FieldPath, RunConfig, field_info, field_value
 from .likelihoods import likelihood_spec
 from .runs import RunInfo
 
-FieldPath = str  # "section.name", e.g. "model.output_activation"
 # Always offered by the toggle, in this order: the three choices every question is about.
 TOGGLE_FIELDS: tuple[FieldPath, ...] = ("model.output_activation", "data.normalization", "loss.likelihood")
-TOGGLE_VALUES: dict[FieldPath, tuple[Any, ...]] = {
-    "model.output_activation": get_args(OutputActivation), "data.normalization": get_args(Normalization)}
+ALL_VALUES: frozenset[FieldPath] = frozenset(TOGGLE_FIELDS[:2])  # few options: show them all, runs or not
 # Where a run was trained or on which machine: not a difference in what it learned.
 INCIDENTAL: frozenset[FieldPath] = frozenset(
     {"data.data_dir", "data.download", "train.num_threads", "train.eval_every"})
@@ -27,19 +26,7 @@ INCIDENTAL: frozenset[FieldPath] = frozenset(
 
 def field_label(path: FieldPath) -> str:
     """The field's label from its spec ("Decoder output activation")."""
-    section, name = path.split(".")
-    return fields_info(SECTIONS[section])[name].spec.label
-
-
-def field_value(config: RunConfig, path: FieldPath) -> Any:
-    section, name = path.split(".")
-    return getattr(getattr(config, section), name)
-
-
-def with_value(config: RunConfig, path: FieldPath, value: Any) -> RunConfig:
-    """The config with one field changed (validated, as any config)."""
-    section, name = path.split(".")
-    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **{name: value})})
+    return field_info(path).spec.label
 
 
 def _unused(config: RunConfig) -> set[FieldPath]:
@@ -56,8 +43,10 @@ def _unused(config: RunConfig) -> set[FieldPath]:
     return unused
 
 
+@functools.lru_cache(maxsize=4096)
 def comparable(config: RunConfig) -> dict[FieldPath, Any]:
-    """The fields that shape what a run learns, by path; unused and incidental ones left out."""
+    """The fields that shape what a run learns, by path; unused and incidental ones left out. Treat as
+    read-only: cached, because every page of every session compares the loaded run with every listed one."""
     skip = INCIDENTAL | _unused(config)
     return {f"{s}.{n}": v for s, section in dataclasses.asdict(config).items()
             for n, v in section.items() if f"{s}.{n}" not in skip}
@@ -109,13 +98,11 @@ def siblings(run: RunInfo, candidates: Iterable[RunInfo]) -> dict[FieldPath, dic
 
 def _values(path: FieldPath, current: Any, present: Iterable[Any]) -> tuple[Any, ...]:
     """The toggle's values: the field's options where they are few, else the ones runs have."""
-    section, name = path.split(".")
-    options = TOGGLE_VALUES.get(path) or fields_info(SECTIONS[section])[name].options
-    have = {current, *present}
-    if path in TOGGLE_VALUES:
+    options = field_info(path).options
+    if path in ALL_VALUES:
         return tuple(options)
-    ordered = [o for o in options if o in have] if options else sorted(have, key=_sort_key)
-    return tuple(ordered)
+    have = {current, *present}
+    return tuple([o for o in options if o in have] if options else sorted(have, key=_sort_key))
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

@@ -24,12 +24,11 @@ from typing import Any, Iterator, Literal, Sequence
 
 import torch
 
-from .config import SECTIONS, FieldInfo, RunConfig, check_field, fields_info
+from .config import SECTIONS, FieldInfo, FieldPath, RunConfig, check_field, field_info, fields_info, with_value
 from .normalize import Normalizer
 from .runs import run_name
 from .train import StepMetrics, Trainer, TrainingDiverged, batch_indices, make_run_config, steps_per_epoch
 
-FieldPath = str  # "section.name", e.g. "model.output_activation"
 SWEEP_MAX_VARIANTS = 6  # one job trains them all on one core: more would starve each variant of steps
 SWEEPS_DIR = ".sweeps"  # under the runs dir; hidden, so it is never taken for a run folder
 MANIFEST_FORMAT = "vae-lab-sweep/1"
@@ -49,15 +48,10 @@ SHARED_FIELDS: dict[FieldPath, str] = {
 }
 
 
-def _path_info(path: FieldPath) -> FieldInfo:
-    section, name = path.split(".")
-    return fields_info(SECTIONS[section])[name]
-
-
 def sweepable_fields() -> tuple[FieldPath, ...]:
     """Every field a sweep can vary, as "section.name", in the config's own order."""
     paths = (f"{s}.{n}" for s, cls in SECTIONS.items() for n in fields_info(cls))
-    return tuple(p for p in paths if p not in SHARED_FIELDS and _path_info(p).kind != "other")
+    return tuple(p for p in paths if p not in SHARED_FIELDS and field_info(p).kind != "other")
 
 
 def _known(path: str) -> bool:
@@ -117,7 +111,7 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         path = resolve_field(self.field)
-        info = _path_info(path)
+        info = field_info(path)
         values = tuple(_typed(info, v) for v in self.values)
         _check_values(path, values)
         object.__setattr__(self, "field", path)
@@ -166,9 +160,8 @@ def sweep_configs(base: RunConfig, spec: SweepSpec) -> list[RunConfig]:
 
 def _variant_config(base: RunConfig, spec: SweepSpec, value: Any, label: str) -> RunConfig:
     try:
-        parts = {s: getattr(base, s) for s in SECTIONS}
-        parts[spec.section] = dataclasses.replace(parts[spec.section], **{spec.name: value})
-        return make_run_config(*(parts[s] for s in SECTIONS))
+        varied = with_value(base, spec.field, value)
+        return make_run_config(varied.data, varied.model, varied.loss, varied.train)
     except ValueError as e:
         raise ValueError(f"Variant {label} of the sweep is invalid: {e}") from None
 

@@ -19,7 +19,8 @@ from pandas.io.formats.style import Styler
 from vae_core.compatibility import ACTIVATION_RANGE
 from vae_core.data import pixels
 from vae_core.evaluate import EvalMetrics
-from vae_core.families import TOGGLE_FIELDS, differences, field_value
+from vae_core.config import field_value
+from vae_core.families import TOGGLE_FIELDS, differences
 from vae_core.latent import embed, reconstruct
 from vae_core.likelihoods import likelihood_spec
 from vae_core.runs import LoadedRun
