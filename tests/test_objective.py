@@ -8,8 +8,8 @@ from torch.distributions import Normal
 
 from vae_core.config import LossConfig, ModelConfig
 from vae_core.models import build_model
-from vae_core.objective import (effective_beta, implied_sigma, kl_per_dimension, kl_weight, loss_terms,
-                                reconstruction_nats, training_loss)
+from vae_core.objective import (effective_beta, equivalent_beta, implied_sigma, kl_per_dimension, kl_weight,
+                                loss_terms, reconstruction_nats, reduction_factors, training_loss)
 
 TINY = ModelConfig(arch="mlp", channels=1, image_size=28, latent_dim=3, hidden_dim=16)
 N_PIXELS, LATENT = 1 * 28 * 28, 3
@@ -30,18 +30,100 @@ def _x(seed=1):
 def test_effective_beta_hand_worked():
     # recon summed over pixels, KL averaged over 10 dims: loss = recon + 100 * KL / 10 = recon + 10 KL.
     cfg = LossConfig(beta=100, recon_reduction="sum", kl_reduction="mean")
-    assert effective_beta(cfg, 3072, 10) == pytest.approx(10.0)
+    assert effective_beta(cfg, 3072, 10, 64) == pytest.approx(10.0)
     # recon averaged over 784 pixels, KL summed: loss = recon / 784 + KL = (recon + 784 KL) / 784.
     cfg = LossConfig(beta=1, recon_reduction="mean", kl_reduction="sum")
-    assert effective_beta(cfg, 784, 20) == pytest.approx(784.0)
+    assert effective_beta(cfg, 784, 20, 64) == pytest.approx(784.0)
     # recon_coef 2: loss = 2 recon / 784 + KL = (2 / 784)(recon + 392 KL).
     cfg = LossConfig(beta=1, recon_coef=2, recon_reduction="mean", kl_reduction="sum")
-    assert effective_beta(cfg, 784, 20) == pytest.approx(392.0)
+    assert effective_beta(cfg, 784, 20, 64) == pytest.approx(392.0)
     # both means, beta 4, 784 pixels, 16 dims: recon / 784 + 4 KL / 16 = (recon + 196 KL) / 784.
     cfg = LossConfig(beta=4, recon_reduction="mean", kl_reduction="mean")
-    assert effective_beta(cfg, 784, 16) == pytest.approx(196.0)
+    assert effective_beta(cfg, 784, 16, 64) == pytest.approx(196.0)
     # the ELBO itself
-    assert effective_beta(LossConfig(), 784, 16) == 1.0
+    assert effective_beta(LossConfig(), 784, 16, 64) == 1.0
+
+
+# (recon over pixels, recon over batch, KL over dims, KL over batch) -> beta_eff, worked by hand for beta = 100,
+# 784 pixels, L = 8, at B = 64 and B = 16: beta * (1 or 1/L)(1 or B) / ((1 or 1/784)(1 or B)).
+EVERY_REDUCTION = {
+    ("sum", "mean", "sum", "mean"): (100.0, 100.0),  # the ELBO's reductions, beta 100
+    ("sum", "sum", "sum", "mean"): (100 / 64, 100 / 16),  # mse_loss(reduction="sum") + 100 * KL.sum(1).mean()
+    ("sum", "sum", "mean", "mean"): (0.1953125, 0.78125),  # the seed loss: 100 / (64 * 8), 100 / (16 * 8)
+    ("sum", "mean", "mean", "mean"): (12.5, 12.5),  # what the batch-blind display said for the seed loss
+    ("sum", "sum", "sum", "sum"): (100.0, 100.0),  # both summed over the batch: B cancels
+    ("sum", "sum", "mean", "sum"): (12.5, 12.5),
+    ("sum", "mean", "sum", "sum"): (6400.0, 1600.0),
+    ("sum", "mean", "mean", "sum"): (800.0, 200.0),
+    ("mean", "mean", "sum", "mean"): (78400.0, 78400.0),  # mse_loss() + 100 * KL.sum(1).mean()
+    ("mean", "mean", "mean", "mean"): (9800.0, 9800.0),  # mse_loss() + 100 * kl.mean()
+    ("mean", "sum", "sum", "mean"): (1225.0, 4900.0),
+    ("mean", "sum", "mean", "mean"): (153.125, 612.5),
+    ("mean", "mean", "sum", "sum"): (5017600.0, 1254400.0),
+    ("mean", "mean", "mean", "sum"): (627200.0, 156800.0),
+    ("mean", "sum", "sum", "sum"): (78400.0, 78400.0),
+    ("mean", "sum", "mean", "sum"): (9800.0, 9800.0),
+}
+
+
+@pytest.mark.parametrize("reductions", EVERY_REDUCTION)
+def test_effective_beta_of_every_reduction_at_two_batch_sizes(reductions):
+    recon_px, recon_b, kl_dims, kl_b = reductions
+    cfg = LossConfig(beta=100, recon_reduction=recon_px, recon_batch_reduction=recon_b, kl_reduction=kl_dims,
+                     kl_batch_reduction=kl_b)
+    for batch, expected in zip((64, 16), EVERY_REDUCTION[reductions]):
+        assert effective_beta(cfg, 784, 8, batch) == pytest.approx(expected, rel=1e-12)
+
+
+SEED_LOSS = LossConfig(likelihood="gaussian", sigma=1 / math.sqrt(2), beta=100, recon_reduction="sum",
+                       recon_batch_reduction="sum", kl_reduction="mean", kl_batch_reduction="mean")
+
+
+def test_the_seed_loss_is_the_code_people_write():
+    # F.mse_loss(x_hat, x, reduction="sum") + 100 * kl_divergence(q, p).mean(), as written, has the same
+    # gradients as VAE Lab's training loss for SEED_LOSS (they differ by the Gaussian's constant only), and
+    # those are beta_eff = 100 / (B L) times the proper ELBO's, up to the loss's own scale.
+    model, x = _model("gaussian", 1 / math.sqrt(2)), _x()
+    ours = loss_terms(model, x, SEED_LOSS, generator=torch.Generator().manual_seed(3))
+    out = ours.out
+    q, p = Normal(out.mu, torch.exp(0.5 * out.logvar)), Normal(0.0, 1.0)
+    theirs = torch.nn.functional.mse_loss(out.x_hat, x, reduction="sum") + 100 * torch.distributions.kl_divergence(
+        q, p).mean()
+    constant = len(x) * N_PIXELS * (math.log(1 / math.sqrt(2)) + 0.5 * math.log(2 * math.pi))
+    assert ours.loss.item() == pytest.approx(theirs.item() + constant, rel=1e-6)
+    g_ours = torch.autograd.grad(ours.loss, out.x_hat, retain_graph=True)[0]
+    g_theirs = torch.autograd.grad(theirs, out.x_hat, retain_graph=True)[0]
+    torch.testing.assert_close(g_ours, g_theirs)
+    beta_eff = effective_beta(SEED_LOSS, N_PIXELS, LATENT, len(x))
+    assert beta_eff == pytest.approx(100 / (5 * 3))
+    elbo_loss = (ours.recon_nats + beta_eff * ours.kl_nats).mean()  # the proper per-image ELBO with beta_eff
+    scale = len(x)  # the seed loss sums the reconstruction over the batch: B times a per-image loss
+    for t in (out.mu, out.logvar):
+        torch.testing.assert_close(torch.autograd.grad(ours.loss, t, retain_graph=True)[0],
+                                   scale * torch.autograd.grad(elbo_loss, t, retain_graph=True)[0])
+
+
+@pytest.mark.parametrize("reductions", EVERY_REDUCTION)
+def test_every_reduction_is_a_scaled_elbo_with_its_effective_beta(reductions):
+    recon_px, recon_b, kl_dims, kl_b = reductions
+    cfg = LossConfig(likelihood="gaussian", sigma=0.5, beta=3, recon_coef=2, recon_reduction=recon_px,
+                     recon_batch_reduction=recon_b, kl_reduction=kl_dims, kl_batch_reduction=kl_b)
+    model, x = _model("gaussian", 0.5), _x()
+    terms = loss_terms(model, x, cfg, generator=torch.Generator().manual_seed(4))
+    beta_eff = effective_beta(cfg, N_PIXELS, LATENT, len(x))
+    f = reduction_factors(cfg, N_PIXELS, LATENT, len(x))
+    elbo_loss = cfg.recon_coef * f.recon * (terms.recon_nats + beta_eff * terms.kl_nats).mean()
+    assert terms.loss.item() == pytest.approx(elbo_loss.item(), rel=1e-5)
+
+
+def test_equivalent_beta_of_a_run_counts_the_schedule_and_free_bits():
+    cfg = LossConfig(beta=2, kl_schedule="linear", kl_warmup_steps=100, free_bits=0.5)
+    eq = equivalent_beta(cfg, 784, 4, 64, step=51, kl_per_dim=[0.1, 0.7, 0.49, 3.0])
+    assert eq.reductions == 2.0 and eq.schedule_weight == pytest.approx(0.5)  # the 51st step ran at step index 50
+    assert eq.value == pytest.approx(1.0) and eq.free_dims == 2 and eq.latent_dim == 4
+    done = equivalent_beta(cfg, 784, 4, 64, step=1000, kl_per_dim=[1.0] * 4)
+    assert done.value == 2.0 and done.free_dims == 0
+    assert equivalent_beta(LossConfig(), 784, 4, 64, step=0).value == 1.0
 
 
 def test_implied_sigma_hand_worked():
@@ -49,17 +131,17 @@ def test_implied_sigma_hand_worked():
     # of 10, SSE/(2 sigma^2) + 10 KL = 10 (SSE / (2 * 10 sigma^2) + KL): a proper ELBO with
     # sigma' = sigma sqrt(10) = sqrt(10) / sqrt(2) = sqrt(5) = 2.2360...
     cfg = LossConfig(likelihood="gaussian", sigma=1 / math.sqrt(2), beta=100, kl_reduction="mean")
-    assert implied_sigma(cfg, 3072, 10) == pytest.approx(math.sqrt(5), rel=1e-12)
-    assert implied_sigma(cfg, 3072, 10) == pytest.approx(2.2360679, rel=1e-7)
+    assert implied_sigma(cfg, 3072, 10, 64) == pytest.approx(math.sqrt(5), rel=1e-12)
+    assert implied_sigma(cfg, 3072, 10, 64) == pytest.approx(2.2360679, rel=1e-7)
     # recon mean over 784 pixels, beta 1, sigma 0.1: beta_eff 784, sigma' = 0.1 * 28 = 2.8
     cfg = LossConfig(likelihood="gaussian", sigma=0.1, recon_reduction="mean")
-    assert implied_sigma(cfg, 784, 8) == pytest.approx(2.8)
+    assert implied_sigma(cfg, 784, 8, 64) == pytest.approx(2.8)
     # the proper ELBO implies its own sigma
-    assert implied_sigma(LossConfig(likelihood="gaussian", sigma=0.3), 784, 8) == pytest.approx(0.3)
-    assert implied_sigma(LossConfig(likelihood="gaussian", beta=0.0), 784, 8) == math.inf
+    assert implied_sigma(LossConfig(likelihood="gaussian", sigma=0.3), 784, 8, 64) == pytest.approx(0.3)
+    assert implied_sigma(LossConfig(likelihood="gaussian", beta=0.0), 784, 8, 64) == math.inf
     for likelihood in ("bernoulli", "continuous_bernoulli", "gaussian_learned", "gaussian_optimal",
                        "gaussian_pixel", "laplace"):
-        assert implied_sigma(LossConfig(likelihood=likelihood, beta=100), 784, 8) is None
+        assert implied_sigma(LossConfig(likelihood=likelihood, beta=100), 784, 8, 64) is None
 
 
 # ----------------------------------------------------------------------------- the loss the reductions make

@@ -44,7 +44,8 @@ FORM_FIELDS: tuple[FormField, ...] = (
     _fields("data", "dataset", "normalization", "data_scale", "n_train", "image_size")
     + _fields("model", "arch", "output_activation", "latent_dim", "width", "depth", "hidden_dim",
               "hidden_activation", "output_norm")
-    + _fields("loss", "likelihood", "sigma", "beta", "recon_reduction", "kl_reduction", "recon_coef", "z_samples",
+    + _fields("loss", "likelihood", "sigma", "beta", "recon_reduction", "recon_batch_reduction", "kl_reduction",
+              "kl_batch_reduction", "recon_coef", "z_samples",
               "kl_schedule", "kl_warmup_steps", "kl_ramp_fraction", "free_bits")
     + _fields("train", "epochs", "time_budget_s", "batch_size", "lr", "seed",
               keys={"time_budget_s": "cfg_time_budget"})  # the key the browser tests already use

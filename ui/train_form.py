@@ -12,7 +12,8 @@ from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, Trai
 from vae_core.data import DatasetNotFoundError
 from vae_core.host import HostSettingError, HostSettings
 from vae_core.likelihoods import LIKELIHOODS
-from vae_core.objective import effective_beta, implied_sigma
+from vae_core.loss_code import loss_code
+from vae_core.objective import effective_beta, implied_sigma, reduction_factors
 from vae_core.train import TargetRange, target_range
 
 ASK_THE_HOST = ("On this server the data folder and downloads are the host's settings: ask the host to put the "
@@ -91,16 +92,20 @@ def loss_config_ui(form: FieldReader) -> LossConfig | None:
     with st.expander("How the training loss reduces and weighs its terms", expanded=form.refused_now("loss", *terms)):
         d1, d2, d3, d4 = st.columns(4)
         recon_red = form.select(d1, "loss", "recon_reduction")
-        kl_red = form.select(d2, "loss", "kl_reduction")
-        recon_coef = form.number(d3, "loss", "recon_coef")
-        z_samples = form.number(d4, "loss", "z_samples")
+        recon_batch = form.select(d2, "loss", "recon_batch_reduction")
+        kl_red = form.select(d3, "loss", "kl_reduction")
+        kl_batch = form.select(d4, "loss", "kl_batch_reduction")
+        f1, f2, _, _ = st.columns(4)
+        recon_coef = form.number(f1, "loss", "recon_coef")
+        z_samples = form.number(f2, "loss", "z_samples")
         e1, e2, e3, e4 = st.columns(4)
         schedule = form.select(e1, "loss", "kl_schedule")
         warmup = form.number(e2, "loss", "kl_warmup_steps", use="unused" if schedule == "constant" else "used")
         ramp = form.number(e3, "loss", "kl_ramp_fraction", use="used" if schedule == "cyclical" else "unused")
         free_bits = form.number(e4, "loss", "free_bits")
     return form.build(LossConfig, likelihood=likelihood, sigma=sigma, beta=beta, recon_coef=recon_coef,
-                      recon_reduction=recon_red, kl_reduction=kl_red, kl_schedule=schedule, kl_warmup_steps=warmup,
+                      recon_reduction=recon_red, recon_batch_reduction=recon_batch, kl_reduction=kl_red,
+                      kl_batch_reduction=kl_batch, kl_schedule=schedule, kl_warmup_steps=warmup,
                       kl_ramp_fraction=ramp, free_bits=free_bits, z_samples=z_samples)
 
 
@@ -134,20 +139,21 @@ def run_config_ui() -> FormResult:
 
 
 def loss_balance_ui(config: RunConfig) -> None:
-    """What the chosen reductions and coefficients amount to, as the beta of a proper ELBO."""
-    loss, m = config.loss, config.model
+    """What the chosen reductions and coefficients amount to: the beta of a proper ELBO, in words and as code."""
+    loss, m, batch = config.loss, config.model, config.train.batch_size
     n_pixels = m.channels * m.image_size**2
-    beta_eff = effective_beta(loss, n_pixels, m.latent_dim)
-    text = (f"**Equivalent β of the proper ELBO: {beta_eff:.4g}** (β = {loss.beta:g} × KL factor "
-            f"{'1' if loss.kl_reduction == 'sum' else f'1/{m.latent_dim}'} ÷ (coefficient {loss.recon_coef:g} × "
-            f"reconstruction factor {'1' if loss.recon_reduction == 'sum' else f'1/{n_pixels}'}), "
-            f"with {n_pixels} pixel values and {m.latent_dim} latent dimensions per image).")
-    sigma = implied_sigma(loss, n_pixels, m.latent_dim)
+    f = reduction_factors(loss, n_pixels, m.latent_dim, batch)
+    shown = loss_code(loss, n_pixels, m.latent_dim, batch)
+    text = (f"**Equivalent β of the proper ELBO: {effective_beta(loss, n_pixels, m.latent_dim, batch):.4g}** "
+            f"= β {loss.beta:g} × KL factor {f.kl:.4g} ÷ (coefficient {loss.recon_coef:g} × reconstruction "
+            f"factor {f.recon:.4g}). The reconstruction is {shown.recon_words}; the KL is {shown.kl_words}.")
+    sigma = implied_sigma(loss, n_pixels, m.latent_dim, batch)
     if sigma is not None:
         text += (f" For this Gaussian with σ = {loss.sigma:g}, the loss is a proper ELBO (β = 1) with "
                  f"**σ = {sigma:.4g}** in normalized units.")
-    text += " Reported terms stay in proper nats whatever these settings."
-    st.info(text)
+    st.info(text + " Reported terms stay in proper nats whatever these settings.")
+    with st.expander("This loss as the PyTorch you would write"):
+        st.code(shown.code, language="python")
 
 
 def verdict_ui(config: RunConfig) -> Verdict | None:

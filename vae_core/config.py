@@ -182,9 +182,14 @@ class LossConfig:
     recon_coef: float = spec(1.0, "Coefficient on the reconstruction", "on the reconstruction term of the "
                              "training loss.", lo=1e-6, hi=1e6, step=0.1)
     recon_reduction: Reduction = spec("sum", "Reconstruction over pixels", "sum: the ELBO; mean: the default of "
-                                      "mse_loss and binary_cross_entropy.")
+                                      "mse_loss and binary_cross_entropy (which also average over the batch).")
     kl_reduction: Reduction = spec("sum", "KL over latent dimensions", "sum: the ELBO; mean: divides by the "
                                    "number of latent dimensions.")
+    recon_batch_reduction: Reduction = spec("mean", "Reconstruction over the batch", "mean: a loss per image, the "
+                                            "ELBO's scale; sum: what mse_loss(reduction=\"sum\") does, so every "
+                                            "other term weighs batch-size times less.")
+    kl_batch_reduction: Reduction = spec("mean", "KL over the batch", "mean: a KL per image, the ELBO's scale; sum: "
+                                         "the KL weighs batch-size times more.")
     kl_schedule: KLSchedule = spec("constant", "KL schedule", "how β ramps: linear warm-up from 0 to β, or "
                                    "cyclical: repeated ramps (Fu et al. 2019).")
     kl_warmup_steps: int = spec(1000, "Warm-up / cycle length (steps)", "linear: steps from 0 to β; cyclical: the "

@@ -7,6 +7,7 @@ or weighs them; that is a separate, visible choice (LossConfig), summarized by e
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -55,21 +56,31 @@ def kl_weight(cfg: LossConfig, step: int) -> float:
     return 1.0
 
 
-def reduction_factors(cfg: LossConfig, n_pixels: int, latent_dim: int) -> tuple[float, float]:
-    """What the reductions multiply each per-image term by: (recon factor, KL factor)."""
-    f_recon = 1.0 if cfg.recon_reduction == "sum" else 1.0 / n_pixels
-    f_kl = 1.0 if cfg.kl_reduction == "sum" else 1.0 / latent_dim
-    return f_recon, f_kl
+@dataclass(frozen=True)
+class ReductionFactors:
+    """What the training loss multiplies each term's per-image batch mean by (coefficients aside)."""
+    recon: float  # 1 or 1/pixels (over pixels) x 1 or B (over the batch)
+    kl: float  # 1 or 1/L (over latent dimensions) x 1 or B (over the batch)
 
 
-def effective_beta(cfg: LossConfig, n_pixels: int, latent_dim: int) -> float:
-    """The beta of a proper ELBO (recon summed, KL summed, recon coefficient 1) that the training
-    loss amounts to: beta * f_kl / (recon_coef * f_recon)."""
-    f_recon, f_kl = reduction_factors(cfg, n_pixels, latent_dim)
-    return cfg.beta * f_kl / (cfg.recon_coef * f_recon)
+def reduction_factors(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int) -> ReductionFactors:
+    """A sum over the batch is B times its mean: the per-image term weighs B times more than under a mean."""
+    recon = (1.0 if cfg.recon_reduction == "sum" else 1.0 / n_pixels) * (
+        batch_size if cfg.recon_batch_reduction == "sum" else 1.0)
+    kl = (1.0 if cfg.kl_reduction == "sum" else 1.0 / latent_dim) * (
+        batch_size if cfg.kl_batch_reduction == "sum" else 1.0)
+    return ReductionFactors(recon, kl)
 
 
-def implied_sigma(cfg: LossConfig, n_pixels: int, latent_dim: int) -> float | None:
+def effective_beta(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int) -> float:
+    """The beta of a proper ELBO (per image: recon summed, KL summed, recon coefficient 1) that the training
+    loss amounts to: beta * f_kl / (recon_coef * f_recon). E.g. mse_loss(reduction="sum") + 100 *
+    kl_divergence(q, p).mean() at B = 64, L = 8 is 100 * (1/8) / 64 = 0.195."""
+    f = reduction_factors(cfg, n_pixels, latent_dim, batch_size)
+    return cfg.beta * f.kl / (cfg.recon_coef * f.recon)
+
+
+def implied_sigma(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int) -> float | None:
     """For a fixed-sigma Gaussian: the sigma of the proper ELBO (beta = 1) that the loss equals.
 
     loss ∝ SSE / (2 sigma^2) + beta_eff * KL  =  beta_eff * (SSE / (2 sigma^2 beta_eff) + KL),
@@ -77,8 +88,27 @@ def implied_sigma(cfg: LossConfig, n_pixels: int, latent_dim: int) -> float | No
     """
     if cfg.likelihood != "gaussian":
         return None
-    beta_eff = effective_beta(cfg, n_pixels, latent_dim)
+    beta_eff = effective_beta(cfg, n_pixels, latent_dim, batch_size)
     return cfg.sigma * math.sqrt(beta_eff) if beta_eff > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class EquivalentBeta:
+    """The proper-ELBO beta a run's training loss amounted to at a step, schedule and free bits included."""
+    value: float  # on the latent dimensions still under KL pressure, at the step
+    reductions: float  # what the reductions and coefficients alone amount to (effective_beta)
+    schedule_weight: float  # the KL schedule's multiplier at the step
+    free_dims: int  # dimensions whose KL is under the free bits: no KL pressure (beta 0) on them
+    latent_dim: int
+
+
+def equivalent_beta(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int, step: int,
+                    kl_per_dim: Sequence[float] = ()) -> EquivalentBeta:
+    """At the last step (step = optimizer steps taken) with the KL per dimension measured then, nats."""
+    reductions = effective_beta(cfg, n_pixels, latent_dim, batch_size)
+    weight = kl_weight(cfg, max(step - 1, 0))  # the step that was taken last
+    free = sum(k < cfg.free_bits for k in kl_per_dim) if cfg.free_bits > 0 else 0
+    return EquivalentBeta(reductions * weight, reductions, weight, free, latent_dim)
 
 
 def training_loss(recon: torch.Tensor, kl_dims: torch.Tensor, cfg: LossConfig, beta: float,
@@ -87,8 +117,8 @@ def training_loss(recon: torch.Tensor, kl_dims: torch.Tensor, cfg: LossConfig, b
     kl = kl_dims.mean(0)  # (L,) batch mean per dimension
     if cfg.free_bits > 0:  # Kingma et al. 2016: no pressure on a dimension below lambda nats
         kl = kl.clamp_min(cfg.free_bits)
-    f_recon, f_kl = reduction_factors(cfg, n_pixels, kl_dims.shape[1])
-    return cfg.recon_coef * f_recon * recon.mean() + beta * f_kl * kl.sum()
+    f = reduction_factors(cfg, n_pixels, kl_dims.shape[1], len(recon))
+    return cfg.recon_coef * f.recon * recon.mean() + beta * f.kl * kl.sum()
 
 
 def loss_terms(model: VAE, x: torch.Tensor, cfg: LossConfig, step: int = 0,
