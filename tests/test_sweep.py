@@ -15,7 +15,8 @@ from vae_core.jobs import TrainingJob
 from vae_core.normalize import fit_normalizer
 from vae_core.runs import list_runs, load_run
 from vae_core.sweep import (SWEEP_MAX_VARIANTS, LockstepTrainer, NothingToTrain, SweepSpec, check_lockstep,
-                            list_sweeps, parse_sweep, read_manifest, sweep_configs, sweepable_fields)
+                            parse_sweep, sweep_configs, sweepable_fields)
+from vae_core.sweep_manifest import list_sweeps, read_manifest
 from vae_core.train import Trainer, TrainingDiverged, make_run_config, prepare_data
 from vae_core.worker import ProcessJob
 
@@ -150,7 +151,7 @@ def test_a_sweep_job_saves_one_run_per_variant_and_a_manifest(tmp_path):
                       sweep=parse_sweep("likelihood=bernoulli,gaussian_learned,laplace")).start()
     assert job.join(120)
     snap = job.snapshot()
-    assert snap.status == "finished" and snap.done and snap.sweep.spec.field == "loss.likelihood"
+    assert snap.status == "finished" and snap.done and snap.sweep.field == "loss.likelihood"
     assert [v.status for v in snap.variants] == ["refused", "finished", "finished"]
     assert "bernoulli refused, gaussian_learned finished, laplace finished. 2 runs saved" in snap.message
     refused, gaussian, laplace = snap.variants

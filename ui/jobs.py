@@ -18,7 +18,7 @@ from vae_core.host import HostSettings
 from vae_core.compatibility import Verdict
 from vae_core.runs import cleanup_stale_temporaries
 from vae_core.scheduler import JobRecord, JobScheduler
-from vae_core.sweep import SweepSpec
+from vae_core.sweep import Family
 from vae_plots.compare import MAX_RUNS
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def my_job() -> JobRecord | None:
     return load_scheduler().get(token) if token else None
 
 
-def submit(config: RunConfig, sweep: SweepSpec | None = None) -> None:
+def submit(config: RunConfig, sweep: Family | None = None) -> None:
     """Start's callback (it runs before the page draws, so the page already shows the job): queue a job
     (one run, or a sweep's family) for this browser; a refusal (one job per browser, a full queue) is kept
     for the page to show."""

@@ -33,8 +33,8 @@ from .job_state import (HISTORY_CAP, N_PREVIEW, JobSnapshot, JobState, JobUpdate
 from .latent import reconstruct
 from .normalize import fit_normalizer
 from .runs import RunRecord, RunStatus, run_name, samples_to_keep, save_run, writer_fields
-from .sweep import (LockstepStep, LockstepTrainer, ManifestVariant, NothingToTrain, SweepManifest, SweepPlan,
-                    SweepSpec, format_value, plan_sweep, write_manifest)
+from .sweep import Family, LockstepStep, LockstepTrainer, NothingToTrain, SweepPlan, format_value, plan_sweep
+from .sweep_manifest import ManifestVariant, SweepManifest, write_manifest
 from .train import StepMetrics, Trainer, TrainingData, check_compatibility, prepare_data
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,12 @@ def host_checkpoint_every_s() -> float:
     return HostSettings.from_env().checkpoint_every_s
 
 
-def planned_sweep(sweep: SweepSpec | SweepPlan | None, config: RunConfig, runs_dir: Path,
-             run_dir: Path | None) -> SweepPlan | None:
+def planned_sweep(sweep: Family | SweepPlan | None, config: RunConfig, runs_dir: Path,
+                  run_dir: Path | None) -> SweepPlan | None:
     """A job's sweep with its id and folders fixed (a spec is planned now; a plan is kept)."""
     if sweep is not None and run_dir is not None:
         raise ValueError("run_dir names one run folder, but a sweep saves one per variant under runs_dir.")
-    return plan_sweep(config, sweep, runs_dir) if isinstance(sweep, SweepSpec) else sweep
+    return sweep if sweep is None or isinstance(sweep, SweepPlan) else plan_sweep(config, sweep, runs_dir)
 
 
 @dataclass
@@ -82,7 +82,7 @@ class TrainingJob:
     interrupted: Callable[[], str | None] | None = None  # why the job must end now (its server is gone)
     stop_event: StopSignal = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
-    sweep: SweepSpec | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
+    sweep: Family | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
 
     def __post_init__(self) -> None:
         self.sweep = planned_sweep(self.sweep, self.config, self.runs_dir, self.run_dir)
@@ -256,6 +256,7 @@ class TrainingJob:
     def _finish(self, v: _Variant, status: RunStatus, message: str) -> None:
         """Evaluate and save; a failed evaluation still saves the weights (nothing trained is lost)."""
         try:
+            v.trainer.fit_sigma()  # gaussian_optimal: the training set's sigma*, before it is evaluated and saved
             test = evaluate(v.trainer.model, v.data.normalizer, v.data.test.images, dataset=v.config.data.dataset,
                             loss=v.config.loss)
         except Exception as e:
@@ -278,11 +279,11 @@ class TrainingJob:
             return
         statuses = [v.status for v in self._variants]
         status = ending if ending in statuses else "diverged" if "diverged" in statuses else "failed"
-        outcomes = ", ".join(f"{format_value(value)} {v.status}" for value, v in zip(self.sweep.spec.values,
+        outcomes = ", ".join(f"{format_value(value)} {v.status}" for value, v in zip(self.sweep.values,
                                                                                      self._variants))
         saved = sum(v.saved for v in self._variants)
         self._write_manifest(status)
-        self._emit(JobUpdate(status=status, message=f"Sweep of {self.sweep.spec.field}: {outcomes}. {saved} "
+        self._emit(JobUpdate(status=status, message=f"Sweep of {self.sweep.field}: {outcomes}. {saved} "
                              f"run{'s' if saved != 1 else ''} saved, listed in {self.sweep.manifest}."))
 
     def _write_manifest(self, status: str) -> None:
@@ -292,8 +293,8 @@ class TrainingJob:
         snap, plan = self._state.snapshot(), self.sweep
         variants = tuple(ManifestVariant(label, value, None if v.status == "refused" else v.run_dir.name,
                                          v.status, s.message)
-                         for label, value, v, s in zip(plan.labels, plan.spec.values, self._variants, snap.variants))
-        manifest = SweepManifest(plan.id, plan.spec.field, plan.spec.values, status, self.owner, self._started,
+                         for label, value, v, s in zip(plan.labels, plan.values, self._variants, snap.variants))
+        manifest = SweepManifest(plan.id, plan.field, plan.values, status, self.owner, self._started,
                                  variants)
         try:
             write_manifest(plan.manifest, manifest)
@@ -317,7 +318,7 @@ def history_rows(history: list[StepMetrics], max_rows: int = 1000) -> dict[str, 
 def run_in_foreground(config: RunConfig, runs_dir: Path, run_dir: Path | None = None,
                       on_step: Callable[[StepMetrics], None] | None = None,
                       checkpoint_every_s: float | None = None, owner: str | None = None,
-                      sweep: SweepSpec | None = None,
+                      sweep: Family | None = None,
                       on_update: Callable[[JobUpdate], None] | None = None) -> JobSnapshot:
     """Train to the end while the caller waits (the CLI); Ctrl-C stops it and still saves the run(s).
 

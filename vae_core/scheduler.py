@@ -20,7 +20,7 @@ from typing import Callable, Literal, Protocol
 from .config import RunConfig
 from .host import HostSettings
 from .job_state import JobSnapshot, JobStatus, thin_snapshot
-from .sweep import SweepSpec, sweep_configs
+from .sweep import Family, sweep_configs
 from .worker import ProcessJob
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class JobRecord:
     time_capped: bool  # True: the host's cap (VAE_LAB_JOB_TIME_CAP_S) cut the requested budget
     snapshot: JobSnapshot | None
     message: str  # what a person needs to know: the queue place, the cap, the job's own message
-    sweep: SweepSpec | None = None  # a sweep: the field and values its variants take (config is their base)
+    sweep: Family | None = None  # a sweep: the field and values its variants take (config is their base)
 
     @property
     def done(self) -> bool:
@@ -73,7 +73,7 @@ class _Entry:
     config: RunConfig
     submitted: float
     time_capped: bool
-    sweep: SweepSpec | None = None
+    sweep: Family | None = None
     job: Job | None = None
     final: JobSnapshot | None = None  # kept once ended; the job object is then let go
     cancelled: bool = False
@@ -88,7 +88,7 @@ class JobScheduler:
         self._running: dict[str, _Entry] = {}
         self._done: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
 
-    def submit(self, owner: str, config: RunConfig, sweep: SweepSpec | None = None) -> str:
+    def submit(self, owner: str, config: RunConfig, sweep: Family | None = None) -> str:
         """Queue a job (it starts at once if a slot is free) and return its token.
 
         sweep: train a family in lockstep, one run per value, as one job (one slot; the time budget and

@@ -5,16 +5,12 @@ each one starts from the weights and draws the z noise that the same config trai
 a variant trained in a sweep equals it trained alone, bit for bit. What a sweep varies is what the
 model, the loss, the normalization or the optimizer's step size make of those same batches.
 
-A sweep's manifest, `<runs dir>/.sweeps/<sweep id>.json` (MANIFEST_FORMAT), lists the field, the
-values and each variant's run folder (a folder name directly under the runs dir, as every run's is)
-with its status; each variant's own metrics.json carries the sweep id (RunRecord.sweep). The folder
-starts with a dot, so runs.list_runs and the cleanup of stale temporaries never look into it.
+A family can also be given whole (FamilySpec: a lab's design, whose variants differ in several fields);
+it trains the same way. Its manifest: sweep_manifest.py.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import re
 import time
 import uuid
@@ -27,11 +23,10 @@ import torch
 from .config import SECTIONS, FieldInfo, FieldPath, RunConfig, check_field, field_info, fields_info, with_value
 from .normalize import Normalizer
 from .runs import run_name
+from .sweep_manifest import manifest_path
 from .train import StepMetrics, Trainer, TrainingDiverged, batch_indices, make_run_config, steps_per_epoch
 
 SWEEP_MAX_VARIANTS = 6  # one job trains them all on one core: more would starve each variant of steps
-SWEEPS_DIR = ".sweeps"  # under the runs dir; hidden, so it is never taken for a run folder
-MANIFEST_FORMAT = "vae-lab-sweep/1"
 
 _IMAGES = "it changes the images"
 _ORDER = "it changes the batch order"
@@ -144,6 +139,34 @@ def _check_values(path: FieldPath, values: tuple[Any, ...]) -> None:
         raise ValueError(f"Sweep of {path}: {', '.join(repeated)} is given more than once; each value once.")
 
 
+@dataclass(frozen=True)
+class FamilySpec:
+    """Variants given as whole configs, e.g. a lab's design, whose variants may differ in several fields;
+    they train in lockstep as a sweep's do. `values` are the labels (a manifest lists them)."""
+    name: str  # "lab:zscore-tanh": the manifest's field, and part of the family's id
+    labels: tuple[str, ...]  # one per variant, unique: "tanh · z-score"
+    configs: tuple[RunConfig, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.configs) <= SWEEP_MAX_VARIANTS or len(self.labels) != len(self.configs):
+            raise ValueError(f"A family needs 1 to {SWEEP_MAX_VARIANTS} variants, one label each; {self.name} has "
+                             f"{len(self.configs)} configs and {len(self.labels)} labels.")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"The variants of {self.name} need distinct labels: {', '.join(self.labels)}.")
+        check_lockstep(self.configs)
+
+    @property
+    def field(self) -> str:
+        return self.name
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return self.labels
+
+
+Family = SweepSpec | FamilySpec  # what a job may be asked to train in lockstep
+
+
 def parse_sweep(text: str) -> SweepSpec:
     """ "output_activation=sigmoid,tanh,linear" -> SweepSpec; raise ValueError saying what is wrong."""
     field_name, sep, values = text.partition("=")
@@ -153,8 +176,11 @@ def parse_sweep(text: str) -> SweepSpec:
     return SweepSpec(field_name.strip(), tuple(values.split(",")))
 
 
-def sweep_configs(base: RunConfig, spec: SweepSpec) -> list[RunConfig]:
-    """One config per value: the base with the swept field set (derived fields recomputed)."""
+def sweep_configs(base: RunConfig, spec: Family) -> list[RunConfig]:
+    """One config per variant: the base with the swept field set (derived fields recomputed); a family's own
+    configs with the base's training section, which the variants share (so a capped time budget holds)."""
+    if isinstance(spec, FamilySpec):
+        return [dataclasses.replace(c, train=base.train) for c in spec.configs]
     return [_variant_config(base, spec, value, label) for value, label in zip(spec.values, spec.labels)]
 
 
@@ -269,13 +295,10 @@ class LockstepTrainer:
 
 # ----------------------------------------------------------------------------- plans and manifests
 
-def new_sweep_id(spec: SweepSpec) -> str:
-    """A readable, unique-enough id: time, swept field, a random suffix."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}-{uuid.uuid4().hex[:6]}"
-
-
-def manifest_path(runs_dir: Path, sweep_id: str) -> Path:
-    return Path(runs_dir) / SWEEPS_DIR / f"{sweep_id}.json"
+def new_sweep_id(spec: Family) -> str:
+    """A readable, unique-enough id: time, swept field (or family name), a random suffix."""
+    name = _UNSAFE.sub("-", spec.name)
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{uuid.uuid4().hex[:6]}"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -283,113 +306,29 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """A sweep fixed before it runs: its id, the variants' configs and the folders they will be saved to."""
+    """A family fixed before it runs: its id, the variants' configs and the folders they will be saved to."""
     id: str
-    spec: SweepSpec
+    field: str  # the swept field ("section.name"), or a FamilySpec's name
+    values: tuple[Any, ...]  # the swept values, or a FamilySpec's labels
+    labels: tuple[str, ...]
     configs: tuple[RunConfig, ...]
     run_dirs: tuple[Path, ...]  # directly under the runs dir; a refused variant's is never written
     manifest: Path
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.spec.labels
 
-
-def plan_sweep(base: RunConfig, spec: SweepSpec, runs_dir: Path, sweep_id: str | None = None) -> SweepPlan:
-    """The sweep's configs (ValueError naming a bad variant), a fresh id and one new folder per variant."""
+def plan_sweep(base: RunConfig, spec: Family, runs_dir: Path,
+               sweep_id: str | None = None) -> SweepPlan:
+    """The family's configs (ValueError naming a bad variant), a fresh id and one new folder per variant."""
     configs = tuple(sweep_configs(base, spec))
     sweep_id = sweep_id or new_sweep_id(spec)
-    names = (_variant_folder(c, spec.name, v) for c, v in zip(configs, spec.values))
-    return SweepPlan(sweep_id, spec, configs, tuple(Path(runs_dir) / n for n in names),
-                     manifest_path(runs_dir, sweep_id))
+    names = (_variant_folder(c, spec, v) for c, v in zip(configs, spec.values))
+    return SweepPlan(sweep_id, spec.field, spec.values, spec.labels, configs,
+                     tuple(Path(runs_dir) / n for n in names), manifest_path(runs_dir, sweep_id))
 
 
-def _variant_folder(config: RunConfig, name: str, value: Any) -> str:
-    """run_name's folder, with the swept value appended where the name does not show it already."""
-    folder, shown = run_name(config), _UNSAFE.sub("_", format_value(value))
-    return folder if shown in folder.split("-") else f"{folder}-{name}-{shown}"
-
-
-@dataclass(frozen=True)
-class ManifestVariant:
-    label: str  # "output_activation=tanh"
-    value: Any
-    run: str | None  # the run folder's name, directly under the runs dir; None if it was never saved
-    status: str  # a RunStatus, or "refused"
-    message: str
-
-
-@dataclass(frozen=True)
-class SweepManifest:
-    """What `<runs dir>/.sweeps/<id>.json` holds."""
-    id: str
-    field: FieldPath
-    values: tuple[Any, ...]
-    status: str  # the job's: running while it trains, then finished, stopped, ...
-    owner: str | None
-    started: float | None  # unix time
-    variants: tuple[ManifestVariant, ...]
-
-    def run_dirs(self, runs_dir: Path) -> list[Path]:
-        """The variants' run folders that were saved, in the sweep's order."""
-        return [Path(runs_dir) / v.run for v in self.variants if v.run]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": MANIFEST_FORMAT, **dataclasses.asdict(self)}
-
-
-def write_manifest(path: Path, manifest: SweepManifest) -> Path:
-    """Write atomically (a temporary file, then a rename): a reader sees the old manifest or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(json.dumps(manifest.to_dict(), indent=2), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-MAX_MANIFEST_BYTES = 2**20
-
-
-def read_manifest(path: Path) -> SweepManifest:
-    """Read and check a manifest (it is untrusted input); ValueError says what is wrong."""
-    path = Path(path)
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise ValueError(f"{path} is larger than 1 MB: not a VAE Lab sweep manifest.")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"expected format {MANIFEST_FORMAT!r}")
-        variants = tuple(_manifest_variant(v) for v in raw["variants"])
-        return SweepManifest(_text(raw["id"]), _text(raw["field"]), tuple(raw["values"]), _text(raw["status"]),
-                             raw.get("owner") if isinstance(raw.get("owner"), str) else None,
-                             raw.get("started") if isinstance(raw.get("started"), (int, float)) else None, variants)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path} is not a valid sweep manifest ({e}).") from None
-
-
-def _manifest_variant(raw: dict[str, Any]) -> ManifestVariant:
-    run = raw["run"]
-    if run is not None and (not isinstance(run, str) or "/" in run or "\\" in run or run.startswith(".")):
-        raise ValueError(f"variant run {run!r} is not a folder name")  # never a path out of the runs dir
-    return ManifestVariant(_text(raw["label"]), raw["value"], run, _text(raw["status"]), _text(raw["message"]))
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not text")
-    return value
-
-
-def list_sweeps(runs_dir: Path) -> list[SweepManifest]:
-    """The readable manifests under a runs dir, newest first (an unreadable one is skipped)."""
-    folder = Path(runs_dir) / SWEEPS_DIR
-    found = []
-    for path in folder.glob("*.json") if folder.is_dir() else ():
-        try:
-            found.append(read_manifest(path))
-        except (ValueError, OSError):
-            continue
-    return sorted(found, key=lambda m: m.started or 0.0, reverse=True)
+def _variant_folder(config: RunConfig, spec: Family, value: Any) -> str:
+    """run_name's folder, with the variant's value (or label) appended where the name does not show it already."""
+    folder, shown = run_name(config), _UNSAFE.sub("_", format_value(value)).strip("_")
+    if isinstance(spec, FamilySpec):
+        return f"{folder}-{shown}"
+    return folder if shown in folder.split("-") else f"{folder}-{spec.name}-{shown}"

@@ -29,7 +29,7 @@ from .config import RunConfig
 from .job_state import HISTORY_CAP, JobSnapshot, JobState, JobUpdate, StopSignal, failure_updates
 from .jobs import TrainingJob, host_checkpoint_every_s, planned_sweep
 from .runs import CONFIG, run_name
-from .sweep import SweepPlan, SweepSpec
+from .sweep import Family, SweepPlan
 from .train import StepMetrics
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ProcessJob:
     history_cap: int = HISTORY_CAP
     on_done: Callable[[], None] | None = None  # called in the reader thread once the job has ended
     startup_s: float | None = field(default=None, init=False)  # start() to the child's "running"
-    sweep: SweepSpec | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
+    sweep: Family | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
 
     def __post_init__(self) -> None:
         self.sweep = planned_sweep(self.sweep, self.config, self.runs_dir, self.run_dir)
