@@ -13,11 +13,11 @@ from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Lap
 
 from vae_core.compatibility import compatibility
 from vae_core.config import ModelConfig
-from vae_core.likelihoods import (LOG_SIGMA_MIN, continuous_bernoulli_log_norm,
+from vae_core.likelihoods import (UNIT_LOG_SIGMA_FLOOR, continuous_bernoulli_log_norm,
                                   continuous_bernoulli_log_prob, continuous_bernoulli_mean, discrete_log_prob,
                                   gaussian_log_prob, laplace_log_prob, log_prob, optimal_log_sigma)
 from vae_core.models import build_model
-from vae_core.normalize import Normalizer, fit_normalizer
+from vae_core.normalize import GREY_LEVELS, Normalizer, fit_normalizer
 from vae_core.objective import reconstruction_nats
 
 F64 = torch.float64
@@ -210,10 +210,14 @@ def test_optimal_log_sigma_minimizes_the_gaussian_nll():
 
 def test_optimal_log_sigma_floor_and_gradient():
     mean = torch.rand(2, 1, 4, 4)
-    floor = torch.tensor(LOG_SIGMA_MIN)  # float32, as the clamp stores it
+    floor = torch.tensor(UNIT_LOG_SIGMA_FLOOR)  # float32, as the clamp stores it
     assert optimal_log_sigma(mean.clone(), mean) == floor  # mse = 0: log 0 clamped to the floor
-    assert optimal_log_sigma(mean + 1e-4, mean) == floor  # sigma* = 1e-4 < 1e-3
+    assert optimal_log_sigma(mean + 1e-4, mean) == floor  # sigma* = 1e-4 < 1/1020
     assert optimal_log_sigma(mean + 2e-3, mean).item() == pytest.approx(math.log(2e-3), abs=1e-4)  # above it
+    # A per-channel floor (C, 1, 1): one sigma serves every channel, so the largest floor holds it.
+    channels = torch.log(torch.tensor([1e-3, 4e-3, 2e-3])).view(3, 1, 1)
+    assert optimal_log_sigma(mean + 3e-3, mean, channels).item() == pytest.approx(math.log(4e-3), abs=1e-6)
+    assert optimal_log_sigma(mean + 5e-3, mean, channels).item() == pytest.approx(math.log(5e-3), abs=1e-4)
     # sigma* is detached: by the envelope theorem (dNLL/dsigma = 0 at sigma*) the gradient w.r.t. the mean
     # equals that of the NLL with sigma* = rmse(mean) differentiated through.
     torch.manual_seed(3)
@@ -276,7 +280,7 @@ def test_gaussian_pixel_decoder_predicts_a_log_sigma_per_pixel(arch):
     out = model(x)
     assert out.x_hat.shape == x.shape and out.logits.shape == x.shape  # the image's channels, not 2C
     assert out.log_sigma.shape == x.shape
-    assert (out.log_sigma >= LOG_SIGMA_MIN).all()
+    assert (out.log_sigma >= UNIT_LOG_SIGMA_FLOOR).all()
     assert out.log_sigma.std() > 0  # it varies across pixels: not one shared sigma
     torch.testing.assert_close(model.decode_log_sigma(out.z), out.log_sigma, atol=0, rtol=0)
     assert model.decoder_log_sigma() is None  # there is no shared sigma to report
@@ -292,8 +296,40 @@ def test_gaussian_pixel_log_sigma_floor_holds_for_very_negative_raw_outputs():
     with torch.no_grad():
         last.bias[3:] = -1e3
     log_sigma = model.decode_log_sigma(torch.randn(2, 4))
-    assert (log_sigma >= LOG_SIGMA_MIN).all()
-    torch.testing.assert_close(log_sigma, torch.full_like(log_sigma, LOG_SIGMA_MIN), atol=1e-6, rtol=0)
+    assert (log_sigma >= UNIT_LOG_SIGMA_FLOOR).all()
+    torch.testing.assert_close(log_sigma, torch.full_like(log_sigma, UNIT_LOG_SIGMA_FLOOR), atol=1e-6, rtol=0)
+    # The run's own floor, channel by channel: a zscore normalizer whose channels have different scales.
+    norm = Normalizer("zscore", (0.5, 0.4, 0.3), (0.1, 0.2, 0.4))
+    model.set_sigma_floor(norm.sigma_floor())
+    log_sigma = model.decode_log_sigma(torch.randn(2, 4))  # (2, 3, 32, 32)
+    floors = torch.tensor([0.25 / 255 / c for c in (0.1, 0.2, 0.4)]).log().view(3, 1, 1)
+    torch.testing.assert_close(log_sigma, floors.expand_as(log_sigma), atol=1e-6, rtol=0)
+
+
+# Hand-worked: a quarter of a grey level is 0.25 / 255 = 1/1020 in pixel units; x = (p - shift) / scale, so in
+# normalized units it is 1 / (1020 scale): unit (scale 1) 1/1020, symmetric (0.5) 1/510, zscore with std 0.2
+# 1/204, and unit with data_scale 10 (scale 1/10) 1/102.
+FLOOR_CASES = [(Normalizer("unit", (0.0,), (1.0,)), 1 / 1020), (Normalizer("symmetric", (0.5,), (0.5,)), 1 / 510),
+               (Normalizer("zscore", (0.3,), (0.2,)), 1 / 204), (Normalizer("unit", (0.0,), (0.1,)), 1 / 102)]
+
+
+@pytest.mark.parametrize("norm, expected", FLOOR_CASES, ids=["unit", "symmetric", "zscore", "unit-x10"])
+def test_the_sigma_floor_is_a_quarter_grey_level_in_every_normalization(norm, expected):
+    floor = norm.sigma_floor()
+    assert floor.shape == (1, 1, 1)
+    assert floor.item() == pytest.approx(expected, rel=1e-6)
+    # Back in grey levels (sigma_p = sigma_x * scale, times 255): the same for every normalization.
+    assert floor.item() * norm.scale[0] * GREY_LEVELS == pytest.approx(0.25, rel=1e-6)
+
+
+def test_fitted_normalizers_floor_every_channel_at_a_quarter_grey_level():
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (10, 3, 4, 4), generator=g).to(torch.uint8)
+    for kind in ("unit", "symmetric", "zscore"):
+        for data_scale in (1.0, 3.0):
+            norm = fit_normalizer(kind, images, data_scale)
+            grey = norm.sigma_floor().flatten() * torch.tensor(norm.scale) * GREY_LEVELS
+            torch.testing.assert_close(grey, torch.full((3,), 0.25), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("arch", ["conv", "mlp"])
@@ -386,7 +422,9 @@ def test_gaussian_optimal_fits_sigma_per_training_batch_and_evaluates_with_the_k
     torch.manual_seed(9)
     model = build_model(ModelConfig(arch="mlp", **SMALL), "gaussian_optimal")
     x = torch.rand(6, 3, 32, 32)
-    assert model(x).log_sigma is None  # training: the likelihood fits this batch's sigma*
+    out = model(x)  # training: forward fits this batch's sigma*, above the model's floor
+    torch.testing.assert_close(out.log_sigma, optimal_log_sigma(x, out.x_hat, model.log_sigma_floor))
+    assert model.sample_output(out.mu, out.logvar).log_sigma is None  # no x: the likelihood fits it
     with torch.no_grad():
         model.log_sigma.fill_(-2.0)  # what the Trainer keeps after each step
     model.eval()
@@ -421,7 +459,7 @@ def test_the_registry_covers_every_likelihood_and_its_sigma():
 # normalization, match torch.distributions' CDFs, and stay finite and exact far in the tails.
 
 LOCATION_LIKELIHOODS = ["gaussian", "gaussian_learned", "gaussian_optimal", "gaussian_pixel", "laplace"]
-SIGMAS = (1e-3, 0.02, 1.0, 1e3)  # 1e-3 is LOG_SIGMA_MIN's floor: a quarter of a grey level
+SIGMAS = (1e-3, 0.02, 1.0, 1e3)  # 1e-3: about the floor of unit-normalized data (a quarter of a grey level)
 CB_LOGITS = (-80.0, -5.0, -1e-3, -1e-9, 0.0, 1e-8, 1e-6, 1e-5, 0.3, 5.0, 80.0)
 
 

@@ -12,7 +12,8 @@ from vae_core.job_state import History
 from vae_core.jobs import TrainingJob, history_rows
 from vae_core.normalize import fit_normalizer
 from vae_core.runs import load_run
-from vae_core.train import Trainer, TrainingDiverged, make_run_config, prepare_data
+from vae_core.train import (NOISE_SEED_OFFSET, SIGMA_FIT_BATCH, Trainer, TrainingDiverged, make_run_config,
+                             prepare_data)
 
 
 def small_config(**train):
@@ -196,3 +197,55 @@ def test_a_latent_size_sweep_shares_every_layer_whose_shape_allows(data):
              if all(a[k].shape == b[k].shape for k in a if k.rsplit(".", 1)[0] == layer)]
     assert any(layer.startswith("decoder.") for layer in alike)  # convs after the reshaped layer
     assert all(torch.equal(a[k], b[k]) for k in a if k.rsplit(".", 1)[0] in alike)
+
+
+def optimal_config(normalization: str = "symmetric"):
+    return make_run_config(DataConfig(n_train=512, n_test=64, normalization=normalization),
+                           ModelConfig(width=8, latent_dim=4, output_activation="linear"),
+                           LossConfig(likelihood="gaussian_optimal"), TrainConfig(epochs=1, batch_size=64, lr=2e-3))
+
+
+def training_set_log_sigma(model, images, normalizer, seed):
+    """log sqrt(mean squared error over every training pixel), z ~ q(z|x) drawn as the Trainer does: written out
+    from encode and decode, not through the library's fit."""
+    generator = torch.Generator().manual_seed(seed + NOISE_SEED_OFFSET)
+    model.eval()
+    sse, count = 0.0, 0
+    with torch.no_grad():
+        for chunk in images.split(SIGMA_FIT_BATCH):
+            x = normalizer.forward(chunk.double() / 255).float()
+            mu, logvar = model.encode(x)
+            eps = torch.randn(mu.shape, generator=generator)
+            sse += (x - model.decode(mu + torch.exp(0.5 * logvar) * eps)).double().pow(2).sum().item()
+            count += x.numel()
+    return 0.5 * math.log(sse / count)
+
+
+def test_gaussian_optimal_keeps_the_sigma_of_the_whole_training_set_not_the_last_batch():
+    config = optimal_config()
+    data = prepare_data(config)
+    trainer = Trainer(config, data.train.images, data.normalizer)
+    list(trainer.steps())
+    last_batch = trainer.model.log_sigma.item()
+    trainer.fit_sigma()
+    assert trainer.model.training  # fit_sigma leaves the model in the mode it found it in
+    fitted = trainer.model.log_sigma.item()
+    expected = training_set_log_sigma(trainer.model, data.train.images, data.normalizer, config.train.seed)
+    assert fitted == pytest.approx(expected, abs=1e-5)
+    assert abs(fitted - last_batch) > 1e-3  # the last batch's sigma* was another number
+    trainer.model.eval()
+    assert trainer.model.decoder_log_sigma().item() == fitted  # what evaluation uses
+
+
+def test_a_finished_gaussian_optimal_job_saves_the_training_set_sigma_and_its_floor(tmp_path):
+    config = optimal_config("zscore")
+    data = prepare_data(config)
+    job = TrainingJob(config, tmp_path, data=data, preview_every_s=1e9, checkpoint_every_s=1e9).start()
+    assert job.join(120)
+    run = load_run(job.snapshot().run_dir)
+    expected = training_set_log_sigma(run.model, data.train.images, data.normalizer, config.train.seed)
+    assert run.model.log_sigma.item() == pytest.approx(expected, abs=1e-5)
+    # The floor is not saved: loading computes it from the run's normalizer, a quarter grey level per channel.
+    grey = run.model.log_sigma_floor.exp().flatten() * torch.tensor(run.normalizer.scale) * 255
+    torch.testing.assert_close(grey, torch.full_like(grey, 0.25))
+    assert "log_sigma_floor" not in run.model.state_dict()

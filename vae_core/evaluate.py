@@ -1,6 +1,9 @@
 """Test-set evaluation: ELBO terms in nats/image, the IWAE bound, bits/dim, pixel-space MSE/PSNR,
 the posterior (KL and sigma per dimension, active units, collapse) and the output range.
 
+Each Monte-Carlo estimate draws its z from its own seeded generator (the ELBO's does not change with iwae_k)
+and comes with its standard error over the test images: std(per-image values, ddof=1) / sqrt(N).
+
 Bits/dim is a discrete likelihood of the 8-bit images: the ELBO (or IWAE bound) with log P(k|z), the mass
 of each pixel's grey-level bin (likelihoods.discrete_log_prob), in place of the density log p(x|z). A mass is
 at most 1 and the KL at least 0, so the ELBO's bits/dim is never negative, and it compares across
@@ -19,7 +22,7 @@ from .config import LossConfig
 from .data import pixels
 from .likelihoods import discrete_log_prob
 from .models import VAE, VAEOutput
-from .normalize import Normalizer
+from .normalize import GREY_LEVELS, Normalizer
 from .objective import effective_beta, kl_per_dimension, reconstruction_nats
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active if Cov_x(E_q[z_u]) > 0.01
@@ -28,6 +31,10 @@ COLLAPSE_KL = 0.01  # nats: a dimension carrying less than this says nothing abo
 # optimizer steps a quiet posterior says the model is untrained, not that it collapsed.
 COLLAPSE_MIN_STEPS = 100
 SATURATION_EPS = 1e-3  # an output this close to its activation's bound is saturated
+IWAE_SEED_OFFSET = 1  # the IWAE's z generator is seeded apart from the ELBO's
+# PSNR's cap: an image whose MSE is below the 8-bit rounding's own, 1/12 of a grey level squared, is exact as far
+# as 8-bit pixels can tell (an exact reconstruction would otherwise count as infinitely many dB): 58.9 dB.
+QUANTIZATION_MSE = 1 / (12 * GREY_LEVELS**2)
 # Pixels per slice of the grey-level masses: their float64 temporaries stay near 100 MB, not 1 GB at IWAE's
 # thousands of decoded images.
 DISCRETE_PIXELS = 2**20
@@ -47,7 +54,7 @@ class EvalMetrics:
     bits_per_dim: float | None  # -ELBO of the 8-bit images (grey-level bin masses) per dimension, in bits; >= 0
     bits_per_dim_note: str  # why bits_per_dim is None, else ""
     mse: float  # pixel space, [0, 1] scale, reconstructions from the posterior mean, clipped
-    psnr_db: float
+    psnr_db: float  # the mean over images of each one's PSNR (from its MSE; capped: QUANTIZATION_MSE)
     active_units: int
     kl_per_dim: list[float]  # nats, mean over the test set
     posterior_var: list[float]  # Cov_x(E_q[z_u]) per dimension, the active-unit statistic
@@ -59,12 +66,31 @@ class EvalMetrics:
     # -IWAE bound of the 8-bit images per dimension, in bits; None if iwae_k = 0 or Bernoulli. Last, with a
     # default: EvalMetrics built before it existed stay valid.
     iwae_bits_per_dim: float | None = None
+    # Standard errors over the test images (None: not computed, or fewer than two images), and the PSNR of the
+    # pooled MSE; with defaults, for the same reason.
+    elbo_se: float | None = None
+    iwae_se: float | None = None
+    bits_per_dim_se: float | None = None
+    iwae_bits_per_dim_se: float | None = None
+    psnr_pooled_db: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def bits_per_dim(nll_nats: float, n_dims: int) -> float:
+def standard_error(values: torch.Tensor | None) -> float | None:
+    """The standard error of the mean of per-image values (N,): std(ddof=1) / sqrt(N); None for N < 2."""
+    if values is None or len(values) < 2:
+        return None
+    return (values.double().std(correction=1) / math.sqrt(len(values))).item()
+
+
+def psnr_db(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of pixels in [0, 1] from their MSE, capped at the 8-bit rounding's (QUANTIZATION_MSE)."""
+    return -10 * torch.log10(mse.double().clamp_min(QUANTIZATION_MSE))
+
+
+def bits_per_dim(nll_nats: float | torch.Tensor, n_dims: int) -> float | torch.Tensor:
     """Bits per dimension from a bound on -log P(k) of 8-bit images (k in 0..255) with n_dims = C*H*W, nats/image."""
     return nll_nats / (n_dims * math.log(2))
 
@@ -120,9 +146,11 @@ class IWAEBound:
 
 @torch.no_grad()
 def iwae_bound(model: VAE, x: torch.Tensor, k: int, chunk: int = 4096,
-               bins: tuple[torch.Tensor, torch.Tensor] | None = None) -> IWAEBound:
+               bins: tuple[torch.Tensor, torch.Tensor] | None = None,
+               generator: torch.Generator | None = None) -> IWAEBound:
     """log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al. 2015, eq. 8), nats/image; with
-    the images' grey-level bins (Normalizer.grey_level_bins), also the bound on log P(k) from the same z_i."""
+    the images' grey-level bins (Normalizer.grey_level_bins), also the bound on log P(k) from the same z_i.
+    z is drawn from `generator` (torch's global one if None)."""
     mu, logvar = model.encode(x)
     std = torch.exp(0.5 * logvar)
     log_w: list[torch.Tensor] = []
@@ -130,7 +158,7 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, chunk: int = 4096,
     per = max(1, chunk // len(x))  # samples decoded at once
     for start in range(0, k, per):
         s = min(per, k - start)
-        z = mu + std * torch.randn((s, *mu.shape))  # (s, B, L)
+        z = mu + std * torch.randn((s, *mu.shape), generator=generator, dtype=std.dtype, device=std.device)  # (s, B, L)
         log_q = torch.distributions.Normal(mu, std).log_prob(z).sum(-1)  # (s, B)
         log_p_z = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
         out = model.output_at(z.flatten(0, 1), mu.repeat(s, 1), logvar.repeat(s, 1))
@@ -151,25 +179,37 @@ def _log_mean_exp(log_w: list[torch.Tensor]) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: VAE, normalizer: Normalizer, images: torch.Tensor, *, dataset: str = "",
              loss: LossConfig | None = None, iwae_k: int = 0, batch_size: int = 500, seed: int = 0) -> EvalMetrics:
-    """Evaluate on uint8 images (N, C, H, W); z is sampled with a fixed seed, so results repeat."""
+    """Evaluate on uint8 images (N, C, H, W); z is sampled from generators seeded with `seed`, so results repeat."""
     model.eval()
     parts: dict[str, list] = {k: [] for k in PARTS}
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        for chunk in images.split(batch_size):
-            _evaluate_batch(model, normalizer, chunk, iwae_k, parts)
+    noise = _Noise.seeded(seed, model.log_sigma.device)
+    for chunk in images.split(batch_size):
+        _evaluate_batch(model, normalizer, chunk, iwae_k, parts, noise)
     return _summarize(parts, model, images, dataset, loss, iwae_k)
+
+
+@dataclass(frozen=True)
+class _Noise:
+    """One z generator per Monte-Carlo estimate: the ELBO's samples stay the same whatever iwae_k is."""
+    elbo: torch.Generator
+    iwae: torch.Generator
+
+    @classmethod
+    def seeded(cls, seed: int, device: torch.device) -> "_Noise":
+        return cls(torch.Generator(device).manual_seed(seed),
+                   torch.Generator(device).manual_seed(seed + IWAE_SEED_OFFSET))
 
 
 PARTS = ("recon", "discrete", "kl", "sq", "mu", "sigma", "iwae", "iwae_discrete", "unreach", "sat")
 
 
-def _evaluate_batch(model: VAE, normalizer: Normalizer, chunk: torch.Tensor, iwae_k: int, parts: dict) -> None:
+def _evaluate_batch(model: VAE, normalizer: Normalizer, chunk: torch.Tensor, iwae_k: int, parts: dict,
+                    noise: _Noise) -> None:
     """Append one batch's terms to parts; the ELBO's z sample gives both its density and its bin masses."""
     p = pixels(chunk)  # (B, C, H, W) in [0, 1]
     x = normalizer.forward(p)
     bins = normalizer.grey_level_bins(chunk.to(x.device)) if model.lik.discrete_bits else None
-    out = model(x)
+    out = model(x, noise.elbo)
     parts["recon"].append(reconstruction_nats(out, x, model.likelihood))
     if bins is not None:
         parts["discrete"].append(discrete_nll(out, bins, model.likelihood))
@@ -183,36 +223,53 @@ def _evaluate_batch(model: VAE, normalizer: Normalizer, chunk: torch.Tensor, iwa
     parts["unreach"].append(unreachable * len(x))
     parts["sat"].append(saturated * len(x))
     if iwae_k:
-        bound = iwae_bound(model, x, iwae_k, bins=bins)
+        bound = iwae_bound(model, x, iwae_k, bins=bins, generator=noise.iwae)
         parts["iwae"].append(bound.nats)
         parts["iwae_discrete"].append(bound.discrete_nats)
 
 
-def _bits(parts: dict, kl_nats: torch.Tensor, n_dims: int, iwae_k: int) -> tuple[float | None, float | None]:
-    """Bits/dim of the ELBO and of the IWAE bound (None where not computed), from the grey-level masses."""
+@dataclass(frozen=True)
+class _PerImage:
+    """The Monte-Carlo estimates image by image, (N,) each; None where not computed."""
+    elbo: torch.Tensor  # nats
+    iwae: torch.Tensor | None  # nats
+    bits: torch.Tensor | None  # bits/dim of the ELBO with the grey-level masses
+    iwae_bits: torch.Tensor | None
+
+
+def _per_image(parts: dict, kl_nats: torch.Tensor, n_dims: int, iwae_k: int) -> _PerImage:
+    """Each image's ELBO and IWAE bound, in nats and (from the grey-level masses) in bits/dim."""
+    elbo = -(torch.cat(parts["recon"]) + kl_nats)
+    iwae = torch.cat(parts["iwae"]) if iwae_k else None
     if not parts["discrete"]:
-        return None, None
-    nll = torch.cat(parts["discrete"]).mean() + kl_nats.double().mean()  # -(E_q[log P(k|z)] - KL)
-    iwae = bits_per_dim(-torch.cat(parts["iwae_discrete"]).mean().item(), n_dims) if iwae_k else None
-    return bits_per_dim(nll.item(), n_dims), iwae
+        return _PerImage(elbo, iwae, None, None)
+    nll = torch.cat(parts["discrete"]) + kl_nats.double()  # -(E_q[log P(k|z)] - KL), float64
+    iwae_bits = bits_per_dim(-torch.cat(parts["iwae_discrete"]), n_dims) if iwae_k else None
+    return _PerImage(elbo, iwae, bits_per_dim(nll, n_dims), iwae_bits)
+
+
+def _mean(values: torch.Tensor | None) -> float | None:
+    return None if values is None else values.mean().item()
 
 
 def _summarize(parts: dict, model: VAE, images: torch.Tensor, dataset: str,
                loss: LossConfig | None, iwae_k: int) -> EvalMetrics:
     recon, kl = torch.cat(parts["recon"]), torch.cat(parts["kl"])
     n = len(images)
-    mse = torch.cat(parts["sq"]).mean().item()
-    elbo = -(recon.mean() + kl.sum(1).mean()).item()
+    sq = torch.cat(parts["sq"])  # (N,) each image's pixel MSE
     var = torch.cat(parts["mu"]).var(0, correction=0)  # (L,)
     n_pixels, latent = images[0].numel(), model.cfg.latent_dim
-    bpd, iwae_bpd = _bits(parts, kl.sum(1), n_pixels, iwae_k)
+    est = _per_image(parts, kl.sum(1), n_pixels, iwae_k)
+    bpd, iwae_bpd = _mean(est.bits), _mean(est.iwae_bits)
     kl_dims = kl.mean(0).tolist()
     return EvalMetrics(
-        dataset=dataset, n_test=n, elbo_nats=elbo, recon_nats=recon.mean().item(), kl_nats=kl.sum(1).mean().item(),
-        iwae_nats=torch.cat(parts["iwae"]).mean().item() if iwae_k else None, iwae_k=iwae_k,
-        bits_per_dim=bpd, bits_per_dim_note="" if bpd is not None else BERNOULLI_BPD_NOTE, mse=mse,
-        psnr_db=10 * math.log10(1 / max(mse, 1e-12)),
+        dataset=dataset, n_test=n, elbo_nats=est.elbo.mean().item(), recon_nats=recon.mean().item(),
+        kl_nats=kl.sum(1).mean().item(), iwae_nats=_mean(est.iwae), iwae_k=iwae_k,
+        bits_per_dim=bpd, bits_per_dim_note="" if bpd is not None else BERNOULLI_BPD_NOTE, mse=sq.mean().item(),
+        psnr_db=psnr_db(sq).mean().item(), psnr_pooled_db=psnr_db(sq.mean()).item(),
+        elbo_se=standard_error(est.elbo), iwae_se=standard_error(est.iwae), bits_per_dim_se=standard_error(est.bits),
+        iwae_bits_per_dim_se=standard_error(est.iwae_bits),
         active_units=int((var > ACTIVE_UNIT_THRESHOLD).sum()), kl_per_dim=kl_dims, posterior_var=var.tolist(),
         posterior_sigma=torch.cat(parts["sigma"]).mean(0).tolist(), posterior_collapse=posterior_collapse(kl_dims),
         frac_targets_unreachable=sum(parts["unreach"]) / n, frac_outputs_saturated=sum(parts["sat"]) / n,
-        effective_beta=effective_beta(loss, n_pixels, latent) if loss else None, iwae_bits_per_dim=iwae_bpd)
+        effective_beta=effective_beta(loss, n_pixels, latent, 1) if loss else None, iwae_bits_per_dim=iwae_bpd)

@@ -15,9 +15,15 @@ import torch
 import torch.nn.functional as F
 
 from .config import LikelihoodName
+from .normalize import SIGMA_FLOOR_PIXELS
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-LOG_SIGMA_MIN = math.log(1e-3)  # sigma below 1e-3 (a quarter of a grey level) only chases noise
+# The sigma floor is a fact about pixels (normalize.SIGMA_FLOOR_PIXELS); the model holds it in its own
+# normalized units (VAE.log_sigma_floor, from Normalizer.sigma_floor). A caller without a model (the extra z
+# samples of a gaussian_optimal training step) floors at the unit normalization's value.
+UNIT_LOG_SIGMA_FLOOR = math.log(SIGMA_FLOOR_PIXELS)
+
+
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
     """log N(x; mean, sigma^2) = -0.5 log(2 pi) - log sigma - (x - mean)^2 / (2 sigma^2)."""
     return -HALF_LOG_2PI - log_sigma - 0.5 * ((x - mean) * torch.exp(-log_sigma)) ** 2
@@ -67,10 +73,18 @@ def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(near, 0.5 + d / 3 + 16 / 45 * d**3, far)
 
 
-def optimal_log_sigma(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """The shared sigma minimizing the Gaussian NLL of the batch: sigma* = sqrt(mean squared error)."""
+def optimal_log_sigma(x: torch.Tensor, mean: torch.Tensor,
+                      log_floor: torch.Tensor | float = UNIT_LOG_SIGMA_FLOOR) -> torch.Tensor:
+    """The shared sigma minimizing the Gaussian NLL of the batch: sigma* = sqrt(mean squared error), floored."""
     mse = (x - mean).pow(2).mean().detach()  # at the optimum d/dsigma = 0, so detaching changes no gradient
-    return (0.5 * torch.log(mse)).clamp_min(LOG_SIGMA_MIN)
+    return log_sigma_of_mse(mse, log_floor)
+
+
+def log_sigma_of_mse(mse: torch.Tensor, log_floor: torch.Tensor | float) -> torch.Tensor:
+    """() log sqrt(mse), held above the floor; a per-channel floor (C, 1, 1) counts by its largest value, since
+    one sigma serves every channel."""
+    floor = torch.as_tensor(log_floor, dtype=mse.dtype, device=mse.device).max()
+    return torch.maximum(0.5 * torch.log(mse), floor)
 
 
 SigmaKind = Literal["none", "fixed", "learned", "optimal", "per_pixel"]
@@ -114,7 +128,7 @@ LIKELIHOODS: dict[str, Likelihood] = {lik.name: lik for lik in (
     Likelihood("gaussian_learned", "Gaussian with one learned σ (σ-VAE, Rybkin et al. 2021)", "gaussian", "real", "learned",
                "Gaussian σ (initial; learned)"),
     Likelihood("gaussian_optimal", "Gaussian with the analytic optimal σ = RMSE of each training batch (σ-VAE); "
-               "evaluated with the last one", "gaussian", "real", "optimal"),
+               "evaluated with the RMSE of the whole training set", "gaussian", "real", "optimal"),
     Likelihood("gaussian_pixel", "Gaussian with a σ per pixel, predicted by the decoder", "gaussian", "real", "per_pixel"),
     Likelihood("laplace", "Laplace with a fixed scale b: L1/b plus constants", "laplace", "real", "fixed",
                "Laplace scale b (fixed)"),
@@ -139,7 +153,7 @@ def log_prob(likelihood: LikelihoodName, x: torch.Tensor, x_hat: torch.Tensor, l
     lik = likelihood_spec(likelihood)
     if lik.domain == "unit":  # from the logits, stably, as BCEWithLogitsLoss
         return _FROM_LOGITS[lik.density](x, logits)
-    if log_sigma is None and lik.sigma == "optimal":  # training: this batch's sigma*
+    if log_sigma is None and lik.sigma == "optimal":  # training, a z sample without the model's sigma*
         log_sigma = optimal_log_sigma(x, x_hat)
     if log_sigma is None:
         raise ValueError(f"likelihood {likelihood!r} needs a log_sigma tensor.")
@@ -149,7 +163,7 @@ def log_prob(likelihood: LikelihoodName, x: torch.Tensor, x_hat: torch.Tensor, l
 # ----------------------------------------------------------------------------- grey-level bin masses
 # The likelihood of 8-bit data is a probability mass: log P(k|z) = log of the decoder's mass on the pixel's
 # bin [lo, hi] (Normalizer.grey_level_bins). Computed in float64: far in a tail a bin's mass is a difference
-# of two nearly equal CDF values, and the logs below keep it finite for every sigma >= 1e-3.
+# of two nearly equal CDF values, and the logs below keep it finite for every sigma above the floor.
 
 
 def log1mexp(t: torch.Tensor) -> torch.Tensor:

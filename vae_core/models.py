@@ -9,6 +9,7 @@ hidden_activation="relu" it is that example exactly.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import LikelihoodName, ModelConfig
-from .likelihoods import LOG_SIGMA_MIN, continuous_bernoulli_mean, likelihood_spec
+from .likelihoods import UNIT_LOG_SIGMA_FLOOR, continuous_bernoulli_mean, likelihood_spec, optimal_log_sigma
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,20 @@ class VAE(nn.Module):
         self.out_norm = nn.BatchNorm2d(cfg.channels) if cfg.output_norm == "batchnorm" else nn.Identity()
         self.out_act = _activation(cfg.output_activation)
         # Fixed sigma is a buffer (saved with the weights, never trained); learned sigma is a parameter
-        # shared by all pixels (sigma-VAE, Rybkin et al. 2021); gaussian_optimal keeps the last batch's.
+        # shared by all pixels (sigma-VAE, Rybkin et al. 2021); gaussian_optimal keeps the training set's.
         log_sigma = torch.tensor(math.log(sigma))
         if self.lik.sigma == "learned":
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
+        # Not saved with the weights (persistent=False): it follows from the run's normalization, so a run saved
+        # before it existed loads unchanged. Until set_sigma_floor, the unit normalization's.
+        self.register_buffer("log_sigma_floor", torch.full((cfg.channels, 1, 1), UNIT_LOG_SIGMA_FLOOR),
+                             persistent=False)
+
+    def set_sigma_floor(self, sigma_floor: torch.Tensor) -> None:
+        """The smallest sigma per channel, (C, 1, 1) in normalized units (Normalizer.sigma_floor)."""
+        self.log_sigma_floor = torch.log(sigma_floor).to(self.log_sigma_floor)
 
     @property
     def out_channels(self) -> int:
@@ -78,8 +87,9 @@ class VAE(nn.Module):
         h = self.decoder(z)  # (B, out_channels, H, W)
         c = self.cfg.channels
         pixel_log_sigma = None
-        if self.lik.sigma == "per_pixel":  # a soft floor keeps sigma above 1e-3 with gradients intact
-            pixel_log_sigma = LOG_SIGMA_MIN + F.softplus(h[:, c:] - LOG_SIGMA_MIN)
+        if self.lik.sigma == "per_pixel":  # a soft floor keeps sigma above the floor with gradients intact
+            floor = self.log_sigma_floor  # (C, 1, 1)
+            pixel_log_sigma = floor + F.softplus(h[:, c:] - floor)
         return self.out_norm(h[:, :c]), pixel_log_sigma
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
@@ -101,8 +111,8 @@ class VAE(nn.Module):
     def decoder_log_sigma(self) -> torch.Tensor | None:
         """The shared sigma (Laplace: scale); None for the Bernoulli families and the per-pixel Gaussian.
 
-        gaussian_optimal: None while training (the likelihood fits each batch's sigma*), then the
-        last training batch's sigma*, so evaluation uses a sigma learned from training data only.
+        gaussian_optimal: None while training (forward fits each batch's sigma*), then the training set's
+        sigma* (train.fit_optimal_log_sigma), so evaluation uses a sigma learned from training data only.
         """
         if not self.lik.shared_sigma:
             return None
@@ -122,7 +132,10 @@ class VAE(nn.Module):
         return self.output_at(self.reparameterize(mu, logvar, generator), mu, logvar)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
-        return self.sample_output(*self.encode(x), generator)
+        out = self.sample_output(*self.encode(x), generator)
+        if self.lik.sigma == "optimal" and self.training:  # this batch's sigma*: only forward sees x
+            out = dataclasses.replace(out, log_sigma=optimal_log_sigma(x, out.x_hat, self.log_sigma_floor))
+        return out
 
 
 class ConvVAE(VAE):
@@ -164,9 +177,9 @@ class MLPVAE(VAE):
 
 
 def build_model(cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0,
-                seed: int | None = None) -> VAE:
+                seed: int | None = None, sigma_floor: torch.Tensor | None = None) -> VAE:
     """The model a config describes, freshly initialized: from `seed` if given (torch's global random
-    state is left as it was), else from the global state.
+    state is left as it was), else from the global state. sigma_floor: Normalizer.sigma_floor of its data.
 
     With a seed, each layer draws its initial weights from its own stream, seeded by (seed, its name):
     two models share every layer whose name and shape agree, whatever else differs (the activation, the
@@ -180,6 +193,8 @@ def build_model(cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0
                 if hasattr(module, "reset_parameters") and any(True for _ in module.parameters(recurse=False)):
                     torch.manual_seed(_layer_seed(seed, name))
                     module.reset_parameters()  # the layer's own default initialization, from its own stream
+    if sigma_floor is not None:
+        model.set_sigma_floor(sigma_floor)
     return model
 
 

@@ -14,6 +14,9 @@ import torch
 from .config import Normalization
 
 GREY_LEVELS = 255  # pixels are k / 255 for k in 0..255 (torchvision's ToTensor convention)
+# The smallest decoder sigma, in pixel units ([0, 1]): a quarter of a grey level. A sigma below it only chases
+# the 8-bit rounding. Normalizer.sigma_floor puts it in each channel's normalized units.
+SIGMA_FLOOR_PIXELS = 0.25 / GREY_LEVELS
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class Normalizer:
         """Normalized x -> pixel values (not clipped: a decoder can leave [0, 1])."""
         shift, scale = self._params(x)
         return x * scale + shift
+
+    def sigma_floor(self) -> torch.Tensor:
+        """(C, 1, 1) SIGMA_FLOOR_PIXELS in each channel's normalized units (x = (p - shift) / scale)."""
+        return torch.tensor([SIGMA_FLOOR_PIXELS / c for c in self.scale]).view(-1, 1, 1)
 
     def reachable_range(self) -> tuple[tuple[float, float], ...]:
         """Per channel, the interval that pixels in [0, 1] map to."""

@@ -298,7 +298,8 @@ def _load_run(run_dir: Path) -> LoadedRun:
         raise RunLoadError(f"{run_dir}/{CONFIG}: the normalization has {len(normalizer.shift)} channels "
                            f"but the model has {config.model.channels}.")
     state = _read_weights(run_dir / WEIGHTS)
-    model = build_model(config.model, config.loss.likelihood, config.loss.sigma)
+    # The sigma floor follows from the normalization (no run saves it): runs saved before it existed load alike.
+    model = build_model(config.model, config.loss.likelihood, config.loss.sigma, sigma_floor=normalizer.sigma_floor())
     _check_state(state, model, run_dir)
     model.load_state_dict(state, strict=True)
     model.eval().requires_grad_(False)

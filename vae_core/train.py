@@ -17,7 +17,7 @@ from .compatibility import ACTIVATION_RANGE, Verdict, compatibility
 from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from .data import ImageDataset, dataset_shape, load_dataset, pixels
 from .evaluate import range_fractions
-from .likelihoods import optimal_log_sigma
+from .likelihoods import log_sigma_of_mse
 from .models import VAE, build_model
 from .normalize import Normalizer, fit_normalizer
 from .objective import LossTerms, loss_terms
@@ -73,6 +73,10 @@ def check_compatibility(config: RunConfig, normalizer: Normalizer) -> Verdict:
 
 
 NOISE_SEED_OFFSET = 7919  # the z noise's generator is seeded apart from the batch order's
+# gaussian_optimal's sigma* is fitted on at most this many training images (a seeded subset beyond it): its
+# standard error is then a fraction of a percent of sigma*.
+SIGMA_FIT_MAX_IMAGES = 50_000
+SIGMA_FIT_BATCH = 500
 
 
 def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -105,6 +109,7 @@ class Trainer:
         self.device = torch.device(device)
         loss = config.loss
         self.model = (model or build_model(config.model, loss.likelihood, loss.sigma, seed=config.train.seed))
+        self.model.set_sigma_floor(normalizer.sigma_floor())
         self.model.to(self.device)
         self.generator = generator or torch.Generator(self.device).manual_seed(config.train.seed + NOISE_SEED_OFFSET)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
@@ -143,9 +148,9 @@ class Trainer:
     def train_step(self, x: torch.Tensor) -> LossTerms:
         """One optimizer step on a normalized batch; raises TrainingDiverged on a non-finite loss."""
         terms = loss_terms(self.model, x, self.config.loss, self.step, self.generator)
-        if self.model.lik.sigma == "optimal":  # keep the batch's sigma* for display and saving
+        if self.model.lik.sigma == "optimal":  # the batch's sigma*, for a checkpoint; fit_sigma replaces it at the end
             with torch.no_grad():
-                self.model.log_sigma.copy_(optimal_log_sigma(x, terms.out.x_hat))
+                self.model.log_sigma.copy_(terms.out.log_sigma)
         if not torch.isfinite(terms.loss):
             self._restore_good()
             raise TrainingDiverged(self.step + 1, terms.loss.item(), self.config.train.lr)
@@ -155,6 +160,15 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         return terms
+
+    def fit_sigma(self) -> None:
+        """gaussian_optimal: keep the sigma* of the whole training set, not the last batch's (which varies by
+        several percent from batch to batch); other likelihoods: nothing. Call it before evaluating or saving."""
+        if self.model.lik.sigma != "optimal":
+            return
+        log_sigma = fit_optimal_log_sigma(self.model, self.images, self.normalizer, self.config.train.seed)
+        with torch.no_grad():
+            self.model.log_sigma.copy_(log_sigma)
 
     def _keep_good(self) -> None:
         with torch.no_grad():  # these weights just gave a finite loss: the fallback if the next ones do not
@@ -175,6 +189,30 @@ class Trainer:
             images_per_s=batch / max(now - t0, 1e-9), elapsed_s=now - start,
             kl_per_dim=tuple(terms.kl_per_dim.tolist()),
             sigma=None if log_sigma is None else math.exp(log_sigma.item()))
+
+
+@torch.no_grad()
+def fit_optimal_log_sigma(model: VAE, images: torch.Tensor, normalizer: Normalizer, seed: int) -> torch.Tensor:
+    """() log sigma* = log sqrt(mean squared error over every training pixel), floored as in training: one pass
+    in eval mode, z drawn as in training (a generator seeded with seed + NOISE_SEED_OFFSET)."""
+    device = model.log_sigma.device
+    generator = torch.Generator(device).manual_seed(seed + NOISE_SEED_OFFSET)
+    was_training = model.training
+    model.eval()
+    sse, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    for chunk in _sigma_fit_images(images, seed).split(SIGMA_FIT_BATCH):
+        x = normalizer.from_grey_levels(chunk).to(device)  # (B, C, H, W)
+        sse += (x - model(x, generator).x_hat).double().pow(2).sum()
+        count += x.numel()
+    model.train(was_training)
+    return log_sigma_of_mse(sse / count, model.log_sigma_floor).float()
+
+
+def _sigma_fit_images(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """The training images, or a seeded subset of SIGMA_FIT_MAX_IMAGES of them."""
+    if len(images) <= SIGMA_FIT_MAX_IMAGES:
+        return images
+    return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:SIGMA_FIT_MAX_IMAGES]]
 
 
 def make_run_config(data: DataConfig, model: ModelConfig, loss: LossConfig, train: TrainConfig) -> RunConfig:
