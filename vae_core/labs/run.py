@@ -1,0 +1,38 @@
+"""Running a lab from start to conclusion without a page: train its family, measure it, conclude."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..job_state import JobUpdate
+from ..jobs import run_in_foreground
+from ..sweep import SweepPlan
+from .base import Finding, Lab, LabSettings, Measured, Variant, measure
+
+
+@dataclass(frozen=True)
+class LabOutcome:
+    lab: Lab
+    settings: LabSettings
+    variants: tuple[Variant, ...]
+    run_dirs: tuple[Path | None, ...]  # per variant; None where it was refused or never saved
+    measured: dict[str, Measured]  # by variant key
+    findings: tuple[Finding, ...]
+
+
+def conclude_family(lab: Lab, settings: LabSettings, run_dirs: tuple[Path | None, ...]) -> LabOutcome:
+    """Measure a trained family (the variants in the design's order) and draw the lab's conclusion."""
+    variants = lab.design(settings)
+    measured = measure(lab, variants, run_dirs)
+    return LabOutcome(lab, settings, variants, run_dirs, measured, tuple(lab.conclude(measured)))
+
+
+def run_lab(lab: Lab, settings: LabSettings, runs_dir: Path, owner: str | None = None,
+            on_update: Callable[[JobUpdate], None] | None = None) -> LabOutcome:
+    """Train the lab's family in lockstep while the caller waits, then measure and conclude."""
+    family = lab.family(settings)
+    snap = run_in_foreground(family.configs[0], runs_dir, owner=owner, sweep=family, on_update=on_update)
+    plan: SweepPlan = snap.sweep
+    saved = tuple(Path(v.run_dir) if v.run_dir else None for v in snap.variants)
+    return conclude_family(lab, settings, saved if len(saved) == len(plan.labels) else (None,) * len(plan.labels))
