@@ -1,0 +1,47 @@
+"""python -m vae_core lab ID: train a lab's family, print its table and conclusion, write its report."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import DataConfig, field_options
+from .base import LAB_BUDGET_S, LabSettings
+
+
+def add_lab_parser(sub: Any) -> None:
+    from . import LABS
+
+    lab = sub.add_parser("lab", help="run one of the four questions' labs and print its measured conclusion")
+    lab.add_argument("lab_id", choices=list(LABS), help="which lab")
+    lab.add_argument("--dataset", default="sprites", choices=field_options(DataConfig, "dataset"))
+    lab.add_argument("--data-dir", help="where the dataset's files are (not sprites)")
+    lab.add_argument("--seed", type=int, default=0, help="data, initial weights, batch order and z noise")
+    lab.add_argument("--budget", type=float, default=LAB_BUDGET_S,
+                     help=f"seconds of training for the whole family (default {LAB_BUDGET_S:g})")
+    lab.add_argument("--runs-dir", type=Path, help="where the variants' runs go (default: $VAE_LAB_RUNS or ./runs)")
+    lab.add_argument("--report", type=Path, help="a folder to write report.md and its figures into")
+    lab.add_argument("--instant", action="store_true", help="measure the bundled runs instead of training, where "
+                     "the lab has them (sampled-z on sprites)")
+
+
+def cmd_lab(ns: argparse.Namespace) -> int:
+    from ..runs import default_runs_dir
+    from . import lab
+    from .report import table, write_report
+    from .run import conclude_family, run_lab
+
+    chosen = lab(ns.lab_id)
+    settings = LabSettings(ns.dataset, ns.data_dir, ns.seed, ns.budget)
+    instant = chosen.instant(settings) if ns.instant and chosen.instant else None
+    if ns.instant and instant is None:
+        raise ValueError(f"The lab {chosen.id} has no bundled runs for {settings.dataset}: run it without --instant.")
+    outcome = conclude_family(chosen, settings, instant) if instant else \
+        run_lab(chosen, settings, ns.runs_dir or default_runs_dir())
+    t = table(outcome)
+    sys.stdout.write(f"{chosen.title}\n\n" + "\n".join(" | ".join(r) for r in (t.header, *t.rows)) + "\n\n")
+    sys.stdout.write("".join(f"- [{f.verdict}] {f.text.replace('**', '')}\n" for f in outcome.findings))
+    if ns.report:
+        sys.stdout.write(f"\nreport: {write_report(outcome, ns.report)}\n")
+    return 0 if outcome.measured else 2

@@ -1,0 +1,164 @@
+"""A lab's outcome as a table, reconstruction rows and a small report (Markdown with its figures as PNG)
+that names the configuration and seeds, so that someone else can rerun it."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import pixels
+from ..runs import load_run
+from .base import Column, LabRun, Measured, test_images
+from .run import LabOutcome
+
+N_SHOWN = 8  # test images per reconstruction row
+VERDICT_MARK = {"agrees": "✔ agrees with the textbook", "disagrees": "✘ disagrees with the textbook",
+                "measured": "", "missing": "⚠ missing"}
+
+
+def format_value(column: Column, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if column.fmt == "d":
+        return f"{int(value)}"
+    return format(value, column.fmt)
+
+
+def best_keys(outcome: LabOutcome, column: Column) -> set[str]:
+    """The variants holding the best value of a column (none for a column without a direction)."""
+    values = {k: m.value(column.key) for k, m in outcome.measured.items()}
+    values = {k: v for k, v in values.items() if v is not None}
+    if column.better == "neither" or len(values) < 2:
+        return set()
+    best = (max if column.better == "higher" else min)(values.values())
+    return {k for k, v in values.items() if v == best}
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]  # "variant", then the lab's columns
+    rows: tuple[tuple[str, ...], ...]  # formatted cells, the best of a column marked with "★"
+
+
+def table(outcome: LabOutcome) -> Table:
+    """The results table, one row per measured variant, in the design's order."""
+    bests = [best_keys(outcome, c) for c in outcome.lab.columns]
+    rows = []
+    for v in outcome.variants:
+        m = outcome.measured.get(v.key)
+        if m is None:
+            rows.append((v.label, *("—" for _ in outcome.lab.columns)))
+            continue
+        rows.append((v.label, *(_cell(c, m, v.key in best) for c, best in zip(outcome.lab.columns, bests))))
+    return Table(("variant", *(c.label for c in outcome.lab.columns)), tuple(rows))
+
+
+def _cell(column: Column, m: Measured, best: bool) -> str:
+    return format_value(column, m.value(column.key)) + (" ★" if best else "")
+
+
+@torch.no_grad()
+def reconstruction_rows(outcome: LabOutcome, n: int = N_SHOWN) -> list[tuple[str, np.ndarray]]:
+    """("input", images) then (variant label, its reconstructions from the posterior mean) for the same n
+    test images; each (n, H, W, C) uint8."""
+    rows: list[tuple[str, np.ndarray]] = []
+    for v, run_dir in zip(outcome.variants, outcome.run_dirs):
+        if v.key not in outcome.measured or run_dir is None:
+            continue
+        run = load_run(run_dir)
+        images = test_images(run, n)
+        if not rows:
+            rows.append(("input", _to_hwc(pixels(images))))
+        x = LabRun(v.key, run, images).x
+        x_hat = run.model.decode(run.model.encode(x)[0])
+        rows.append((v.label, _to_hwc(run.normalizer.inverse(x_hat).clamp(0, 1))))
+    return rows
+
+
+def _to_hwc(p: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] -> (N, H, W, C) uint8."""
+    return (p.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def row_strip(images: np.ndarray, zoom: int = 2, gap: int = 2) -> np.ndarray:
+    """(n, H, W, C) -> one (H*zoom, n*(W*zoom + gap), 3) picture, images side by side on white."""
+    big = images.repeat(zoom, 1).repeat(zoom, 2)
+    if big.shape[-1] == 1:
+        big = big.repeat(3, -1)
+    n, h, w, _ = big.shape
+    strip = np.full((h, n * (w + gap) - gap, 3), 255, np.uint8)
+    for i, image in enumerate(big):
+        strip[:, i * (w + gap):i * (w + gap) + w] = image
+    return strip
+
+
+def png(picture: np.ndarray) -> bytes:
+    from PIL import Image  # torchvision's dependency; only the report writes PNGs
+
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def markdown(outcome: LabOutcome, figures: dict[str, str]) -> str:
+    """The report's text; figures: caption -> PNG file name beside it."""
+    lab, s = outcome.lab, outcome.settings
+    t = table(outcome)
+    lines = [f"# {lab.title}", "", f"> {lab.question}", "", f"**The textbook answer.** {lab.textbook}", "",
+             "## What this run measured", ""]
+    lines += [f"- {f.text}" + (f" *({VERDICT_MARK[f.verdict]})*" if VERDICT_MARK[f.verdict] else "")
+              for f in outcome.findings]
+    lines += ["", "## Measurements", "", "| " + " | ".join(t.header) + " |",
+              "|" + "---|" * len(t.header)]
+    lines += ["| " + " | ".join(row) + " |" for row in t.rows]
+    lines += ["", "★ the best of a column. Test metrics from each run's own evaluation; nats per image."]
+    for caption, name in figures.items():
+        lines += ["", f"## {caption}", "", f"![{caption}]({name})"]
+    lines += ["", "## Rerun it", "", f"Dataset `{s.dataset}`, seed {s.seed} (data, initial weights, batch order "
+              f"and z noise), {s.budget_s:g} s of training for the whole family in lockstep:", "", "```",
+              s.command(lab.id), "```", "", "Each variant's configuration:", ""]
+    for v, run_dir in zip(outcome.variants, outcome.run_dirs):
+        folder = f" (run `{Path(run_dir).name}`)" if run_dir else " (not saved)"
+        lines += [f"- **{v.label}**{folder}: `{json.dumps(v.config.to_dict(), separators=(',', ':'))}`"]
+    return "\n".join(lines) + "\n"
+
+
+RECONSTRUCTIONS = "reconstructions.png"
+
+
+def report_files(outcome: LabOutcome) -> dict[str, bytes]:
+    """report.md and its PNG figures, by file name."""
+    rows = reconstruction_rows(outcome)
+    files: dict[str, bytes] = {}
+    figures = {}
+    if rows:
+        strips = [row_strip(images) for _, images in rows]
+        width = max(s.shape[1] for s in strips)
+        picture = np.concatenate([np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255)
+                                  for s in strips])
+        files[RECONSTRUCTIONS] = png(picture)
+        figures["Reconstructions (rows: " + ", ".join(label for label, _ in rows) + ")"] = RECONSTRUCTIONS
+    files["report.md"] = markdown(outcome, figures).encode("utf-8")
+    return files
+
+
+def write_report(outcome: LabOutcome, folder: Path) -> Path:
+    """Write report.md and its figures into folder (created); returns report.md's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in report_files(outcome).items():
+        (folder / name).write_bytes(data)
+    return folder / "report.md"
+
+
+def report_zip(outcome: LabOutcome) -> bytes:
+    """The report as one zip, for a browser's download."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in report_files(outcome).items():
+            z.writestr(f"{outcome.lab.id}/{name}", data)
+    return buffer.getvalue()
