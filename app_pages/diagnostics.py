@@ -47,21 +47,23 @@ def likelihood_ui() -> None:
     n = url_choice(right, "select_slider", "Test images", [100, 200, 500, 1000, 2000], 200, "iwae_n")
     m = evaluate_cached(str(run.path), run_mtime(run), min(n, len(test)), k)
     c = st.columns(4)
-    c[0].metric("ELBO", format_number(m.elbo_nats), help="nats/image, one z sample")
-    c[1].metric(f"IWAE bound, k = {k}", format_number(m.iwae_nats),
+    c[0].metric("ELBO", views.with_error(m.elbo_nats, m.elbo_se, 1),
+                help=f"nats/image, one z sample per image; ± one standard error over the {m.n_test} images")
+    c[1].metric(f"IWAE bound, k = {k}", views.with_error(m.iwae_nats, m.iwae_se, 1),
                 f"{format_number(m.iwae_nats - m.elbo_nats, signed=True)} over the ELBO",
-                help="log p(x) ≥ IWAE_k ≥ ELBO (Burda et al. 2015); tighter as k grows. nats/image.")
+                help="log p(x) ≥ IWAE_k ≥ ELBO (Burda et al. 2015); tighter as k grows. nats/image, ± one "
+                     "standard error over the images.")
     if m.bits_per_dim is None:
         c[2].metric("Bits/dim", "—", help=m.bits_per_dim_note)
         c[3].metric("Bits/dim (IWAE)", "—")
         st.caption(m.bits_per_dim_note)
     else:
-        c[2].metric("Bits/dim (ELBO)", format_number(m.bits_per_dim, 3),
+        c[2].metric("Bits/dim (ELBO)", views.with_error(m.bits_per_dim, m.bits_per_dim_se, 3),
                     help="-log2 of each 8-bit pixel's grey-level probability mass, KL included, per dimension")
-        c[3].metric("Bits/dim (IWAE)", format_number(m.iwae_bits_per_dim, 3))
+        c[3].metric("Bits/dim (IWAE)", views.with_error(m.iwae_bits_per_dim, m.iwae_bits_per_dim_se, 3))
     n_pixels = cfg.model.channels * cfg.model.image_size**2
-    beta_eff = effective_beta(cfg.loss, n_pixels, cfg.model.latent_dim)
-    sigma = implied_sigma(cfg.loss, n_pixels, cfg.model.latent_dim)
+    beta_eff = effective_beta(cfg.loss, n_pixels, cfg.model.latent_dim, cfg.train.batch_size)
+    sigma = implied_sigma(cfg.loss, n_pixels, cfg.model.latent_dim, cfg.train.batch_size)
     note = f"Trained with an equivalent β of {beta_eff:.4g} for the proper ELBO"
     st.caption(note + (f" (a proper ELBO with σ = {sigma:.4g})." if sigma is not None else "."))
 

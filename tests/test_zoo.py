@@ -18,7 +18,7 @@ from vae_core.models import build_model
 from vae_core.normalize import fit_normalizer
 from vae_core.runs import RunLoadError, load_run, read_samples, samples_to_keep, save_run
 from vae_core.train import Trainer, make_run_config, prepare_data
-from vae_core.zoo import KEY_FIELDS, ZooEntry, build_zoo, zoo_configs
+from vae_core.zoo import KEY_FIELDS, ZooEntry, build_zoo, refresh_run, zoo_configs
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # real files, outside the repo
 REQUIRED = {"path", "dataset", "normalization", "output_activation", "likelihood", "elbo_nats", "bits_per_dim",
@@ -193,3 +193,21 @@ def test_the_bundled_models_are_the_zoo():
     assert sorted(bundled) == sorted(e.name for e in entries)
     for e in entries:
         assert bundled[e.name].status == "finished" and bundled[e.name].config == e.config, e.name
+
+
+def test_refresh_fits_gaussian_optimal_sigma_on_the_training_set_as_training_does(tmp_path):
+    # A stale sigma* in the weights (the last batch's, as runs saved before the fit kept): refresh puts back the
+    # training set's, byte for byte what the end of training saved.
+    from safetensors.torch import load_file
+
+    base = tiny(zoo_configs()[0])
+    entry = dataclasses.replace(base, name="tiny-optimal", config=dataclasses.replace(
+        base.config, loss=dataclasses.replace(base.config.loss, likelihood="gaussian_optimal")))
+    assert [r.status for r in build_zoo([entry], tmp_path, workers=1)] == ["finished"]
+    weights = tmp_path / entry.name / runs.WEIGHTS
+    built = weights.read_bytes()
+    state = load_file(weights)
+    state["log_sigma"] = state["log_sigma"] + 0.1
+    save_file(state, weights, metadata={"format": runs.FORMAT})
+    refresh_run(tmp_path / entry.name)  # not a zoo entry's name: `zoo refresh` lists only those
+    assert weights.read_bytes() == built

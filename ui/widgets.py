@@ -6,6 +6,8 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from vae_plots.views import with_error
+
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
@@ -19,17 +21,26 @@ def test_metrics_ui(test: dict[str, Any]) -> None:
         st.info("This run has no test metrics.")
         return
     bpd = test.get("bits_per_dim")
-    cards = [("ELBO", f"{test['elbo_nats']:.1f}", "nats/image, higher is better"),
+    cards = [("ELBO", with_error(test["elbo_nats"], test.get("elbo_se"), 1),
+              "nats/image, higher is better; ± one standard error over the test images"),
              ("Recon −log p(x|z)", f"{test['recon_nats']:.1f}", "nats/image"),
              ("KL(q ‖ p)", f"{test['kl_nats']:.2f}", "nats/image"),
-             ("Bits/dim", "—" if bpd is None else f"{bpd:.3f}", test.get("bits_per_dim_note") or "8-bit scale"),
-             ("PSNR", f"{test['psnr_db']:.2f} dB", f"pixel MSE {test['mse']:.5f}"),
+             ("Bits/dim", with_error(bpd, test.get("bits_per_dim_se"), 3),
+              test.get("bits_per_dim_note") or "8-bit scale; ± one standard error over the test images"),
+             ("PSNR", f"{test['psnr_db']:.2f} dB", _psnr_help(test)),
              ("Active units", f"{test['active_units']} / {len(test.get('kl_per_dim', []))}",
               "Cov(E[z]) > 0.01 (Burda et al. 2015)")]
     for col, (label, value, help_text) in zip(st.columns(len(cards)), cards):
         col.metric(label, value, help=help_text)
     st.caption(f"On {test.get('n_test', '?')} test images of {test.get('dataset', '?')}; "
                "one sample of z per image for the ELBO, the posterior mean for MSE and PSNR.")
+
+
+def _psnr_help(test: dict[str, Any]) -> str:
+    """Metrics saved before psnr_pooled_db existed hold the pooled PSNR in psnr_db: they say only the MSE."""
+    mse = f"pixel MSE {test['mse']:.5f}"
+    pooled = test.get("psnr_pooled_db")
+    return mse if pooled is None else f"the mean of each image's PSNR; pooled (from the mean MSE) {pooled:.2f} dB; {mse}"
 
 
 # Widgets bound to the URL (bind="query-params"): a link reproduces what the page shows. Streamlit drops a

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, get_args
 
+import torch
+
 from .compatibility import compatibility
 from .config import (DataConfig, DatasetName, LikelihoodName, LossConfig, ModelConfig, Normalization,
                      OutputActivation, RunConfig, TrainConfig)
-from .runs import RunInfo, RunLoadError, list_runs, read_config, read_metrics
+from .runs import LoadedRun, RunInfo, RunLoadError, list_runs, read_config, read_metrics
 
 # 10 epochs of 20,000 sprites: the whole zoo takes about 25 minutes with 2 processes on a 2-core machine.
 ZOO_EPOCHS = 10
@@ -144,8 +146,9 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
     """Evaluate a saved run again with the current evaluation and rewrite its metrics' `test` block (the
     folder atomically); the weights and the rest of metrics.json are kept. Returns the new test block.
 
-    The same call as the end of training (jobs.TrainingJob._finish: the whole test split, the run's loss,
-    evaluate's default seed and batch size) under the run's thread count, so it writes what a rebuild would.
+    The same calls as the end of training (jobs.TrainingJob._finish: gaussian_optimal's sigma* fitted on the
+    training set, then the whole test split, the run's loss, evaluate's default seed and batch size) under the
+    run's thread count, so it writes what a rebuild would.
     """
     from .data import load_dataset
     from .evaluate import evaluate
@@ -154,11 +157,24 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
     run = load_run(run_dir)
     images = load_dataset(run.config.data, "test").images
     with _threads(run.config.train.num_threads):
+        _refit_sigma(run)
         test = evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset,
                         loss=run.config.loss).to_dict()
     save_run(Path(run_dir), run.model, run.config, run.normalizer, {**run.metrics, "test": test},
              read_samples(run_dir))
     return test
+
+
+def _refit_sigma(run: LoadedRun) -> None:
+    """gaussian_optimal: the sigma* of the whole training set, as training's end now keeps (Trainer.fit_sigma)."""
+    from .data import load_dataset
+    from .train import fit_optimal_log_sigma
+
+    if run.model.lik.sigma != "optimal":
+        return
+    train = load_dataset(run.config.data, "train").images
+    with torch.no_grad():
+        run.model.log_sigma.copy_(fit_optimal_log_sigma(run.model, train, run.normalizer, run.config.train.seed))
 
 
 @contextlib.contextmanager
@@ -194,6 +210,8 @@ class ZooRecord:
     active_units: int | None
     frac_targets_unreachable: float | None  # share of normalized test targets out of the output's reach
     frac_outputs_saturated: float | None
+    elbo_se: float | None = None  # standard errors over the test images; None in metrics saved before them
+    bits_per_dim_se: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "path": str(self.path)}
@@ -213,7 +231,8 @@ def _key(r: ZooRecord) -> ZooKey:
     return ZooKey(r.output_activation, r.normalization, r.likelihood)  # type: ignore[arg-type]
 
 
-METRIC_FIELDS = ("elbo_nats", "bits_per_dim", "psnr_db", "frac_targets_unreachable", "frac_outputs_saturated")
+METRIC_FIELDS = ("elbo_nats", "bits_per_dim", "psnr_db", "frac_targets_unreachable", "frac_outputs_saturated",
+                 "elbo_se", "bits_per_dim_se")
 
 
 def zoo_record(info: RunInfo) -> ZooRecord:
@@ -253,9 +272,9 @@ def zoo_table(records: Sequence[ZooRecord]) -> str:
 
 
 def _row(r: ZooRecord) -> str:
-    bpd = "— (Bernoulli)" if r.likelihood == "bernoulli" else _fmt(r.bits_per_dim, "{:.3f}")
+    bpd = "— (Bernoulli)" if r.likelihood == "bernoulli" else _fmt_se(r.bits_per_dim, r.bits_per_dim_se, "{:.3f}")
     name = r.name if r.status == "finished" else f"{r.name} ({r.status})"
-    cells = [name, r.verdict, _fmt(r.elbo_nats, "{:,.1f}"), bpd, _fmt(r.psnr_db, "{:.2f} dB"),
+    cells = [name, r.verdict, _fmt_se(r.elbo_nats, r.elbo_se, "{:,.1f}"), bpd, _fmt(r.psnr_db, "{:.2f} dB"),
              _fmt(r.frac_targets_unreachable, "{:.1%}"), _fmt(r.frac_outputs_saturated, "{:.1%}")]
     return "| " + " | ".join(cells) + " |"
 
@@ -263,3 +282,8 @@ def _row(r: ZooRecord) -> str:
 def _fmt(value: float | None, fmt: str) -> str:
     """A number as the README writes it (a real minus sign), or a dash for none."""
     return "—" if value is None else fmt.format(value).replace("-", "−")
+
+
+def _fmt_se(value: float | None, se: float | None, fmt: str) -> str:
+    """The value ± its standard error, where it has one."""
+    return _fmt(value, fmt) if value is None or se is None else f"{_fmt(value, fmt)} ± {_fmt(se, fmt)}"

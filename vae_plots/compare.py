@@ -122,6 +122,7 @@ class MetricColumn:
     value: Callable[[EvalMetrics], float | None]
     text: Callable[[float], str]
     nats: bool = False  # compares only between runs that model the same space (see nats_comparable)
+    se: Callable[[EvalMetrics], float | None] | None = None  # a Monte-Carlo estimate's standard error, shown as ±
 
 
 def _percent(v: float) -> str:
@@ -129,9 +130,13 @@ def _percent(v: float) -> str:
 
 
 COLUMNS: tuple[MetricColumn, ...] = (
-    MetricColumn("ELBO (nats)", "higher", lambda m: m.elbo_nats, lambda v: figures.format_number(v, 1), nats=True),
-    MetricColumn("IWAE (nats)", "higher", lambda m: m.iwae_nats, lambda v: figures.format_number(v, 1), nats=True),
-    MetricColumn("bits/dim", "lower", lambda m: m.bits_per_dim, lambda v: figures.format_number(v, 3)),
+    MetricColumn("ELBO (nats)", "higher", lambda m: m.elbo_nats, lambda v: figures.format_number(v, 1), nats=True,
+                 se=lambda m: m.elbo_se),
+    MetricColumn("IWAE (nats)", "higher", lambda m: m.iwae_nats, lambda v: figures.format_number(v, 1), nats=True,
+                 se=lambda m: m.iwae_se),
+    MetricColumn("bits/dim", "lower", lambda m: m.bits_per_dim, lambda v: figures.format_number(v, 3),
+                 se=lambda m: m.bits_per_dim_se),
+    # The mean of each image's PSNR (EvalMetrics.psnr_db), not the PSNR of the pooled MSE.
     MetricColumn("PSNR (dB)", "higher", lambda m: m.psnr_db, lambda v: figures.format_number(v, 2)),
     MetricColumn("targets out of reach", "lower", lambda m: m.frac_targets_unreachable, _percent),
     MetricColumn("outputs saturated", "lower", lambda m: m.frac_outputs_saturated, _percent),
@@ -203,8 +208,10 @@ def _value(column: MetricColumn, m: EvalMetrics | None) -> float | None:
 
 
 def _cell(column: MetricColumn, m: EvalMetrics | None, best: bool) -> str:
+    """The value, ± its standard error where it is a Monte-Carlo estimate; the best marked."""
     value = _value(column, m)
-    text = "—" if value is None else column.text(value)
+    se = column.se(m) if column.se is not None and m is not None else None
+    text = "—" if value is None else column.text(value) if se is None else f"{column.text(value)} ± {column.text(se)}"
     return text + BEST_MARK if best else text
 
 

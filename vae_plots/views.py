@@ -26,6 +26,13 @@ from . import diagnostic_figures, figures, live_svg
 TRAVERSAL_MAX_DIMS = 16  # rows of a traversal: beyond this the tiles shrink below what a projector shows
 
 
+def with_error(value: float | None, se: float | None, decimals: int = 2) -> str:
+    """An estimate and its standard error over the test images, e.g. "-813.7 ± 2.1"; no ± where there is none
+    (metrics saved before standard errors were reported)."""
+    text = figures.format_number(value, decimals)
+    return text if value is None or se is None else f"{text} ± {figures.format_number(se, decimals)}"
+
+
 def _test_metrics(run: LoadedRun) -> dict:
     """The run's test metrics; {} when it has none (a stopped run, or one saved elsewhere)."""
     test = run.metrics.get("test")
