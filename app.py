@@ -24,9 +24,12 @@ pages = [
     st.Page("app_pages/diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/view_column:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/labs.py", title="Labs", icon=":material/science:"),
 ]
+WATCHING = ("train", "labs")  # pages that poll this browser's job themselves
 page = st.navigation(pages)
-job_sidebar_ui(poll=page.url_path != "train")  # first: a job that just ended changes the loaded model
+# First: a job that just ended changes the loaded model (a sweep watched on Train opens in Compare).
+job_sidebar_ui(poll=page.url_path not in WATCHING, opens_compare=page.url_path == "train")
 model_sidebar_ui()
 notices_ui()
 page.run()

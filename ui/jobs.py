@@ -97,7 +97,9 @@ def settle_ended_job(job: JobRecord | None, watching: bool = False) -> None:
 def _settle_sweep(job: JobRecord, watching: bool) -> None:
     variants = job.snapshot.variants
     saved = [v.run_dir for v in variants if v.run_dir is not None and v.status in LOADED_ON_END]
-    what = f"Your sweep of {job.sweep.field if job.sweep else 'a field'} {job.status}"
+    lab = job.sweep is not None and job.sweep.field.startswith("lab:")
+    what = f"Your lab {job.sweep.field[4:]} {job.status} (its conclusion is on the Labs page)" if lab else \
+        f"Your sweep of {job.sweep.field if job.sweep else 'a field'} {job.status}"
     if not saved:
         st.session_state[NOTICE_KEY] = ("warning", f"{what}: none of its variants finished or stopped, so the "
                                                    "loaded model did not change (its runs are in the picker).")
@@ -155,11 +157,12 @@ def job_line(job: JobRecord, subject: str = "Training") -> str:
             f" of {job.time_budget_s:g} s, β now {last.beta:.3g}{sigma}.")
 
 
-def job_sidebar_ui(poll: bool) -> None:
-    """Every page, before it draws: settle a job that ended; while one runs (and `poll`: the page does
-    not watch it itself), a sidebar line that polls it."""
+def job_sidebar_ui(poll: bool, opens_compare: bool = False) -> None:
+    """Every page, before it draws: settle a job that ended (a sweep opens Compare if `opens_compare`: the
+    Train page watched it); while one runs (and `poll`: the page does not watch it itself), a sidebar line
+    that polls it."""
     job = my_job()
-    settle_ended_job(job, watching=not poll)
+    settle_ended_job(job, watching=opens_compare)
     if poll and job is not None and not job.done:
         with st.sidebar:
             st.fragment(_job_poll_ui, run_every=POLL_S)()

@@ -1,0 +1,19 @@
+import streamlit as st
+
+from ui.labs import controls_ui, lab_job, lab_picker_ui, live_ui, result_ui, settings_ui
+
+st.title("Labs")
+st.caption("Four questions people bring to VAEs. Each lab trains a small family of models in lockstep on the "
+           "data you choose, then answers from what it measured on them.")
+
+lab = lab_picker_ui()
+st.markdown(f"> *“{lab.question}”*")
+with st.expander("The textbook answer, which your run will confirm or contradict"):
+    st.markdown(lab.textbook)
+settings = settings_ui(lab)
+controls_ui(lab, settings)
+job = lab_job(lab)
+if job is not None and not job.done:
+    with st.container(key="lab_live"):
+        live_ui(lab)
+result_ui(lab)

@@ -1,0 +1,100 @@
+"""Labs as a whole: every design is a family that trains in lockstep; a lab runs from the CLI to a measured
+conclusion and a report; the Labs page runs one, shows its conclusion, and finds it again after a reload."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from vae_core.labs import LABS, lab
+from vae_core.labs.base import LabSettings
+from vae_core.sweep import SWEEP_MAX_VARIANTS, check_lockstep
+from vae_core.sweep_manifest import list_sweeps
+
+ROOT = Path(__file__).resolve().parents[1]
+LABS_PAGE = "app_pages/labs.py"
+
+
+def test_there_are_four_labs_each_asking_its_question():
+    assert len(LABS) == 4
+    for one in LABS.values():
+        assert one.question.endswith("?") or "?" in one.question
+        assert one.textbook and one.columns and lab(one.id) is one
+    with pytest.raises(ValueError, match="There is no lab 'nope'; the labs are"):
+        lab("nope")
+
+
+@pytest.mark.parametrize("lab_id", list(LABS))
+@pytest.mark.parametrize("dataset", ["sprites", "mnist", "cifar10"])
+def test_every_design_is_a_family_that_trains_in_lockstep(lab_id, dataset):
+    settings = LabSettings(dataset, "/nowhere" if dataset != "sprites" else None, seed=3, budget_s=7)
+    family = lab(lab_id).family(settings)
+    assert 1 <= len(family.configs) <= SWEEP_MAX_VARIANTS
+    check_lockstep(family.configs)
+    for config in family.configs:
+        assert config.data.dataset == dataset and config.train.seed == 3 and config.data.seed == 3
+        assert config.train.time_budget_s == 7
+    assert f"--dataset {dataset}" in settings.command(lab_id) and "--seed 3" in settings.command(lab_id)
+
+
+@pytest.mark.parametrize("lab_id", list(LABS))
+def test_a_lab_with_nothing_measured_says_so_and_does_not_crash(lab_id):
+    findings = lab(lab_id).conclude({})
+    assert findings and all(f.verdict == "missing" for f in findings)
+
+
+def test_a_lab_runs_from_the_cli_to_a_measured_conclusion_and_a_report(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "vae_core", "lab", "zscore-tanh", "--budget", "1.5", "--runs-dir",
+                             str(tmp_path / "runs"), "--report", str(tmp_path / "report")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "tanh · z-score |" in out and "z-scoring puts" in out and "[agrees]" in out or "[disagrees]" in out
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "python -m vae_core lab zscore-tanh --dataset sprites --seed 0 --budget 1.5" in report
+    assert "![Reconstructions" in report and (tmp_path / "report" / "reconstructions.png").stat().st_size > 1000
+    manifest = list_sweeps(tmp_path / "runs")[0]
+    assert manifest.field == "lab:zscore-tanh" and len(manifest.variants) == 6
+    assert all(v.status == "finished" for v in manifest.variants)
+
+
+@pytest.fixture
+def labs_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_LAB_JOB_TIME_CAP_S", "1.5")  # the lab's minute, capped by the host: a short test
+    return tmp_path / "runs"
+
+
+def browser(token: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if token:
+        at.query_params["u"] = token
+    at.run()
+    at.switch_page(LABS_PAGE).run()
+    return at
+
+
+def conclusion(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if m.value[:1] in "✅❗📏⚠"]
+
+
+def test_the_labs_page_runs_a_lab_and_shows_its_conclusion_again_after_a_reload(labs_server):
+    at = browser()
+    assert not at.exception and "z-score my CIFAR-10 images" in at.markdown[0].value
+    assert not conclusion(at) and "No result yet" in " ".join(c.value for c in at.caption)
+    at.button(key="lab_run").click().run()
+    deadline = time.monotonic() + 120
+    while not conclusion(at):
+        assert time.monotonic() < deadline and not at.exception, [e.value for e in at.exception]
+        time.sleep(0.5)
+        at.run()
+    found = conclusion(at)
+    assert any("outside (−1, 1)" in f for f in found) and any("KL" in f for f in found)
+    assert at.get("download_button")  # the report
+    again = browser(at.query_params["u"][0] if isinstance(at.query_params["u"], list) else at.query_params["u"])
+    assert conclusion(again) == found  # found from its manifest, by this browser's token
+    assert not conclusion(browser())  # another browser has no result of its own

@@ -1,0 +1,204 @@
+"""The Labs page's parts: pick a lab, choose its data and seed, run its family in the background, watch it,
+then read the conclusion measured on it, with the evidence and a report to download."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, stop, submit
+from ui.session import client_token
+from ui.sweep_live import sweep_live_ui
+from ui.widgets import url_choice
+from vae_core.config import DataConfig, RunConfig, field_options
+from vae_core.data import DatasetNotFoundError, load_dataset
+from vae_core.host import HostSettings
+from vae_core.labs import LABS, Lab
+from vae_core.labs.base import LAB_BUDGET_S, LabSettings
+from vae_core.labs.report import (VERDICT_MARK, Table, reconstruction_rows, report_files, report_zip, row_strip,
+                                  table)
+from vae_core.labs.run import LabOutcome, conclude_family
+from vae_core.runs import RunLoadError
+from vae_core.scheduler import JobRecord
+from vae_core.sweep_manifest import list_sweeps
+
+LIVE_POINTS = 400
+BUDGETS = (15.0, 30.0, LAB_BUDGET_S, 120.0)  # seconds of training for the whole family
+INSTANT_KEY = "lab_instant_{lab}"  # session: the settings whose bundled runs this lab shows, instead of a job's
+VERDICT_ICON = {"agrees": "✅", "disagrees": "❗", "measured": "📏", "missing": "⚠️"}
+
+
+def lab_picker_ui() -> Lab:
+    """Which lab, in the URL (?lab=...), so a link opens it."""
+    ids = list(LABS)
+    chosen = url_choice(st, "selectbox", "Lab: the question", ids, ids[0], "lab",
+                        format_func=lambda i: LABS[i].title)
+    return LABS[chosen]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def dataset_problem(dataset: str, data_dir: str) -> str | None:
+    """Cached: why a dataset cannot be used on this server (None: it can); loading one test image is enough."""
+    try:
+        load_dataset(DataConfig(dataset=dataset, data_dir=data_dir, n_test=1), "test")
+    except (DatasetNotFoundError, ValueError, OSError) as e:
+        return str(e)
+    return None
+
+
+def settings_ui(lab: Lab) -> LabSettings:
+    """The data, the seed and the time budget; the data folder is the host's, never the student's."""
+    data_dir = str(HostSettings.from_env().data_dir)
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.selectbox("Data", field_options(DataConfig, "dataset"), key=f"lab_dataset_{lab.id}",
+                           help="sprites are generated in code; the others load from the host's data folder.")
+    seed = c2.number_input("Seed", 0, 10_000, 0, key=f"lab_seed_{lab.id}",
+                           help="data subset, initial weights, batch order and z noise: another seed, other numbers")
+    budget = c3.select_slider("Training time (s, the whole family)", BUDGETS, LAB_BUDGET_S, key=f"lab_budget_{lab.id}")
+    return LabSettings(dataset, None if dataset == "sprites" else data_dir, int(seed), float(budget))
+
+
+def lab_job(lab: Lab) -> JobRecord | None:
+    """This browser's job, if it is this lab's family."""
+    job = my_job()
+    return job if job is not None and job.sweep is not None and job.sweep.field == f"lab:{lab.id}" else None
+
+
+def start(lab: Lab, settings: LabSettings) -> None:
+    """Run's callback: this lab's family as one job; a result shown instantly gives way to it."""
+    st.session_state.pop(INSTANT_KEY.format(lab=lab.id), None)
+    family = lab.family(settings)
+    submit(family.configs[0], family)
+
+
+def controls_ui(lab: Lab, settings: LabSettings) -> None:
+    job = my_job()
+    active = job is not None and not job.done
+    problem = None if settings.dataset == "sprites" else dataset_problem(settings.dataset, settings.data_dir or "")
+    n = len(lab.design(settings))
+    left, mid, right = st.columns([2, 2, 3], vertical_alignment="center")
+    left.button(f"Run this lab ({n} model{'s' if n > 1 else ''} in lockstep)", key="lab_run", type="primary",
+                disabled=active or problem is not None, on_click=start, args=(lab, settings))
+    instant = lab.instant(settings) if getattr(lab, "instant", None) else None
+    if instant:
+        mid.button("Measure the bundled model now", key="lab_instant", on_click=_show_instant,
+                   args=(lab, settings), help="no training: the zoo's model of this design, measured now")
+    right.caption(server_line())
+    if problem:
+        st.error(f"{problem} Pick sprites, or ask the host to put the dataset in the data folder.")
+    if active and lab_job(lab) is None:
+        st.info("Your other training job is running: Run is back when it ends (Stop it on the Train page).")
+    if refused := refusal():
+        st.error(refused)
+
+
+def _show_instant(lab: Lab, settings: LabSettings) -> None:
+    st.session_state[INSTANT_KEY.format(lab=lab.id)] = settings
+
+
+@st.fragment(run_every=POLL_S)
+def live_ui(lab: Lab) -> None:
+    """While this lab's family trains: its status, overlaid curves and previews; at its end, the page redraws."""
+    job = lab_job(lab)
+    if job is None or job.done:
+        st.rerun(scope="app")
+    c1, c2 = st.columns([5, 1])
+    c1.info(job_line(job, subject="The lab"))
+    c2.button("Stop", key="lab_stop", on_click=stop, args=(job.token,))
+    if job.snapshot is not None and job.snapshot.variants:
+        sweep_live_ui(job.snapshot, LIVE_POINTS)
+
+
+@dataclass(frozen=True)
+class LabSource:
+    """A trained family to conclude from: the settings it ran with and its variants' folders (None: not saved)."""
+    settings: LabSettings
+    run_dirs: tuple[str | None, ...]
+
+
+def latest_source(lab: Lab) -> LabSource | None:
+    """The bundled runs this browser asked for, else its newest ended family of this lab."""
+    instant = st.session_state.get(INSTANT_KEY.format(lab=lab.id))
+    if instant is not None and (dirs := lab.instant(instant)):
+        return LabSource(instant, tuple(str(d) for d in dirs))
+    runs_dir = HostSettings.from_env().runs_dir
+    for m in list_sweeps(runs_dir):
+        if m.field == f"lab:{lab.id}" and m.owner == client_token() and m.status not in ("running", "queued"):
+            dirs = tuple(str(runs_dir / v.run) if v.run else None for v in m.variants)
+            if any(dirs):
+                return LabSource(settings_of(next(d for d in dirs if d)), dirs)
+    return None
+
+
+def settings_of(run_dir: str) -> LabSettings:
+    from vae_core.runs import read_config
+
+    config: RunConfig = read_config(Path(run_dir))[0]
+    return LabSettings(config.data.dataset, config.data.data_dir, config.train.seed,
+                       config.train.time_budget_s or LAB_BUDGET_S)
+
+
+@dataclass(frozen=True)
+class LabView:
+    outcome: LabOutcome
+    table: Table
+    rows: list  # (label, (n, H, W, C) uint8) reconstruction rows
+    report: dict[str, bytes]
+
+
+@st.cache_data(max_entries=32, show_spinner="Measuring the lab's runs…")
+def load_lab_view(lab_id: str, settings: LabSettings, run_dirs: tuple[str | None, ...],
+                  mtimes: tuple[float, ...]) -> LabView:
+    """Cached by the runs' folders and their modification times: measuring loads every variant and its
+    test images (seconds); the result is small and read-only."""
+    outcome = conclude_family(LABS[lab_id], settings, tuple(Path(d) if d else None for d in run_dirs))
+    rows = reconstruction_rows(outcome)
+    return LabView(outcome, table(outcome), rows, report_files(outcome, rows))
+
+
+def _mtimes(run_dirs: tuple[str | None, ...]) -> tuple[float, ...]:
+    return tuple(Path(d, "metrics.json").stat().st_mtime if d and Path(d, "metrics.json").exists() else 0.0
+                 for d in run_dirs)
+
+
+def result_ui(lab: Lab) -> None:
+    """The newest result of this lab for this browser: conclusion, table, reconstructions, report."""
+    source = latest_source(lab)
+    if source is None:
+        st.caption("No result yet: press Run (about a minute), and the conclusion appears here, measured on "
+                   "your runs.")
+        return
+    try:
+        view = load_lab_view(lab.id, source.settings, source.run_dirs, _mtimes(source.run_dirs))
+    except (RunLoadError, DatasetNotFoundError, ValueError, OSError) as e:
+        st.error(f"This lab's runs could not be measured: {e} Run the lab again.")
+        return
+    conclusion_ui(view.outcome)
+    evidence_ui(view, lab)
+
+
+def conclusion_ui(outcome: LabOutcome) -> None:
+    s = outcome.settings
+    st.subheader("What your run measured")
+    st.caption(f"{s.dataset}, seed {s.seed}, {s.budget_s:g} s of training for {len(outcome.variants)} models "
+               "in lockstep. Every number below comes from these runs.")
+    with st.container(key="lab_conclusion"):
+        for f in outcome.findings:
+            mark = f" *({VERDICT_MARK[f.verdict]})*" if VERDICT_MARK[f.verdict] else ""
+            st.markdown(f"{VERDICT_ICON[f.verdict]} {f.text}{mark}")
+
+
+def evidence_ui(view: LabView, lab: Lab) -> None:
+    import pandas as pd  # streamlit's own dependency; only the table needs it
+
+    st.markdown("**Measurements** (★ the best of a column; nats per image, on the test images)")
+    st.dataframe(pd.DataFrame(list(view.table.rows), columns=list(view.table.header)), hide_index=True,
+                 key="lab_table")
+    if view.rows:
+        st.markdown("**Reconstructions** of the same test images (posterior mean)")
+        for label, images in view.rows:
+            st.image(row_strip(images), caption=label)
+    st.download_button("Download the report (Markdown and PNG, zipped)", report_zip(view.report, lab.id),
+                       file_name=f"vae-lab-{lab.id}.zip", mime="application/zip", key="lab_report")
+
