@@ -1,0 +1,149 @@
+"""Lab 3 (inputs not in [0, 1]): its design, the hand-picked weight's beta and sigma by hand, its measurements on a
+tiny model, and conclusions drawn from hand-built measurements."""
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig
+from vae_core.evaluate import EvalMetrics
+from vae_core.labs import lab
+from vae_core.labs import not_unit
+from vae_core.labs.base import LabRun, LabSettings, Measured
+from vae_core.models import build_model
+from vae_core.normalize import Normalizer
+from vae_core.objective import effective_beta, implied_sigma, kl_per_dimension, training_loss
+from vae_core.runs import LoadedRun
+
+SETTINGS = LabSettings()
+
+
+def test_design_is_four_gaussians_on_zscored_data_differing_only_in_the_loss():
+    variants = lab("not-unit").design(SETTINGS)
+    assert [v.key for v in variants] == list(not_unit.KEYS)
+    configs = [v.config for v in variants]
+    assert {c.data.normalization for c in configs} == {"zscore"}
+    assert {c.model.output_activation for c in configs} == {"linear"}
+    assert all(c.data == configs[0].data and c.model == configs[0].model and c.train == configs[0].train
+               for c in configs)
+    assert [c.loss.likelihood for c in configs] == ["gaussian", "gaussian", "gaussian_learned", "gaussian_optimal"]
+    assert configs[0].loss.sigma == configs[2].loss.sigma == not_unit.FIXED_SIGMA  # learned starts at the fixed
+    assert len(lab("not-unit").family(SETTINGS).labels) == 4
+
+
+def test_hand_picked_weight_is_beta_D_times_1e4_and_sigma_sqrt_of_beta_over_2():
+    loss = not_unit.hand_picked_loss()
+    d, latent, batch = 3 * 32 * 32, 10, 64
+    assert effective_beta(loss, d, latent, batch) == pytest.approx(1e-4 * 3072)  # 0.3072: the batch cancels
+    assert implied_sigma(loss, d, latent, batch) == pytest.approx(math.sqrt(0.3072 / 2))  # 0.392
+    assert not_unit.loss_shape(lab("not-unit").design(SETTINGS)[1].config) == (d, latent, batch)
+
+
+def test_hand_picked_loss_is_mse_loss_plus_1e4_kl_up_to_a_constant():
+    g = torch.Generator().manual_seed(0)
+    x, x_hat = torch.randn(4, 3, 2, 2, generator=g), torch.randn(4, 3, 2, 2, generator=g)
+    mu, logvar = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g)
+    sigma = not_unit.MSE_SIGMA
+    recon = ((x - x_hat).pow(2) / (2 * sigma**2) + math.log(sigma) + 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
+    kl = kl_per_dimension(mu, logvar)
+    ours = training_loss(recon, kl, not_unit.hand_picked_loss(), 1e-4, 12)
+    written = F.mse_loss(x_hat, x) + 1e-4 * kl.sum(1).mean()
+    assert ours.item() - written.item() == pytest.approx(math.log(sigma) + 0.5 * math.log(2 * math.pi), abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- measurements on a tiny model
+
+def _tiny(likelihood: str, loss=None) -> LabRun:
+    config = RunConfig(DataConfig(normalization="zscore"), ModelConfig(width=4, depth=1, latent_dim=2,
+                                                                       output_activation="linear"),
+                       loss or LossConfig(likelihood, sigma=1.0))
+    model = build_model(config.model, likelihood, config.loss.sigma, seed=0).eval()
+    images = torch.tensor([0, 255, 100, 7], dtype=torch.uint8).repeat(2, 3, 32, 8)  # (2, 3, 32, 32)
+    normalizer = Normalizer("zscore", (0.5,) * 3, (0.25,) * 3)
+    return LabRun("x", LoadedRun(Path("tiny"), config, normalizer, model, {"steps": 7}), images)
+
+
+def test_sigma_in_effect_fixed_hand_picked_and_learned():
+    assert not_unit.sigma_in_effect(_tiny("gaussian")) == pytest.approx(1.0)
+    hand = _tiny("gaussian", not_unit.hand_picked_loss())
+    assert not_unit.sigma_in_effect(hand) == pytest.approx(math.sqrt(1e-4 * 3072 / 2))
+    learned = _tiny("gaussian_learned")
+    with torch.no_grad():
+        learned.run.model.log_sigma.fill_(math.log(0.3))
+    assert not_unit.sigma_in_effect(learned) == pytest.approx(0.3)
+
+
+def test_rmse_of_a_decoder_that_outputs_zero_is_the_data_rms():
+    lab_run = _tiny("gaussian")
+    with torch.no_grad():
+        for p in lab_run.run.model.decoder.parameters():
+            p.zero_()
+    expected = lab_run.x.pow(2).mean().sqrt().item()  # grey levels 0, 255, 100, 7 around 0.5 / 0.25
+    assert not_unit.rmse(lab_run) == pytest.approx(expected, rel=1e-5)
+
+
+def test_extras_and_the_share_of_open_bins():
+    e = not_unit.extras(_tiny("gaussian"))
+    assert e["frac_open_bins"] == 0.5  # 0 and 255 of 0, 255, 100, 7
+    assert (e["sigma"], e["beta"], e["steps"]) == (1.0, 1.0, 7.0)
+
+
+# ----------------------------------------------------------------------------- conclusions from hand-built numbers
+
+def _metrics(kl: float, elbo: float, bits: float, active: int = 10) -> EvalMetrics:
+    return EvalMetrics("sprites", 100, elbo, -elbo - kl, kl, None, 0, bits, "", 0.01, 20.0, active, [], [], [],
+                       False, 0.0, 0.0, 1.0)
+
+
+def _measured(**changes) -> dict[str, Measured]:
+    config = lab("not-unit").design(SETTINGS)[2].config
+    base = {  # key: (kl, elbo, bits, sigma)
+        "fixed": (30.0, -3000.0, 1.9, 1.0), "hand": (70.0, -2500.0, 1.7, 0.392),
+        "learned": (45.0, -2300.0, 1.6, 0.33), "optimal": (50.0, -2000.0, 1.5, 0.30)}
+    base.update(changes)
+    return {k: Measured(k, _metrics(kl, elbo, bits), {"sigma": s, "rmse": s, "beta": 1.0, "steps": 400.0,
+                                                       "frac_open_bins": 0.9}, config)
+            for k, (kl, elbo, bits, s) in base.items()}
+
+
+def _verdicts(m) -> list[str]:
+    return [f.verdict for f in not_unit.conclude(m)]
+
+
+def test_conclusion_agrees_where_the_data_chose_sigma_and_says_its_numbers():
+    findings = not_unit.conclude(_measured())
+    assert [f.verdict for f in findings] == ["agrees"] * 5
+    assert "σ ≈ 0.3" in findings[0].text
+    assert "3.3× too wide" in findings[1].text and "β ≈ 11.1" in findings[1].text
+    assert "σ = 0.392" in findings[2].text and "1.3× too wide" in findings[2].text
+
+
+def test_swapping_fixed_and_optimal_changes_the_findings():
+    m = _measured()
+    swapped = {**m, "fixed": dataclasses.replace(m["optimal"], label="fixed"),
+               "optimal": dataclasses.replace(m["fixed"], label="optimal")}
+    assert not_unit.conclude(swapped) != not_unit.conclude(m)
+    assert _verdicts(swapped)[0] == "disagrees"  # learned 0.33 against optimal 1.0
+    assert _verdicts(swapped)[-2:] == ["disagrees", "disagrees"]  # a hand-chosen sigma is best in ELBO, bits
+
+
+def test_a_learned_sigma_left_behind_and_a_kl_against_the_order_disagree():
+    findings = not_unit.conclude(_measured(learned=(45.0, -2300.0, 1.6, 0.6), hand=(20.0, -2500.0, 1.7, 0.392)))
+    assert findings[0].verdict == "disagrees" and "400 steps" in findings[0].text
+    assert findings[2].verdict == "disagrees"  # the hand-picked sigma is smaller, yet its KL is below the fixed's
+
+
+def test_bits_preferring_a_hand_chosen_sigma_names_the_open_bins():
+    finding = not_unit.conclude(_measured(fixed=(30.0, -3000.0, 1.4, 1.0)))[-1]
+    assert finding.verdict == "disagrees" and "90% of these pixels" in finding.text
+
+
+def test_a_missing_variant_gives_a_missing_finding():
+    m = _measured()
+    del m["optimal"]
+    findings = not_unit.conclude(m)
+    assert findings[0].verdict == "missing" and "optimal" in findings[0].text
+    assert [f.verdict for f in findings[1:]] == ["agrees", "agrees"]  # ELBO and bits/dim among those left
