@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, ContinuousBernoulli, Laplace, Normal
 
-from vae_core.config import DataConfig, LossConfig, ModelConfig
+from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data import load_dataset, pixels
 from vae_core.evaluate import (BERNOULLI_BPD_NOTE, bits_per_dim, evaluate, iwae_bound, posterior_collapse,
                                range_fractions)
@@ -179,8 +179,9 @@ def test_evaluate_metrics(likelihood, sprites_test):
     model = _model(likelihood, sigma=0.1)
     unit = fit_normalizer("unit", sprites_test)
     loss = LossConfig(likelihood=likelihood, sigma=0.1, beta=4.0, recon_reduction="mean")
+    config = RunConfig(model=model.cfg, loss=loss, train=TrainConfig(batch_size=16))
     iwae_k = 16 if likelihood in ("gaussian", "laplace") else 0
-    m = evaluate(model, unit, sprites_test, dataset="sprites", loss=loss, iwae_k=iwae_k, batch_size=32)
+    m = evaluate(model, unit, sprites_test, dataset="sprites", config=config, steps=50, iwae_k=iwae_k, batch_size=32)
     assert m.n_test == 64 and m.dataset == "sprites"
     assert m.elbo_nats == pytest.approx(-(m.recon_nats + m.kl_nats), rel=1e-6)
     if iwae_k:
@@ -203,9 +204,21 @@ def test_evaluate_metrics(likelihood, sprites_test):
     assert all(0 < s < math.inf for s in m.posterior_sigma)
     torch.testing.assert_close(torch.tensor(m.posterior_var), mu.var(0, correction=0), atol=1e-5, rtol=1e-4)
     assert sum(m.kl_per_dim) == pytest.approx(m.kl_nats, rel=1e-5)
-    assert m.effective_beta == pytest.approx(effective_beta(loss, 3 * 32 * 32, 4, 1)) == pytest.approx(4 * 3072)
+    assert m.effective_beta == pytest.approx(effective_beta(loss, 3 * 32 * 32, 4, 16)) == pytest.approx(4 * 3072)
     assert m.frac_targets_unreachable == 0.0  # sigmoid on unit data: every target reachable
     assert 0 <= m.frac_outputs_saturated <= 1
+
+
+def test_evaluate_reports_the_equivalent_beta_of_the_last_step_with_the_batch(sprites_test):
+    # mse_loss(reduction="sum") + 100 * KL.mean(), B = 16, L = 4: beta_eff = 100 / (16 * 4) = 1.5625; a linear
+    # warm-up over 100 steps had reached 0.5 at the 51st step (index 50), so the run trained at 0.78125.
+    model = _model("gaussian", sigma=0.707)
+    loss = LossConfig(likelihood="gaussian", sigma=0.707, beta=100, recon_batch_reduction="sum", kl_reduction="mean",
+                      kl_schedule="linear", kl_warmup_steps=100)
+    config = RunConfig(model=model.cfg, loss=loss, train=TrainConfig(batch_size=16))
+    m = evaluate(model, fit_normalizer("unit", sprites_test), sprites_test, config=config, steps=51)
+    assert m.effective_beta == pytest.approx(0.78125)
+    assert evaluate(model, fit_normalizer("unit", sprites_test), sprites_test).effective_beta is None
 
 
 def test_evaluate_elbo_is_the_per_image_mean_of_the_reported_terms(sprites_test):

@@ -202,7 +202,8 @@ def evaluate_cached(path: str, mtime: float, n_images: int, iwae_k: int) -> Eval
     """
     run = load_run_cached(path, mtime)
     images = load_test_images(_page_data(run)).images[:n_images]
-    return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, loss=run.config.loss,
+    return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
+                    steps=run.metrics.get("steps") or 0,
                     iwae_k=iwae_k)
 
 

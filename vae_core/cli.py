@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list run folders")
     runs.add_argument("--runs-dir", type=Path)
     _add_zoo_parser(sub)
+    from .labs.cli import add_lab_parser
+
+    add_lab_parser(sub)
     return parser
 
 
@@ -219,7 +222,8 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     test = load_dataset(data_cfg, "test")
     if not 0 <= ns.iwae_k <= 10_000:
         raise ValueError(f"--iwae-k={ns.iwae_k} is out of range; it must be from 0 to 10000.")
-    metrics = evaluate(run.model, run.normalizer, test.images, dataset=data_cfg.dataset, loss=run.config.loss,
+    metrics = evaluate(run.model, run.normalizer, test.images, dataset=data_cfg.dataset, config=run.config,
+                       steps=run.metrics.get("steps") or 0,
                        iwae_k=ns.iwae_k).to_dict()
     if ns.json:
         sys.stdout.write(json.dumps(metrics) + "\n")
@@ -310,7 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     ns = parser.parse_args(argv)
-    command = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "zoo": cmd_zoo}[ns.command]
+    from .labs.cli import cmd_lab
+
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "zoo": cmd_zoo, "lab": cmd_lab}[ns.command]
     try:
         return command(ns)
     except (ValueError, DatasetNotFoundError, RunLoadError) as e:  # bad input: one line, status 2

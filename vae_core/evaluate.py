@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .compatibility import ACTIVATION_RANGE
-from .config import LossConfig
+from .config import RunConfig
 from .data import pixels
 from .likelihoods import discrete_log_prob
 from .models import VAE, VAEOutput
 from .normalize import GREY_LEVELS, Normalizer
-from .objective import effective_beta, kl_per_dimension, reconstruction_nats
+from .objective import equivalent_beta, kl_per_dimension, reconstruction_nats
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active if Cov_x(E_q[z_u]) > 0.01
 COLLAPSE_KL = 0.01  # nats: a dimension carrying less than this says nothing about x
@@ -62,7 +62,7 @@ class EvalMetrics:
     posterior_collapse: bool  # no dimension carries COLLAPSE_KL nats: z says nothing about x
     frac_targets_unreachable: float  # normalized targets outside the output activation's range
     frac_outputs_saturated: float  # decoder outputs within SATURATION_EPS of the activation's bounds
-    effective_beta: float | None  # the proper-ELBO beta the training loss amounted to
+    effective_beta: float | None  # the proper-ELBO beta the training loss amounted to at its last step
     # -IWAE bound of the 8-bit images per dimension, in bits; None if iwae_k = 0 or Bernoulli. Last, with a
     # default: EvalMetrics built before it existed stay valid.
     iwae_bits_per_dim: float | None = None
@@ -178,14 +178,15 @@ def _log_mean_exp(log_w: list[torch.Tensor]) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: VAE, normalizer: Normalizer, images: torch.Tensor, *, dataset: str = "",
-             loss: LossConfig | None = None, iwae_k: int = 0, batch_size: int = 500, seed: int = 0) -> EvalMetrics:
+             config: RunConfig | None = None, steps: int = 0, iwae_k: int = 0, batch_size: int = 500,
+             seed: int = 0) -> EvalMetrics:
     """Evaluate on uint8 images (N, C, H, W); z is sampled from generators seeded with `seed`, so results repeat."""
     model.eval()
     parts: dict[str, list] = {k: [] for k in PARTS}
     noise = _Noise.seeded(seed, model.log_sigma.device)
     for chunk in images.split(batch_size):
         _evaluate_batch(model, normalizer, chunk, iwae_k, parts, noise)
-    return _summarize(parts, model, images, dataset, loss, iwae_k)
+    return _summarize(parts, model, images, dataset, iwae_k, _beta(config, steps, images[0].numel(), parts))
 
 
 @dataclass(frozen=True)
@@ -252,13 +253,23 @@ def _mean(values: torch.Tensor | None) -> float | None:
     return None if values is None else values.mean().item()
 
 
+def _beta(config: RunConfig | None, steps: int, n_pixels: int, parts: dict) -> float | None:
+    """The equivalent beta the run trained with at its last step: reductions (the batch's included),
+    schedule, and free bits (no KL pressure on a dimension whose test KL is under them)."""
+    if config is None:
+        return None
+    kl_dims = torch.cat(parts["kl"]).mean(0).tolist()
+    return equivalent_beta(config.loss, n_pixels, config.model.latent_dim, config.train.batch_size, steps,
+                           kl_dims).value
+
+
 def _summarize(parts: dict, model: VAE, images: torch.Tensor, dataset: str,
-               loss: LossConfig | None, iwae_k: int) -> EvalMetrics:
+               iwae_k: int, beta: float | None) -> EvalMetrics:
     recon, kl = torch.cat(parts["recon"]), torch.cat(parts["kl"])
     n = len(images)
     sq = torch.cat(parts["sq"])  # (N,) each image's pixel MSE
     var = torch.cat(parts["mu"]).var(0, correction=0)  # (L,)
-    n_pixels, latent = images[0].numel(), model.cfg.latent_dim
+    n_pixels = images[0].numel()
     est = _per_image(parts, kl.sum(1), n_pixels, iwae_k)
     bpd, iwae_bpd = _mean(est.bits), _mean(est.iwae_bits)
     kl_dims = kl.mean(0).tolist()
@@ -272,4 +283,4 @@ def _summarize(parts: dict, model: VAE, images: torch.Tensor, dataset: str,
         active_units=int((var > ACTIVE_UNIT_THRESHOLD).sum()), kl_per_dim=kl_dims, posterior_var=var.tolist(),
         posterior_sigma=torch.cat(parts["sigma"]).mean(0).tolist(), posterior_collapse=posterior_collapse(kl_dims),
         frac_targets_unreachable=sum(parts["unreach"]) / n, frac_outputs_saturated=sum(parts["sat"]) / n,
-        effective_beta=effective_beta(loss, n_pixels, latent, 1) if loss else None, iwae_bits_per_dim=iwae_bpd)
+        effective_beta=beta, iwae_bits_per_dim=iwae_bpd)

@@ -159,7 +159,7 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
     with _threads(run.config.train.num_threads):
         _refit_sigma(run)
         test = evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset,
-                        loss=run.config.loss).to_dict()
+                        config=run.config, steps=run.metrics.get("steps") or 0).to_dict()
     save_run(Path(run_dir), run.model, run.config, run.normalizer, {**run.metrics, "test": test},
              read_samples(run_dir))
     return test
