@@ -131,9 +131,9 @@ def markdown(outcome: LabOutcome, figures: dict[str, str]) -> str:
 RECONSTRUCTIONS = "reconstructions.png"
 
 
-def report_files(outcome: LabOutcome) -> dict[str, bytes]:
-    """report.md and its PNG figures, by file name."""
-    rows = reconstruction_rows(outcome)
+def report_files(outcome: LabOutcome, rows: list[tuple[str, np.ndarray]] | None = None) -> dict[str, bytes]:
+    """report.md and its PNG figures, by file name (rows: the reconstruction rows, if already made)."""
+    rows = reconstruction_rows(outcome) if rows is None else rows
     files: dict[str, bytes] = {}
     figures = {}
     if rows:
@@ -155,10 +155,10 @@ def write_report(outcome: LabOutcome, folder: Path) -> Path:
     return folder / "report.md"
 
 
-def report_zip(outcome: LabOutcome) -> bytes:
-    """The report as one zip, for a browser's download."""
+def report_zip(files: dict[str, bytes], folder: str) -> bytes:
+    """A report's files as one zip under `folder`, for a browser's download."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in report_files(outcome).items():
-            z.writestr(f"{outcome.lab.id}/{name}", data)
+        for name, data in files.items():
+            z.writestr(f"{folder}/{name}", data)
     return buffer.getvalue()
