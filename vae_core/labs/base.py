@@ -110,6 +110,8 @@ class Lab:
     conclude: Conclude
     extras: Extras | None = None
     figure_keys: tuple[str, ...] = ()  # extras the lab's figure reads (vae_plots.labs draws them)
+    # Existing run folders for the design's variants (e.g. a bundled run), so a page measures with no training
+    instant: Callable[[LabSettings], tuple[Path, ...] | None] | None = None
 
     def family(self, settings: LabSettings) -> FamilySpec:
         variants = self.design(settings)
