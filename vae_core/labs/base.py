@@ -97,6 +97,7 @@ class LabRun:
 
 Extras = Callable[[LabRun], dict[str, float]]
 Conclude = Callable[[Mapping[str, Measured]], list[Finding]]
+Pictures = Callable[[LabRun], list[tuple[str, torch.Tensor]]]  # (caption, (N, C, H, W) pixels in [0, 1]) rows
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class Lab:
     columns: tuple[Column, ...]
     conclude: Conclude
     extras: Extras | None = None
-    figure_keys: tuple[str, ...] = ()  # extras the lab's figure reads (vae_plots.labs draws them)
+    pictures: Pictures | None = None  # images of a variant the lab shows beside its reconstructions
     # Existing run folders for the design's variants (e.g. a bundled run), so a page measures with no training
     instant: Callable[[LabSettings], tuple[Path, ...] | None] | None = None
 

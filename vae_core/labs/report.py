@@ -80,6 +80,21 @@ def reconstruction_rows(outcome: LabOutcome, n: int = N_SHOWN) -> list[tuple[str
     return rows
 
 
+@torch.no_grad()
+def picture_rows(outcome: LabOutcome) -> list[tuple[str, np.ndarray]]:
+    """The lab's own pictures (Lab.pictures) of each measured variant, as (caption, (n, H, W, C) uint8) rows."""
+    if outcome.lab.pictures is None:
+        return []
+    rows = []
+    for v, run_dir in zip(outcome.variants, outcome.run_dirs):
+        if v.key in outcome.measured and run_dir is not None:
+            run = load_run(run_dir)
+            named = outcome.lab.pictures(LabRun(v.key, run, test_images(run)))
+            rows += [(caption if len(outcome.measured) == 1 else f"{v.label}: {caption}", _to_hwc(images))
+                     for caption, images in named]
+    return rows
+
+
 def _to_hwc(p: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [0, 1] -> (N, H, W, C) uint8."""
     return (p.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -129,20 +144,33 @@ def markdown(outcome: LabOutcome, figures: dict[str, str]) -> str:
 
 
 RECONSTRUCTIONS = "reconstructions.png"
+PICTURES = "pictures.png"
 
 
-def report_files(outcome: LabOutcome, rows: list[tuple[str, np.ndarray]] | None = None) -> dict[str, bytes]:
-    """report.md and its PNG figures, by file name (rows: the reconstruction rows, if already made)."""
+Rows = list[tuple[str, np.ndarray]]  # (caption, (n, H, W, C) uint8) picture rows
+
+
+def stacked(rows: Rows) -> np.ndarray:
+    """Rows of images, one strip each, stacked on white into one picture."""
+    strips = [row_strip(images) for _, images in rows]
+    width = max(s.shape[1] for s in strips)
+    return np.concatenate([np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255)
+                           for s in strips])
+
+
+def report_files(outcome: LabOutcome, rows: Rows | None = None, pictures: Rows | None = None) -> dict[str, bytes]:
+    """report.md and its PNG figures, by file name (rows, pictures: reconstruction_rows and picture_rows, if
+    already made)."""
     rows = reconstruction_rows(outcome) if rows is None else rows
+    pictures = picture_rows(outcome) if pictures is None else pictures
     files: dict[str, bytes] = {}
     figures = {}
     if rows:
-        strips = [row_strip(images) for _, images in rows]
-        width = max(s.shape[1] for s in strips)
-        picture = np.concatenate([np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255)
-                                  for s in strips])
-        files[RECONSTRUCTIONS] = png(picture)
+        files[RECONSTRUCTIONS] = png(stacked(rows))
         figures["Reconstructions (rows: " + ", ".join(label for label, _ in rows) + ")"] = RECONSTRUCTIONS
+    if pictures:
+        files[PICTURES] = png(stacked(pictures))
+        figures["Pictures (rows: " + "; ".join(label for label, _ in pictures) + ")"] = PICTURES
     files["report.md"] = markdown(outcome, figures).encode("utf-8")
     return files
 

@@ -120,6 +120,16 @@ def extras(lab_run: LabRun) -> dict[str, float]:
     return found | _nll(lab_run, seed)
 
 
+N_PICTURED = 6  # test images shown with their sampled decodings
+
+
+def pictures(lab_run: LabRun) -> list[tuple[str, torch.Tensor]]:
+    """Per test image: the input, its decoding at mu, then decodings of z ~ q(z|x), side by side."""
+    d = sample_decodings(lab_run.run, lab_run.images[:N_PICTURED], N_PICTURED, lab_run.run.config.train.seed)
+    return [(f"test image {i + 1}: input · decoded at μ · decoded at {N_PICTURED} samples z ~ q(z|x)",
+             torch.cat([d.inputs[i:i + 1], d.means[i:i + 1], d.samples[i]])) for i in range(len(d.inputs))]
+
+
 def _neighbours(decoded: SampleDecodings) -> dict[str, float]:
     """Nearest-image shares and pixel MSEs of the sampled and the posterior-mean decodings."""
     images = decoded.inputs.flatten(1)  # (N, D)
@@ -220,4 +230,5 @@ LAB = Lab(
     conclude=conclude,
     extras=extras,
     instant=instant,
+    pictures=pictures,
 )

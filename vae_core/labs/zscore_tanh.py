@@ -46,8 +46,10 @@ def extras(lab_run: LabRun) -> dict[str, float]:
     mu, logvar = model.encode(x)
     x_hat = model.decode(mu)
     log_sigma = torch.tensor(math.log(SIGMA))
+    sse = (x - x_hat).pow(2).flatten(1).sum(1).mean().item()
     for c in SCALES:
         found[f"probe_recon_x{c:g}"] = -gaussian_log_prob(c * x, c * x_hat, log_sigma).flatten(1).sum(1).mean().item()
+        found[f"probe_sse_x{c:g}"] = c**2 * sse / (2 * SIGMA**2)  # the part that moves: c^2 SSE / (2 sigma^2)
     found["probe_kl"] = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean().item()
     return found
 
@@ -145,5 +147,4 @@ LAB = Lab(
              Column("β of the scale", "beta_of_scale", "g")),
     conclude=conclude,
     extras=extras,
-    figure_keys=tuple(f"probe_recon_x{c:g}" for c in SCALES) + ("probe_kl",),
 )
