@@ -1,10 +1,10 @@
 """The four questions as labs (base.py says what a lab is); LABS lists them in the order people ask them."""
 from __future__ import annotations
 
-from . import not_unit, sampled_z, zscore_tanh
+from . import grey_sigmoid, not_unit, sampled_z, zscore_tanh
 from .base import Lab
 
-LABS: dict[str, Lab] = {lab.id: lab for lab in (zscore_tanh.LAB, not_unit.LAB, sampled_z.LAB)}
+LABS: dict[str, Lab] = {lab.id: lab for lab in (zscore_tanh.LAB, grey_sigmoid.LAB, not_unit.LAB, sampled_z.LAB)}
 
 
 def lab(lab_id: str) -> Lab:
