@@ -10,18 +10,19 @@ import streamlit as st
 from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, stop, submit
 from ui.session import client_token
 from ui.sweep_live import sweep_live_ui
-from ui.widgets import url_choice
+from ui.widgets import chart, url_choice
 from vae_core.config import DataConfig, RunConfig, field_options
 from vae_core.data import DatasetNotFoundError, load_dataset
 from vae_core.host import HostSettings
 from vae_core.labs import LABS, Lab
 from vae_core.labs.base import LAB_BUDGET_S, LabSettings
-from vae_core.labs.report import (VERDICT_MARK, Table, reconstruction_rows, report_files, report_zip, row_strip,
-                                  table)
+from vae_core.labs.report import (VERDICT_MARK, Rows, Table, picture_rows, reconstruction_rows, report_files,
+                                  report_zip, row_strip, table)
 from vae_core.labs.run import LabOutcome, conclude_family
 from vae_core.runs import RunLoadError
 from vae_core.scheduler import JobRecord
 from vae_core.sweep_manifest import list_sweeps
+from vae_plots.labs import lab_chart
 
 LIVE_POINTS = 400
 BUDGETS = (15.0, 30.0, LAB_BUDGET_S, 120.0)  # seconds of training for the whole family
@@ -143,7 +144,8 @@ def settings_of(run_dir: str) -> LabSettings:
 class LabView:
     outcome: LabOutcome
     table: Table
-    rows: list  # (label, (n, H, W, C) uint8) reconstruction rows
+    rows: Rows  # reconstructions of the same test images by each variant
+    pictures: Rows  # the lab's own pictures (Lab.pictures)
     report: dict[str, bytes]
 
 
@@ -153,8 +155,8 @@ def load_lab_view(lab_id: str, settings: LabSettings, run_dirs: tuple[str | None
     """Cached by the runs' folders and their modification times: measuring loads every variant and its
     test images (seconds); the result is small and read-only."""
     outcome = conclude_family(LABS[lab_id], settings, tuple(Path(d) if d else None for d in run_dirs))
-    rows = reconstruction_rows(outcome)
-    return LabView(outcome, table(outcome), rows, report_files(outcome, rows))
+    rows, pictures = reconstruction_rows(outcome), picture_rows(outcome)
+    return LabView(outcome, table(outcome), rows, pictures, report_files(outcome, rows, pictures))
 
 
 def _mtimes(run_dirs: tuple[str | None, ...]) -> tuple[float, ...]:
@@ -195,6 +197,11 @@ def evidence_ui(view: LabView, lab: Lab) -> None:
     st.markdown("**Measurements** (★ the best of a column; nats per image, on the test images)")
     st.dataframe(pd.DataFrame(list(view.table.rows), columns=list(view.table.header)), hide_index=True,
                  key="lab_table")
+    figure = lab_chart(view.outcome)
+    if figure is not None:
+        chart(figure, key="lab_chart")
+    for caption, images in view.pictures:
+        st.image(row_strip(images, zoom=3), caption=caption)
     if view.rows:
         st.markdown("**Reconstructions** of the same test images (posterior mean)")
         for label, images in view.rows:

@@ -38,6 +38,7 @@ SPRITE_SIZE = 64
 MODEL = ModelConfig(latent_dim=LATENT, width=8, depth=4, output_activation="sigmoid")
 GREY = 10.0  # grey levels: a background above this looks grey, not black, on a screen (about 4% of 255)
 TOLERANCE = 3.0  # grey levels: two backgrounds closer than this are called the same
+BACKGROUND = "background"  # the extra: mean reconstructed grey level where the input is black
 BLACK_LOGIT = math.log(GREY / (GREY_LEVELS - GREY))  # sigmoid(BLACK_LOGIT) * 255 = GREY
 
 ASKER_LOSS = LossConfig("gaussian", sigma=MSE_SIGMA, beta=ASKER_BETA, recon_reduction="sum",
@@ -92,14 +93,14 @@ def extras(lab_run: LabRun) -> dict[str, float]:
     run, mask = lab_run.run, black_mask(lab_run.images)
     mu, _ = embed(run.model, lab_run.x)
     return {"equivalent_beta": run_equivalent_beta(lab_run), "background_share": mask.double().mean().item(),
-            "background": mean_grey_level(run.normalizer.inverse(run.model.decode(mu)), mask),
+            BACKGROUND: mean_grey_level(run.normalizer.inverse(run.model.decode(mu)), mask),
             "background_logit": masked_mean(run.model.decode_logits(mu), mask)}
 
 
 # ----------------------------------------------------------------------------- concluding
 
 def _bg(m: Measured) -> float:
-    return m.extras.get("background", math.nan)
+    return m.extras.get(BACKGROUND, math.nan)
 
 
 def _levels(variants: list[Measured]) -> str:
@@ -206,7 +207,7 @@ LAB = Lab(
     id="grey-sigmoid",
     title="A sigmoid output and a grey background",
     question=("With a sigmoid last layer my reconstructions are poor and grey; I sum the MSE but average the KL "
-              "times 100; BatchNorm before the sigmoid helped but the black background stays grey. Why?"),
+              "times 100; BatchNorm before the sigmoid helped but the black background stays grey."),
     textbook=("Summing the MSE over the batch and averaging the KL times 100 is β = 100 / (B·L) = 0.195 at B = 64, "
               "L = 8: the KL weighs little, so the β is not what greys the picture. The squared error through a "
               "sigmoid is: its gradient on a pixel near black is 2s·s(1 − s), which vanishes as the output nears 0, "
@@ -217,7 +218,7 @@ LAB = Lab(
               "Bernoulli."),
     design=design,
     columns=(Column("equivalent β", "equivalent_beta", ".3g"),
-             Column("background (0–255)", "background", ".1f", "lower"),
+             Column("background (0–255)", BACKGROUND, ".1f", "lower"),
              Column("background logit", "background_logit", ".2f"),
              Column("saturated outputs", "frac_outputs_saturated", ".1%"),
              Column("active units", "active_units", "d", "higher"),
