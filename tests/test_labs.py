@@ -79,7 +79,7 @@ def browser(token: str | None = None) -> AppTest:
 
 
 def conclusion(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown if m.value[:1] in "✅❗📏⚠"]
+    return [m.value for m in at.markdown if m.value.startswith((":green[", ":red[", ":blue[", ":orange["))]
 
 
 def test_the_labs_page_runs_a_lab_and_shows_its_conclusion_again_after_a_reload(labs_server):

@@ -19,15 +19,17 @@ from vae_core.labs.base import LAB_BUDGET_S, LabSettings
 from vae_core.labs.report import (VERDICT_MARK, Rows, Table, picture_rows, reconstruction_rows, report_files,
                                   report_zip, row_strip, table)
 from vae_core.labs.run import LabOutcome, conclude_family
-from vae_core.runs import RunLoadError
+from vae_core.runs import RunLoadError, read_config
 from vae_core.scheduler import JobRecord
 from vae_core.sweep_manifest import list_sweeps
 from vae_plots.labs import lab_chart
 
 LIVE_POINTS = 400
-BUDGETS = (15.0, 30.0, LAB_BUDGET_S, 120.0)  # seconds of training for the whole family
+BUDGETS = (15.0, 30.0, LAB_BUDGET_S, 90.0, 180.0)  # seconds of training for the whole family
 INSTANT_KEY = "lab_instant_{lab}"  # session: the settings whose bundled runs this lab shows, instead of a job's
-VERDICT_ICON = {"agrees": "✅", "disagrees": "❗", "measured": "📏", "missing": "⚠️"}
+# Plain glyphs in Streamlit's colours: an emoji needs a font that a classroom's browser may lack.
+VERDICT_ICON = {"agrees": ":green[**✔**]", "disagrees": ":red[**✘**]", "measured": ":blue[**●**]",
+                "missing": ":orange[**!**]"}
 
 
 def lab_picker_ui() -> Lab:
@@ -81,7 +83,7 @@ def controls_ui(lab: Lab, settings: LabSettings) -> None:
     left, mid, right = st.columns([2, 2, 3], vertical_alignment="center")
     left.button(f"Run this lab ({n} model{'s' if n > 1 else ''} in lockstep)", key="lab_run", type="primary",
                 disabled=active or problem is not None, on_click=start, args=(lab, settings))
-    instant = lab.instant(settings) if getattr(lab, "instant", None) else None
+    instant = lab.instant(settings) if lab.instant else None
     if instant:
         mid.button("Measure the bundled model now", key="lab_instant", on_click=_show_instant,
                    args=(lab, settings), help="no training: the zoo's model of this design, measured now")
@@ -116,13 +118,14 @@ class LabSource:
     """A trained family to conclude from: the settings it ran with and its variants' folders (None: not saved)."""
     settings: LabSettings
     run_dirs: tuple[str | None, ...]
+    bundled: bool = False  # the bundled runs (Lab.instant), not a family trained for this lab
 
 
 def latest_source(lab: Lab) -> LabSource | None:
     """The bundled runs this browser asked for, else its newest ended family of this lab."""
     instant = st.session_state.get(INSTANT_KEY.format(lab=lab.id))
-    if instant is not None and (dirs := lab.instant(instant)):
-        return LabSource(instant, tuple(str(d) for d in dirs))
+    if instant is not None and lab.instant and (dirs := lab.instant(instant)):
+        return LabSource(instant, tuple(str(d) for d in dirs), bundled=True)
     runs_dir = HostSettings.from_env().runs_dir
     for m in list_sweeps(runs_dir):
         if m.field == f"lab:{lab.id}" and m.owner == client_token() and m.status not in ("running", "queued"):
@@ -133,8 +136,7 @@ def latest_source(lab: Lab) -> LabSource | None:
 
 
 def settings_of(run_dir: str) -> LabSettings:
-    from vae_core.runs import read_config
-
+    """The settings a lab's family ran with, read back from one of its runs (the host's cap included)."""
     config: RunConfig = read_config(Path(run_dir))[0]
     return LabSettings(config.data.dataset, config.data.data_dir, config.train.seed,
                        config.train.time_budget_s or LAB_BUDGET_S)
@@ -176,15 +178,17 @@ def result_ui(lab: Lab) -> None:
     except (RunLoadError, DatasetNotFoundError, ValueError, OSError) as e:
         st.error(f"This lab's runs could not be measured: {e} Run the lab again.")
         return
-    conclusion_ui(view.outcome)
+    conclusion_ui(view.outcome, source.bundled)
     evidence_ui(view, lab)
 
 
-def conclusion_ui(outcome: LabOutcome) -> None:
-    s = outcome.settings
-    st.subheader("What your run measured")
-    st.caption(f"{s.dataset}, seed {s.seed}, {s.budget_s:g} s of training for {len(outcome.variants)} models "
-               "in lockstep. Every number below comes from these runs.")
+def conclusion_ui(outcome: LabOutcome, bundled: bool) -> None:
+    s, n = outcome.settings, len(outcome.variants)
+    st.subheader("What the bundled model measured" if bundled else "What your run measured")
+    trained = "the bundled model, measured now" if bundled else \
+        f"{s.budget_s:g} s of training for {n} model{'s' if n > 1 else ''}{' in lockstep' if n > 1 else ''}"
+    st.caption(f"{s.dataset}, seed {s.seed}, {trained}. Every number below comes from "
+               f"{'this run' if n == 1 else 'these runs'}.")
     with st.container(key="lab_conclusion"):
         for f in outcome.findings:
             mark = f" *({VERDICT_MARK[f.verdict]})*" if VERDICT_MARK[f.verdict] else ""

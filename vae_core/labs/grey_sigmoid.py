@@ -14,7 +14,7 @@ sprites (black backgrounds, like the asker's):
 - the continuous Bernoulli: the normalized version of BCE for data in [0, 1].
 
 The model is narrower than the default (width 8, depth 4: 64 -> 4 pixels) so that the six 64x64 models take
-about 200 steps each in the 60 s budget on a shared 2-core machine, one thread (alone: about 300). At width 16
+about 200 steps each in a 60 s budget on a shared 2-core machine, one thread (alone: about 300). At width 16
 they took 132 steps and both squared-error models had no active unit; the default width 32 would get about 55.
 """
 from __future__ import annotations

@@ -1,0 +1,94 @@
+"""How long does a lab take, from its button to its conclusion? Measured in Chromium against a fresh server.
+
+    python bench/bench_labs.py [--dataset sprites] [--labs zscore-tanh,grey-sigmoid,not-unit,sampled-z]
+
+For each lab, with its defaults (a minute of training for the whole family): pick it on the Labs page,
+press Run, wait until the conclusion is drawn, and report the wall time, the findings and the
+screenshot (artifacts/screenshots/lab-<id>-<dataset>.png). The sampled-z lab is also measured from the
+bundled model (no training) where it has one. Goal: about a minute of training; the rest is loading
+the data, evaluating each variant and measuring the family.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.harness import REPO, VIEWPORT, chromium, running_server, wait_settled  # noqa: E402
+from vae_core.labs import LABS  # noqa: E402
+from vae_core.labs.base import LabSettings  # noqa: E402
+
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+TIMEOUT_MS = 600_000
+SHARED_DATA = REPO.parent / "shared" / "data"  # the host's data folder for MNIST here
+
+
+def choose(page, key: str, option: str) -> None:
+    page.locator(f".st-key-{key}").click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_settled(page)
+
+
+def conclusion_after(page, press) -> tuple[float, str]:
+    """Seconds from press() until the conclusion box is drawn and the script is done, and its text."""
+    before = page.locator(".st-key-lab_conclusion").count() and page.inner_text(".st-key-lab_conclusion")
+    t0 = time.perf_counter()
+    press()
+    page.wait_for_function("""(before) => {
+        const box = document.querySelector(".st-key-lab_conclusion");
+        const app = document.querySelector("[data-testid='stApp']");
+        return box && box.innerText !== before && !document.querySelector(".st-key-lab_live")
+            && app.getAttribute("data-test-script-state") === "notRunning"; }""", arg=before or "",
+                           timeout=TIMEOUT_MS, polling=250)
+    return time.perf_counter() - t0, page.inner_text(".st-key-lab_conclusion")
+
+
+def shoot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("() => document.querySelector(\"[data-testid='stMain']\").scrollHeight")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(int(height), 8000)})
+    page.wait_for_timeout(800)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+    return path
+
+
+def run_lab(page, lab_id: str, dataset: str, instant: bool) -> None:
+    lab = LABS[lab_id]
+    choose(page, "lab", lab.title)
+    if dataset != "sprites":
+        choose(page, f"lab_dataset_{lab_id}", dataset)
+    button = "Measure the bundled model now" if instant else None
+    press = (lambda: page.locator(".st-key-lab_instant").get_by_role("button", name=button).click()) if instant \
+        else (lambda: page.locator(".st-key-lab_run button").click())
+    seconds, text = conclusion_after(page, press)
+    name = f"lab-{lab_id}-{dataset}" + ("-bundled" if instant else "")
+    print(f"\n## {lab_id} on {dataset}{' (bundled model)' if instant else ''}: {seconds:.1f} s from the button "
+          f"to the conclusion; screenshot {shoot(page, name)}\n{text}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="sprites")
+    parser.add_argument("--labs", default=",".join(LABS))
+    args = parser.parse_args()
+    data_dir = None if args.dataset == "sprites" else str(SHARED_DATA)
+    env = {"VAE_LAB_DATA": data_dir} if data_dir else {}
+    with tempfile.TemporaryDirectory() as tmp, chromium() as browser, \
+            running_server(Path(tmp) / "runs", Path(tmp), env) as server:
+        page = browser.new_context(viewport=VIEWPORT).new_page()
+        page.goto(f"{server.url}/labs", wait_until="domcontentloaded")
+        wait_settled(page, timeout=60_000)
+        for lab_id in args.labs.split(","):
+            instant = LABS[lab_id].instant
+            if instant and instant(LabSettings(args.dataset, data_dir)):
+                run_lab(page, lab_id, args.dataset, instant=True)
+            run_lab(page, lab_id, args.dataset, instant=False)
+
+
+if __name__ == "__main__":
+    main()
