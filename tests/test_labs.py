@@ -48,18 +48,18 @@ def test_a_lab_with_nothing_measured_says_so_and_does_not_crash(lab_id):
 
 
 def test_a_lab_runs_from_the_cli_to_a_measured_conclusion_and_a_report(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "vae_core", "lab", "zscore-tanh", "--budget", "1.5", "--runs-dir",
+    result = subprocess.run([sys.executable, "-m", "vae_core", "lab", "sampled-z", "--budget", "1", "--runs-dir",
                              str(tmp_path / "runs"), "--report", str(tmp_path / "report")],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "tanh · z-score |" in out and "z-scoring puts" in out and "[agrees]" in out or "[disagrees]" in out
+    assert "samples nearest x" in out and "[agrees]" in out or "[disagrees]" in out
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "python -m vae_core lab zscore-tanh --dataset sprites --seed 0 --budget 1.5" in report
+    assert "python -m vae_core lab sampled-z --dataset sprites --seed 0 --budget 1" in report
     assert "![Reconstructions" in report and (tmp_path / "report" / "reconstructions.png").stat().st_size > 1000
+    assert (tmp_path / "report" / "pictures.png").stat().st_size > 1000  # inputs beside sampled decodings
     manifest = list_sweeps(tmp_path / "runs")[0]
-    assert manifest.field == "lab:zscore-tanh" and len(manifest.variants) == 6
-    assert all(v.status == "finished" for v in manifest.variants)
+    assert manifest.field == "lab:sampled-z" and [v.status for v in manifest.variants] == ["finished"]
 
 
 @pytest.fixture
@@ -82,19 +82,37 @@ def conclusion(at: AppTest) -> list[str]:
     return [m.value for m in at.markdown if m.value.startswith((":green[", ":red[", ":blue[", ":orange["))]
 
 
-def test_the_labs_page_runs_a_lab_and_shows_its_conclusion_again_after_a_reload(labs_server):
-    at = browser()
-    assert not at.exception and "z-score my CIFAR-10 images" in at.markdown[0].value
-    assert not conclusion(at) and "No result yet" in " ".join(c.value for c in at.caption)
-    at.button(key="lab_run").click().run()
-    deadline = time.monotonic() + 120
-    while not conclusion(at):
+def run_and_wait(at: AppTest, button: str = "lab_run", timeout_s: float = 120) -> list[str]:
+    """Press a lab's button, then rerun (AppTest fires no run_every timers) until a new conclusion is drawn."""
+    before = conclusion(at)
+    at.button(key=button).click().run()
+    deadline = time.monotonic() + timeout_s
+    while not conclusion(at) or conclusion(at) == before:
         assert time.monotonic() < deadline and not at.exception, [e.value for e in at.exception]
         time.sleep(0.5)
         at.run()
-    found = conclusion(at)
-    assert any("outside (−1, 1)" in f for f in found) and any("KL" in f for f in found)
-    assert at.get("download_button")  # the report
-    again = browser(at.query_params["u"][0] if isinstance(at.query_params["u"], list) else at.query_params["u"])
-    assert conclusion(again) == found  # found from its manifest, by this browser's token
+    assert not at.exception, [e.value for e in at.exception]
+    return conclusion(at)
+
+
+# What each lab's conclusion must talk about, and whether it draws a chart of its own.
+EXPECTED = {"zscore-tanh": ("outside (−1, 1)", True), "grey-sigmoid": ("grey levels", True),
+            "not-unit": ("σ", True), "sampled-z": ("sampled", False)}
+
+
+def test_the_labs_page_runs_every_lab_and_finds_its_answers_again_after_a_reload(labs_server):
+    at = browser()
+    assert not at.exception and "z-score my CIFAR-10 images" in at.markdown[0].value
+    assert not conclusion(at) and "No result yet" in " ".join(c.value for c in at.caption)
+    found = {}
+    for lab_id, (topic, charted) in EXPECTED.items():
+        at.selectbox(key="lab").set_value(lab_id).run()
+        found[lab_id] = run_and_wait(at)
+        assert any(topic in f for f in found[lab_id]), (lab_id, found[lab_id])
+        assert bool(at.get("plotly_chart")) == charted and at.get("download_button")  # its chart, its report
+    bundled = run_and_wait(at, "lab_instant")  # the sampled-z lab, measured on the bundled model at once
+    assert bundled != found["sampled-z"] and "What the bundled model measured" in [s.value for s in at.subheader]
+    token = at.query_params["u"]
+    again = browser(token[0] if isinstance(token, list) else token)
+    assert conclusion(again) == found["zscore-tanh"]  # found from its manifest, by this browser's token
     assert not conclusion(browser())  # another browser has no result of its own
