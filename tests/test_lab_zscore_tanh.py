@@ -100,3 +100,11 @@ def test_a_missing_variant_is_named_and_the_rest_still_concludes():
     findings = zscore_tanh.conclude(m)
     assert [f.verdict for f in findings].count("missing") == 1 and "tanh_sym" in findings[2].text
     assert findings[1].verdict == "agrees"
+
+
+def test_fit_measures_that_disagree_say_so_instead_of_a_verdict():
+    m = _measured()
+    m["tanh_sym"] = Measured("tanh · [-1, 1]", _metrics(19.0, 3.5, 92.0))  # higher PSNR, more bits than tanh_z
+    finding = zscore_tanh.conclude(m)[2]
+    assert finding.verdict == "measured" and "is not clearly better than" in finding.text
+    assert "**19.00 dB** against **17.00 dB**" in finding.text

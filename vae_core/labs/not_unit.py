@@ -171,8 +171,7 @@ def conclude(m: Mapping[str, Measured]) -> list[Finding]:
 LAB = Lab(
     id="not-unit",
     title="Inputs not in [0, 1]: which loss, which weight",
-    question=("My inputs are not in [0, 1] (z-scored): what reconstruction loss should I use, and how do I weigh "
-              "it against the KL?"),
+    question="My inputs are not in [0,1]: what reconstruction loss, and how do I weigh it against the KL?",
     textbook=("Use a Gaussian likelihood: −log N(x; x̂, σ²) = SSE / (2σ²) + constants. Its σ is the weight: a fixed "
               "σ acts like β = (σ / σ_data)², and a hand-picked weight such as MSE + 1e-4·KL is a fixed σ in "
               "disguise. Let the data choose σ: learn it (σ-VAE) or set it to the RMSE (the analytic optimum)."),

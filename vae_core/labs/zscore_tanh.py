@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Literal
 
 import torch
 
 from ..config import LossConfig, ModelConfig
+from ..evaluate import EvalMetrics
 from ..likelihoods import gaussian_log_prob
 from .base import Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, base_config, missing, vary
 
@@ -54,6 +56,21 @@ def extras(lab_run: LabRun) -> dict[str, float]:
     return found
 
 
+Comparison = Literal["better", "worse", "mixed"]
+
+
+def compare(a: EvalMetrics, b: EvalMetrics) -> Comparison:
+    """a against b on both measures of fit: PSNR (higher is better) and bits/dim (lower is better)."""
+    psnr, bits = a.psnr_db > b.psnr_db, _bits(a) < _bits(b)
+    return "better" if psnr and bits else "worse" if not psnr and not bits else "mixed"
+
+
+def _versus(a: EvalMetrics, name_b: str, b: EvalMetrics) -> str:
+    """"reconstructs at ... dB against ... dB for <name_b>, at ... against ... bits/dim"."""
+    return (f"reconstructs at **{a.psnr_db:.2f} dB** against **{b.psnr_db:.2f} dB** for {name_b}, at "
+            f"{_bits_text(a)} against {_bits_text(b)} bits/dim")
+
+
 def _range_findings(m: Mapping[str, Measured]) -> list[Finding]:
     gone = missing(m, "tanh_z", "linear_z")
     if gone:
@@ -62,11 +79,12 @@ def _range_findings(m: Mapping[str, Measured]) -> list[Finding]:
     share = t.frac_targets_unreachable
     out = [Finding(f"z-scoring puts **{share:.1%}** of this data's normalized values outside (−1, 1), where a "
                    "tanh output can never go.")]
-    worse = t.psnr_db < lin.psnr_db and _bits(t) > _bits(lin)
-    diff = (f"tanh · z-score reconstructs at **{t.psnr_db:.2f} dB** against **{lin.psnr_db:.2f} dB** for linear · "
-            f"z-score, at {_bits_text(t)} against {_bits_text(lin)} bits/dim")
-    if worse:
+    diff, verdict = "tanh · z-score " + _versus(t, "linear · z-score", lin), compare(t, lin)
+    if verdict == "worse":
         out.append(Finding(f"The mismatch costs: {diff}. Here the measurements agree with the textbook.", "agrees"))
+    elif verdict == "mixed":
+        out.append(Finding(f"{diff}: the two measures disagree, so this run does not settle whether the mismatch "
+                           "costs.", "measured"))
     else:
         out.append(Finding(f"{diff}: on this run the mismatch did **not** cost, against the textbook answer "
                            f"(with {share:.1%} of values out of reach, or training this short, it may not show).",
@@ -74,12 +92,16 @@ def _range_findings(m: Mapping[str, Measured]) -> list[Finding]:
     return out
 
 
-def _bits(metrics) -> float:
+def _bits(metrics: EvalMetrics) -> float:
     return metrics.bits_per_dim if metrics.bits_per_dim is not None else math.inf
 
 
-def _bits_text(metrics) -> str:
+def _bits_text(metrics: EvalMetrics) -> str:
     return "—" if metrics.bits_per_dim is None else f"{metrics.bits_per_dim:.3f}"
+
+
+SYMMETRIC_VERDICT = {"better": ("does better than", "agrees"), "worse": ("does worse than", "disagrees"),
+                     "mixed": ("is not clearly better than", "measured")}
 
 
 def _symmetric_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -87,12 +109,10 @@ def _symmetric_finding(m: Mapping[str, Measured]) -> list[Finding]:
     if gone:
         return [gone]
     s, t = m["tanh_sym"].metrics, m["tanh_z"].metrics
-    better = _bits(s) < _bits(t)
-    verb = "does better than" if better else "does no better than"
+    verb, verdict = SYMMETRIC_VERDICT[compare(s, t)]
     return [Finding(f"tanh on [−1, 1] data (none out of reach: {s.frac_targets_unreachable:.1%}) {verb} tanh on "
-                    f"z-scored data: {_bits_text(s)} against {_bits_text(t)} bits/dim (bits/dim compares across "
-                    "normalizations: both are the probability of the same 8-bit images).",
-                    "agrees" if better else "disagrees")]
+                    f"z-scored data: it {_versus(s, 'tanh · z-score', t)} (bits/dim compares across "
+                    "normalizations: both are the probability of the same 8-bit images).", verdict)]
 
 
 def _probe_finding(m: Mapping[str, Measured]) -> list[Finding]:
