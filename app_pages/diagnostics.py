@@ -1,3 +1,5 @@
+import math
+
 import streamlit as st
 
 from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
@@ -64,8 +66,11 @@ def likelihood_ui() -> None:
     n_pixels = cfg.model.channels * cfg.model.image_size**2
     beta_eff = effective_beta(cfg.loss, n_pixels, cfg.model.latent_dim, cfg.train.batch_size)
     sigma = implied_sigma(cfg.loss, n_pixels, cfg.model.latent_dim, cfg.train.batch_size)
-    note = f"Trained with an equivalent β of {beta_eff:.4g} for the proper ELBO"
-    st.caption(note + (f" (a proper ELBO with σ = {sigma:.4g})." if sigma is not None else "."))
+    note = f"Its loss amounts to a proper ELBO with β = {beta_eff:.4g}"
+    note += f" (a Gaussian with σ = {sigma:.4g} at β = 1)" if sigma is not None else ""
+    if m.effective_beta is not None and not math.isclose(m.effective_beta, beta_eff):
+        note += f"; at its last step, with its KL schedule and free bits, β = {m.effective_beta:.4g}"
+    st.caption(note + ".")
 
 
 @st.fragment
