@@ -199,3 +199,10 @@ def test_the_lab_is_registered():
     from vae_core.labs import lab
     assert lab("grey-sigmoid") is lab2.LAB
     assert dataclasses.is_dataclass(lab2.LAB)
+
+
+def test_a_bernoulli_as_black_as_one_squared_error_loss_singles_nothing_out():
+    # MNIST's run: the asker's loss 8.5, the ELBO with MSE 10.9 (grey), the Bernoulli 7.9: no verdict either way
+    world = _world({**TEXTBOOK_WORLD, "asker": (8.5, 15.5), "elbo_mse": (10.9, 14.9), "bernoulli": (7.9, 15.5)})
+    finding = next(f for f in lab2.conclude(world) if f.text.startswith("Bernoulli (BCE"))
+    assert finding.verdict == "measured" and "does not single out the squared error" in finding.text

@@ -148,11 +148,14 @@ def _likelihood_finding(m: Mapping[str, Measured]) -> list[Finding]:
     if max(_bg(a), _bg(e)) <= GREY:
         return [Finding(text + "The squared error through a sigmoid reaches black here too, so on this data it is "
                         "not what greys the background, against the textbook answer.", "disagrees")]
-    if _bg(b) < min(_bg(a), _bg(e)) - TOLERANCE and _bg(b) <= GREY:
+    if _bg(b) > GREY:
+        return [Finding(text + "The squared error leaves it grey, but the Bernoulli does not take it to black either, "
+                        "against the textbook answer.", "disagrees")]
+    if _bg(b) < min(_bg(a), _bg(e)) - TOLERANCE:
         return [Finding(text + "The squared error through a sigmoid keeps the background grey and the Bernoulli "
                         "takes it to black, as the textbook says.", "agrees")]
-    return [Finding(text + "The squared error leaves it grey, but the Bernoulli does not take it to black either, "
-                    "against the textbook answer.", "disagrees")]
+    return [Finding(text + "The Bernoulli's is black, but so is a squared-error loss's, within "
+                    f"{TOLERANCE:g} grey levels: this run does not single out the squared error.", "measured")]
 
 
 def _bn_finding(m: Mapping[str, Measured]) -> list[Finding]:
