@@ -144,6 +144,13 @@ def test_the_form_shows_the_equivalent_beta_of_its_reductions():
     # sum of squared errors + 100 x the KL averaged over 10 dimensions = the ELBO with beta 10
     info = next(i.value for i in at.info if "Equivalent β" in i.value)
     assert "Equivalent β of the proper ELBO: 10**" in info and "σ = 2.236" in info
+    # the seed loss: mse_loss(reduction="sum") over the batch too, KL averaged: beta 100 / (64 * 10) = 0.1562
+    at.selectbox(key="cfg_recon_batch_reduction").select("sum").run()
+    info = next(i.value for i in at.info if "Equivalent β" in i.value)
+    assert "Equivalent β of the proper ELBO: 0.1562**" in info and "then summed over the batch of 64" in info
+    code = at.get("code")[0].proto.code_text
+    assert 'recon = F.mse_loss(x_hat, x, reduction="sum")' in code and "kl = kl.mean()" in code
+    assert "beta = 0.1562" in code
 
 
 def test_zscore_tanh_says_what_share_of_targets_is_out_of_reach():
