@@ -85,19 +85,20 @@ def loss_code(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int) 
     """The loss as code, with what it amounts to as a comment; n_pixels = C*H*W values per image."""
     coef = "" if cfg.recon_coef == 1 else f"{cfg.recon_coef:g} * "
     lines = [recon_line(cfg), *kl_lines(cfg), beta_line(cfg), f"loss = {coef}recon + beta * kl"]
-    lines.append(f"# = {_amounts_to(cfg, n_pixels, latent_dim, batch_size)}")
+    lines += _amounts_to(cfg, n_pixels, latent_dim, batch_size)
     return LossCode("\n".join(lines), _words(cfg.recon_reduction, cfg.recon_batch_reduction, n_pixels, "values",
                                              batch_size),
                     _words(cfg.kl_reduction, cfg.kl_batch_reduction, latent_dim, "latent dimensions", batch_size))
 
 
-def _amounts_to(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int) -> str:
+def _amounts_to(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int) -> list[str]:
+    """What the loss amounts to, as comment lines."""
     beta = effective_beta(cfg, n_pixels, latent_dim, batch_size)
-    text = f"a constant times the per-image beta-ELBO with beta = {beta:.4g}"
+    lines = [f"# = a constant times the per-image beta-ELBO with beta = {beta:.4g}"]
     sigma = implied_sigma(cfg, n_pixels, latent_dim, batch_size)
     if sigma is not None and math.isfinite(sigma):
-        text += f", or the proper ELBO (beta = 1) of a Gaussian with sigma = {sigma:.4g}"
-    return text + (" (once the schedule reaches 1)" if cfg.kl_schedule != "constant" else "")
+        lines.append(f"#   (or the proper ELBO, beta = 1, of a Gaussian with sigma = {sigma:.4g})")
+    return lines + (["#   once the schedule reaches 1"] if cfg.kl_schedule != "constant" else [])
 
 
 def _words(over_values: str, over_batch: str, n: int, what: str, batch_size: int) -> str:
