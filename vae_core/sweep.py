@@ -146,6 +146,7 @@ class FamilySpec:
     name: str  # "lab:zscore-tanh": the manifest's field, and part of the family's id
     labels: tuple[str, ...]  # one per variant, unique: "tanh · z-score"
     configs: tuple[RunConfig, ...]
+    keys: tuple[str, ...] = ()  # short names for the run folders ("tanh_z"); the labels where not given
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.configs) <= SWEEP_MAX_VARIANTS or len(self.labels) != len(self.configs):
@@ -327,7 +328,10 @@ def plan_sweep(base: RunConfig, spec: Family, runs_dir: Path,
 
 
 def _variant_folder(config: RunConfig, spec: Family, value: Any) -> str:
-    """run_name's folder, with the variant's value (or label) appended where the name does not show it already."""
+    """run_name's folder, with the variant's value (a family's key or label) appended where the name does not
+    show it already."""
+    if isinstance(spec, FamilySpec) and spec.keys:
+        value = spec.keys[spec.labels.index(value)]
     folder, shown = run_name(config), _UNSAFE.sub("_", format_value(value)).strip("_")
     if isinstance(spec, FamilySpec):
         return f"{folder}-{shown}"

@@ -120,7 +120,8 @@ class Lab:
 
     def family(self, settings: LabSettings) -> FamilySpec:
         variants = self.design(settings)
-        return FamilySpec(f"lab:{self.id}", tuple(v.label for v in variants), tuple(v.config for v in variants))
+        return FamilySpec(f"lab:{self.id}", tuple(v.label for v in variants), tuple(v.config for v in variants),
+                          tuple(v.key for v in variants))
 
 
 # ----------------------------------------------------------------------------- building a design
