@@ -116,3 +116,11 @@ def test_the_labs_page_runs_every_lab_and_finds_its_answers_again_after_a_reload
     again = browser(token[0] if isinstance(token, list) else token)
     assert conclusion(again) == found["zscore-tanh"]  # found from its manifest, by this browser's token
     assert not conclusion(browser())  # another browser has no result of its own
+
+
+def test_a_dataset_missing_on_this_server_is_refused_with_the_reason(labs_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path / "no-data-here"))
+    at = browser()
+    at.selectbox(key="lab_dataset_zscore-tanh").set_value("cifar10").run()
+    assert not at.exception and at.button(key="lab_run").disabled
+    assert any("cifar10" in e.value.lower() and "Pick sprites" in e.value for e in at.error), [e.value for e in at.error]
