@@ -1,10 +1,14 @@
 """python -m vae_core train | evaluate, as a person types them."""
+import contextlib
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from vae_core.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -15,6 +19,18 @@ EVAL_KEYS = {"dataset", "n_test", "elbo_nats", "recon_nats", "kl_nats", "bits_pe
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vae_core", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=env)
+
+
+def cli_here(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in this process (python -m vae_core's main; argparse's exit caught): for refusals, which need no
+    second interpreter (the tests that train and evaluate run the real one)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_train_then_evaluate_on_sprites(tmp_path):
@@ -43,7 +59,7 @@ def test_train_then_evaluate_on_sprites(tmp_path):
     (["--normalization", "symmetric", "--likelihood", "bernoulli"], "needs targets in [0, 1]"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, message):
-    result = cli("train", "--n-train", "64", "--out", str(tmp_path / "r"), *args)
+    result = cli_here("train", "--n-train", "64", "--out", str(tmp_path / "r"), *args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
@@ -51,12 +67,13 @@ def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, message):
 
 
 def test_evaluate_a_missing_run_says_so(tmp_path):
-    result = cli("evaluate", str(tmp_path / "nothing"), "--json")
+    result = cli_here("evaluate", str(tmp_path / "nothing"), "--json")
     assert result.returncode == 2 and "is not a folder" in result.stderr and result.stdout == ""
 
 
 def test_missing_dataset_names_where_it_was_expected(tmp_path):
-    result = cli("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "r"))
+    result = cli_here("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--out",
+                      str(tmp_path / "r"))
     assert result.returncode == 2
     assert "MNIST" in result.stderr and str(tmp_path / "empty") in result.stderr
 

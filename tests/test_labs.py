@@ -2,18 +2,16 @@
 conclusion and a report; the Labs page runs one, shows its conclusion, and finds it again after a reload."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from vae_core.cli import main
 from vae_core.labs import LABS, lab
 from vae_core.labs.base import LabSettings
 from vae_core.sweep import SWEEP_MAX_VARIANTS, check_lockstep
-from vae_core.sweep_manifest import list_sweeps
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS_PAGE = "app_pages/labs.py"
@@ -47,25 +45,29 @@ def test_a_lab_with_nothing_measured_says_so_and_does_not_crash(lab_id):
     assert findings and all(f.verdict == "missing" for f in findings)
 
 
-def test_a_lab_runs_from_the_cli_to_a_measured_conclusion_and_a_report(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "vae_core", "lab", "sampled-z", "--budget", "1", "--runs-dir",
-                             str(tmp_path / "runs"), "--report", str(tmp_path / "report")],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "samples nearest x" in out and "[agrees]" in out or "[disagrees]" in out
+def test_a_lab_runs_from_the_cli_to_a_measured_conclusion_and_a_report(tmp_path, capsys):
+    # --instant: the bundled model, measured at once (training a family in the foreground is run_lab, which the
+    # AppTest below exercises through a job, and bench/bench_labs.py at full length)
+    assert main(["lab", "sampled-z", "--instant", "--report", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "samples nearest x" in out and "[agrees]" in out
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "python -m vae_core lab sampled-z --dataset sprites --seed 0 --budget 1" in report
+    assert "python -m vae_core lab sampled-z --dataset sprites --seed 0 --budget 45" in report
     assert "![Reconstructions" in report and (tmp_path / "report" / "reconstructions.png").stat().st_size > 1000
     assert (tmp_path / "report" / "pictures.png").stat().st_size > 1000  # inputs beside sampled decodings
-    manifest = list_sweeps(tmp_path / "runs")[0]
-    assert manifest.field == "lab:sampled-z" and [v.status for v in manifest.variants] == ["finished"]
+    assert "sprites-sigmoid-unit-gaussian" in report  # the run it measured, named
+
+
+def test_a_lab_without_bundled_runs_says_so_for_instant(capsys):
+    assert main(["lab", "grey-sigmoid", "--instant"]) == 2
+    assert "has no bundled runs for sprites" in capsys.readouterr().err
 
 
 @pytest.fixture
 def labs_server(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("VAE_LAB_JOB_TIME_CAP_S", "1.5")  # the lab's minute, capped by the host: a short test
+    monkeypatch.setenv("VAE_LAB_JOB_TIME_CAP_S", "1")  # the lab's minute, capped by the host: a short test
+    monkeypatch.setenv("VAE_LAB_MAX_JOBS", "2")  # two browsers' labs train at once, a core each
     return tmp_path / "runs"
 
 
@@ -82,10 +84,16 @@ def conclusion(at: AppTest) -> list[str]:
     return [m.value for m in at.markdown if m.value.startswith((":green[", ":red[", ":blue[", ":orange["))]
 
 
-def run_and_wait(at: AppTest, button: str = "lab_run", timeout_s: float = 120) -> list[str]:
-    """Press a lab's button, then rerun (AppTest fires no run_every timers) until a new conclusion is drawn."""
+def press(at: AppTest, button: str = "lab_run") -> list[str]:
+    """Press a lab's button; returns the conclusion shown before, so that wait() can tell the new one."""
     before = conclusion(at)
     at.button(key=button).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return before
+
+
+def wait(at: AppTest, before: list[str], timeout_s: float = 120) -> list[str]:
+    """Rerun (AppTest fires no run_every timers) until a conclusion other than `before` is drawn."""
     deadline = time.monotonic() + timeout_s
     while not conclusion(at) or conclusion(at) == before:
         assert time.monotonic() < deadline and not at.exception, [e.value for e in at.exception]
@@ -101,21 +109,29 @@ EXPECTED = {"zscore-tanh": ("outside (−1, 1)", True), "grey-sigmoid": ("grey l
 
 
 def test_the_labs_page_runs_every_lab_and_finds_its_answers_again_after_a_reload(labs_server):
-    at = browser()
-    assert not at.exception and "z-score my CIFAR-10 images" in at.markdown[0].value
-    assert not conclusion(at) and "No result yet" in " ".join(c.value for c in at.caption)
+    first, second = browser(), browser()  # two browsers, each running a lab at a time, side by side
+    assert not first.exception and "z-score my CIFAR-10 images" in first.markdown[0].value
+    assert not conclusion(first) and "No result yet" in " ".join(c.value for c in first.caption)
     found = {}
-    for lab_id, (topic, charted) in EXPECTED.items():
-        at.selectbox(key="lab").set_value(lab_id).run()
-        found[lab_id] = run_and_wait(at)
-        assert any(topic in f for f in found[lab_id]), (lab_id, found[lab_id])
-        assert bool(at.get("plotly_chart")) == charted and at.get("download_button")  # its chart, its report
-    bundled = run_and_wait(at, "lab_instant")  # the sampled-z lab, measured on the bundled model at once
-    assert bundled != found["sampled-z"] and "What the bundled model measured" in [s.value for s in at.subheader]
-    token = at.query_params["u"]
+    labs = list(EXPECTED)
+    for pair in (labs[:2], labs[2:]):
+        started = []
+        for at, lab_id in zip((first, second), pair):
+            at.selectbox(key="lab").set_value(lab_id).run()
+            started.append(press(at))
+        for at, lab_id, before in zip((first, second), pair, started):
+            found[lab_id] = wait(at, before)
+            topic, charted = EXPECTED[lab_id]
+            assert any(topic in f for f in found[lab_id]), (lab_id, found[lab_id])
+            assert bool(at.get("plotly_chart")) == charted and at.get("download_button")  # its chart, its report
+    bundled = wait(second, press(second, "lab_instant"))  # the sampled-z lab, measured on the bundled model
+    assert bundled != found["sampled-z"] and "What the bundled model measured" in [s.value for s in second.subheader]
+    token = first.query_params["u"]
     again = browser(token[0] if isinstance(token, list) else token)
     assert conclusion(again) == found["zscore-tanh"]  # found from its manifest, by this browser's token
-    assert not conclusion(browser())  # another browser has no result of its own
+    again.selectbox(key="lab").set_value("not-unit").run()
+    assert conclusion(again) == found["not-unit"]
+    assert not conclusion(browser())  # a browser that ran nothing has no result
 
 
 def test_a_dataset_missing_on_this_server_is_refused_with_the_reason(labs_server, monkeypatch, tmp_path):

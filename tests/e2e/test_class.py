@@ -6,7 +6,8 @@ leaves the machine. Each test says which failure it pins:
 - two page changes crossing a busy browser made Streamlit reference a message the browser had just
   evicted ("Cached ForwardMsg MISS", a Connection error dialog; .streamlit/config.toml and
   bench/repro_forwardmsg_miss.py);
-- a ":material/...:" page icon was fetched from fonts.gstatic.com (app.py).
+- a ":material/...:" page icon was fetched from fonts.gstatic.com (app.py): every session's requests are
+  recorded from its first, and one to any host but the app's is a problem like an exception box.
 """
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-from .conftest import EXCEPTION, VIEWPORT, exception_texts, running_app, screenshot, wait_settled
+from .conftest import VIEWPORT, exception_texts, running_app, screenshot, wait_settled
 
 pytestmark = pytest.mark.e2e
 
 PAGES = {"": "Reconstructions", "latent": "Latent space", "diagnostics": "Diagnostics", "compare": "Compare",
-         "train": "Train"}
+         "train": "Train", "labs": "Labs"}
 # One session per page, two on the heavy ones: the first race seen was Train (which imported pandas)
 # against Latent space (whose Plotly figures looked pandas up).
 SIX_PATHS = ["", "latent", "diagnostics", "compare", "train", "latent"]
@@ -58,6 +59,7 @@ class Watched:
     def problems(self) -> list[str]:
         """Errors so far, plus what the page shows now: exception boxes and error dialogs."""
         found = list(self.errors)
+        found += [f"a request left the machine: {u}" for u in sorted(set(foreign(self.requests)))]
         found += [f"exception box: {t[:300]}" for t in exception_texts(self.page)]
         for text in self.page.locator("[role='dialog']").all_inner_texts():
             if text.strip():
@@ -151,33 +153,6 @@ def test_six_sessions_at_once_on_a_fresh_server(browser, tmp_path: Path, repetit
                 screenshot(sessions[1].page, "class-six-at-once-latent")
         finally:
             close_all(sessions)
-
-
-# --------------------------------------------------------------------------- 2. offline
-# First on the shared server: it visits every page, so the tests after it start warm.
-
-def test_no_request_leaves_the_machine(browser, app_url):
-    s = watch(browser, "offline")
-    try:
-        s.page.goto(app_url, wait_until="domcontentloaded")
-        wait_settled(s.page, timeout=60_000)
-        for name in ("Latent space", "Diagnostics", "Train", "Reconstructions"):
-            sidebar_link(s.page, name).click()
-            wait_settled(s.page, timeout=60_000)
-            slider = s.page.get_by_role("slider").first
-            if slider.count():
-                slider.focus()
-                slider.press("ArrowRight")
-                wait_settled(s.page)
-        s.page.reload()
-        wait_settled(s.page, timeout=60_000)
-        s.page.wait_for_timeout(1_000)  # a favicon or a font is fetched after the page settles
-        away = foreign(s.requests)
-        assert len(s.requests) > 10, f"too few requests recorded to mean anything: {s.requests}"
-        assert not away, f"requests left the machine: {sorted(set(away))}"
-        assert not s.page.locator(EXCEPTION).count(), exception_texts(s.page)
-    finally:
-        close_all([s])
 
 
 # --------------------------------------------------------------------------- 3. six sessions clicking quickly

@@ -11,6 +11,7 @@ answer, a finding says so.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,13 +146,21 @@ def vary(config: RunConfig, **sections: dict[str, Any]) -> RunConfig:
 
 def test_images(run: LoadedRun, n: int = LAB_TEST_IMAGES) -> torch.Tensor:
     """The first n test images of the run's data (its carried samples where the dataset is gone)."""
-    try:  # the test split alone: prepare_data would load (or generate) the training split too
-        return load_dataset(run.config.data, "test").images[:n]
+    try:
+        # the images do not depend on how they are normalized: one cache entry for a family's variants
+        return _test_split(dataclasses.replace(run.config.data, normalization="unit", data_scale=1.0))[:n]
     except (ValueError, OSError):
         samples = read_samples(run.path)
         if samples is None:
             raise
         return samples[:n]
+
+
+@functools.lru_cache(maxsize=4)
+def _test_split(data: DataConfig) -> torch.Tensor:
+    """Cached: a family's variants share their data, and a lab reads it for each (uint8, treated as read-only).
+    The test split alone: prepare_data would load (or generate) the training split too."""
+    return load_dataset(data, "test").images
 
 
 def measure(lab: Lab, variants: Sequence[Variant], run_dirs: Sequence[Path | None]) -> dict[str, Measured]:
