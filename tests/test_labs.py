@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from vae_core.cli import main
 from vae_core.labs import LABS, lab
 from vae_core.labs.base import LabSettings
+from vae_core.labs.run import conclude_family
 from vae_core.sweep import SWEEP_MAX_VARIANTS, check_lockstep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,3 +141,9 @@ def test_a_dataset_missing_on_this_server_is_refused_with_the_reason(labs_server
     at.selectbox(key="lab_dataset_zscore-tanh").set_value("cifar10").run()
     assert not at.exception and at.button(key="lab_run").disabled
     assert any("cifar10" in e.value.lower() and "Pick sprites" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_a_missing_variant_is_named_by_its_label():
+    outcome = conclude_family(lab("zscore-tanh"), LabSettings(), (None,) * 6)  # nothing was saved
+    texts = " ".join(f.text for f in outcome.findings)
+    assert "“tanh · z-score”" in texts and "“fixed σ · z-score ×10”" in texts and "`" not in texts

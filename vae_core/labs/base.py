@@ -201,5 +201,9 @@ def missing(measured: Mapping[str, Measured], *keys: str) -> Finding | None:
     gone = [k for k in keys if k not in measured]
     if not gone:
         return None
-    return Finding(f"No measurement for {', '.join(gone)}: the variant was refused, diverged or was stopped "
-                   "before it was evaluated, so the comparisons that need it are left out.", "missing")
+    named = ", ".join(KEY_MARK.format(key=k) for k in gone)  # run.conclude_family puts the labels in
+    return Finding(f"No measurement for {named}: the variant was refused, diverged or was stopped before it was "
+                   "evaluated, so the comparisons that need it are left out.", "missing")
+
+
+KEY_MARK = "`{key}`"  # a variant's key in a finding's text, where the lab's runner writes its label

@@ -1,6 +1,7 @@
 """Running a lab from start to conclusion without a page: train its family, measure it, conclude."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 from ..job_state import JobUpdate
 from ..jobs import run_in_foreground
 from ..sweep import SweepPlan
-from .base import Finding, Lab, LabSettings, Measured, Variant, measure
+from .base import KEY_MARK, Finding, Lab, LabSettings, Measured, Variant, measure
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,16 @@ def conclude_family(lab: Lab, settings: LabSettings, run_dirs: tuple[Path | None
     """Measure a trained family (the variants in the design's order) and draw the lab's conclusion."""
     variants = lab.design(settings)
     measured = measure(lab, variants, run_dirs)
-    return LabOutcome(lab, settings, variants, run_dirs, measured, tuple(lab.conclude(measured)))
+    findings = tuple(_labelled(f, variants) for f in lab.conclude(measured))
+    return LabOutcome(lab, settings, variants, run_dirs, measured, findings)
+
+
+def _labelled(finding: Finding, variants: tuple[Variant, ...]) -> Finding:
+    """The finding with each variant key it names (KEY_MARK) replaced by what a person reads: its label."""
+    text = finding.text
+    for v in variants:
+        text = text.replace(KEY_MARK.format(key=v.key), f"“{v.label}”")
+    return dataclasses.replace(finding, text=text)
 
 
 def run_lab(lab: Lab, settings: LabSettings, runs_dir: Path, owner: str | None = None,
