@@ -9,13 +9,14 @@ import streamlit as st
 
 from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, stop, submit
 from ui.session import client_token
+from ui.state import config_mtime
 from ui.sweep_live import sweep_live_ui
 from ui.widgets import chart, url_choice
 from vae_core.config import DataConfig, RunConfig, field_options
 from vae_core.data import DatasetNotFoundError, load_dataset
 from vae_core.host import HostSettings
 from vae_core.labs import LABS, Lab
-from vae_core.labs.base import LAB_BUDGET_S, LabSettings
+from vae_core.labs.base import LAB_BUDGET_S, LabSettings, load_family
 from vae_core.labs.report import (VERDICT_MARK, Rows, Table, picture_rows, reconstruction_rows, report_files,
                                   report_zip, row_strip, table)
 from vae_core.labs.run import LabOutcome, conclude_family
@@ -156,14 +157,17 @@ def load_lab_view(lab_id: str, settings: LabSettings, run_dirs: tuple[str | None
                   mtimes: tuple[float, ...]) -> LabView:
     """Cached by the runs' folders and their modification times: measuring loads every variant and its
     test images (seconds); the result is small and read-only."""
-    outcome = conclude_family(LABS[lab_id], settings, tuple(Path(d) if d else None for d in run_dirs))
-    rows, pictures = reconstruction_rows(outcome), picture_rows(outcome)
+    dirs = tuple(Path(d) if d else None for d in run_dirs)
+    lab = LABS[lab_id]
+    family = load_family(lab.design(settings), dirs)  # once, for the measurements and the pictures
+    outcome = conclude_family(lab, settings, dirs, family)
+    rows, pictures = reconstruction_rows(outcome, family), picture_rows(outcome, family)
     return LabView(outcome, table(outcome), rows, pictures, report_files(outcome, rows, pictures))
 
 
 def _mtimes(run_dirs: tuple[str | None, ...]) -> tuple[float, ...]:
-    return tuple(Path(d, "metrics.json").stat().st_mtime if d and Path(d, "metrics.json").exists() else 0.0
-                 for d in run_dirs)
+    """The runs' save times, the cache key (as for every run cache): a re-saved run is measured again."""
+    return tuple(config_mtime(d) if d and Path(d).is_dir() else 0.0 for d in run_dirs)
 
 
 def result_ui(lab: Lab) -> None:

@@ -163,16 +163,29 @@ def _test_split(data: DataConfig) -> torch.Tensor:
     return load_dataset(data, "test").images
 
 
-def measure(lab: Lab, variants: Sequence[Variant], run_dirs: Sequence[Path | None]) -> dict[str, Measured]:
-    """Each saved variant's numbers, by key; a variant with no run or no test evaluation is left out."""
-    measured = {}
+Family = dict[str, LabRun]  # a trained family's loaded runs with their test images, by variant key
+
+
+def load_family(variants: Sequence[Variant], run_dirs: Sequence[Path | None]) -> Family:
+    """Each saved variant's run, loaded once for measuring and picturing; one that cannot be loaded is left out."""
+    family = {}
     for variant, run_dir in zip(variants, run_dirs):
         run = _load(run_dir)
-        metrics = _metrics(run.metrics.get("test")) if run else None
+        if run is not None:
+            family[variant.key] = LabRun(variant.key, run, test_images(run))
+    return family
+
+
+def measure(lab: Lab, variants: Sequence[Variant], family: Family) -> dict[str, Measured]:
+    """Each loaded variant's numbers, by key; a variant with no test evaluation is left out."""
+    measured = {}
+    for variant in variants:
+        lab_run = family.get(variant.key)
+        metrics = _metrics(lab_run.run.metrics.get("test")) if lab_run else None
         if metrics is None:
             continue
-        extras = lab.extras(LabRun(variant.key, run, test_images(run))) if lab.extras else {}
-        measured[variant.key] = Measured(variant.label, metrics, extras, run.config)
+        extras = lab.extras(lab_run) if lab.extras else {}
+        measured[variant.key] = Measured(variant.label, metrics, extras, lab_run.run.config)
     return measured
 
 

@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from ..data import pixels
-from ..runs import load_run
-from .base import Column, LabRun, Measured, test_images
+from ..job_state import to_pixels
+from .base import Column, Family, Measured, Variant, load_family
 from .run import LabOutcome
 
 N_SHOWN = 8  # test images per reconstruction row
+Rows = list[tuple[str, np.ndarray]]  # (caption, (n, H, W, C) uint8) picture rows
 VERDICT_MARK = {"agrees": "✔ agrees with the textbook", "disagrees": "✘ disagrees with the textbook",
                 "measured": "", "missing": "⚠ missing"}
 
@@ -63,41 +64,38 @@ def _cell(column: Column, m: Measured, best: bool) -> str:
 
 
 @torch.no_grad()
-def reconstruction_rows(outcome: LabOutcome, n: int = N_SHOWN) -> list[tuple[str, np.ndarray]]:
+def reconstruction_rows(outcome: LabOutcome, family: Family, n: int = N_SHOWN) -> Rows:
     """("input", images) then (variant label, its reconstructions from the posterior mean) for the same n
     test images; each (n, H, W, C) uint8."""
-    rows: list[tuple[str, np.ndarray]] = []
-    for v, run_dir in zip(outcome.variants, outcome.run_dirs):
-        if v.key not in outcome.measured or run_dir is None:
-            continue
-        run = load_run(run_dir)
-        images = test_images(run, n)
+    rows: Rows = []
+    for v in _pictured(outcome, family):
+        lab_run = family[v.key]
         if not rows:
-            rows.append(("input", _to_hwc(pixels(images))))
-        x = LabRun(v.key, run, images).x
-        x_hat = run.model.decode(run.model.encode(x)[0])
-        rows.append((v.label, _to_hwc(run.normalizer.inverse(x_hat).clamp(0, 1))))
+            rows.append(("input", _to_hwc(pixels(lab_run.images[:n]))))
+        model = lab_run.run.model
+        x_hat = model.decode(model.encode(lab_run.x[:n])[0])
+        rows.append((v.label, _to_hwc(lab_run.run.normalizer.inverse(x_hat))))
     return rows
 
 
 @torch.no_grad()
-def picture_rows(outcome: LabOutcome) -> list[tuple[str, np.ndarray]]:
+def picture_rows(outcome: LabOutcome, family: Family) -> Rows:
     """The lab's own pictures (Lab.pictures) of each measured variant, as (caption, (n, H, W, C) uint8) rows."""
     if outcome.lab.pictures is None:
         return []
-    rows = []
-    for v, run_dir in zip(outcome.variants, outcome.run_dirs):
-        if v.key in outcome.measured and run_dir is not None:
-            run = load_run(run_dir)
-            named = outcome.lab.pictures(LabRun(v.key, run, test_images(run)))
-            rows += [(caption if len(outcome.measured) == 1 else f"{v.label}: {caption}", _to_hwc(images))
-                     for caption, images in named]
-    return rows
+    one = len(outcome.measured) == 1
+    return [(caption if one else f"{v.label}: {caption}", _to_hwc(images))
+            for v in _pictured(outcome, family) for caption, images in outcome.lab.pictures(family[v.key])]
+
+
+def _pictured(outcome: LabOutcome, family: Family) -> list[Variant]:
+    """The measured variants, in the design's order."""
+    return [v for v in outcome.variants if v.key in outcome.measured and v.key in family]
 
 
 def _to_hwc(p: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [0, 1] -> (N, H, W, C) uint8."""
-    return (p.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return to_pixels(p).transpose(0, 2, 3, 1)
 
 
 def row_strip(images: np.ndarray, zoom: int = 2, gap: int = 2) -> np.ndarray:
@@ -147,9 +145,6 @@ RECONSTRUCTIONS = "reconstructions.png"
 PICTURES = "pictures.png"
 
 
-Rows = list[tuple[str, np.ndarray]]  # (caption, (n, H, W, C) uint8) picture rows
-
-
 def stacked(rows: Rows) -> np.ndarray:
     """Rows of images, one strip each, stacked on white into one picture."""
     strips = [row_strip(images) for _, images in rows]
@@ -158,11 +153,8 @@ def stacked(rows: Rows) -> np.ndarray:
                            for s in strips])
 
 
-def report_files(outcome: LabOutcome, rows: Rows | None = None, pictures: Rows | None = None) -> dict[str, bytes]:
-    """report.md and its PNG figures, by file name (rows, pictures: reconstruction_rows and picture_rows, if
-    already made)."""
-    rows = reconstruction_rows(outcome) if rows is None else rows
-    pictures = picture_rows(outcome) if pictures is None else pictures
+def report_files(outcome: LabOutcome, rows: Rows, pictures: Rows) -> dict[str, bytes]:
+    """report.md and its PNG figures, by file name (rows, pictures: reconstruction_rows and picture_rows)."""
     files: dict[str, bytes] = {}
     figures = {}
     if rows:
@@ -178,7 +170,9 @@ def report_files(outcome: LabOutcome, rows: Rows | None = None, pictures: Rows |
 def write_report(outcome: LabOutcome, folder: Path) -> Path:
     """Write report.md and its figures into folder (created); returns report.md's path."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, data in report_files(outcome).items():
+    family = load_family(outcome.variants, outcome.run_dirs)
+    files = report_files(outcome, reconstruction_rows(outcome, family), picture_rows(outcome, family))
+    for name, data in files.items():
         (folder / name).write_bytes(data)
     return folder / "report.md"
 

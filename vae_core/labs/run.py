@@ -9,7 +9,7 @@ from pathlib import Path
 from ..job_state import JobUpdate
 from ..jobs import run_in_foreground
 from ..sweep import SweepPlan
-from .base import KEY_MARK, Finding, Lab, LabSettings, Measured, Variant, measure
+from .base import KEY_MARK, Family, Finding, Lab, LabSettings, Measured, Variant, load_family, measure
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,12 @@ class LabOutcome:
     findings: tuple[Finding, ...]
 
 
-def conclude_family(lab: Lab, settings: LabSettings, run_dirs: tuple[Path | None, ...]) -> LabOutcome:
-    """Measure a trained family (the variants in the design's order) and draw the lab's conclusion."""
+def conclude_family(lab: Lab, settings: LabSettings, run_dirs: tuple[Path | None, ...],
+                    family: Family | None = None) -> LabOutcome:
+    """Measure a trained family (the variants in the design's order) and draw the lab's conclusion; family:
+    its runs already loaded (load_family), for a caller that pictures them too."""
     variants = lab.design(settings)
-    measured = measure(lab, variants, run_dirs)
+    measured = measure(lab, variants, load_family(variants, run_dirs) if family is None else family)
     findings = tuple(_labelled(f, variants) for f in lab.conclude(measured))
     return LabOutcome(lab, settings, variants, run_dirs, measured, findings)
 

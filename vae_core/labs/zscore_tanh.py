@@ -17,6 +17,7 @@ import torch
 from ..config import LossConfig, ModelConfig
 from ..evaluate import EvalMetrics
 from ..likelihoods import gaussian_log_prob
+from ..objective import kl_per_dimension
 from .base import Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, base_config, missing, vary
 
 SIGMA = 0.1  # normalized units: fixed, so that multiplying the data by c weighs its squared error c^2 times
@@ -52,7 +53,7 @@ def extras(lab_run: LabRun) -> dict[str, float]:
     for c in SCALES:
         found[f"probe_recon_x{c:g}"] = -gaussian_log_prob(c * x, c * x_hat, log_sigma).flatten(1).sum(1).mean().item()
         found[f"probe_sse_x{c:g}"] = c**2 * sse / (2 * SIGMA**2)  # the part that moves: c^2 SSE / (2 sigma^2)
-    found["probe_kl"] = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean().item()
+    found["probe_kl"] = kl_per_dimension(mu, logvar).sum(1).mean().item()
     return found
 
 
