@@ -15,7 +15,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-DatasetName = Literal["sprites", "mnist", "fashion_mnist", "cifar10"]
+DatasetName = Literal["sprites", "mnist", "fashion_mnist", "cifar10", "images"]
+Square = Literal["crop", "pad"]
+Color = Literal["auto", "grey", "rgb"]
+Orientation = Literal["exif", "stored"]
 Normalization = Literal["unit", "symmetric", "zscore"]
 OutputActivation = Literal["sigmoid", "tanh", "linear"]
 LikelihoodName = Literal["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_learned",
@@ -131,9 +134,19 @@ def _validate(obj: object) -> None:
 @dataclass(frozen=True)
 class DataConfig:
     dataset: DatasetName = spec("sprites", "Dataset", "sprites are generated in code; mnist, fashion_mnist and "
-                                "cifar10 load from the data folder.")
-    image_size: int = spec(32, "Sprite size", "sprites only, in pixels; torchvision sets come at their own size.",
-                           options=(32, 64))
+                                "cifar10 load from the data folder; images are your own (a folder or a .zip).")
+    image_size: int = spec(32, "Image size", "sprites and your images, in pixels; torchvision sets come at their "
+                           "own size.", options=(28, 32, 64))
+    images: str | None = spec(None, "Your images", "a folder or a .zip of PNG, JPEG, BMP, WebP, GIF or TIFF "
+                              "images: class folders, train/ and test/ folders, or one flat folder.",
+                              none_means="none")
+    square: Square = spec("crop", "Making images square", "your images: crop the centre square, or pad the "
+                          "shorter side with black.")
+    color: Color = spec("auto", "Grey or RGB", "your images: auto is RGB unless every image is grey.")
+    orientation: Orientation = spec("exif", "Orientation", "your images: exif turns photos upright as their "
+                                    "EXIF tag says; stored keeps the pixels as stored.")
+    test_share: float = spec(0.1, "Test share", "your images without train/ and test/ folders: the seeded "
+                             "share held out for testing.", lo=0.01, hi=0.5, step=0.05)
     n_train: int | None = spec(None, "Training images", "a seeded random subset of the training split.",
                                lo=1, hi=10_000_000, step=500, none_means="all")
     n_test: int | None = spec(None, "Test images", "a seeded random subset of the test split.",
@@ -149,6 +162,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
+        if (self.dataset == "images") != bool(self.images):
+            raise ValueError("dataset='images' needs images=PATH (a folder or a .zip of images), and images=PATH "
+                             "needs dataset='images'.")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Datasets behind one interface: uint8 image tensors with labels (and, for sprites, their factors).
 
 Sprites are generated in code (no download, ever); MNIST, Fashion-MNIST and CIFAR-10 come through
-torchvision from a data folder. Normalization is not done here: see normalize.py.
+torchvision from a data folder; a person's own images are read safely by vae_core.images. Normalization
+is not done here: see normalize.py.
 """
 from __future__ import annotations
 
@@ -71,6 +72,9 @@ def dataset_shape(cfg: DataConfig) -> tuple[int, int]:
     """(channels, image_size) of cfg's dataset, without loading it."""
     if cfg.dataset == "sprites":
         return 3, cfg.image_size
+    if cfg.dataset == "images":
+        color = cfg.color if cfg.color != "auto" else _read_images(cfg).color  # only "auto" reads the images
+        return (1 if color == "grey" else 3), cfg.image_size
     return {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32)}[cfg.dataset]
 
 
@@ -247,15 +251,36 @@ def _subset(ds: ImageDataset, n: int | None, seed: int, split: Split) -> ImageDa
 
 
 def load_dataset(cfg: DataConfig, split: Split) -> ImageDataset:
-    """cfg's dataset, one split, as uint8 tensors (sprites generated; others read from the data folder)."""
+    """cfg's dataset, one split, as uint8 tensors (sprites generated; others read from their folder)."""
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r} is not an option; pick 'train' or 'test'.")
     n = cfg.n_train if split == "train" else cfg.n_test
     if cfg.dataset == "sprites":  # generate exactly n; train and test use different random streams
         default = SPRITES_TRAIN if split == "train" else SPRITES_TEST
         return _sprites(n or default, cfg.image_size, cfg.seed, 0 if split == "train" else 1)
+    if cfg.dataset == "images":
+        return load_splits(cfg)[split == "test"]
     full = _load_torchvision(cfg.dataset, resolve_data_dir(cfg.data_dir), split == "train", cfg.download)
     return _subset(full, n, cfg.seed, split)
+
+
+def load_splits(cfg: DataConfig) -> tuple[ImageDataset, ImageDataset]:
+    """(train, test) of cfg's dataset; a person's images are read once for both."""
+    if cfg.dataset != "images":
+        return load_dataset(cfg, "train"), load_dataset(cfg, "test")
+    read = _read_images(cfg)
+    return _subset(read.train, cfg.n_train, cfg.seed, "train"), _subset(read.test, cfg.n_test, cfg.seed, "test")
+
+
+def _read_images(cfg: DataConfig):
+    """A person's images (never cached here: a server's shared caches must not hold anyone's upload)."""
+    from .images.dataset import read_images  # here, not at the top: it imports this module
+    from .images.source import UploadRefused
+
+    try:
+        return read_images(cfg.images, cfg)
+    except (UploadRefused, OSError) as e:
+        raise DatasetNotFoundError(f"Your images at {cfg.images} cannot be used: {e}") from e
 
 
 def pixels(images: torch.Tensor) -> torch.Tensor:

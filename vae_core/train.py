@@ -15,7 +15,7 @@ import torch
 
 from .compatibility import ACTIVATION_RANGE, Verdict, compatibility
 from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from .data import ImageDataset, dataset_shape, load_dataset, pixels
+from .data import ImageDataset, dataset_shape, load_splits, pixels
 from .evaluate import range_fractions
 from .likelihoods import log_sigma_of_mse
 from .models import VAE, build_model
@@ -58,8 +58,7 @@ class TrainingData:
 
 def prepare_data(config: RunConfig) -> TrainingData:
     """Load both splits and fit the normalization on the training split."""
-    train = load_dataset(config.data, "train")
-    test = load_dataset(config.data, "test")
+    train, test = load_splits(config.data)
     return TrainingData(train, test, fit_normalizer(config.data.normalization, train.images, config.data.data_scale))
 
 
