@@ -10,13 +10,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vae_core import cli, runs
+from vae_core import cli, run_samples, runs
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.data import load_dataset
+from vae_core.data import ImageDataset, load_dataset
 from vae_core.evaluate import EvalMetrics
 from vae_core.models import build_model
 from vae_core.normalize import fit_normalizer
-from vae_core.runs import RunLoadError, load_run, read_samples, samples_to_keep, save_run
+from vae_core.run_samples import samples_to_keep
+from vae_core.runs import RunLoadError, load_run, read_samples, save_run
 from vae_core.train import Trainer, make_run_config, prepare_data
 from vae_core.zoo import KEY_FIELDS, ZooEntry, build_zoo, refresh_run, zoo_configs
 
@@ -76,7 +77,7 @@ def test_a_build_is_byte_identical_when_repeated(tiny_builds):
     for entry in tiny_pair():
         assert (a / entry.name / runs.WEIGHTS).read_bytes() == (b / entry.name / runs.WEIGHTS).read_bytes()
         assert load_run(a / entry.name).config == entry.config
-        assert not (a / entry.name / runs.SAMPLES).exists()  # sprites need no samples
+        assert not (a / entry.name / run_samples.SAMPLES).exists()  # sprites need no samples
 
 
 def test_entries_start_from_identical_weights():
@@ -146,7 +147,8 @@ MNIST_LIKE = make_run_config(DataConfig(dataset="mnist"), ModelConfig(width=8, l
 def grey_run(tmp_path) -> tuple[Path, torch.Tensor]:
     images = torch.randint(0, 256, (100, 1, 28, 28), dtype=torch.uint8)
     model = build_model(MNIST_LIKE.model, MNIST_LIKE.loss.likelihood, seed=0)
-    samples = samples_to_keep(MNIST_LIKE, images)
+    labels = torch.arange(100) % 10
+    samples = samples_to_keep(MNIST_LIKE, ImageDataset("mnist", images, labels, tuple("0123456789")))
     path = save_run(tmp_path / "run", model, MNIST_LIKE, fit_normalizer("unit", images), {"status": "finished"},
                     samples)
     return path, images
@@ -154,24 +156,41 @@ def grey_run(tmp_path) -> tuple[Path, torch.Tensor]:
 
 def test_samples_round_trip(grey_run):
     path, images = grey_run
-    assert torch.equal(read_samples(path), images[:runs.N_SAMPLES])
-    assert samples_to_keep(RunConfig(), images) is None  # sprites are generated anywhere
-    (path / runs.SAMPLES).unlink()
+    labels = torch.arange(100) % 10
+    samples = read_samples(path)
+    assert torch.equal(samples.images, images[:run_samples.N_SAMPLES])
+    assert torch.equal(samples.labels, torch.arange(run_samples.N_SAMPLES) % 10)
+    assert samples.label_names == tuple("0123456789")
+    assert samples_to_keep(RunConfig(), ImageDataset("sprites", images, labels, ("x",))) is None  # generated anywhere
+    (path / run_samples.SAMPLES).unlink()
     assert read_samples(path) is None
 
 
-@pytest.mark.parametrize("bad", ["garbage", "float", "rgb", "3-d", "no images", "empty", "too big"])
+def test_samples_without_labels_still_load(grey_run):
+    """A samples file written before labels were kept: one class, "sample"."""
+    path, images = grey_run
+    save_file({"images": images[:4].contiguous()}, str(path / run_samples.SAMPLES))
+    samples = read_samples(path)
+    assert samples.label_names == ("sample",) and samples.labels.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("bad", ["garbage", "float", "rgb", "3-d", "no images", "empty", "too big",
+                                 "label out of range", "labels without names"])
 def test_bad_samples_are_refused_clearly(grey_run, bad, monkeypatch):
     path, images = grey_run
+    labels = torch.tensor([0, 1, 2, 1])
     tensors = {"float": {"images": images[:4].float()}, "rgb": {"images": images[:4].expand(4, 3, 28, 28)},
                "3-d": {"images": images[:4, 0]}, "no images": {"x": images[:4]},
-               "empty": {"images": images[:0]}}
+               "empty": {"images": images[:0]}, "labels without names": {"images": images[:4], "labels": labels}}
     if bad in tensors:
-        save_file({k: v.contiguous() for k, v in tensors[bad].items()}, str(path / runs.SAMPLES))
+        save_file({k: v.contiguous() for k, v in tensors[bad].items()}, str(path / run_samples.SAMPLES))
+    elif bad == "label out of range":
+        save_file({"images": images[:4].contiguous(), "labels": labels}, str(path / run_samples.SAMPLES),
+                  metadata={"label_names": '["a", "b"]'})
     elif bad == "garbage":
-        (path / runs.SAMPLES).write_bytes(b"\xff" * 100)
+        (path / run_samples.SAMPLES).write_bytes(b"\xff" * 100)
     else:
-        monkeypatch.setattr(runs, "MAX_SAMPLES_BYTES", 1000)
+        monkeypatch.setattr(run_samples, "MAX_SAMPLES_BYTES", 1000)
     with pytest.raises(RunLoadError, match="samples.safetensors"):
         read_samples(path)
     assert load_run(path).config == MNIST_LIKE  # the run itself still loads
@@ -183,7 +202,7 @@ def test_an_mnist_zoo_run_carries_its_test_samples(tmp_path):
     [result] = build_zoo([entry], tmp_path, workers=1)
     assert result.status == "finished"
     test = load_dataset(entry.config.data, "test").images
-    assert torch.equal(read_samples(result.run_dir), test[:runs.N_SAMPLES])  # all 16: fewer than N_SAMPLES
+    assert torch.equal(read_samples(result.run_dir).images, test[:run_samples.N_SAMPLES])  # all 16: fewer than N_SAMPLES
 
 
 def test_the_bundled_models_are_the_zoo():

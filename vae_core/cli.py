@@ -89,9 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list run folders")
     runs.add_argument("--runs-dir", type=Path)
     _add_zoo_parser(sub)
+    from .images.cli import add_images_parser
     from .labs.cli import add_lab_parser
 
     add_lab_parser(sub)
+    add_images_parser(sub)
     return parser
 
 
@@ -140,6 +142,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from .jobs import run_in_foreground
     from .runs import default_runs_dir
 
+    if getattr(ns, "data.dataset") == "images" and getattr(ns, "data.images"):
+        _check_images(ns)
     config = config_from_args(ns)
     if ns.sweep is not None:
         return _train_sweep(ns, config)
@@ -154,6 +158,19 @@ def cmd_train(ns: argparse.Namespace) -> int:
         sys.stderr.write(f"warning: {snap.message}\n")
     sys.stdout.write(f"{snap.run_dir}\n")
     return 1 if snap.status == "diverged" else 0
+
+
+def _check_images(ns: argparse.Namespace) -> None:
+    """Say what was loaded and skipped before training, and settle "auto" colour from the images once."""
+    from .config import DataConfig
+    from .images.dataset import read_images
+
+    data = {k.split(".", 1)[1]: v for k, v in vars(ns).items() if k.startswith("data.")}
+    read = read_images(data["images"], DataConfig(**data))
+    if not ns.quiet:
+        sys.stderr.write(read.summary() + "\n")
+    if data["color"] == "auto":
+        setattr(ns, "data.color", read.color)
 
 
 def _test_line(t: Any) -> str:
@@ -314,11 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     ns = parser.parse_args(argv)
+    from .images.cli import cmd_images
     from .labs.cli import cmd_lab
 
-    command = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "zoo": cmd_zoo, "lab": cmd_lab}[ns.command]
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "zoo": cmd_zoo, "lab": cmd_lab,
+               "images": cmd_images}[ns.command]
     try:
         return command(ns)
-    except (ValueError, DatasetNotFoundError, RunLoadError) as e:  # bad input: one line, status 2
+    except (ValueError, DatasetNotFoundError, RunLoadError, OSError) as e:  # bad input: one line, status 2
         sys.stderr.write(f"{parser.prog}: error: {e}\n")
         return 2

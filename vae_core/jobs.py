@@ -32,7 +32,8 @@ from .job_state import (HISTORY_CAP, N_PREVIEW, JobSnapshot, JobState, JobUpdate
                         VariantStatus, failure_updates, to_pixels)
 from .latent import reconstruct
 from .normalize import fit_normalizer
-from .runs import RunRecord, RunStatus, run_name, samples_to_keep, save_run, writer_fields
+from .run_samples import samples_to_keep
+from .runs import RunRecord, RunStatus, run_name, save_run, writer_fields
 from .sweep import Family, LockstepStep, LockstepTrainer, NothingToTrain, SweepPlan, format_value, plan_sweep
 from .sweep_manifest import ManifestVariant, SweepManifest, write_manifest
 from .train import StepMetrics, Trainer, TrainingData, check_compatibility, prepare_data
@@ -243,7 +244,7 @@ class TrainingJob:
 
     def _save(self, v: _Variant, record: dict[str, Any]) -> Path:
         run_dir = save_run(v.run_dir, v.trainer.model, v.config, v.data.normalizer, record,
-                           samples_to_keep(v.config, v.data.test.images))
+                           samples_to_keep(v.config, v.data.test))
         v.saved = True
         return run_dir
 

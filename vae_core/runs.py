@@ -24,16 +24,15 @@ from safetensors.torch import load_file, save_file
 from . import host
 from .config import RunConfig
 from .models import VAE, build_model
+from .data import ImageDataset
 from .normalize import Normalizer
+from .run_samples import SAMPLES, SamplesError, read_samples_file, write_samples
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 FORMAT = "vae-lab-run/1"
 WEIGHTS, CONFIG, METRICS = "weights.safetensors", "config.json", "metrics.json"
-SAMPLES = "samples.safetensors"  # optional: a few uint8 test images, to show a run where its data is not
-N_SAMPLES = 64  # test images a run of a dataset other than sprites carries
-MAX_SAMPLES_BYTES = 8 * 2**20
 MAX_JSON_BYTES = 8 * 2**20  # a config or metrics file bigger than this is not one of ours
 MAX_WEIGHTS_BYTES = 512 * 2**20
 STALE_HEARTBEAT_MIN_S = 30.0  # a "running" run silent this long (or 3 checkpoint intervals) was interrupted
@@ -153,10 +152,10 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalizer,
-             metrics: dict[str, Any], samples: torch.Tensor | None = None) -> Path:
+             metrics: dict[str, Any], samples: ImageDataset | None = None) -> Path:
     """Write the run folder atomically: a crash mid-save leaves any previous run at run_dir intact.
 
-    samples: (N, C, H, W) uint8 test images kept beside the weights (see samples_to_keep), or None.
+    samples: test images kept beside the weights (see run_samples.samples_to_keep), or None.
     """
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +168,7 @@ def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalize
         _write(tmp / CONFIG, json.dumps(cfg, indent=2).encode())
         _write(tmp / METRICS, json.dumps(_json_safe(metrics), indent=2).encode())
         if samples is not None:
-            save_file({"images": samples.contiguous()}, str(tmp / SAMPLES), metadata={"format": FORMAT})
+            write_samples(tmp / SAMPLES, samples)
         _swap_in(tmp, run_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -177,35 +176,15 @@ def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalize
     return run_dir
 
 
-def samples_to_keep(config: RunConfig, test_images: torch.Tensor) -> torch.Tensor | None:
-    """The first N_SAMPLES test images (uint8) a run carries, so it can be shown without its dataset;
-    None for sprites, which are generated in code anywhere."""
-    if config.data.dataset == "sprites":
-        return None
-    return test_images[:N_SAMPLES].clone()
-
-
-def read_samples(run_dir: str | Path) -> torch.Tensor | None:
-    """The run's sample test images, (N, C, H, W) uint8; None if it has none; RunLoadError if they are bad."""
+def read_samples(run_dir: str | Path) -> ImageDataset | None:
+    """The test images the run carries; None if it has none; RunLoadError if they are bad."""
     path = Path(run_dir) / SAMPLES
     if not path.is_file():
         return None
-    if path.stat().st_size > MAX_SAMPLES_BYTES:
-        raise RunLoadError(f"{path} is larger than {MAX_SAMPLES_BYTES // 2**20} MB: not a VAE Lab sample file.")
-    images = _read_tensors(path).get("images")
-    _check_samples(images, read_config(Path(run_dir))[0], path)
-    return images
-
-
-def _check_samples(images: torch.Tensor | None, config: RunConfig, path: Path) -> None:
-    m = config.model
-    expected = (m.channels, m.image_size, m.image_size)
-    if images is not None and images.dtype == torch.uint8 and images.dim() == 4 and len(images) \
-            and tuple(images.shape[1:]) == expected:
-        return
-    got = "no 'images' tensor" if images is None else f"{images.dtype} {tuple(images.shape)}"
-    raise RunLoadError(f"{path} holds {got}, but this run's samples must be uint8 images of shape (N, "
-                       f"{', '.join(map(str, expected))}). Delete the file: the run loads without it.")
+    try:
+        return read_samples_file(path, read_config(Path(run_dir))[0])
+    except SamplesError as e:
+        raise RunLoadError(str(e)) from None
 
 
 def _temporary(run_dir: Path, kind: Literal["tmp", "old"]) -> Path:

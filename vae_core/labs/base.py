@@ -153,7 +153,7 @@ def test_images(run: LoadedRun, n: int = LAB_TEST_IMAGES) -> torch.Tensor:
         samples = read_samples(run.path)
         if samples is None:
             raise
-        return samples[:n]
+        return samples.images[:n]
 
 
 @functools.lru_cache(maxsize=4)
