@@ -7,6 +7,7 @@ import ui.preload  # noqa: F401  (imported for its side effect)
 from ui.jobs import job_sidebar_ui, load_scheduler
 from ui.sidebar import model_sidebar_ui, share_ui
 from ui.state import configure_torch, notices_ui
+from ui.uploads import keep_alive
 
 SIDEBAR_PX = 380  # wide enough for a run's label: whose, when, activation/normalization/likelihood
 
@@ -23,6 +24,7 @@ pages = [
     st.Page("app_pages/latent.py", title="Latent space", icon=":material/explore:"),
     st.Page("app_pages/diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/view_column:"),
+    st.Page("app_pages/images.py", title="Your images", icon=":material/photo_library:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/labs.py", title="Labs", icon=":material/science:"),
 ]
@@ -31,6 +33,7 @@ page = st.navigation(pages)
 # First: a job that just ended changes the loaded model (a sweep watched on Train opens in Compare).
 job_sidebar_ui(poll=page.url_path not in WATCHING, opens_compare=page.url_path == "train")
 model_sidebar_ui()
+keep_alive()  # this browser still uses its private space; spaces unused for the host's stated time go
 notices_ui()
 page.run()
 share_ui()

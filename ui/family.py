@@ -18,7 +18,7 @@ HINT_KEY = "toggle_hint"  # session: why the last pick did nothing, said once
 
 def candidates(run: RunInfo, choices: list[ModelChoice]) -> list[RunInfo]:
     """Siblings in order of preference: the run's own sweep, then yours, then bundled, then the class's."""
-    rank = {"yours": 1, "bundled": 2, "class": 3}
+    rank = {"private": 1, "yours": 1, "bundled": 2, "class": 3}
     ordered = sorted(choices, key=lambda c: (0 if run.sweep and c.info.sweep == run.sweep else rank[c.owner]))
     return [c.info for c in ordered]
 

@@ -145,6 +145,12 @@ def apply_config_to_form(config: RunConfig) -> None:
     st.session_state[PENDING_KEY] = values
 
 
+def set_form_values(values: dict[str, Any]) -> None:
+    """Put these values into the form (by widget key) on its next drawing, and into this browser's memory."""
+    client_record().form.update(values)
+    st.session_state[PENDING_KEY] = values
+
+
 def _by_key(key: str) -> FormField:
     return next(f for f in FORM_FIELDS if f.key == key)
 

@@ -13,9 +13,11 @@ from ui.compare import PARAM as COMPARE_PARAM
 from ui.form_fields import apply_config_to_form
 from ui.session import client_record, client_token
 from ui.state import load_run_infos, set_run
+from ui.uploads import images_refusal, runs_dir_for
 from vae_core.config import RunConfig
 from vae_core.host import HostSettings
 from vae_core.compatibility import Verdict
+from vae_core.images.private import PrivateSpace
 from vae_core.runs import cleanup_stale_temporaries
 from vae_core.scheduler import JobRecord, JobScheduler
 from vae_core.sweep import Family
@@ -45,6 +47,12 @@ def _load_scheduler(settings: HostSettings) -> JobScheduler:
     return JobScheduler(settings)
 
 
+def busy_spaces() -> list[PrivateSpace]:
+    """The private spaces a queued or running job trains on: they are not expired under it."""
+    settings = HostSettings.from_env()
+    return [PrivateSpace.of(settings.uploads_dir, r.owner) for r in load_scheduler().active()]
+
+
 def my_job() -> JobRecord | None:
     """This browser's current (or last) job, found by the token in its URL: a reload finds it again."""
     token = client_record().job_token
@@ -56,7 +64,11 @@ def submit(config: RunConfig, sweep: Family | None = None) -> None:
     (one run, or a sweep's family) for this browser; a refusal (one job per browser, a full queue) is kept
     for the page to show."""
     try:
-        client_record().job_token = load_scheduler().submit(client_token(), config, sweep)
+        refusal = images_refusal(config.data.images)
+        if refusal:
+            raise ValueError(refusal)
+        client_record().job_token = load_scheduler().submit(client_token(), config, sweep,
+                                                             runs_dir_for(config.data.images))
     except ValueError as e:
         st.session_state[REFUSED_KEY] = str(e)
 

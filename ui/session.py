@@ -25,6 +25,7 @@ class ClientRecord:
     form: dict[str, Any] = field(default_factory=dict)  # Train form: widget key -> value
     job_token: str | None = None  # the browser's current (or last) training job
     adopted: set[str] = field(default_factory=set)  # job tokens whose runs were already loaded
+    images: Any = None  # the DataConfig of the images this browser chose on the Your images page
     last_seen: float = field(default_factory=time.time)
 
 

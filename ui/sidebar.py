@@ -86,6 +86,7 @@ def run_summary(run: LoadedRun, choice: ModelChoice | None = None) -> str:
     if status and status != "finished":
         lines.append(f"status: **{status}**" + (f" · {run.metrics['message']}" if run.metrics.get("message") else ""))
     if choice and choice.owner != "bundled":
-        who = "you" if choice.owner == "yours" else "someone else on this server"
+        who = {"yours": "you", "private": "you, on your own images (private to this browser)"}.get(
+            choice.owner, "someone else on this server")
         lines.append(f"trained by {who}, {time.strftime('%d %b %H:%M', time.localtime(choice.info.created))}")
     return "  \n".join(lines)

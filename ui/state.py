@@ -19,6 +19,8 @@ from ui.session import client_token
 from vae_core.config import DataConfig
 from vae_core.data import DatasetNotFoundError, ImageDataset, load_dataset
 from vae_core.evaluate import EvalMetrics, evaluate
+from vae_core.host import HostSettings
+from vae_core.images.private import PrivateSpace
 from vae_core.runs import (CONFIG, LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
                            load_run, read_samples)
 
@@ -36,7 +38,7 @@ def configure_torch() -> None:
     torch.set_num_threads(APP_THREADS)
 
 
-Owner = Literal["bundled", "yours", "class"]
+Owner = Literal["bundled", "yours", "private", "class"]  # private: trained on this browser's upload
 STATUS_MARK = {"finished": "", "running": " · ⏳ running", "stopped": " · stopped", "interrupted": " · ⚠ interrupted",
                "diverged": " · ⚠ diverged", "failed": " · ⚠ failed", "unreadable": " · ⚠ unreadable"}
 
@@ -57,7 +59,7 @@ class ModelChoice:
         if self.owner == "bundled":
             return f"★ {what}"
         when = time.strftime("%H:%M", time.localtime(i.created))
-        who = "you" if self.owner == "yours" else "class"
+        who = {"yours": "you", "private": "you, private"}.get(self.owner, "class")
         # The folder's random suffix keeps labels unique: Streamlit maps a selectbox label back to an option.
         return f"{who} {when}{STATUS_MARK.get(i.status, f' · {i.status}')} · {what} #{i.name[-4:]}"
 
@@ -81,10 +83,14 @@ def load_run_infos(root: str) -> list[RunInfo]:
 
 
 def model_choices(owner: str) -> list[ModelChoice]:
-    """Bundled runs first (the default on top), then this browser's runs, then the class's, newest first."""
+    """Bundled runs first (the default on top), then this browser's runs (those on its own images are in its
+    private space, which no other browser lists), then the class's, newest first."""
     bundled = sorted(load_run_infos(str(bundled_models_dir())), key=lambda r: (r.name != DEFAULT_BUNDLED, r.name))
     runs = load_run_infos(str(default_runs_dir()))
+    space = PrivateSpace.of(HostSettings.from_env().uploads_dir, owner).runs_dir
+    private = load_run_infos(str(space)) if space.is_dir() else []
     return ([ModelChoice(r.path, "bundled", r) for r in bundled]
+            + [ModelChoice(r.path, "private", r) for r in private]
             + [ModelChoice(r.path, "yours", r) for r in runs if r.owner == owner]
             + [ModelChoice(r.path, "class", r) for r in runs if r.owner != owner])
 
@@ -166,31 +172,32 @@ def _page_data(run: LoadedRun) -> DataConfig:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def load_run_samples(path: str, mtime: float) -> ImageDataset | None:
-    """Cached because every rerun of a page needs them; the few uint8 test images a run carries, read-only."""
-    images = read_samples(path)
-    if images is None:
-        return None
-    unlabelled = torch.zeros(len(images), dtype=torch.int64)
-    return ImageDataset(load_run_cached(path, mtime).config.data.dataset, images, unlabelled, ("sample",))
+    """Cached because every rerun of a page needs them; the uint8 test images a run carries, read-only. A run
+    on a person's images lives in that browser's private space: no other browser can name its path."""
+    return read_samples(path)
 
 
 def page_test_images(run: LoadedRun) -> ImageDataset:
     """The loaded run's test images (at most PAGE_TEST_IMAGES); where its dataset is missing, the sample of
     test images the run carries; else the page stops with the reason."""
     data = run.config.data
-    try:
-        return load_test_images(_page_data(run))
-    except (DatasetNotFoundError, ValueError) as e:
-        missing = e
+    missing: Exception | None = None
+    if data.dataset != "images":  # a person's images: always the run's own copy (the upload may be gone)
+        try:
+            return load_test_images(_page_data(run))
+        except (DatasetNotFoundError, ValueError) as e:
+            missing = e
     try:
         samples = load_run_samples(str(run.path), run_mtime(run))
     except RunLoadError as bad:
         samples, missing = None, bad
     if samples is None:
-        st.error(f"This model was trained on {data.dataset}, whose test images are not available here. {missing}")
+        st.error(f"This model was trained on {data.dataset}, whose test images are not available here. "
+                 f"{missing or ''}")
         st.stop()
-    st.caption(f"{data.dataset} is not on this server: these pages show the {len(samples)} test images the run "
-               "carries with it.")
+    if missing is not None:
+        st.caption(f"{data.dataset} is not on this server: these pages show the {len(samples)} test images the "
+                   "run carries with it.")
     return samples
 
 
@@ -201,7 +208,10 @@ def evaluate_cached(path: str, mtime: float, n_images: int, iwae_k: int) -> Eval
     Evaluates the first n_images of the same (cached) images the pages show.
     """
     run = load_run_cached(path, mtime)
-    images = load_test_images(_page_data(run)).images[:n_images]
+    if run.config.data.dataset == "images":  # the test images the run carries, as its pages show
+        images = load_run_samples(path, mtime).images[:n_images]
+    else:
+        images = load_test_images(_page_data(run)).images[:n_images]
     return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
                     steps=run.metrics.get("steps") or 0,
                     iwae_k=iwae_k)

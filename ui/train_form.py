@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import streamlit as st
 
-from ui.form_fields import DATA_SCALES, FieldReader, FormResult, apply_config_to_form, remember_form, restore_form
+from ui.form_fields import (DATA_SCALES, FieldReader, FormResult, Refusal, apply_config_to_form, remember_form,
+                            restore_form)
+from ui.uploads import chosen_images, read
 from ui.state import current_run
 from vae_core.compatibility import ACTIVATION_RANGE, Verdict, compatibility, compatibility_matrix
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
 from vae_core.data import DatasetNotFoundError
 from vae_core.host import HostSettingError, HostSettings
+from vae_core.images.source import UploadRefused
 from vae_core.likelihoods import LIKELIHOODS
 from vae_core.loss_code import loss_code
 from vae_core.objective import effective_beta, implied_sigma, reduction_factors
@@ -18,6 +22,7 @@ from vae_core.train import TargetRange, target_range
 
 ASK_THE_HOST = ("On this server the data folder and downloads are the host's settings: ask the host to put the "
                 "dataset there, or to allow downloads.")
+IMAGES_PAGE = "app_pages/images.py"
 TRAIN_THREADS = 1  # one core per job: the host's job slots share the CPU, and the pages need a core too
 
 
@@ -52,6 +57,8 @@ def data_config_ui(form: FieldReader) -> DataConfig | None:
     normalization = form.select(c2, "data", "normalization")
     scale = form.slider(c3, "data", "data_scale", DATA_SCALES)
     n_train = form.number(c4, "data", "n_train")
+    if dataset == "images":
+        return images_data_ui(form, normalization=normalization, data_scale=scale, n_train=n_train)
     if dataset == "sprites":
         return form.build(DataConfig, dataset=dataset, normalization=normalization, data_scale=scale,
                           n_train=n_train, image_size=form.radio(st, "data", "image_size"))
@@ -59,6 +66,34 @@ def data_config_ui(form: FieldReader) -> DataConfig | None:
     host_data_ui(dataset, host)
     return form.build(DataConfig, dataset=dataset, normalization=normalization, data_scale=scale, n_train=n_train,
                       download=bool(host and host.allow_download))
+
+
+NO_IMAGES = "No images of yours on this server yet: upload a .zip on the Your images page."
+
+
+def images_data_ui(form: FieldReader, **values: Any) -> DataConfig | None:
+    """The images this browser chose on the Your images page, with the form's normalization and subset."""
+    chosen = chosen_images()
+    try:
+        r = read(chosen) if chosen else None
+    except (UploadRefused, OSError) as e:
+        r, problem = None, str(e)
+    else:
+        problem = NO_IMAGES
+    if r is None:
+        form.refusals.append(Refusal(None, "Your images", problem))
+        st.warning(problem)
+        st.page_link(IMAGES_PAGE, label="Your images", icon=":material/photo_library:")
+        return None
+    st.caption(f"**Your images:** {r.images.summary()} Used as {r.chosen.color}, {r.chosen.image_size} × "
+               f"{r.chosen.image_size} pixels: change that on the Your images page.")
+    if values["n_train"] is not None and values["n_train"] > len(r.images.train):
+        message = (f"n_train={values['n_train']:,} is more than your {len(r.images.train):,} training images; "
+                   "clear it to train on all of them, or set fewer.")
+        st.error(message)
+        form.refusals.append(Refusal("cfg_n_train", "Training images", message))
+        return None
+    return form.build(DataConfig, **{**dataclasses.asdict(r.chosen), **values})
 
 
 def model_config_ui(form: FieldReader) -> ModelConfig | None:

@@ -12,6 +12,10 @@ browser can change none of them. The README's "Hosting a class" table lists the 
 | VAE_LAB_RUNS                 | ./runs                   | where trained runs are saved                   |
 | VAE_LAB_DATA                 | ./data                   | where MNIST, Fashion-MNIST and CIFAR-10 live   |
 | VAE_LAB_ALLOW_DOWNLOAD       | 0                        | 1: the app may download a missing dataset      |
+| VAE_LAB_UPLOADS              | <tmp>/vae-lab-uploads-<uid> | each browser's private uploads and runs     |
+| VAE_LAB_UPLOAD_TTL_S         | 7200                     | an unused upload (and its unsaved runs) is deleted after this |
+| VAE_LAB_MAX_UPLOAD_MB        | 200                      | the largest .zip a browser may upload          |
+| VAE_LAB_IMAGE_FOLDERS        | (none)                   | server folders a browser may read images from (os.pathsep-separated) |
 """
 from __future__ import annotations
 
@@ -66,6 +70,10 @@ class HostSettings:
     runs_dir: Path
     data_dir: Path
     allow_download: bool
+    uploads_dir: Path = Path()  # each browser's private space: its uploads and the runs trained on them
+    upload_ttl_s: float = 7200.0  # an unused space is deleted after this
+    max_upload_mb: int = 200  # the largest upload (from_env's default: UploadLimits')
+    image_folders: tuple[Path, ...] = ()  # server folders a browser may name; none by default
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "HostSettings":
@@ -78,4 +86,21 @@ class HostSettings:
             runs_dir=runs_dir(env),
             data_dir=data_dir(env),
             allow_download=env.get("VAE_LAB_ALLOW_DOWNLOAD", "0").strip() == "1",
+            uploads_dir=_uploads_dir(env),
+            upload_ttl_s=_number(env, "VAE_LAB_UPLOAD_TTL_S", 7200.0, 60.0, 30 * 24 * 3600),
+            max_upload_mb=int(_number(env, "VAE_LAB_MAX_UPLOAD_MB", _default_upload_mb(), 1, 4096, integer=True)),
+            image_folders=tuple(Path(p).expanduser().absolute()
+                                for p in env.get("VAE_LAB_IMAGE_FOLDERS", "").split(os.pathsep) if p.strip()),
         )
+
+
+def _default_upload_mb() -> int:
+    from .images.source import MB, UploadLimits
+
+    return UploadLimits().upload_bytes // MB
+
+
+def _uploads_dir(env: Mapping[str, str]) -> Path:
+    from .images.private import default_uploads_root
+
+    return Path(env.get("VAE_LAB_UPLOADS") or default_uploads_root()).expanduser().absolute()

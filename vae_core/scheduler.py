@@ -74,6 +74,7 @@ class _Entry:
     submitted: float
     time_capped: bool
     sweep: Family | None = None
+    runs_dir: Path | None = None  # where its runs go; None: the host's runs folder
     job: Job | None = None
     final: JobSnapshot | None = None  # kept once ended; the job object is then let go
     cancelled: bool = False
@@ -88,11 +89,12 @@ class JobScheduler:
         self._running: dict[str, _Entry] = {}
         self._done: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
 
-    def submit(self, owner: str, config: RunConfig, sweep: Family | None = None) -> str:
+    def submit(self, owner: str, config: RunConfig, sweep: Family | None = None, runs_dir: Path | None = None) -> str:
         """Queue a job (it starts at once if a slot is free) and return its token.
 
         sweep: train a family in lockstep, one run per value, as one job (one slot; the time budget and
         its cap are the whole sweep's); a variant that cannot be built raises ValueError here.
+        runs_dir: where its runs go (a browser's private space), else the host's runs folder.
         """
         if sweep is not None:
             sweep_configs(config, sweep)
@@ -105,7 +107,7 @@ class JobScheduler:
                 raise ValueError(f"The server's training queue is full ({len(self._queue)} jobs waiting for "
                                  f"{self.settings.max_jobs} slots): try again in a few minutes.")
             config, capped = self._capped(config)
-            entry = _Entry(secrets.token_urlsafe(9), owner, config, time.time(), capped, sweep)
+            entry = _Entry(secrets.token_urlsafe(9), owner, config, time.time(), capped, sweep, runs_dir)
             self._queue.append(entry)
             self._update()
             return entry.token
@@ -180,7 +182,8 @@ class JobScheduler:
         self._running[entry.token] = entry
         try:
             sweep = {"sweep": entry.sweep} if entry.sweep is not None else {}  # a factory may know single runs only
-            entry.job = self.job_factory(entry.config, self.settings.runs_dir, owner=entry.owner, token=entry.token,
+            entry.job = self.job_factory(entry.config, entry.runs_dir or self.settings.runs_dir, owner=entry.owner,
+                                         token=entry.token,
                                          checkpoint_every_s=self.settings.checkpoint_every_s, on_done=self._update,
                                          **sweep)
             entry.job.start()
