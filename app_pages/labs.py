@@ -11,7 +11,8 @@ st.markdown(f"> *“{lab.question}”*")
 with st.expander("The textbook answer, which your run will confirm or contradict"):
     st.markdown(lab.textbook)
 settings = settings_ui(lab)
-controls_ui(lab, settings)
+if settings is not None:
+    controls_ui(lab, settings)
 job = lab_job(lab)
 if job is not None and not job.done:
     with st.container(key="lab_live"):

@@ -9,3 +9,9 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _private_uploads(tmp_path, monkeypatch):
+    """Each test's browsers keep their uploads in its own folder, never in the machine's shared one."""
+    monkeypatch.setenv("VAE_LAB_UPLOADS", str(tmp_path / "uploads"))

@@ -82,7 +82,7 @@ def test_wrong_types_and_non_options_are_refused(cls, name, value):
 
 def test_options_come_from_the_type_or_the_spec():
     assert field_options(SECTIONS["data"], "dataset") == ("sprites", "mnist", "fashion_mnist", "cifar10", "images")
-    assert field_options(SECTIONS["data"], "image_size") == (32, 64)
+    assert field_options(SECTIONS["data"], "image_size") == (28, 32, 64)
 
 
 def test_from_dict_stays_strict():

@@ -11,12 +11,14 @@ from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, stop, submit
 from ui.session import client_token
 from ui.state import config_mtime
 from ui.sweep_live import sweep_live_ui
+from ui.uploads import chosen_images, my_runs_dirs, read
 from ui.widgets import chart, url_choice
 from vae_core.config import DataConfig, RunConfig, field_options
 from vae_core.data import DatasetNotFoundError, load_dataset
 from vae_core.host import HostSettings
 from vae_core.labs import LABS, Lab
-from vae_core.labs.base import LAB_BUDGET_S, LabSettings, load_family
+from vae_core.images.source import UploadRefused
+from vae_core.labs.base import LAB_BUDGET_S, LabSettings, lab_images, load_family
 from vae_core.labs.report import (VERDICT_MARK, Rows, Table, picture_rows, reconstruction_rows, report_files,
                                   report_zip, row_strip, table)
 from vae_core.labs.run import LabOutcome, conclude_family
@@ -27,6 +29,8 @@ from vae_plots.labs import lab_chart
 
 LIVE_POINTS = 400
 BUDGETS = (15.0, 30.0, LAB_BUDGET_S, 90.0, 180.0)  # seconds of training for the whole family
+PRIVATE_VIEWS_KEY = "lab_private_views"  # session: measured views of labs on this browser's own images
+IMAGES_PAGE = "app_pages/images.py"
 INSTANT_KEY = "lab_instant_{lab}"  # session: the settings whose bundled runs this lab shows, instead of a job's
 # Plain glyphs in Streamlit's colours: an emoji needs a font that a classroom's browser may lack.
 VERDICT_ICON = {"agrees": ":green[**✔**]", "disagrees": ":red[**✘**]", "measured": ":blue[**●**]",
@@ -51,8 +55,9 @@ def dataset_problem(dataset: str, data_dir: str) -> str | None:
     return None
 
 
-def settings_ui(lab: Lab) -> LabSettings:
-    """The data, the seed and the time budget; the data folder is the host's, never the student's."""
+def settings_ui(lab: Lab) -> LabSettings | None:
+    """The data, the seed and the time budget; the data folder is the host's, never the student's. None where
+    the chosen data is not there (the reason is shown)."""
     data_dir = str(HostSettings.from_env().data_dir)
     c1, c2, c3 = st.columns(3)
     dataset = c1.selectbox("Data", field_options(DataConfig, "dataset"), key=f"lab_dataset_{lab.id}",
@@ -60,7 +65,27 @@ def settings_ui(lab: Lab) -> LabSettings:
     seed = c2.number_input("Seed", 0, 10_000, 0, key=f"lab_seed_{lab.id}",
                            help="data subset, initial weights, batch order and z noise: another seed, other numbers")
     budget = c3.select_slider("Training time (s, the whole family)", BUDGETS, LAB_BUDGET_S, key=f"lab_budget_{lab.id}")
+    if dataset == "images":
+        images = my_lab_images()
+        return LabSettings("images", None, int(seed), float(budget), images=images) if images else None
     return LabSettings(dataset, None if dataset == "sprites" else data_dir, int(seed), float(budget))
+
+
+def my_lab_images() -> DataConfig | None:
+    """This browser's chosen images as a lab uses them; None, with the reason shown, where there are none."""
+    chosen = chosen_images()
+    try:
+        r = read(chosen) if chosen else None
+    except (UploadRefused, OSError) as e:
+        st.error(f"Your images cannot be used: {e}")
+        return None
+    if r is None:
+        st.warning("No images of yours on this server yet: upload a .zip on the Your images page, or pick "
+                   "another dataset.")
+        st.page_link(IMAGES_PAGE, label="Your images", icon=":material/photo_library:")
+        return None
+    st.caption(f"**Your images:** {r.images.summary()}")
+    return lab_images(r.chosen, r.images.color, len(r.images.test))
 
 
 def lab_job(lab: Lab) -> JobRecord | None:
@@ -79,7 +104,8 @@ def start(lab: Lab, settings: LabSettings) -> None:
 def controls_ui(lab: Lab, settings: LabSettings) -> None:
     job = my_job()
     active = job is not None and not job.done
-    problem = None if settings.dataset == "sprites" else dataset_problem(settings.dataset, settings.data_dir or "")
+    problem = None if settings.dataset in ("sprites", "images") else \
+        dataset_problem(settings.dataset, settings.data_dir or "")
     n = len(lab.design(settings))
     left, mid, right = st.columns([2, 2, 3], vertical_alignment="center")
     left.button(f"Run this lab ({n} model{'s' if n > 1 else ''} in lockstep)", key="lab_run", type="primary",
@@ -127,20 +153,21 @@ def latest_source(lab: Lab) -> LabSource | None:
     instant = st.session_state.get(INSTANT_KEY.format(lab=lab.id))
     if instant is not None and lab.instant and (dirs := lab.instant(instant)):
         return LabSource(instant, tuple(str(d) for d in dirs), bundled=True)
-    runs_dir = HostSettings.from_env().runs_dir
-    for m in list_sweeps(runs_dir):
-        if m.field == f"lab:{lab.id}" and m.owner == client_token() and m.status not in ("running", "queued"):
-            dirs = tuple(str(runs_dir / v.run) if v.run else None for v in m.variants)
-            if any(dirs):
-                return LabSource(settings_of(next(d for d in dirs if d)), dirs)
+    found = [(m, runs_dir) for runs_dir in my_runs_dirs() for m in list_sweeps(runs_dir)
+             if m.field == f"lab:{lab.id}" and m.owner == client_token() and m.status not in ("running", "queued")]
+    for m, runs_dir in sorted(found, key=lambda f: f[0].started or 0.0, reverse=True):
+        dirs = tuple(str(runs_dir / v.run) if v.run else None for v in m.variants)
+        if any(dirs):
+            return LabSource(settings_of(next(d for d in dirs if d)), dirs)
     return None
 
 
 def settings_of(run_dir: str) -> LabSettings:
     """The settings a lab's family ran with, read back from one of its runs (the host's cap included)."""
     config: RunConfig = read_config(Path(run_dir))[0]
+    images = config.data if config.data.dataset == "images" else None
     return LabSettings(config.data.dataset, config.data.data_dir, config.train.seed,
-                       config.train.time_budget_s or LAB_BUDGET_S)
+                       config.train.time_budget_s or LAB_BUDGET_S, images)
 
 
 @dataclass(frozen=True)
@@ -165,6 +192,20 @@ def load_lab_view(lab_id: str, settings: LabSettings, run_dirs: tuple[str | None
     return LabView(outcome, table(outcome), rows, pictures, report_files(outcome, rows, pictures))
 
 
+def lab_view(lab_id: str, source: LabSource) -> LabView:
+    """The measured view of a lab's runs: shared by the server's cache, except on a person's images, whose
+    reconstructions stay in that browser's session (a shared cache must not hold anyone's upload)."""
+    key = (lab_id, source.settings, source.run_dirs, _mtimes(source.run_dirs))
+    if source.settings.images is None:
+        return load_lab_view(*key)
+    mine = st.session_state.setdefault(PRIVATE_VIEWS_KEY, {})
+    if key not in mine:
+        with st.spinner("Measuring the lab's runs…"):
+            mine.clear()  # one lab view of a person's images at a time: they can be large
+            mine[key] = load_lab_view.__wrapped__(*key)
+    return mine[key]
+
+
 def _mtimes(run_dirs: tuple[str | None, ...]) -> tuple[float, ...]:
     """The runs' save times, the cache key (as for every run cache): a re-saved run is measured again."""
     return tuple(config_mtime(d) if d and Path(d).is_dir() else 0.0 for d in run_dirs)
@@ -178,7 +219,7 @@ def result_ui(lab: Lab) -> None:
                    "your runs.")
         return
     try:
-        view = load_lab_view(lab.id, source.settings, source.run_dirs, _mtimes(source.run_dirs))
+        view = lab_view(lab.id, source)
     except (RunLoadError, DatasetNotFoundError, ValueError, OSError) as e:
         st.error(f"This lab's runs could not be measured: {e} Run the lab again.")
         return

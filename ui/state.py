@@ -29,6 +29,7 @@ RUN_PARAM = "run"  # the URL query parameter naming the loaded run by its folder
 NOTICES_KEY = "url_notices"  # session: short notices about what a link asked for and did not get
 DEFAULT_BUNDLED = "sprites-sigmoid-unit-gaussian"  # MSE, the loss of every question; every toggle has a sibling
 PAGE_TEST_IMAGES = 2000  # what the pages draw from: enough for the latent map, quick to encode
+PRIVATE_SAMPLES_KEY = "private_samples"  # session: the test images a run on this browser's own images carries
 APP_THREADS = 1  # torch intra-op threads (process-wide): a training job takes one core, pages the other
 
 
@@ -171,10 +172,22 @@ def _page_data(run: LoadedRun) -> DataConfig:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def load_run_samples(path: str, mtime: float) -> ImageDataset | None:
-    """Cached because every rerun of a page needs them; the uint8 test images a run carries, read-only. A run
-    on a person's images lives in that browser's private space: no other browser can name its path."""
+def _load_shared_samples(path: str, mtime: float) -> ImageDataset | None:
+    """Cached because every rerun of a page needs them; the uint8 test images a run carries, read-only."""
     return read_samples(path)
+
+
+def load_run_samples(path: str, mtime: float) -> ImageDataset | None:
+    """The test images a run carries: from the server's cache, except a person's images, which stay in this
+    session (the shared cache must not hold anyone's upload)."""
+    if load_run_cached(path, mtime).config.data.dataset != "images":
+        return _load_shared_samples(path, mtime)
+    key = (path, mtime)
+    kept = st.session_state.get(PRIVATE_SAMPLES_KEY)
+    if kept is None or kept[0] != key:
+        kept = (key, read_samples(path))
+        st.session_state[PRIVATE_SAMPLES_KEY] = kept  # one run's at a time: they can be 12 MB
+    return kept[1]
 
 
 def page_test_images(run: LoadedRun) -> ImageDataset:

@@ -42,10 +42,26 @@ class LabSettings:
     data_dir: str | None = None
     seed: int = 0  # the data subset, the initial weights, the batch order and the z noise
     budget_s: float = LAB_BUDGET_S
+    images: DataConfig | None = None  # dataset "images": a person's images, how they become tensors, n_test
+
+    def __post_init__(self) -> None:
+        if (self.dataset == "images") != (self.images is not None):
+            raise ValueError("A lab on your images needs them: pass --images PATH (a folder or a .zip).")
+
+    def data(self, **changes: Any) -> DataConfig:
+        """The lab's data: the dataset (or the person's images) at the lab's seed, with changes."""
+        if self.images is not None:
+            return dataclasses.replace(self.images, seed=self.seed, **changes)
+        return DataConfig(dataset=self.dataset, data_dir=self.data_dir, seed=self.seed, n_test=LAB_TEST_IMAGES,
+                          **changes)
 
     def command(self, lab_id: str) -> str:
         """The CLI line that reruns this lab."""
         data_dir = f" --data-dir {self.data_dir}" if self.data_dir else ""
+        if self.images is not None:
+            i = self.images
+            data_dir = (f" --images {i.images} --image-size {i.image_size} --square {i.square} --color {i.color} "
+                        f"--orientation {i.orientation} --test-share {i.test_share:g}")
         return (f"python -m vae_core lab {lab_id} --dataset {self.dataset}{data_dir} --seed {self.seed} "
                 f"--budget {self.budget_s:g}")
 
@@ -127,11 +143,17 @@ class Lab:
 
 # ----------------------------------------------------------------------------- building a design
 
+def lab_images(data: DataConfig, color: str, test_images: int) -> DataConfig:
+    """A lab's view of a person's images: "auto" colour settled as read, at most LAB_TEST_IMAGES test images
+    (fewer where the upload's test split is smaller)."""
+    return dataclasses.replace(data, color=color if data.color == "auto" else data.color,
+                               n_test=min(LAB_TEST_IMAGES, test_images))
+
+
 def base_config(settings: LabSettings, model: ModelConfig | None = None, loss: LossConfig | None = None,
                 **data: Any) -> RunConfig:
     """A lab variant's config: the settings' data, seed and budget; model and loss as given."""
-    data_cfg = DataConfig(dataset=settings.dataset, data_dir=settings.data_dir, seed=settings.seed,
-                          n_test=LAB_TEST_IMAGES, **data)
+    data_cfg = settings.data(**data)
     train = TrainConfig(epochs=LAB_EPOCHS, time_budget_s=settings.budget_s, seed=settings.seed, num_threads=1)
     return make_run_config(data_cfg, model or ModelConfig(), loss or LossConfig(), train)
 
@@ -145,15 +167,24 @@ def vary(config: RunConfig, **sections: dict[str, Any]) -> RunConfig:
 # ----------------------------------------------------------------------------- measuring a trained family
 
 def test_images(run: LoadedRun, n: int = LAB_TEST_IMAGES) -> torch.Tensor:
-    """The first n test images of the run's data (its carried samples where the dataset is gone)."""
+    """The first n test images of the run's data (its carried samples where the dataset is gone, and always for a
+    person's images: a process-wide cache must not hold anyone's upload)."""
+    if run.config.data.dataset == "images":
+        return _carried(run)[:n]
     try:
         # the images do not depend on how they are normalized: one cache entry for a family's variants
         return _test_split(dataclasses.replace(run.config.data, normalization="unit", data_scale=1.0))[:n]
     except (ValueError, OSError):
-        samples = read_samples(run.path)
-        if samples is None:
+        if read_samples(run.path) is None:
             raise
-        return samples.images[:n]
+        return _carried(run)[:n]
+
+
+def _carried(run: LoadedRun) -> torch.Tensor:
+    samples = read_samples(run.path)
+    if samples is None:
+        raise RunLoadError(f"{run.path} carries no test images, and its dataset is not on this machine.")
+    return samples.images
 
 
 @functools.lru_cache(maxsize=4)

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import DataConfig, field_options
-from .base import LAB_BUDGET_S, LabSettings
+from ..config import DataConfig, field_options, fields_info
+from .base import LAB_BUDGET_S, LabSettings, lab_images
 
 
 def add_lab_parser(sub: Any) -> None:
@@ -17,6 +17,7 @@ def add_lab_parser(sub: Any) -> None:
     lab.add_argument("lab_id", choices=list(LABS), help="which lab")
     lab.add_argument("--dataset", default="sprites", choices=field_options(DataConfig, "dataset"))
     lab.add_argument("--data-dir", help="where the dataset's files are (not sprites)")
+    _add_images_options(lab)
     lab.add_argument("--seed", type=int, default=0, help="data, initial weights, batch order and z noise")
     lab.add_argument("--budget", type=float, default=LAB_BUDGET_S,
                      help=f"seconds of training for the whole family (default {LAB_BUDGET_S:g})")
@@ -26,6 +27,31 @@ def add_lab_parser(sub: Any) -> None:
                      "the lab has them (sampled-z on sprites)")
 
 
+IMAGE_FIELDS = ("images", "image_size", "square", "color", "orientation", "test_share")
+
+
+def _add_images_options(lab: argparse.ArgumentParser) -> None:
+    from ..cli import _arg_type, option_flag, option_help
+
+    for name in IMAGE_FIELDS:
+        info = fields_info(DataConfig)[name]
+        lab.add_argument(option_flag("data", name), dest=name, default=info.default, help=option_help(info),
+                         **_arg_type(info))
+
+
+def lab_settings(ns: argparse.Namespace) -> LabSettings:
+    """The lab's settings from its options (with --dataset images, the images as a lab uses them)."""
+    if ns.dataset != "images":
+        return LabSettings(ns.dataset, ns.data_dir, ns.seed, ns.budget)
+    if not ns.images:
+        raise ValueError("--dataset images needs --images PATH (a folder or a .zip of images).")
+    from ..images.dataset import read_images
+
+    data = DataConfig(dataset="images", seed=ns.seed, **{f: getattr(ns, f) for f in IMAGE_FIELDS})
+    read = read_images(data.images, data)
+    return LabSettings("images", None, ns.seed, ns.budget, images=lab_images(data, read.color, len(read.test)))
+
+
 def cmd_lab(ns: argparse.Namespace) -> int:
     from ..runs import default_runs_dir
     from . import lab
@@ -33,7 +59,7 @@ def cmd_lab(ns: argparse.Namespace) -> int:
     from .run import conclude_family, run_lab
 
     chosen = lab(ns.lab_id)
-    settings = LabSettings(ns.dataset, ns.data_dir, ns.seed, ns.budget)
+    settings = lab_settings(ns)
     instant = chosen.instant(settings) if ns.instant and chosen.instant else None
     if ns.instant and instant is None:
         raise ValueError(f"The lab {chosen.id} has no bundled runs for {settings.dataset}: run it without --instant.")

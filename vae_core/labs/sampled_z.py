@@ -34,7 +34,8 @@ NLL_TOLERANCE = 1e-4  # relative: the formula and the likelihood code are one nu
 
 def design(settings: LabSettings) -> tuple[Variant, ...]:
     """The zoo entry's model, loss and normalization, on the lab's data subset, seed and budget."""
-    zoo = with_key(zoo_base_config(settings.dataset, settings.data_dir), ZOO_KEY)
+    # the zoo's model and loss (a person's images have no zoo: the sprites entry's, at the images' own shape)
+    zoo = with_key(zoo_base_config("sprites" if settings.images else settings.dataset, settings.data_dir), ZOO_KEY)
     config = base_config(settings, zoo.model, zoo.loss, normalization=zoo.data.normalization)
     return (Variant(KEY, f"sigmoid · [0, 1] · Gaussian σ = {zoo.loss.sigma:g}", config),)
 
