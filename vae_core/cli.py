@@ -142,7 +142,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from .jobs import run_in_foreground
     from .runs import default_runs_dir
 
-    if getattr(ns, "data.dataset") == "images" and getattr(ns, "data.images"):
+    if getattr(ns, "data.dataset", None) == "images" and getattr(ns, "data.images", None):
         _check_images(ns)
     config = config_from_args(ns)
     if ns.sweep is not None:
@@ -165,11 +165,11 @@ def _check_images(ns: argparse.Namespace) -> None:
     from .config import DataConfig
     from .images.dataset import read_images
 
-    data = {k.split(".", 1)[1]: v for k, v in vars(ns).items() if k.startswith("data.")}
-    read = read_images(data["images"], DataConfig(**data))
+    data = DataConfig(**{k.split(".", 1)[1]: v for k, v in vars(ns).items() if k.startswith("data.")})
+    read = read_images(data.images, data)
     if not ns.quiet:
         sys.stderr.write(read.summary() + "\n")
-    if data["color"] == "auto":
+    if data.color == "auto":
         setattr(ns, "data.color", read.color)
 
 
