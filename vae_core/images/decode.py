@@ -8,6 +8,7 @@ transparency laid on black, an animation's first frame, EXIF orientation applied
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -33,9 +34,10 @@ NOTE_WORDS: dict[Note, tuple[str, str]] = {
 }
 _EXTENSIONS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "BMP": (".bmp", ".dib"),
                "WEBP": (".webp",), "GIF": (".gif",), "TIFF": (".tif", ".tiff")}
+_EXTENSIONS["MPO"] = _EXTENSIONS["JPEG"]  # a JPEG holding several pictures (a phone's depth or 3D photo) opens as MPO
 _ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b"Rar!", b"(\xb5/\xfd")
 _DAMAGE = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError,
-           MemoryError, Image.DecompressionBombError)
+           MemoryError, struct.error, Image.DecompressionBombError)
 
 
 class Skip(Exception):
@@ -88,14 +90,22 @@ def _open(data: bytes, name: str, limits: UploadLimits, notes: list[Note]) -> Im
         raise Skip("too_large", f"{w:,} × {h:,} pixels; the limit is {limits.pixels:,} pixels per image")
     if not name.lower().endswith(_EXTENSIONS[im.format]):
         notes.append("renamed")
-    if getattr(im, "n_frames", 1) > 1:
+    if _frames(im) > 1:
         notes.append("animated")  # Image.open stands on the first frame
     return im
 
 
+def _frames(im: Image.Image) -> int:
+    """Frames or pages; counting them reads every later header, so a damaged one is found here."""
+    try:
+        return getattr(im, "n_frames", 1)
+    except _DAMAGE as e:
+        raise Skip("damaged", f"a later frame or page cannot be read ({type(e).__name__}: {str(e)[:120]})") from None
+
+
 def _pixels(im: Image.Image, orientation: Orientation, notes: list[Note]) -> np.ndarray:
     """Decoded pixels as uint8 (H, W) grey or (H, W, 3) RGB, every conversion noted."""
-    if orientation == "exif" and im.getexif().get(0x0112, 1) not in (1, None):
+    if orientation == "exif" and im.getexif().get(0x0112, 1) in range(2, 9):  # 1 is upright; others mean nothing
         im = ImageOps.exif_transpose(im)
         notes.append("rotated")
     im.load()

@@ -6,12 +6,14 @@ enforce them. A source that cannot be used at all raises UploadRefused, saying w
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import BinaryIO, Iterator, Literal
 
 MB = 2**20
 
@@ -161,6 +163,14 @@ def _folder_entries(root: Path, limits: UploadLimits) -> Iterator[Entry]:
 
 def _folder_entry(os_path: str, parts: tuple[str, ...], limits: UploadLimits, budget: _Budget) -> Entry:
     name = "/".join(parts)
+    try:
+        return _folder_file(os_path, name, parts, limits, budget)
+    except OSError as e:  # not readable by the server, or removed or swapped for a link since it was listed
+        return Entry(name, parts, skip="link" if e.errno == errno.ELOOP else "damaged",
+                     detail=f"cannot be read ({e.strerror or type(e).__name__})")
+
+
+def _folder_file(os_path: str, name: str, parts: tuple[str, ...], limits: UploadLimits, budget: _Budget) -> Entry:
     info = os.lstat(os_path)
     if stat.S_ISLNK(info.st_mode):
         return Entry(name, parts, skip="link", detail="links are not followed")
@@ -178,9 +188,11 @@ def _read_file(os_path: str, limits: UploadLimits) -> bytes:
     """At most limits.file_bytes + 1 bytes; O_NOFOLLOW and O_NONBLOCK: a link or a pipe swapped in is not read."""
     fd = os.open(os_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
             return b""
-        return f.read(limits.file_bytes + 1)
+        # read(n) allocates n bytes first: ask for the file's size (+1 sees it grow), not the limit, for each file
+        return f.read(min(info.st_size, limits.file_bytes) + 1)
 
 
 # ----------------------------------------------------------------------------- a zip
@@ -206,6 +218,8 @@ def _check_entry_count(path: Path, limits: UploadLimits) -> None:
     try:
         with open(path, "rb") as f:
             end = zipfile._EndRecData(f)  # the end-of-central-directory record, zip64 included
+            # zipfile parses every record there is, whatever the end record's count says: count them too
+            listed = _central_records(f, end, limits.files + 1) if end else 0
     except OSError:
         end = None
     if not end:
@@ -214,6 +228,26 @@ def _check_entry_count(path: Path, limits: UploadLimits) -> None:
     if count > limits.files:
         raise UploadRefused(f"The archive holds {count:,} entries; an upload may hold at most {limits.files:,}. "
                             "Upload fewer images.")
+    if listed > limits.files:
+        raise UploadRefused(f"The archive's directory lists more than {limits.files:,} entries (its end record says "
+                            f"{count:,}); an upload may hold at most {limits.files:,}. Upload fewer images.")
+
+
+def _central_records(f: BinaryIO, end: list, most: int) -> int:
+    """The central directory's records, counted up to most, stepping by each record's lengths as zipfile does."""
+    size = end[zipfile._ECD_SIZE]
+    start = end[zipfile._ECD_LOCATION] - size
+    if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+        start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+    count = walked = 0
+    while walked < size and count < most and start >= 0:
+        f.seek(start + walked)
+        head = f.read(zipfile.sizeCentralDir)
+        if len(head) < zipfile.sizeCentralDir or head[:4] != zipfile.stringCentralDir:
+            break  # a truncated or damaged directory: zipfile refuses it when it opens the archive
+        walked += zipfile.sizeCentralDir + sum(struct.unpack_from("<HHH", head, 28))  # name, extra, comment
+        count += 1
+    return count
 
 
 def _zip_entries(path: Path, limits: UploadLimits) -> Iterator[Entry]:
