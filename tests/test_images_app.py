@@ -123,6 +123,31 @@ def test_the_uploading_browser_trains_on_it_and_nobody_else_sees_it(server):
     assert (server / "runs" / run.name).is_dir()  # the saved run stays, with the test images it carries
 
 
+def test_a_sweep_on_the_upload_opens_in_compare_and_every_page_draws_it(server):
+    at = uploaded("hana-token-8", upload_zip())
+    at.button(key="images_train").click().run()
+    at.switch_page(TRAIN_PAGE).run()
+    at.selectbox(key="cfg_likelihood").set_value("gaussian")
+    at.selectbox(key="cfg_sweep_field").set_value("model.output_activation").run()
+    at.button(key="train_start").click().run()
+    deadline = time.monotonic() + 90
+    while "compare" not in at.query_params:
+        assert time.monotonic() < deadline and not at.exception, [e.value for e in at.exception]
+        time.sleep(0.5)
+        at.run()
+    names = at.query_params["compare"]
+    names = (names[0] if isinstance(names, list) else names).split(",")
+    private = next((server / "uploads").iterdir()) / "runs"
+    assert len(names) == 3 and all((private / n / "samples.safetensors").is_file() for n in names)
+    for page in ("app_pages/compare.py", "app_pages/reconstructions.py", "app_pages/latent.py",
+                 "app_pages/diagnostics.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert at.get("plotly_chart") or at.get("imgs"), page
+    toggle = [s for s in at.sidebar.get("button_group")]
+    assert toggle  # the family toggle: siblings on the same images
+
+
 def test_a_lab_runs_on_the_uploaded_images(server):
     at = uploaded("carol-token-3", upload_zip())
     at.switch_page(LABS_PAGE).run()

@@ -10,6 +10,7 @@ from ui.session import TOKEN_PARAM, client_token
 from ui.state import ModelChoice, current_run, model_choices, set_run
 from vae_core.runs import LoadedRun
 from vae_plots.figures import format_number
+from vae_plots.views import dataset_words
 
 PICKER_KEY = "model_choice"
 
@@ -77,7 +78,7 @@ def run_summary(run: LoadedRun, choice: ModelChoice | None = None) -> str:
     c = run.config
     test = run.metrics.get("test") or {}
     elbo = test.get("elbo_nats")
-    lines = [f"**{c.data.dataset}** · {c.data.normalization} normalization",
+    lines = [f"**{dataset_words(c.data.dataset)}** · {c.data.normalization} normalization",
              f"{c.model.arch} · {c.model.output_activation} output · {c.loss.likelihood} likelihood",
              f"latent {c.model.latent_dim} · β = {c.loss.beta:g}"]
     if elbo is not None:

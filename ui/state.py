@@ -23,6 +23,7 @@ from vae_core.host import HostSettings
 from vae_core.images.private import PrivateSpace
 from vae_core.runs import (CONFIG, LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
                            load_run, read_samples)
+from vae_plots.views import dataset_words
 
 RUN_KEY = "run_path"  # session: the folder of the loaded run (the URL names it; this resolves the name)
 RUN_PARAM = "run"  # the URL query parameter naming the loaded run by its folder name, so a link reproduces it
@@ -56,7 +57,7 @@ class ModelChoice:
         i = self.info
         what = f"{i.output_activation}/{i.normalization}/{i.likelihood}"
         if i.dataset != "sprites":
-            what = f"{i.dataset} {what}"
+            what = f"{dataset_words(i.dataset)} {what}"
         if self.owner == "bundled":
             return f"★ {what}"
         when = time.strftime("%H:%M", time.localtime(i.created))

@@ -6,7 +6,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_plots.views import with_error
+from vae_plots.views import dataset_words, with_error
 
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
@@ -32,7 +32,7 @@ def test_metrics_ui(test: dict[str, Any]) -> None:
               "Cov(E[z]) > 0.01 (Burda et al. 2015)")]
     for col, (label, value, help_text) in zip(st.columns(len(cards)), cards):
         col.metric(label, value, help=help_text)
-    st.caption(f"On {test.get('n_test', '?')} test images of {test.get('dataset', '?')}; "
+    st.caption(f"On {test.get('n_test', '?')} test images of {dataset_words(test.get('dataset'))}; "
                "one sample of z per image for the ELBO, the posterior mean for MSE and PSNR.")
 
 
@@ -69,13 +69,22 @@ def url_slider(col: Any, label: str, lo: float, hi: float, value: float, key: st
     raw = st.query_params.get(key)
     integer = all(isinstance(v, int) for v in (lo, hi, value))
     url_refusal_ui(col, key, label, raw is None or _number_ok(raw, lo, hi, integer), f"{lo:g} to {hi:g}")
+    _within(key, lo, hi)
     return col.slider(label, lo, hi, value, key=key, bind=URL_BIND, **kw)
+
+
+def _within(key: str, lo: float, hi: float) -> None:
+    """A value kept from another model's range (2,000 test images, then 6) moves to the nearest end of this one."""
+    kept = st.session_state.get(key)
+    if isinstance(kept, (int, float)) and not isinstance(kept, bool) and not lo <= kept <= hi:
+        st.session_state[key] = min(max(kept, lo), hi)
 
 
 def url_number(col: Any, label: str, lo: int, hi: int, value: int, key: str, **kw: Any) -> int:
     """An integer input whose value lives in the URL under `key`."""
     raw = st.query_params.get(key)
     url_refusal_ui(col, key, label, raw is None or _number_ok(raw, lo, hi, True), f"an integer from {lo} to {hi}")
+    _within(key, lo, hi)
     return col.number_input(label, lo, hi, value, key=key, bind=URL_BIND, **kw)
 
 

@@ -33,7 +33,8 @@ _ORDER = "it changes the batch order"
 # What the variants of a sweep must share, and why each field cannot be swept in lockstep.
 SHARED_FIELDS: dict[FieldPath, str] = {
     "data.dataset": _IMAGES, "data.image_size": _IMAGES, "data.n_train": _IMAGES, "data.n_test": _IMAGES,
-    "data.seed": _IMAGES, "data.data_dir": _IMAGES, "data.download": _IMAGES,
+    "data.seed": _IMAGES, "data.data_dir": _IMAGES, "data.download": _IMAGES, "data.images": _IMAGES,
+    "data.square": _IMAGES, "data.color": _IMAGES, "data.orientation": _IMAGES, "data.test_share": _IMAGES,
     "model.channels": "it is set from the data", "model.image_size": "it is set from the data",
     "train.batch_size": _ORDER, "train.seed": _ORDER + " (and the initial weights)",
     "train.epochs": "the variants train for the same number of steps",

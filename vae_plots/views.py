@@ -26,6 +26,11 @@ from . import diagnostic_figures, figures, live_svg
 TRAVERSAL_MAX_DIMS = 16  # rows of a traversal: beyond this the tiles shrink below what a projector shows
 
 
+def dataset_words(dataset: str | None) -> str:
+    """How a page names a dataset: a person's images are "your images"."""
+    return "your images" if dataset == "images" else str(dataset)
+
+
 def with_error(value: float | None, se: float | None, decimals: int = 2) -> str:
     """An estimate and its standard error over the test images, e.g. "-813.7 ± 2.1"; no ± where there is none
     (metrics saved before standard errors were reported)."""

@@ -109,7 +109,7 @@ def _dataset(images: list[_Image], outcomes: list[FileOutcome], cfg: DataConfig)
     color: Color = "grey" if all(i.decoded.grey for i in images) else "rgb"
     tensors = _stack([i.decoded.pixels for i in images], color if cfg.color == "auto" else cfg.color)
     labels, names = _labels(images, layout)
-    train_idx, test_idx = _split(images, layout, cfg)
+    train_idx, test_idx = (_mixed(idx, cfg.seed) for idx in _split(images, layout, cfg))
     make = lambda idx: ImageDataset(DATASET_NAME, tensors[idx], labels[idx], names)  # noqa: E731
     return UserImages(make(train_idx), make(test_idx), layout, "folders" if layout == "split" else "seed",
                       color, tuple(outcomes))
@@ -187,6 +187,11 @@ def _split(images: list[_Image], layout: Layout, cfg: DataConfig) -> tuple[torch
     is_test = torch.zeros(len(images), dtype=torch.bool)
     is_test[order[:n_test]] = True
     return _nonempty(is_test)
+
+
+def _mixed(idx: torch.Tensor, seed: int) -> torch.Tensor:
+    """A split in a seeded order, not by class: the first images a page shows, and a run carries, mix the classes."""
+    return idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))]
 
 
 def _nonempty(is_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

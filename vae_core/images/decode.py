@@ -2,7 +2,8 @@
 
 Only PNG, JPEG, BMP, WebP, GIF and TIFF are parsed (Pillow is told so: its EPS reader would run
 Ghostscript). An image's size is checked from its header before its pixels are decoded. Every
-conversion is a defined one, noted: 16-bit to 8-bit by rounding, a palette or CMYK to RGB,
+conversion is a defined one, noted: 16-bit grey to 8-bit by rounding (Pillow itself cuts 16-bit RGB to
+its high byte, unnoted), a palette or CMYK to RGB,
 transparency laid on black, an animation's first frame, EXIF orientation applied.
 """
 from __future__ import annotations

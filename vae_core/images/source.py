@@ -67,7 +67,8 @@ class Entry:
 
 
 def megabytes(n: int) -> str:
-    return f"{n / MB:,.0f} MB"
+    """'200 MB', '200.3 MB', '0.1 MB': a size just past a limit never reads as the limit itself."""
+    return f"{n / MB:,.1f} MB".replace(".0 MB", " MB")
 
 
 def entries(path: Path, limits: UploadLimits) -> Iterator[Entry]:
