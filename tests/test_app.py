@@ -168,6 +168,7 @@ def test_a_run_whose_dataset_is_missing_is_shown_on_the_test_images_it_carries(r
     import torch
 
     from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+    from vae_core.data import ImageDataset
     from vae_core.models import build_model
     from vae_core.normalize import fit_normalizer
     from vae_core.runs import RunRecord, save_run
@@ -179,8 +180,9 @@ def test_a_run_whose_dataset_is_missing_is_shown_on_the_test_images_it_carries(r
                              LossConfig(), TrainConfig())
     samples = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     model = build_model(config.model, "bernoulli", seed=0).eval()
+    carried = ImageDataset("mnist", samples, torch.arange(12) % 10, tuple("0123456789"))
     save_run(runs_dir / "mnist-run", model, config, fit_normalizer("unit", samples), RunRecord("finished").to_dict(),
-             samples)
+             carried)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["run"] = "mnist-run"
     at.run()

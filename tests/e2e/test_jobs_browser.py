@@ -1,7 +1,7 @@
 """Training as a class does it: reload the tab mid-run, change page while it finishes, kill -9 the server.
 
 Each test starts its own server (a fresh process, a fresh runs folder) so its jobs and its kill
-never touch the shared server of test_browser.py.
+never touch the shared server of test_browser.py; the three browsers of the first share theirs.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -49,43 +50,55 @@ def metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
 
 
-def test_a_reload_mid_training_finds_the_job_live_and_stop_still_works(browser, tmp_path):
+def test_a_class_reloads_changes_page_and_closes_laptops_while_training(browser, tmp_path):
+    """One server, three browsers, each training: a reload mid-run finds its job live and Stop works; a run
+    that ends while its browser is on another page is loaded there; a job whose browser is gone finishes,
+    is saved and is listed, and its owner finds it again with the same URL."""
     runs = tmp_path / "runs"
-    with running_server(runs, tmp_path, FAST) as server:
-        page = open_page(browser, server.url)
-        start_job(page, epochs=1000, budget_s=300)
-        first = step_of(wait_for_status(page, "step", timeout_s=90))
-        assert "u=" in page.url, f"no browser token in the URL: {page.url}"
-        page.reload(wait_until="domcontentloaded")
-        wait_settled(page, timeout=60_000)
-        assert "/train" in page.url
-        page.wait_for_timeout(2_500)
-        later = step_of(wait_for_status(page, "step", timeout_s=90))
-        shot = screenshot(page, "reload-mid-training")
-        assert later > first, f"after the reload the job is not live: step {first} -> {later} ({shot})"
-        assert page.locator(".st-key-train_stop button").is_enabled(), shot
-        page.locator(".st-key-train_stop button").click()
-        wait_for_status(page, "stopped", timeout_s=60)
-        assert_no_exception(page, "Train after a reload and Stop", screenshot(page, "reload-then-stop"))
-        [run] = run_folders(runs)
-        assert metrics(run)["status"] == "stopped" and metrics(run)["steps"] >= later
+    with running_server(runs, tmp_path, {**FAST, "VAE_LAB_MAX_JOBS": "3"}) as server:
+        gone = open_page(browser, server.url)
+        start_job(gone, epochs=1000, budget_s=4)
+        wait_for_status(gone, "running", timeout_s=90)
+        owner_url = gone.url
+        gone.context.close()  # the laptop closes
+        elsewhere = open_page(browser, server.url)
+        start_job(elsewhere, epochs=1000, budget_s=5)
+        wait_for_status(elsewhere, "running", timeout_s=90)
+        go_to(elsewhere, "Latent space")
+        reloaded = open_page(browser, server.url)
+        reload_and_stop(reloaded, runs)
+        ends_on_another_page(elsewhere)
+        finished_without_its_browser(browser, server.url, owner_url, runs)
 
 
-def test_a_run_that_ends_on_another_page_is_loaded_there_and_the_page_says_so(browser, tmp_path):
-    runs = tmp_path / "runs"
-    with running_server(runs, tmp_path, FAST) as server:
-        page = open_page(browser, server.url)
-        start_job(page, epochs=1000, budget_s=6)
-        wait_for_status(page, "running", timeout_s=90)
-        go_to(page, "Latent space")
-        notice = page.get_by_text("is now the loaded model")
-        notice.wait_for(state="visible", timeout=90_000)
-        wait_settled(page)
-        shot = screenshot(page, "finished-elsewhere")
-        assert "latent" in page.url, shot
-        sidebar = page.locator("[data-testid='stSidebar']").inner_text()
-        assert "trained by you" in sidebar, f"the sidebar says {sidebar!r} ({shot})"
-        assert_no_exception(page, "Latent space after the run finished", shot)
+def reload_and_stop(page, runs: Path) -> None:
+    start_job(page, epochs=1000, budget_s=300)
+    first = step_of(wait_for_status(page, "step", timeout_s=90))
+    assert "u=" in page.url, f"no browser token in the URL: {page.url}"
+    page.reload(wait_until="domcontentloaded")
+    wait_settled(page, timeout=60_000)
+    assert "/train" in page.url
+    page.wait_for_timeout(2_500)
+    later = step_of(wait_for_status(page, "step", timeout_s=90))
+    shot = screenshot(page, "reload-mid-training")
+    assert later > first, f"after the reload the job is not live: step {first} -> {later} ({shot})"
+    assert page.locator(".st-key-train_stop button").is_enabled(), shot
+    page.locator(".st-key-train_stop button").click()
+    wait_for_status(page, "stopped", timeout_s=60)
+    assert_no_exception(page, "Train after a reload and Stop", screenshot(page, "reload-then-stop"))
+    [run] = [r for r in run_folders(runs) if metrics(r)["status"] == "stopped"]
+    assert metrics(run)["steps"] >= later
+
+
+def ends_on_another_page(page) -> None:
+    notice = page.get_by_text("is now the loaded model")
+    notice.wait_for(state="visible", timeout=90_000)
+    wait_settled(page)
+    shot = screenshot(page, "finished-elsewhere")
+    assert "latent" in page.url, shot
+    sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+    assert "trained by you" in sidebar, f"the sidebar says {sidebar!r} ({shot})"
+    assert_no_exception(page, "Latent space after the run finished", shot)
 
 
 def test_kill_9_of_the_server_mid_training_keeps_the_run_as_interrupted(browser, tmp_path):
@@ -121,25 +134,20 @@ def test_kill_9_of_the_server_mid_training_keeps_the_run_as_interrupted(browser,
         assert not list(runs.glob(".*tmp*")), f"stale temporary folders left: {list(runs.glob('.*'))}"
 
 
-def test_a_job_whose_browser_is_gone_finishes_saves_and_is_findable(browser, tmp_path):
-    runs = tmp_path / "runs"
-    with running_server(runs, tmp_path, FAST) as server:
-        page = open_page(browser, server.url)
-        start_job(page, epochs=1000, budget_s=5)
-        wait_for_status(page, "running", timeout_s=90)
-        owner_url = page.url
-        page.context.close()  # the laptop closes
-        deadline = time.monotonic() + 90
-        while not any(metrics(r)["status"] == "finished" for r in run_folders(runs)):
-            assert time.monotonic() < deadline, f"the run never finished: {[metrics(r)['status'] for r in run_folders(runs)]}"
-            time.sleep(1)
-        [run] = run_folders(runs)
-        time.sleep(2.5)  # the run list is cached for 2 s
-        stranger = open_page(browser, server.url)
-        stranger.locator(".st-key-model_choice").click()
-        assert stranger.get_by_role("option").filter(has_text="class ").filter(has_text=run.name[-4:]).count() == 1
-        stranger.context.close()
-        owner = open_page(browser, owner_url)  # the owner comes back with the same URL
-        sidebar = owner.locator("[data-testid='stSidebar']").inner_text()
-        shot = screenshot(owner, "browser-gone-run-found")
-        assert "trained by you" in sidebar and "is now the loaded model" in owner.inner_text("body"), shot
+def finished_without_its_browser(browser, url: str, owner_url: str, runs: Path) -> None:
+    token = parse_qs(urlparse(owner_url).query)["u"][0]
+    deadline = time.monotonic() + 90
+    while not (mine := [r for r in run_folders(runs) if metrics(r).get("owner") == token]) \
+            or metrics(mine[0])["status"] != "finished":
+        assert time.monotonic() < deadline, f"the run never finished: {[metrics(r)['status'] for r in mine]}"
+        time.sleep(1)
+    [run] = mine
+    time.sleep(2.5)  # the run list is cached for 2 s
+    stranger = open_page(browser, url)
+    stranger.locator(".st-key-model_choice").click()
+    assert stranger.get_by_role("option").filter(has_text="class ").filter(has_text=run.name[-4:]).count() == 1
+    stranger.context.close()
+    owner = open_page(browser, owner_url)  # the owner comes back with the same URL
+    sidebar = owner.locator("[data-testid='stSidebar']").inner_text()
+    shot = screenshot(owner, "browser-gone-run-found")
+    assert "trained by you" in sidebar and "is now the loaded model" in owner.inner_text("body"), shot
