@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from vae_core.host import HostSettingError, HostSettings
-from vae_core.images.private import PrivateSpace, delete_expired, save_for_everyone
+from vae_core.images.private import UPLOADS_KEPT, PrivateSpace, delete_expired, save_for_everyone
 from vae_core.images.source import MB, UploadLimits, UploadRefused
 
 
@@ -23,6 +23,8 @@ def test_a_space_is_private_and_named_by_a_hash_of_the_token(tmp_path):
     assert again == path and space.uploads() == [path]  # the same file, the same name
     other = space.save_upload(io.BytesIO(b"other"), UploadLimits())
     assert space.uploads() == [other, path]  # the newest first
+    more = [space.save_upload(io.BytesIO(f"more {k}".encode()), UploadLimits()) for k in range(UPLOADS_KEPT)]
+    assert space.uploads() == more[::-1]  # the oldest go: one browser cannot fill the disk
     assert PrivateSpace.of(tmp_path / "uploads", "bob-token").root != space.root
 
 

@@ -20,6 +20,9 @@ from .source import UploadLimits, UploadRefused, megabytes
 
 UPLOAD_PREFIX, UPLOAD_SUFFIX = "images-", ".zip"  # images-<sha256 prefix>.zip: the same file, the same path
 TOUCH = ".last-used"  # its modification time is when the space's browser last used it
+# Uploads a space keeps, the newest first: a browser cannot fill the server's disk by uploading again and
+# again (runs keep their own test images, so a run outlives the upload it was trained on).
+UPLOADS_KEPT = 3
 COPY_CHUNK = 2**20
 
 
@@ -81,6 +84,8 @@ class PrivateSpace:
             Path(tmp).unlink(missing_ok=True)
             raise
         os.utime(path)  # the newest upload is the one in use, even when the same file came again
+        for old in self.uploads()[UPLOADS_KEPT:]:
+            old.unlink(missing_ok=True)
         return path
 
 
