@@ -27,8 +27,8 @@ TRAIN_PAGE, LABS_PAGE = "app_pages/train.py", "app_pages/labs.py"
 
 def privacy_ui() -> None:
     hours = host().upload_ttl_s / 3600
-    st.caption(f"Your images stay on this server in a folder only this browser can open (its link carries its "
-               f"key). They are deleted when you press *Delete my images*, or {hours:g} hours after this browser "
+    st.caption(f"Your images stay on this server in a folder only this browser can open: its key is the `u=` in "
+               f"this page's address, so share a view with *Link to this view*, which leaves it out. They are deleted when you press *Delete my images*, or {hours:g} hours after this browser "
                "last used them. Runs you train on them are listed only in this browser, unless you save one for "
                "everyone.")
 

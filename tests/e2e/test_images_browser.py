@@ -50,9 +50,13 @@ def test_a_person_uploads_cifar_sees_what_normalization_does_trains_and_keeps_it
         go_to(alice, "Reconstructions")
         wait_settled(alice, timeout=60_000)
         text = alice.inner_text("[data-testid='stMain']")
-        assert "1000 test images of images" in text and alice.locator("[data-testid='stPlotlyChart']").count() >= 2
+        assert "1000 test images of your images" in text and alice.locator("[data-testid='stPlotlyChart']").count() >= 2
         assert_no_exception(alice, "reconstructions of CIFAR images")
         screenshot(alice, "images-cifar-reconstructions")
+        go_to(alice, "Latent space")
+        wait_settled(alice, timeout=60_000)
+        assert_no_exception(alice, "the latent space of a model of CIFAR images")
+        screenshot(alice, "images-cifar-latent")
         assert "you, private" in picker_text(alice)
 
         bob = browser.new_context(viewport=VIEWPORT).new_page()  # another browser on the same server
