@@ -53,8 +53,11 @@ def test_spaces_expire_after_the_stated_time_unless_busy(tmp_path):
     hours_ago = os.path.getmtime(fresh.root / ".last-used") - 3 * 3600
     for space in (old, busy):
         os.utime(space.root / ".last-used", (hours_ago, hours_ago))
+    bystander = root / "not-a-space"  # the host's folder may hold other things (VAE_LAB_UPLOADS=/tmp)
+    bystander.mkdir()
+    os.utime(bystander, (hours_ago, hours_ago))
     gone = delete_expired(root, ttl_s=2 * 3600, busy=[busy])
-    assert gone == [old.root] and not old.exists() and busy.exists() and fresh.exists()
+    assert gone == [old.root] and not old.exists() and busy.exists() and fresh.exists() and bystander.exists()
 
 
 def test_saving_for_everyone_moves_the_run_out(tmp_path):

@@ -109,17 +109,13 @@ def choose(data: DataConfig) -> None:
 def read(data: DataConfig) -> Read:
     """The images as data asks (this session's last read when it asked the same); raises UploadRefused."""
     last = st.session_state.get(READ_KEY)
-    if isinstance(last, Read) and last.data == data and _unchanged(data):
+    if isinstance(last, Read) and last.data == data and Path(data.images).exists():
         return last
     with st.spinner("Reading your images…"):
         images = read_images(data.images, data, limits())
         result = Read(data, images, image_stats(images.train.images))
     st.session_state[READ_KEY] = result
     return result
-
-
-def _unchanged(data: DataConfig) -> bool:
-    return Path(data.images).exists()
 
 
 def forget() -> None:

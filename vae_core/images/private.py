@@ -23,6 +23,7 @@ TOUCH = ".last-used"  # its modification time is when the space's browser last u
 # Uploads a space keeps, the newest first: a browser cannot fill the server's disk by uploading again and
 # again (runs keep their own test images, so a run outlives the upload it was trained on).
 UPLOADS_KEPT = 3
+SPACE_NAME_CHARS = 24  # hex digits of the token's SHA-256 naming a space
 COPY_CHUNK = 2**20
 
 
@@ -33,7 +34,7 @@ class PrivateSpace:
     @classmethod
     def of(cls, uploads_root: Path, token: str) -> "PrivateSpace":
         """The space of a browser token (which need not exist yet)."""
-        return cls(Path(uploads_root) / hashlib.sha256(token.encode()).hexdigest()[:24])
+        return cls(Path(uploads_root) / hashlib.sha256(token.encode()).hexdigest()[:SPACE_NAME_CHARS])
 
     @property
     def runs_dir(self) -> Path:
@@ -65,9 +66,10 @@ class PrivateSpace:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _make(self) -> None:
+        # the uploads folder is made private when made here; one the host made is left as it is (it may be /tmp)
         self.root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.root.parent, 0o700)
         self.root.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)  # whatever the umask: the space is its browser's alone
         self.touch()
 
     def save_upload(self, stream: BinaryIO, limits: UploadLimits) -> Path:
@@ -118,11 +120,18 @@ def delete_expired(uploads_root: Path, ttl_s: float, busy: Iterable[PrivateSpace
         return []
     keep = {s.root for s in busy}
     gone = []
-    for space in (PrivateSpace(p) for p in root.iterdir() if p.is_dir()):
+    for space in (PrivateSpace(p) for p in root.iterdir() if _is_space(p)):
         if space.root not in keep and now - space.last_used() > ttl_s:
             space.delete()
             gone.append(space.root)
     return gone
+
+
+def _is_space(path: Path) -> bool:
+    """Only a folder a space made (its hashed name, its marker) is ever deleted: the host's uploads folder may
+    hold other things (VAE_LAB_UPLOADS=/tmp)."""
+    return (len(path.name) == SPACE_NAME_CHARS and all(c in "0123456789abcdef" for c in path.name)
+            and not path.is_symlink() and (path / TOUCH).is_file())
 
 
 def default_uploads_root() -> Path:
