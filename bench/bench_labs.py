@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.harness import REPO, VIEWPORT, chromium, running_server, wait_settled  # noqa: E402
+from tests.e2e.harness import REPO, VIEWPORT, chromium, go_to, running_server, wait_settled  # noqa: E402
 from vae_core.labs import LABS  # noqa: E402
 from vae_core.labs.base import LabSettings  # noqa: E402
 
@@ -96,7 +96,9 @@ def main() -> None:
         page = browser.new_context(viewport=VIEWPORT).new_page()
         if args.images:
             upload(page, server.url, args.images)
-        page.goto(f"{server.url}/labs", wait_until="domcontentloaded")
+            go_to(page, "Labs")  # by the sidebar: the browser keeps its token, and so its upload
+        else:
+            page.goto(f"{server.url}/labs", wait_until="domcontentloaded")
         wait_settled(page, timeout=60_000)
         for lab_id in args.labs.split(","):
             instant = LABS[lab_id].instant

@@ -206,3 +206,15 @@ def test_a_bernoulli_as_black_as_one_squared_error_loss_singles_nothing_out():
     world = _world({**TEXTBOOK_WORLD, "asker": (8.5, 15.5), "elbo_mse": (10.9, 14.9), "bernoulli": (7.9, 15.5)})
     finding = next(f for f in lab2.conclude(world) if f.text.startswith("Bernoulli (BCE"))
     assert finding.verdict == "measured" and "does not single out the squared error" in finding.text
+
+
+def test_images_without_a_black_background_are_not_asked_about_one():
+    """CIFAR-10 has under 1% black pixels: a mean over them is not a background, and the lab says so."""
+    world = _world(TEXTBOOK_WORLD)
+    for m in world.values():
+        m.extras["background_share"] = 0.004
+    [finding] = lab2.conclude(world)
+    assert finding.verdict == "missing" and "0.4% of these test pixels are black" in finding.text
+    for m in world.values():
+        m.extras["background_share"] = lab2.MIN_BACKGROUND_SHARE
+    assert len(lab2.conclude(world)) > 1  # at the threshold, the lab answers
