@@ -26,6 +26,7 @@ from vae_core.runs import RunLoadError, read_config
 from vae_core.scheduler import JobRecord
 from vae_core.sweep_manifest import list_sweeps
 from vae_plots.labs import lab_chart
+from vae_plots.views import dataset_words
 
 LIVE_POINTS = 400
 BUDGETS = (15.0, 30.0, LAB_BUDGET_S, 90.0, 180.0)  # seconds of training for the whole family
@@ -232,7 +233,7 @@ def conclusion_ui(outcome: LabOutcome, bundled: bool) -> None:
     st.subheader("What the bundled model measured" if bundled else "What your run measured")
     trained = "the bundled model, measured now" if bundled else \
         f"{s.budget_s:g} s of training for {n} model{'s' if n > 1 else ''}{' in lockstep' if n > 1 else ''}"
-    st.caption(f"{s.dataset}, seed {s.seed}, {trained}. Every number below comes from "
+    st.caption(f"{dataset_words(s.dataset)}, seed {s.seed}, {trained}. Every number below comes from "
                f"{'this run' if n == 1 else 'these runs'}.")
     with st.container(key="lab_conclusion"):
         for f in outcome.findings:
