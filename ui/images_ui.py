@@ -11,7 +11,7 @@ from ui.form_fields import set_form_values
 from ui.jobs import load_scheduler
 from ui.session import client_token
 from ui.state import load_run_infos, set_run
-from ui.uploads import (Read, choose, chosen_images, forget, host, images_refusal, in_host_folder, my_space, read,
+from ui.uploads import (READ_KEY, Read, choose, chosen_images, forget, host, images_refusal, in_host_folder, my_space, read,
                         save_upload)
 from vae_core.config import DataConfig, Normalization, OutputActivation, field_info, field_options
 from vae_core.images.private import save_for_everyone
@@ -79,8 +79,12 @@ def settings_ui(data: DataConfig) -> DataConfig:
         values[name] = col.selectbox(spec.label, options, index=options.index(getattr(data, name)),
                                      key=f"images_{name}", help=spec.help)
     spec = field_info("data.test_share").spec
+    last = st.session_state.get(READ_KEY)
+    by_folders = isinstance(last, Read) and last.data.images == data.images and last.images.split_by == "folders"
     values["test_share"] = cols[4].number_input(spec.label, spec.lo, spec.hi, float(data.test_share), spec.step,
-                                                key="images_test_share", help=spec.help)
+                                                key="images_test_share", disabled=by_folders,
+                                                help="these images' train/ and test/ folders are their split"
+                                                if by_folders else spec.help)
     chosen = dataclasses.replace(data, **values)
     choose(chosen)
     return chosen
