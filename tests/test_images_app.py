@@ -3,6 +3,7 @@ uploading browser until it saves one for everyone; a lab runs on the upload; ref
 from __future__ import annotations
 
 import io
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -118,8 +119,14 @@ def test_the_uploading_browser_trains_on_it_and_nobody_else_sees_it(server):
     bob = browser("bob-token-22", "app_pages/reconstructions.py")
     assert any("images" in o and o.startswith("class") for o in picker(bob))
 
+    shutil.copytree(server / "runs" / run.name, next(spaces.iterdir()) / "runs" / "another-private-run")
+    alice.query_params["run"] = "another-private-run"
+    time.sleep(2.1)  # the run list is cached for 2 s
+    alice.run()  # a private run loaded: deleting the space must not leave a missing run loaded
+    assert alice.session_state["run_path"].endswith("another-private-run")
     alice.button(key="images_delete").click().run()
     assert not any(p.is_dir() for p in spaces.iterdir())  # the upload and the private runs are gone
+    assert not alice.exception and not alice.error, [e.value for e in [*alice.exception, *alice.error]]
     assert (server / "runs" / run.name).is_dir()  # the saved run stays, with the test images it carries
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 from ui.form_fields import set_form_values
 from ui.jobs import load_scheduler
 from ui.session import client_token
-from ui.state import load_run_infos, set_run
+from ui.state import RUN_KEY, default_run_path, load_run_infos, set_run
 from ui.uploads import (READ_KEY, Read, choose, chosen_images, forget, host, images_refusal, in_host_folder, my_space, read,
                         save_upload)
 from vae_core.config import DataConfig, Normalization, OutputActivation, field_info, field_options
@@ -171,7 +171,7 @@ def _share(path: Path) -> None:
         st.error(f"Could not save it for everyone: {e}")
         return
     load_run_infos.clear()
-    if st.session_state.get("run_path") == str(path):
+    if st.session_state.get(RUN_KEY) == str(path):
         set_run(target)
     st.rerun()
 
@@ -182,6 +182,9 @@ def delete_ui() -> None:
     if any(r.owner == client_token() for r in load_scheduler().active()):
         st.error("A training job of yours is still running or queued: stop it first, then delete.")
         return
+    loaded = st.session_state.get(RUN_KEY)
+    if loaded and my_space().holds(loaded):  # the loaded run is about to go: the default takes its place
+        set_run(default_run_path())
     forget()
     load_run_infos.clear()
     st.session_state.pop(SAVED_KEY, None)
