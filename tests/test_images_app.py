@@ -97,6 +97,13 @@ def test_the_uploading_browser_trains_on_it_and_nobody_else_sees_it(server):
     alice.button(key="images_train").click().run()
     alice.switch_page(TRAIN_PAGE).run()  # AppTest does not follow st.switch_page
     assert alice.selectbox(key="cfg_dataset").value == "images" and "**Your images:** 60 images" in texts(alice)
+    alice.selectbox(key="cfg_normalization").set_value("zscore").run()
+    alice.selectbox(key="cfg_output_activation").set_value("tanh").run()
+    alice.selectbox(key="cfg_likelihood").set_value("gaussian").run()
+    assert "**Mismatched:**" in texts(alice) and "of the normalized target values lie outside (-1, 1)" in texts(alice)
+    alice.selectbox(key="cfg_normalization").set_value("unit").run()
+    alice.selectbox(key="cfg_likelihood").set_value("bernoulli").run()
+    alice.selectbox(key="cfg_output_activation").set_value("sigmoid").run()
     alice.button(key="train_start").click().run()
     spaces = server / "uploads"
     run = wait_for_run(alice, next(spaces.iterdir()) / "runs")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from ui.form_fields import (DATA_SCALES, FieldReader, FormResult, Refusal, apply_config_to_form, remember_form,
                             restore_form)
-from ui.uploads import chosen_images, read
+from ui.uploads import chosen_images, images_target_range, read
 from ui.state import current_run
 from vae_core.compatibility import ACTIVATION_RANGE, Verdict, compatibility, compatibility_matrix
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
@@ -26,8 +26,14 @@ IMAGES_PAGE = "app_pages/images.py"
 TRAIN_THREADS = 1  # one core per job: the host's job slots share the CPU, and the pages need a core too
 
 
-@st.cache_data(max_entries=32, show_spinner="Measuring the normalized data…")
 def load_target_range(data: DataConfig) -> TargetRange:
+    """What the normalization does to this data; a person's images are measured from this session's read of them
+    (reading them again for every normalization would take seconds each)."""
+    return images_target_range(data) if data.dataset == "images" else _load_target_range(data)
+
+
+@st.cache_data(max_entries=32, show_spinner="Measuring the normalized data…")
+def _load_target_range(data: DataConfig) -> TargetRange:
     """Cached: fitting a normalization means loading the training split; results are small."""
     return target_range(data)
 

@@ -17,12 +17,16 @@ import streamlit as st
 
 from ui.session import client_record, client_token
 from vae_core.config import DataConfig
+from vae_core.data import DatasetNotFoundError
 from vae_core.host import HostSettings
 from vae_core.images.dataset import UserImages, read_images
 from vae_core.images.private import PrivateSpace, delete_expired
 from vae_core.images.source import MB, UploadLimits
 from vae_core.images.stats import ImageStats, image_stats
+from vae_core.normalize import fit_normalizer
+from vae_core.train import TargetRange, target_range_of
 
+RANGES_KEY = "images_ranges"  # session: each data config's target range on this browser's images
 READ_KEY = "images_read"  # session: the last Read, so a rerun does not decode the images again
 EXPIRE_EVERY_S = 60.0  # how often (at most) a page run looks for expired spaces
 _expired_at = [0.0]
@@ -118,9 +122,24 @@ def read(data: DataConfig) -> Read:
     return result
 
 
+def images_target_range(data: DataConfig) -> TargetRange:
+    """The target range of data (this browser's chosen images, under data's normalization and scale), from this
+    session's read; kept per data in this session."""
+    chosen = chosen_images()
+    if chosen is None or chosen.images != data.images:
+        raise DatasetNotFoundError("These images are not this browser's current ones: upload them again.")
+    kept = st.session_state.setdefault(RANGES_KEY, {})
+    if data not in kept:
+        train = read(chosen).images
+        normalizer = fit_normalizer(data.normalization, train.train.images, data.data_scale)
+        kept[data] = target_range_of(normalizer, train.test.images)
+    return kept[data]
+
+
 def forget() -> None:
     """This browser's images and private runs, deleted now."""
     st.session_state.pop(READ_KEY, None)
+    st.session_state.pop(RANGES_KEY, None)
     client_record().images = None
     my_space().delete()
 

@@ -231,8 +231,12 @@ class TargetRange:
 
 def target_range(data: DataConfig) -> TargetRange:
     """What the chosen normalization (and data scale) does to this data, before any training."""
-    config = RunConfig(data=data)
-    prepared = prepare_data(config)
-    x = prepared.normalizer.forward(pixels(prepared.test.images))  # (N, C, H, W)
+    prepared = prepare_data(RunConfig(data=data))
+    return target_range_of(prepared.normalizer, prepared.test.images)
+
+
+def target_range_of(normalizer: Normalizer, test_images: torch.Tensor) -> TargetRange:
+    """The normalized range and each activation's unreachable share of uint8 test images, under a normalizer."""
+    x = normalizer.forward(pixels(test_images))  # (N, C, H, W)
     frac = {act: range_fractions(x, x, act)[0] for act in ACTIVATION_RANGE}
-    return TargetRange(prepared.normalizer, *prepared.normalizer.value_range(), frac)
+    return TargetRange(normalizer, *normalizer.value_range(), frac)
