@@ -125,6 +125,9 @@ def test_the_uploading_browser_trains_on_it_and_nobody_else_sees_it(server):
     assert (server / "runs" / run.name / "samples.safetensors").exists()
     bob = browser("bob-token-22", "app_pages/reconstructions.py")
     assert any("images" in o and o.startswith("class") for o in picker(bob))
+    bob.query_params["run"] = run.name
+    bob.run()  # bob opens it: the pages draw the test images it carries
+    assert not bob.exception and not bob.warning and "6 test images of your images" in texts(bob)
 
     shutil.copytree(server / "runs" / run.name, next(spaces.iterdir()) / "runs" / "another-private-run")
     alice.query_params["run"] = "another-private-run"
