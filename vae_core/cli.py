@@ -228,10 +228,13 @@ def _sweep_progress(labels: tuple[str, ...], every_s: float = 1.0):
     return on_update
 
 
+TRAINED_WITH = ("world_size", "device", "precision")  # how a run was trained, as its metrics.json says
+
+
 def cmd_evaluate(ns: argparse.Namespace) -> int:
     from .data import load_dataset
     from .evaluate import evaluate
-    from .runs import load_run
+    from .runs import RunRecord, load_run
 
     run = load_run(ns.run_dir)
     overrides = {k: v for k, v in (("data_dir", ns.data_dir), ("n_test", ns.n_test)) if v is not None}
@@ -242,6 +245,8 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     metrics = evaluate(run.model, run.normalizer, test.images, dataset=data_cfg.dataset, config=run.config,
                        steps=run.metrics.get("steps") or 0,
                        iwae_k=ns.iwae_k).to_dict()
+    record = {f.name: f.default for f in dataclasses.fields(RunRecord)}  # a run saved before these were kept
+    metrics.update({k: run.metrics.get(k, record[k]) for k in TRAINED_WITH})
     if ns.json:
         sys.stdout.write(json.dumps(metrics) + "\n")
     else:

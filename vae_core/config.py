@@ -30,6 +30,7 @@ Reduction = Literal["sum", "mean"]
 KLSchedule = Literal["constant", "linear", "cyclical"]
 ReconMode = Literal["mean", "sample"]
 FieldKind = Literal["integer", "number", "choice", "other"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
 
 SPEC = "spec"  # the key of a FieldSpec in a dataclass field's metadata
 MAX_SEED = 2**31 - 1
@@ -232,6 +233,8 @@ class TrainConfig:
                                    lo=1, hi=256, none_means="torch's default")
     eval_every: int = spec(0, "Steps between test snapshots", "test-set snapshots in the history; 0 = never.",
                            lo=0, hi=10_000_000)
+    device: Device = spec("auto", "Device", "auto: a CUDA GPU, else Apple's MPS, else the CPU; where the run "
+                          "trains, not what it learns.")
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -207,7 +207,7 @@ PARTS = ("recon", "discrete", "kl", "sq", "mu", "sigma", "iwae", "iwae_discrete"
 def _evaluate_batch(model: VAE, normalizer: Normalizer, chunk: torch.Tensor, iwae_k: int, parts: dict,
                     noise: _Noise) -> None:
     """Append one batch's terms to parts; the ELBO's z sample gives both its density and its bin masses."""
-    p = pixels(chunk)  # (B, C, H, W) in [0, 1]
+    p = pixels(chunk).to(model.log_sigma.device)  # (B, C, H, W) in [0, 1], where the model is
     x = normalizer.forward(p)
     bins = normalizer.grey_level_bins(chunk.to(x.device)) if model.lik.discrete_bits else None
     out = model(x, noise.elbo)

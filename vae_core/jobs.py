@@ -32,6 +32,7 @@ from .job_state import (HISTORY_CAP, N_PREVIEW, JobSnapshot, JobState, JobUpdate
                         VariantStatus, failure_updates, to_pixels)
 from .latent import reconstruct
 from .normalize import fit_normalizer
+from .devices import resolve_device
 from .run_samples import samples_to_keep
 from .runs import RunRecord, RunStatus, run_name, save_run, writer_fields
 from .sweep import Family, LockstepStep, LockstepTrainer, NothingToTrain, SweepPlan, format_value, plan_sweep
@@ -96,6 +97,7 @@ class TrainingJob:
         self._started = time.time()
         self._last_checkpoint = 0.0
         self._variants: list[_Variant] = []
+        self.device = torch.device("cpu")  # where it trains: resolved from config.train.device when it starts
 
     def start(self) -> "TrainingJob":
         self._thread = threading.Thread(target=self.run, name="vae-lab-training", daemon=True)
@@ -145,6 +147,7 @@ class TrainingJob:
             self._write_manifest("failed")
 
     def _run(self) -> None:
+        self.device = resolve_device(self.config.train.device)  # a missing accelerator fails the job, saying so
         data = self.data or prepare_data(self.config)
         self._variants = self._make_variants(data)
         lockstep = self._lockstep(data)
@@ -173,7 +176,7 @@ class TrainingJob:
         """The variants' trainers; each refused one says why (all refused: raise, the job fails)."""
         try:
             lockstep = LockstepTrainer([v.config for v in self._variants], data.train.images,
-                                       [v.data.normalizer for v in self._variants])
+                                       [v.data.normalizer for v in self._variants], device=self.device)
         except NothingToTrain as e:
             self._announce_refusals(e.reasons)
             raise
@@ -222,7 +225,8 @@ class TrainingJob:
     def _preview(self, v: _Variant, step: int) -> Preview:
         """Reconstructions of the first test images, in eval mode; the model goes back to training mode."""
         images, normalizer = v.data.test.images[:N_PREVIEW], v.data.normalizer
-        x_hat = reconstruct(v.trainer.model, normalizer.forward(pixels(images)))  # eval mode (BatchNorm, sigma*)
+        x = normalizer.forward(pixels(images)).to(v.trainer.device)
+        x_hat = reconstruct(v.trainer.model, x).cpu()  # eval mode (BatchNorm, sigma*)
         v.trainer.model.train()
         return Preview(step, images.numpy().copy(), to_pixels(normalizer.inverse(x_hat)))
 
@@ -252,7 +256,8 @@ class TrainingJob:
         return RunRecord(status=status, message=message, steps=v.trainer.step, test=test.to_dict() if test else {},
                          history=history_rows(list(self._state.history(v.slot))), owner=self.owner,
                          started=self._started, checkpoint_every_s=self.checkpoint_every_s,
-                         sweep=self.sweep.id if self.sweep else None, **writer_fields()).to_dict()
+                         sweep=self.sweep.id if self.sweep else None, device=self.device.type,
+                         **writer_fields()).to_dict()
 
     def _finish(self, v: _Variant, status: RunStatus, message: str) -> None:
         """Evaluate and save; a failed evaluation still saves the weights (nothing trained is lost)."""

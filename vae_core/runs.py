@@ -75,6 +75,9 @@ class RunRecord:
     heartbeat: float | None = None  # unix time of this save
     checkpoint_every_s: float | None = None  # the writer's checkpoint interval
     sweep: str | None = None  # the sweep this run is a variant of (the sweep's id), None if trained alone
+    world_size: int = 1  # processes that trained it together
+    device: str = "cpu"  # the device type it trained on: cpu, cuda or mps
+    precision: str = "float32"  # the parameters' and the reported terms' dtype
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -162,7 +165,7 @@ def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalize
     tmp = _temporary(run_dir, "tmp")
     tmp.mkdir()
     try:
-        state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         cfg = {"format": FORMAT, "run": config.to_dict(), "normalization": normalizer.to_dict()}
         _write(tmp / CONFIG, json.dumps(cfg, indent=2).encode())

@@ -1,0 +1,46 @@
+"""Where a run trains: --device resolves once, refuses a missing accelerator clearly, and the run records how it
+was trained (world_size, device, precision), which evaluate --json repeats."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vae_core.cli import main
+from vae_core.config import TrainConfig
+from vae_core.devices import resolve_device
+from vae_core.families import INCIDENTAL
+from vae_core.sweep import SHARED_FIELDS
+
+
+def test_auto_is_an_accelerator_where_there_is_one_else_the_cpu():
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto").type == expected and resolve_device("cpu").type == "cpu"
+    assert TrainConfig().device == "auto"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_missing_accelerator_is_refused_with_what_to_do(tmp_path, capsys):
+    with pytest.raises(ValueError, match="torch sees no CUDA device on this machine. Use --device cpu"):
+        resolve_device("cuda")
+    argv = ["train", "--device", "cuda", "--n-train", "64", "--n-test", "16", "--epochs", "1",
+            "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_the_device_is_incidental_and_not_swept():
+    assert "train.device" in INCIDENTAL and "train.device" in SHARED_FIELDS
+
+
+def test_a_run_records_how_it_was_trained_and_evaluate_repeats_it(tmp_path, capsys):
+    argv = ["train", "--device", "cpu", "--n-train", "64", "--n-test", "16", "--epochs", "1", "--width", "8",
+            "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    run = capsys.readouterr().out.strip()
+    metrics = json.loads((tmp_path / run.rsplit("/", 1)[-1] / "metrics.json").read_text())
+    assert (metrics["world_size"], metrics["device"], metrics["precision"]) == (1, "cpu", "float32")
+    assert main(["evaluate", run, "--json", "--iwae-k", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["world_size"], out["device"], out["precision"]) == (1, "cpu", "float32")
