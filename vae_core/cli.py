@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="the run folder to write (default: a new folder under --runs-dir)")
     train.add_argument("--runs-dir", type=Path, help="where new runs go (default: $VAE_LAB_RUNS or ./runs)")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue that run (weights, optimizer, "
+                       "step, history) in its own folder; only --epochs (the total), --time-budget, --device and "
+                       "--threads may change")
     _add_sweep_option(train)
     ev = sub.add_parser("evaluate", help="evaluate a run on its dataset's test split")
     ev.add_argument("run_dir", type=Path)
@@ -142,6 +145,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from .jobs import run_in_foreground
     from .runs import default_runs_dir
 
+    if ns.resume:
+        return _resume(ns)
     if getattr(ns, "data.dataset", None) == "images" and getattr(ns, "data.images", None):
         _check_images(ns)
     config = config_from_args(ns)
@@ -149,15 +154,39 @@ def cmd_train(ns: argparse.Namespace) -> int:
         return _train_sweep(ns, config)
     snap = run_in_foreground(config, ns.runs_dir or default_runs_dir(), ns.out,
                              on_step=None if ns.quiet else _progress())
+    return _report(snap, ns.quiet)
+
+
+def _report(snap: Any, quiet: bool) -> int:
+    """A finished job on stderr, its run folder on stdout; the exit status (2 failed, 1 diverged, else 0)."""
     if snap.status == "failed":
         sys.stderr.write(f"error: {snap.message}\n")
         return 2
-    if snap.test_metrics and not ns.quiet:
+    if snap.test_metrics and not quiet:
         sys.stderr.write(f"{snap.status}: {_test_line(snap.test_metrics)}\n")
     if snap.status == "diverged":
         sys.stderr.write(f"warning: {snap.message}\n")
     sys.stdout.write(f"{snap.run_dir}\n")
     return 1 if snap.status == "diverged" else 0
+
+
+def _resume(ns: argparse.Namespace) -> int:
+    """train --resume RUN_DIR: the run's own config, with only what RESUME_MAY_CHANGE names changed."""
+    from .jobs import run_in_foreground
+    from .runs import read_config
+    from .train_state import RESUME_MAY_CHANGE
+
+    given = {k: v for k, v in vars(ns).items() if "." in k}
+    others = sorted(option_flag(*k.split(".")) for k in given if not k.startswith("train.")
+                    or k.split(".")[1] not in RESUME_MAY_CHANGE)
+    if others or ns.sweep is not None or ns.out is not None:
+        raise ValueError(f"--resume continues a run as it was configured, in its own folder: drop "
+                         f"{', '.join(others) or '--sweep/--out'}.")
+    config = read_config(ns.resume)[0]
+    train = dataclasses.replace(config.train, **{k.split(".")[1]: v for k, v in given.items()})
+    snap = run_in_foreground(dataclasses.replace(config, train=train), ns.resume.parent, ns.resume,
+                             on_step=None if ns.quiet else _progress(), resume=True)
+    return _report(snap, ns.quiet)
 
 
 def _check_images(ns: argparse.Namespace) -> None:

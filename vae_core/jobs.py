@@ -34,7 +34,8 @@ from .latent import reconstruct
 from .normalize import fit_normalizer
 from .devices import resolve_device
 from .run_samples import samples_to_keep
-from .runs import RunRecord, RunStatus, run_name, save_run, writer_fields
+from .train_state import RESUME_MAY_CHANGE, TRAIN_STATE, read_train_state, same_run
+from .runs import RunRecord, RunStatus, load_run, run_name, save_run, writer_fields
 from .sweep import Family, LockstepStep, LockstepTrainer, NothingToTrain, SweepPlan, format_value, plan_sweep
 from .sweep_manifest import ManifestVariant, SweepManifest, write_manifest
 from .train import StepMetrics, Trainer, TrainingData, check_compatibility, prepare_data
@@ -85,6 +86,7 @@ class TrainingJob:
     stop_event: StopSignal = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     sweep: Family | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
+    resume: bool = False  # continue the run saved at run_dir (its weights, optimizer, step and history)
 
     def __post_init__(self) -> None:
         self.sweep = planned_sweep(self.sweep, self.config, self.runs_dir, self.run_dir)
@@ -97,6 +99,7 @@ class TrainingJob:
         self._started = time.time()
         self._last_checkpoint = 0.0
         self._variants: list[_Variant] = []
+        self._earlier: dict[str, list[float]] = {}  # a resumed run's history before this job
         self.device = torch.device("cpu")  # where it trains: resolved from config.train.device when it starts
 
     def start(self) -> "TrainingJob":
@@ -151,6 +154,8 @@ class TrainingJob:
         data = self.data or prepare_data(self.config)
         self._variants = self._make_variants(data)
         lockstep = self._lockstep(data)
+        if self.resume:
+            self._resume(lockstep)
         self._emit(JobUpdate(status="running"))
         self._write_manifest("running")
         self._last_checkpoint = time.monotonic()
@@ -187,6 +192,23 @@ class TrainingJob:
                 self._emit_to(v, JobUpdate(status="running" if self.sweep else None,
                                            verdict=check_compatibility(v.config, v.data.normalizer)))
         return lockstep
+
+    def _resume(self, lockstep: LockstepTrainer) -> None:
+        """Load the saved run into the one trainer: weights, optimizer, z noise and step; keep its history."""
+        if self.sweep is not None:
+            raise ValueError("A sweep is not resumed as one job: resume each of its runs on its own.")
+        run = load_run(self.run_dir)
+        if not same_run(run.config, self.config):
+            raise ValueError(f"{self.run_dir} was trained with another configuration; a resumed run may change "
+                             f"only {', '.join(RESUME_MAY_CHANGE)}.")
+        state_file = self.run_dir / TRAIN_STATE
+        if not state_file.is_file():
+            raise ValueError(f"{self.run_dir} has no {TRAIN_STATE} (saved before runs kept one): it cannot be "
+                             "resumed exactly. Train it again.")
+        trainer = self._variants[0].trainer
+        trainer.resume(run.model.state_dict(), read_train_state(state_file))
+        lockstep.step = trainer.step
+        self._earlier = run.metrics.get("history") or {}
 
     def _announce_refusals(self, reasons: Sequence[str]) -> None:
         """Refused variants of a sweep (a single run that is refused simply fails)."""
@@ -248,13 +270,14 @@ class TrainingJob:
 
     def _save(self, v: _Variant, record: dict[str, Any]) -> Path:
         run_dir = save_run(v.run_dir, v.trainer.model, v.config, v.data.normalizer, record,
-                           samples_to_keep(v.config, v.data.test))
+                           samples_to_keep(v.config, v.data.test), v.trainer.state())
         v.saved = True
         return run_dir
 
     def _record(self, v: _Variant, status: RunStatus, message: str, test: EvalMetrics | None) -> dict[str, Any]:
         return RunRecord(status=status, message=message, steps=v.trainer.step, test=test.to_dict() if test else {},
-                         history=history_rows(list(self._state.history(v.slot))), owner=self.owner,
+                         history=resumed_history(self._earlier, history_rows(list(self._state.history(v.slot)))),
+                         owner=self.owner,
                          started=self._started, checkpoint_every_s=self.checkpoint_every_s,
                          sweep=self.sweep.id if self.sweep else None, device=self.device.type,
                          **writer_fields()).to_dict()
@@ -321,18 +344,30 @@ def history_rows(history: list[StepMetrics], max_rows: int = 1000) -> dict[str, 
     return {f: [getattr(m, f) for m in kept] for f in HISTORY_FIELDS}
 
 
+def resumed_history(earlier: dict[str, list[float]], new: dict[str, list[float]],
+                    max_rows: int = 1000) -> dict[str, list[float]]:
+    """A resumed run's history: the earlier rows, then this job's (its clock continued), thinned to max_rows."""
+    if not earlier.get("step"):
+        return new
+    offset = earlier["elapsed_s"][-1] if earlier.get("elapsed_s") else 0.0
+    rows = {f: list(earlier.get(f, [])) + [v + offset if f == "elapsed_s" else v for v in new.get(f, [])]
+            for f in HISTORY_FIELDS}
+    stride = max(1, math.ceil((len(rows["step"]) - 1) / max_rows))
+    return {f: values[::stride] + ([values[-1]] if (len(values) - 1) % stride else []) for f, values in rows.items()}
+
+
 def run_in_foreground(config: RunConfig, runs_dir: Path, run_dir: Path | None = None,
                       on_step: Callable[[StepMetrics], None] | None = None,
                       checkpoint_every_s: float | None = None, owner: str | None = None,
                       sweep: Family | None = None,
-                      on_update: Callable[[JobUpdate], None] | None = None) -> JobSnapshot:
+                      on_update: Callable[[JobUpdate], None] | None = None, resume: bool = False) -> JobSnapshot:
     """Train to the end while the caller waits (the CLI); Ctrl-C stops it and still saves the run(s).
 
     checkpoint_every_s: None reads the host's setting (VAE_LAB_CHECKPOINT_EVERY_S, default 5 s).
     sweep: train a family in lockstep, one run per value (run_dir must then be None).
     """
     job = TrainingJob(config, runs_dir, run_dir=run_dir, on_step=on_step, owner=owner,
-                      checkpoint_every_s=checkpoint_every_s, sweep=sweep, on_update=on_update)
+                      checkpoint_every_s=checkpoint_every_s, sweep=sweep, on_update=on_update, resume=resume)
     job.start()
     try:
         while not job.join(0.2):

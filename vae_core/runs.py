@@ -27,6 +27,7 @@ from .models import VAE, build_model
 from .data import ImageDataset
 from .normalize import Normalizer
 from .run_samples import SAMPLES, SamplesError, read_samples_file, write_samples
+from .train_state import TRAIN_STATE, TrainState, write_train_state
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -155,10 +156,12 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalizer,
-             metrics: dict[str, Any], samples: ImageDataset | None = None) -> Path:
+             metrics: dict[str, Any], samples: ImageDataset | None = None,
+             train_state: TrainState | None = None) -> Path:
     """Write the run folder atomically: a crash mid-save leaves any previous run at run_dir intact.
 
     samples: test images kept beside the weights (see run_samples.samples_to_keep), or None.
+    train_state: what resuming it needs beyond the weights (train_state.py), or None.
     """
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +175,8 @@ def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalize
         _write(tmp / METRICS, json.dumps(_json_safe(metrics), indent=2).encode())
         if samples is not None:
             write_samples(tmp / SAMPLES, samples)
+        if train_state is not None:
+            write_train_state(tmp / TRAIN_STATE, train_state)
         _swap_in(tmp, run_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

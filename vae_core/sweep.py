@@ -11,6 +11,7 @@ it trains the same way. Its manifest: sweep_manifest.py.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import time
 import uuid
@@ -24,7 +25,8 @@ from .config import SECTIONS, FieldInfo, FieldPath, RunConfig, check_field, fiel
 from .normalize import Normalizer
 from .runs import run_name
 from .sweep_manifest import manifest_path
-from .train import StepMetrics, Trainer, TrainingDiverged, batch_indices, make_run_config, steps_per_epoch
+from .train import (StepMetrics, Trainer, TrainingDiverged, batch_indices, make_run_config, skip_epochs,
+                    steps_per_epoch)
 
 SWEEP_MAX_VARIANTS = 6  # one job trains them all on one core: more would starve each variant of steps
 
@@ -269,15 +271,18 @@ class LockstepTrainer:
             torch.set_num_threads(cfg.num_threads)
         order = torch.Generator().manual_seed(cfg.seed)  # as Trainer.steps seeds it: the same batches
         per_epoch = steps_per_epoch(len(self.images), cfg.batch_size)
+        first, done = divmod(self.step, per_epoch)  # a resumed run goes on where it stopped
+        skip_epochs(len(self.images), order, first)
         start = time.perf_counter()
         for i in self.live:
             self.trainers[i].model.train()
-        for _ in range(cfg.epochs):
-            for indices in batch_indices(len(self.images), cfg.batch_size, order):
+        for _ in range(first, cfg.epochs):
+            for indices in itertools.islice(batch_indices(len(self.images), cfg.batch_size, order), done, None):
                 over = cfg.time_budget_s is not None and time.perf_counter() - start >= cfg.time_budget_s
                 if over or not self.live:
                     return
                 yield self.train_step(indices, per_epoch, start)
+            done = 0
 
     def train_step(self, indices: torch.Tensor, per_epoch: int, start: float) -> LockstepStep:
         """One step of every live variant on the images at `indices`, each normalized its own way."""

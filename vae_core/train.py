@@ -16,6 +16,7 @@ import torch
 from .compatibility import ACTIVATION_RANGE, Verdict, compatibility
 from .config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from .data import ImageDataset, dataset_shape, load_splits, pixels
+from .train_state import TrainState
 from .evaluate import range_fractions
 from .likelihoods import log_sigma_of_mse
 from .models import VAE, build_model
@@ -84,6 +85,12 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> Iterat
     order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
+
+
+def skip_epochs(n: int, generator: torch.Generator, epochs: int) -> None:
+    """Advance the batch-order generator past `epochs` epochs: the draws batch_indices makes for them."""
+    for _ in range(epochs):
+        torch.randperm(n, generator=generator)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -161,6 +168,22 @@ class Trainer:
         self.step += 1
         return terms
 
+    def state(self) -> TrainState:
+        """What resuming needs beyond the weights: the step, the optimizer's moments, the z noise."""
+        return TrainState(self.step, self.generator.get_state(), self.optimizer.state_dict())
+
+    def resume(self, weights: dict[str, torch.Tensor], state: TrainState) -> None:
+        """Continue a saved run: its weights, then its optimizer, z noise and step; ValueError if they do not fit."""
+        try:
+            self.model.load_state_dict(weights)
+            _check_moments(self.optimizer, state.optimizer)
+            self.optimizer.load_state_dict(state.optimizer)
+            self.generator.set_state(state.noise)
+        except (ValueError, RuntimeError, KeyError, TypeError) as e:
+            raise ValueError(f"The saved training state does not fit this run's model ({e}).") from None
+        self.step = state.step
+        self._keep_good()
+
     def fit_sigma(self) -> None:
         """gaussian_optimal: keep the sigma* of the whole training set, not the last batch's (which varies by
         several percent from batch to batch); other likelihoods: nothing. Call it before evaluating or saving."""
@@ -189,6 +212,15 @@ class Trainer:
             images_per_s=batch / max(now - t0, 1e-9), elapsed_s=now - start,
             kl_per_dim=tuple(terms.kl_per_dim.tolist()),
             sigma=None if log_sigma is None else math.exp(log_sigma.item()))
+
+
+def _check_moments(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Every saved moment has its parameter's shape (load_state_dict would accept a wrong one until a step)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, values in saved["state"].items():
+        for name, t in values.items():
+            if t.dim() and (index >= len(params) or t.shape != params[index].shape):
+                raise ValueError(f"optimizer state {index}.{name} has shape {tuple(t.shape)}")
 
 
 @torch.no_grad()

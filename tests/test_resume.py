@@ -1,0 +1,85 @@
+"""Resuming a run: training 2 epochs, or 1 and then 1 more from the saved run, gives the same weights; a stop
+mid-epoch resumes on the same batches; the state is safetensors, and a run that cannot resume says why."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vae_core.cli import main
+from vae_core.runs import load_run
+from vae_core.train_state import TRAIN_STATE, read_train_state
+
+TINY = ["--n-train", "96", "--n-test", "16", "--width", "8", "--latent-dim", "3", "--batch-size", "32",
+        "--likelihood", "gaussian", "--quiet"]
+
+
+def train(tmp_path: Path, capsys, *args: str) -> Path:
+    assert main(["train", *TINY, "--runs-dir", str(tmp_path), *args]) == 0
+    return Path(capsys.readouterr().out.strip())
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_run(run).model.state_dict()
+
+
+@pytest.mark.parametrize("loss", [[], ["--recon-batch-reduction", "sum", "--kl-schedule", "linear",
+                                       "--kl-warmup-steps", "5"]])
+def test_two_epochs_equal_one_then_one_more(tmp_path, capsys, loss):
+    straight = train(tmp_path / "a", capsys, "--epochs", "2", *loss)
+    first = train(tmp_path / "b", capsys, "--epochs", "1", *loss)
+    assert main(["train", "--resume", str(first), "--epochs", "2", "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(first)  # in its own folder
+    a, b = weights(straight), weights(first)
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    metrics = json.loads((first / "metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["history"]["step"] == list(range(1, 7))  # the history goes on
+
+
+def test_a_run_stopped_mid_epoch_resumes_on_the_same_batches(tmp_path, capsys):
+    """A budget-stopped run is at a step inside an epoch: the resumed run skips the batches already seen."""
+    from vae_core.config import DataConfig, ModelConfig, LossConfig, TrainConfig
+    from vae_core.jobs import TrainingJob, run_in_foreground
+    from vae_core.train import make_run_config
+
+    config = make_run_config(DataConfig(n_train=96, n_test=16), ModelConfig(width=8, latent_dim=3),
+                             LossConfig("gaussian"), TrainConfig(epochs=2, batch_size=32))
+    straight = run_in_foreground(config, tmp_path / "a", checkpoint_every_s=3600)
+
+    class StopAfter(TrainingJob):  # a stop request after 4 steps (3 per epoch): mid-epoch
+        def _record_step(self, step):
+            super()._record_step(step)
+            if step.step == 4:
+                self.stop()
+
+    job = StopAfter(config, tmp_path / "b", checkpoint_every_s=3600)
+    job.start()
+    job.join()
+    assert read_train_state(job.run_dir / TRAIN_STATE).step == 4
+    resumed = run_in_foreground(config, tmp_path / "b", job.run_dir, resume=True, checkpoint_every_s=3600)
+    a, b = weights(straight.run_dir), weights(resumed.run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resuming_refuses_what_would_change_the_run(tmp_path, capsys):
+    run = train(tmp_path, capsys, "--epochs", "1")
+    assert main(["train", "--resume", str(run), "--latent-dim", "4"]) == 2
+    assert "drop --latent-dim" in capsys.readouterr().err
+    (run / TRAIN_STATE).write_bytes(b"\x00" * 64)
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 2
+    assert "is not a readable training state" in capsys.readouterr().err
+    (run / TRAIN_STATE).unlink()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 2
+    assert "cannot be resumed exactly" in capsys.readouterr().err
+
+
+def test_the_training_state_is_safetensors_with_the_optimizer_moments(tmp_path, capsys):
+    run = train(tmp_path, capsys, "--epochs", "1")
+    state = read_train_state(run / TRAIN_STATE)
+    model = load_run(run).model
+    params = list(model.parameters())
+    assert state.step == 3 and len(state.optimizer["state"]) == len(params)
+    assert all(state.optimizer["state"][i]["exp_avg"].shape == p.shape for i, p in enumerate(params))
+    assert (run / TRAIN_STATE).read_bytes()[8:9] == b"{"  # a safetensors header: JSON, never a pickle
