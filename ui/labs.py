@@ -86,7 +86,7 @@ def my_lab_images() -> DataConfig | None:
         st.page_link(IMAGES_PAGE, label="Your images", icon=":material/photo_library:")
         return None
     st.caption(f"**Your images:** {r.images.summary()}")
-    return lab_images(r.chosen, r.images.color, len(r.images.test))
+    return lab_images(r.chosen, len(r.images.test))
 
 
 def lab_job(lab: Lab) -> JobRecord | None:

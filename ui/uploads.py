@@ -6,7 +6,6 @@ browser's. A read is kept in this session's state; the choice of images in this 
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -42,8 +41,7 @@ class Read:
     @property
     def chosen(self) -> DataConfig:
         """The data a run trains on: "auto" colour settled from the images."""
-        color = self.images.color if self.data.color == "auto" else self.data.color
-        return dataclasses.replace(self.data, color=color)
+        return self.images.settle(self.data)
 
 
 def host() -> HostSettings:

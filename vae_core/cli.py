@@ -198,8 +198,7 @@ def _check_images(ns: argparse.Namespace) -> None:
     read = read_images(data.images, data)
     if not ns.quiet:
         sys.stderr.write(read.summary() + "\n")
-    if data.color == "auto":
-        setattr(ns, "data.color", read.color)
+    setattr(ns, "data.color", read.settle(data).color)
 
 
 def _test_line(t: Any) -> str:

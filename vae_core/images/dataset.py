@@ -3,6 +3,7 @@ labels from folder names, a seeded split where there is none, and a summary of w
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,10 @@ class UserImages:
             head += f"; {sum(skips.values()):,} skipped: " + _counted(skips, REASON_WORDS)
         notes = Counter(note for o in self.outcomes if not o.skip for note in o.notes)
         return head + (f". Converted: {_counted(notes, NOTE_WORDS)}." if notes else ".")
+
+    def settle(self, data: DataConfig) -> DataConfig:
+        """data with "auto" colour replaced by what these images are."""
+        return data if data.color != "auto" else dataclasses.replace(data, color=self.color)
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """class name -> {"train": n, "test": n}."""

@@ -143,11 +143,10 @@ class Lab:
 
 # ----------------------------------------------------------------------------- building a design
 
-def lab_images(data: DataConfig, color: str, test_images: int) -> DataConfig:
-    """A lab's view of a person's images: "auto" colour settled as read, at most LAB_TEST_IMAGES test images
-    (fewer where the upload's test split is smaller)."""
-    return dataclasses.replace(data, color=color if data.color == "auto" else data.color,
-                               n_test=min(LAB_TEST_IMAGES, test_images))
+def lab_images(data: DataConfig, test_images: int) -> DataConfig:
+    """A lab's view of a person's images (their colour settled): at most LAB_TEST_IMAGES test images, fewer
+    where the upload's test split is smaller."""
+    return dataclasses.replace(data, n_test=min(LAB_TEST_IMAGES, test_images))
 
 
 def base_config(settings: LabSettings, model: ModelConfig | None = None, loss: LossConfig | None = None,

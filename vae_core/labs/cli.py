@@ -49,7 +49,7 @@ def lab_settings(ns: argparse.Namespace) -> LabSettings:
 
     data = DataConfig(dataset="images", seed=ns.seed, **{f: getattr(ns, f) for f in IMAGE_FIELDS})
     read = read_images(data.images, data)
-    return LabSettings("images", None, ns.seed, ns.budget, images=lab_images(data, read.color, len(read.test)))
+    return LabSettings("images", None, ns.seed, ns.budget, images=lab_images(read.settle(data), len(read.test)))
 
 
 def cmd_lab(ns: argparse.Namespace) -> int:
