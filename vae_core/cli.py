@@ -79,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="the run folder to write (default: a new folder under --runs-dir)")
     train.add_argument("--runs-dir", type=Path, help="where new runs go (default: $VAE_LAB_RUNS or ./runs)")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
+    from .train_state import RESUME_MAY_CHANGE
+
+    may_change = ", ".join(option_flag("train", f) for f in RESUME_MAY_CHANGE)
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue that run (weights, optimizer, "
-                       "step, history) in its own folder; only --epochs (the total), --time-budget, --device and "
-                       "--threads may change")
+                       f"step, history) in its own folder; only {may_change} may change (--epochs: the total)")
     _add_sweep_option(train)
     ev = sub.add_parser("evaluate", help="evaluate a run on its dataset's test split")
     ev.add_argument("run_dir", type=Path)

@@ -13,7 +13,7 @@ from .harness import REPO, VIEWPORT, go_to, running_server
 pytestmark = pytest.mark.e2e
 
 CIFAR_ZIP = REPO.parent / "shared" / "data" / "cifar10-5k-png.zip"
-CAP_S = "3"  # the host's cap on a job: brief training, for a test
+CAP_S = "2"  # the host's cap on a job: brief training, for a test
 
 
 def picker_text(page) -> str:
@@ -52,11 +52,7 @@ def test_a_person_uploads_cifar_sees_what_normalization_does_trains_and_keeps_it
         text = alice.inner_text("[data-testid='stMain']")
         assert "1000 test images of your images" in text and alice.locator("[data-testid='stPlotlyChart']").count() >= 2
         assert_no_exception(alice, "reconstructions of CIFAR images")
-        screenshot(alice, "images-cifar-reconstructions")
-        go_to(alice, "Latent space")
-        wait_settled(alice, timeout=60_000)
-        assert_no_exception(alice, "the latent space of a model of CIFAR images")
-        screenshot(alice, "images-cifar-latent")
+        screenshot(alice, "images-cifar-reconstructions")  # (every page on an upload's runs: test_images_app.py)
         assert "you, private" in picker_text(alice)
 
         bob = browser.new_context(viewport=VIEWPORT).new_page()  # another browser on the same server
