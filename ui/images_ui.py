@@ -14,6 +14,7 @@ from ui.state import RUN_KEY, default_run_path, load_run_infos, set_run
 from ui.uploads import (READ_KEY, Read, choose, chosen_images, forget, host, images_refusal, in_host_folder, my_space, read,
                         save_upload)
 from vae_core.config import DataConfig, Normalization, OutputActivation, field_info, field_options
+from vae_core.images.dataset import IMAGE_OPTIONS
 from vae_core.images.private import save_for_everyone
 from vae_core.images.source import REASON_WORDS, UploadRefused
 from vae_core.normalize import fit_normalizer
@@ -65,7 +66,7 @@ def folder_ui() -> None:
 
 
 def _with_settings(data: DataConfig) -> DataConfig:
-    keys = {name: st.session_state.get(f"images_{name}") for name in ("image_size", "square", "color", "orientation")}
+    keys = {name: st.session_state.get(f"images_{name}") for name in IMAGE_OPTIONS}
     return dataclasses.replace(data, **{k: v for k, v in keys.items() if v is not None})
 
 
@@ -73,7 +74,7 @@ def settings_ui(data: DataConfig) -> DataConfig:
     """How images become tensors: size, squaring, grey or RGB, orientation, and the test share."""
     cols = st.columns(5)
     values = {}
-    for col, name in zip(cols, ("image_size", "square", "color", "orientation")):
+    for col, name in zip(cols, IMAGE_OPTIONS[:4]):  # the four choices; the test share is a number
         options = field_options(DataConfig, name)
         spec = field_info(f"data.{name}").spec
         values[name] = col.selectbox(spec.label, options, index=options.index(getattr(data, name)),

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from ..config import DataConfig, fields_info
+from .dataset import IMAGE_OPTIONS
 
 SHOWN_SKIPS = 20  # skipped files listed one per line; the rest are counted in the summary
 
@@ -19,7 +20,7 @@ def add_images_parser(sub: Any) -> None:
 
     cmd = sub.add_parser("images", help="check a folder or a .zip of your images before training on it")
     cmd.add_argument("images", help="a folder or a .zip of PNG, JPEG, BMP, WebP, GIF or TIFF images")
-    for name in ("image_size", "square", "color", "orientation", "test_share", "seed"):
+    for name in (*IMAGE_OPTIONS, "seed"):
         info = fields_info(DataConfig)[name]
         cmd.add_argument(option_flag("data", name), dest=name, default=info.default, help=option_help(info),
                          **_arg_type(info))
@@ -27,8 +28,7 @@ def add_images_parser(sub: Any) -> None:
 
 
 def data_config(ns: argparse.Namespace) -> DataConfig:
-    fields = ("image_size", "square", "color", "orientation", "test_share", "seed")
-    return DataConfig(dataset="images", images=str(ns.images), **{f: getattr(ns, f) for f in fields})
+    return DataConfig(dataset="images", images=str(ns.images), **{f: getattr(ns, f) for f in (*IMAGE_OPTIONS, "seed")})
 
 
 def cmd_images(ns: argparse.Namespace) -> int:

@@ -22,6 +22,8 @@ Color = Literal["grey", "rgb"]
 TRAIN_NAMES, TEST_NAMES = ("train",), ("test", "val", "valid", "validation")
 UNLABELLED = "unlabelled"  # the class of an image outside every class folder
 DATASET_NAME = "images"
+# How a person's images become tensors: the DataConfig fields a person chooses (the page, the CLI, the labs).
+IMAGE_OPTIONS = ("image_size", "square", "color", "orientation", "test_share")
 
 
 @dataclass(frozen=True)

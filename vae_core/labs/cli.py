@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DataConfig, field_options, fields_info
+from ..images.dataset import IMAGE_OPTIONS
 from .base import LAB_BUDGET_S, LabSettings, lab_images
 
 
@@ -27,7 +28,7 @@ def add_lab_parser(sub: Any) -> None:
                      "the lab has them (sampled-z on sprites)")
 
 
-IMAGE_FIELDS = ("images", "image_size", "square", "color", "orientation", "test_share")
+IMAGE_FIELDS = ("images", *IMAGE_OPTIONS)
 
 
 def _add_images_options(lab: argparse.ArgumentParser) -> None:
