@@ -113,3 +113,32 @@ def test_every_loss_and_architecture_choice_is_a_flag_saved_in_the_run(tmp_path)
     assert m["effective_beta"] == pytest.approx(10.0)  # 100 x the KL averaged over 10 dimensions
     assert 0 <= m["frac_outputs_saturated"] <= 1 and isinstance(m["posterior_collapse"], bool)
     assert m["frac_targets_unreachable"] == 0.0  # zscored x0.1 stays inside (-1, 1) on sprites
+
+
+def test_mnist_has_defaults_of_its_own_that_flags_override():
+    from vae_core.cli import build_parser, config_from_args
+    from vae_core.config import DATASET_DEFAULTS, field_value
+
+    parser = build_parser()
+    mnist = config_from_args(parser.parse_args(["train", "--dataset", "mnist"]))
+    assert all(field_value(mnist, path) == value for path, value in DATASET_DEFAULTS["mnist"].items())
+    assert (mnist.model.arch, mnist.loss.likelihood, mnist.model.output_activation, mnist.data.normalization) == \
+        ("mlp", "bernoulli", "sigmoid", "unit")  # PyTorch's example's choices
+    given = config_from_args(parser.parse_args(["train", "--dataset", "mnist", "--arch", "conv", "--lr", "1e-3"]))
+    assert (given.model.arch, given.train.lr, given.model.latent_dim) == ("conv", 1e-3, 16)
+    sprites = config_from_args(parser.parse_args(["train"]))
+    assert (sprites.model.arch, sprites.train.lr_schedule) == ("conv", "constant")  # the fields' own defaults
+    assert "--dataset mnist changes these defaults: --arch mlp" in parser._subparsers._group_actions[0] \
+        .choices["train"].format_help().replace("\n", " ")
+
+
+def test_under_torchrun_the_batch_size_is_each_process_and_a_sweep_is_refused():
+    from vae_core.cli import _per_process, build_parser
+    from vae_core.distributed import Dist
+
+    ns = build_parser().parse_args(["train", "--dataset", "mnist", "--quiet"])
+    _per_process(ns, Dist(1, 4, 1))
+    assert getattr(ns, "train.batch_size") == 4 * 128 and ns.quiet  # MNIST's 128 a process; rank 1 is quiet
+    ns = build_parser().parse_args(["train", "--batch-size", "16", "--sweep", "beta=1,2"])
+    with pytest.raises(ValueError, match="under torchrun train one run at a time"):
+        _per_process(ns, Dist(0, 2, 0))

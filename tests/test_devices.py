@@ -44,3 +44,30 @@ def test_a_run_records_how_it_was_trained_and_evaluate_repeats_it(tmp_path, caps
     assert main(["evaluate", run, "--json", "--iwae-k", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["world_size"], out["device"], out["precision"]) == (1, "cpu", "float32")
+
+
+def test_bf16_runs_the_network_in_bfloat16_and_reports_float32_terms(monkeypatch):
+    from vae_core.config import DataConfig, LossConfig, ModelConfig
+    from vae_core.sweep import LockstepTrainer
+    from vae_core.train import make_run_config, prepare_data
+
+    def train(precision: str):
+        config = make_run_config(DataConfig(n_train=64, n_test=16), ModelConfig(width=8, latent_dim=3),
+                                 LossConfig(likelihood="gaussian"),
+                                 TrainConfig(epochs=1, batch_size=16, precision=precision))
+        data = prepare_data(config)
+        lockstep = LockstepTrainer([config], data.train.images, [data.normalizer])
+        seen: list[torch.dtype] = []  # the decoder's output dtype at each forward pass
+        lockstep.trainers[0].model.decoder.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+        steps = [s.metrics[0] for s in lockstep.steps()]
+        return steps, seen, lockstep.trainers[0].model
+
+    full, full_seen, _ = train("float32")
+    half, half_seen, model = train("bf16")
+    assert set(full_seen) == {torch.float32} and set(half_seen) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # mixed precision: float32 weights
+    assert [type(m.recon_nats) for m in half] == [float] * 4
+    first_full, first_half = full[0], half[0]  # the same weights, batch and noise: bf16 rounding alone
+    assert first_half.recon_nats == pytest.approx(first_full.recon_nats, rel=2e-2)
+    assert first_half.kl_nats == pytest.approx(first_full.kl_nats, rel=2e-2)
+    assert first_half.recon_nats != first_full.recon_nats

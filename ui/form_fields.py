@@ -42,12 +42,12 @@ def _fields(section: Section, *names: str, keys: dict[str, str] | None = None) -
 
 FORM_FIELDS: tuple[FormField, ...] = (
     _fields("data", "dataset", "normalization", "data_scale", "n_train", "image_size")
-    + _fields("model", "arch", "output_activation", "latent_dim", "width", "depth", "hidden_dim",
+    + _fields("model", "arch", "output_activation", "latent_dim", "width", "depth", "hidden_dim", "mlp_layers",
               "hidden_activation", "output_norm")
     + _fields("loss", "likelihood", "sigma", "beta", "recon_reduction", "recon_batch_reduction", "kl_reduction",
               "kl_batch_reduction", "recon_coef", "z_samples",
               "kl_schedule", "kl_warmup_steps", "kl_ramp_fraction", "free_bits")
-    + _fields("train", "epochs", "time_budget_s", "batch_size", "lr", "seed",
+    + _fields("train", "epochs", "time_budget_s", "batch_size", "lr", "lr_schedule", "seed",
               keys={"time_budget_s": "cfg_time_budget"})  # the key the browser tests already use
 )
 BY_NAME = {(f.section, f.name): f for f in FORM_FIELDS}

@@ -108,16 +108,19 @@ def model_config_ui(form: FieldReader) -> ModelConfig | None:
     arch = form.select(c1, "model", "arch")
     activation = form.select(c2, "model", "output_activation")
     latent_dim = form.number(c3, "model", "latent_dim")
-    details = ("width", "depth", "hidden_dim")
+    details = ("width", "depth", "hidden_dim", "mlp_layers")
     with st.expander("Architecture details", expanded=form.refused_now("model", *details)):
-        c4, c5, c6, c7, c8 = st.columns(5)
-        width = form.number(c4, "model", "width", use="used" if arch == "conv" else "unused")
-        depth = form.number(c5, "model", "depth", use="used" if arch == "conv" else "unused")
-        hidden = form.number(c6, "model", "hidden_dim", use="used" if arch == "mlp" else "unused")
-        hidden_act = form.select(c7, "model", "hidden_activation")
-        out_norm = form.select(c8, "model", "output_norm")
+        c4, c5, c6, c7, c8, c9 = st.columns(6)
+        conv, mlp = ("used", "unused") if arch == "conv" else ("unused", "used")
+        width = form.number(c4, "model", "width", use=conv)
+        depth = form.number(c5, "model", "depth", use=conv)
+        hidden = form.number(c6, "model", "hidden_dim", use=mlp)
+        layers = form.number(c7, "model", "mlp_layers", use=mlp)
+        hidden_act = form.select(c8, "model", "hidden_activation")
+        out_norm = form.select(c9, "model", "output_norm")
     return form.build(ModelConfig, arch=arch, output_activation=activation, latent_dim=latent_dim, width=width,
-                      depth=depth, hidden_dim=hidden, hidden_activation=hidden_act, output_norm=out_norm)
+                      depth=depth, hidden_dim=hidden, mlp_layers=layers, hidden_activation=hidden_act,
+                      output_norm=out_norm)
 
 
 def loss_config_ui(form: FieldReader) -> LossConfig | None:
@@ -152,10 +155,11 @@ def loss_config_ui(form: FieldReader) -> LossConfig | None:
 
 def train_config_ui(form: FieldReader) -> TrainConfig | None:
     st.markdown("**Training**")
-    c1, c2, c3, c4, c5 = st.columns(5)
+    c1, c2, c3, c4, c5, c6 = st.columns(6)
     values = {name: form.number(col, "train", name)
-              for col, name in zip((c1, c2, c3, c4, c5), ("epochs", "time_budget_s", "batch_size", "lr", "seed"))}
-    return form.build(TrainConfig, **values, num_threads=TRAIN_THREADS)
+              for col, name in zip((c1, c2, c3, c4, c6), ("epochs", "time_budget_s", "batch_size", "lr", "seed"))}
+    schedule = form.select(c5, "train", "lr_schedule")
+    return form.build(TrainConfig, **values, lr_schedule=schedule, num_threads=TRAIN_THREADS)
 
 
 def _use_loaded_settings() -> None:

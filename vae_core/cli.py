@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import SECTIONS, FieldInfo, RunConfig, fields_info, range_text
+from .config import DATASET_DEFAULTS, SECTIONS, FieldInfo, RunConfig, default_for, fields_info, range_text
 
 # Fields the CLI names differently (unit in the name, or a clash between sections).
 FLAG_NAMES = {("train", "time_budget_s"): "--time-budget", ("data", "seed"): "--data-seed"}
@@ -68,13 +68,26 @@ def config_from_args(ns: argparse.Namespace) -> RunConfig:
         if "." in key:
             section, name = key.split(".", 1)
             given[section][name] = value
+    dataset = given["data"].get("dataset", default_for("data.dataset", ""))
+    for path, value in DATASET_DEFAULTS.get(dataset, {}).items():  # the dataset's own, where not given
+        section, name = path.split(".")
+        given[section].setdefault(name, value)
     return make_run_config(*(SECTIONS[s](**given[s]) for s in SECTIONS))
+
+
+def _dataset_defaults_text() -> str:
+    """The epilog of train --help: the defaults a dataset changes (DATASET_DEFAULTS)."""
+    lines = [f"--dataset {dataset} changes these defaults: " + ", ".join(
+        f"{option_flag(*path.split('.'))} {value}" for path, value in values.items())
+        for dataset, values in DATASET_DEFAULTS.items()]
+    return " ".join(lines) + (". Under torchrun --batch-size is each process's; the run's batch is N times it."
+                              if lines else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae_core", description="VAE Lab: train and evaluate small VAEs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    train = sub.add_parser("train", help="train a VAE and save a run folder")
+    train = sub.add_parser("train", help="train a VAE and save a run folder", epilog=_dataset_defaults_text())
     _add_config_options(train)
     train.add_argument("--out", type=Path, help="the run folder to write (default: a new folder under --runs-dir)")
     train.add_argument("--runs-dir", type=Path, help="where new runs go (default: $VAE_LAB_RUNS or ./runs)")
@@ -144,35 +157,63 @@ def _add_sweep_option(train: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
+    from .distributed import dist_from_env, leave
+
+    dist = dist_from_env()  # under torchrun: one process of several
+    if dist is not None:
+        _per_process(ns, dist)
+    try:
+        return _train(ns, dist)
+    finally:
+        leave()
+
+
+def _train(ns: argparse.Namespace, dist: Any) -> int:
     from .jobs import run_in_foreground
     from .runs import default_runs_dir
 
     if ns.resume:
-        return _resume(ns)
+        return _resume(ns, dist)
     if getattr(ns, "data.dataset", None) == "images" and getattr(ns, "data.images", None):
         _check_images(ns)
     config = config_from_args(ns)
     if ns.sweep is not None:
         return _train_sweep(ns, config)
     snap = run_in_foreground(config, ns.runs_dir or default_runs_dir(), ns.out,
-                             on_step=None if ns.quiet else _progress())
-    return _report(snap, ns.quiet)
+                             on_step=None if ns.quiet else _progress(), dist=dist)
+    return _report(snap, ns.quiet, dist is None or dist.main)
 
 
-def _report(snap: Any, quiet: bool) -> int:
-    """A finished job on stderr, its run folder on stdout; the exit status (2 failed, 1 diverged, else 0)."""
+def _per_process(ns: argparse.Namespace, dist: Any) -> None:
+    """Under torchrun: --batch-size is each process's, so the run's batch is N times it; rank 0 alone prints."""
+    if ns.sweep is not None:
+        raise ValueError("--sweep trains a family in one process; under torchrun train one run at a time.")
+    if not ns.resume:
+        dataset = getattr(ns, "data.dataset", default_for("data.dataset", ""))
+        per_process = getattr(ns, "train.batch_size", default_for("train.batch_size", dataset))
+        setattr(ns, "train.batch_size", per_process * dist.world)
+        if dist.main and not ns.quiet:
+            sys.stderr.write(f"{dist.world} processes, {per_process} images each: {per_process * dist.world} "
+                             "images per step\n")
+    ns.quiet = ns.quiet or not dist.main
+
+
+def _report(snap: Any, quiet: bool, main: bool = True) -> int:
+    """A finished job on stderr, its run folder on stdout; the exit status (2 failed, 1 diverged, else 0).
+    Under torchrun only rank 0 (main) says anything: it alone evaluated and saved."""
     if snap.status == "failed":
-        sys.stderr.write(f"error: {snap.message}\n")
+        sys.stderr.write(f"error: {snap.message}\n" if main else "")
         return 2
     if snap.test_metrics and not quiet:
         sys.stderr.write(f"{snap.status}: {_test_line(snap.test_metrics)}\n")
-    if snap.status == "diverged":
+    if snap.status == "diverged" and main:
         sys.stderr.write(f"warning: {snap.message}\n")
-    sys.stdout.write(f"{snap.run_dir}\n")
+    if main:
+        sys.stdout.write(f"{snap.run_dir}\n")
     return 1 if snap.status == "diverged" else 0
 
 
-def _resume(ns: argparse.Namespace) -> int:
+def _resume(ns: argparse.Namespace, dist: Any) -> int:
     """train --resume RUN_DIR: the run's own config, with only what RESUME_MAY_CHANGE names changed."""
     from .jobs import run_in_foreground
     from .runs import read_config
@@ -187,8 +228,8 @@ def _resume(ns: argparse.Namespace) -> int:
     config = read_config(ns.resume)[0]
     train = dataclasses.replace(config.train, **{k.split(".")[1]: v for k, v in given.items()})
     snap = run_in_foreground(dataclasses.replace(config, train=train), ns.resume.parent, ns.resume,
-                             on_step=None if ns.quiet else _progress(), resume=True)
-    return _report(snap, ns.quiet)
+                             on_step=None if ns.quiet else _progress(), resume=True, dist=dist)
+    return _report(snap, ns.quiet, dist is None or dist.main)
 
 
 def _check_images(ns: argparse.Namespace) -> None:

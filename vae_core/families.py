@@ -31,7 +31,7 @@ def field_label(path: FieldPath) -> str:
 
 def _unused(config: RunConfig) -> set[FieldPath]:
     """Fields whose value this configuration never reads."""
-    unused = {"model.hidden_dim"} if config.model.arch == "conv" else {"model.width", "model.depth"}
+    unused = {"model.hidden_dim", "model.mlp_layers"} if config.model.arch == "conv" else {"model.width", "model.depth"}
     if not likelihood_spec(config.loss.likelihood).reads_sigma:
         unused.add("loss.sigma")
     if config.loss.kl_schedule == "constant":

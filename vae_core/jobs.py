@@ -33,6 +33,7 @@ from .job_state import (HISTORY_CAP, N_PREVIEW, JobSnapshot, JobState, JobUpdate
 from .latent import reconstruct
 from .normalize import fit_normalizer
 from .devices import resolve_device
+from .distributed import Dist, join, rank0_clock, trainer_factory
 from .run_samples import samples_to_keep
 from .train_state import RESUME_MAY_CHANGE, TRAIN_STATE, read_train_state, same_run
 from .runs import RunRecord, RunStatus, load_run, run_name, save_run, writer_fields
@@ -87,6 +88,7 @@ class TrainingJob:
     _thread: threading.Thread | None = field(default=None, repr=False)
     sweep: Family | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
     resume: bool = False  # continue the run saved at run_dir (its weights, optimizer, step and history)
+    dist: Dist | None = None  # under torchrun: this process's place (rank 0 alone evaluates and saves)
 
     def __post_init__(self) -> None:
         self.sweep = planned_sweep(self.sweep, self.config, self.runs_dir, self.run_dir)
@@ -151,6 +153,8 @@ class TrainingJob:
 
     def _run(self) -> None:
         self.device = resolve_device(self.config.train.device)  # a missing accelerator fails the job, saying so
+        if self.dist is not None:
+            self.device = join(self.dist, self.device)
         data = self.data or prepare_data(self.config)
         self._variants = self._make_variants(data)
         lockstep = self._lockstep(data)
@@ -181,7 +185,8 @@ class TrainingJob:
         """The variants' trainers; each refused one says why (all refused: raise, the job fails)."""
         try:
             lockstep = LockstepTrainer([v.config for v in self._variants], data.train.images,
-                                       [v.data.normalizer for v in self._variants], device=self.device)
+                                       [v.data.normalizer for v in self._variants], device=self.device,
+                                       **self._distributed())
         except NothingToTrain as e:
             self._announce_refusals(e.reasons)
             raise
@@ -192,6 +197,22 @@ class TrainingJob:
                 self._emit_to(v, JobUpdate(status="running" if self.sweep else None,
                                            verdict=check_compatibility(v.config, v.data.normalizer)))
         return lockstep
+
+    def _distributed(self) -> dict[str, Any]:
+        """Under torchrun: DDP trainers, and rank 0's say on when to stop (the time is up, or a stop)."""
+        if self.dist is None:
+            return {}
+        return {"make_trainer": trainer_factory(self.dist), "agree": self._rank0_clock}
+
+    def _rank0_clock(self, clock: torch.Tensor) -> torch.Tensor:
+        if self._ending() is not None:  # a stop on rank 0 stops every process
+            clock[0] = 1.0
+        return rank0_clock(clock, self.device)
+
+    @property
+    def main(self) -> bool:
+        """Whether this process evaluates and saves: always, but under torchrun where it is not rank 0."""
+        return self.dist is None or self.dist.main
 
     def _resume(self, lockstep: LockstepTrainer) -> None:
         """Load the saved run into the one trainer: weights, optimizer, z noise and step; keep its history."""
@@ -220,18 +241,24 @@ class TrainingJob:
         return [v for v in self._variants if v.status in ("starting", "running")]
 
     def _train(self, lockstep: LockstepTrainer) -> tuple[RunStatus, str]:
-        """Lockstep steps until the end, a stop or an interruption; a diverged variant is saved at once."""
+        """Lockstep steps until the end, a stop or an interruption; a diverged variant is saved at once.
+        (Under torchrun a stop reaches every process through LockstepTrainer.agree, ending the steps.)"""
         for step in lockstep.steps():
             self._record_step(step)
             for i in step.diverged:
                 self._finish(self._variants[i], "diverged", lockstep.messages[i])
             self._maybe_checkpoint()
-            if self.stop_event.is_set():
-                return "stopped", "Stopped by the user."
-            reason = self.interrupted() if self.interrupted else None
-            if reason:
-                return "interrupted", reason
-        return "finished", ""
+            ending = self._ending()
+            if ending and self.dist is None:
+                return ending
+        return self._ending() or ("finished", "")
+
+    def _ending(self) -> tuple[RunStatus, str] | None:
+        """Why the job must end before its time: a stop, or its server is gone."""
+        if self.stop_event.is_set():
+            return "stopped", "Stopped by the user."
+        reason = self.interrupted() if self.interrupted else None
+        return ("interrupted", reason) if reason else None
 
     def _record_step(self, step: LockstepStep) -> None:
         for v, metrics in zip(self._variants, step.metrics):
@@ -240,7 +267,7 @@ class TrainingJob:
             self._emit_to(v, JobUpdate(steps=(metrics,)))
             if self.on_step and self.sweep is None:
                 self.on_step(metrics)
-            if time.monotonic() - v.last_preview >= self.preview_every_s:
+            if self.main and time.monotonic() - v.last_preview >= self.preview_every_s:
                 self._emit_to(v, JobUpdate(preview=self._preview(v, metrics.step)))
                 v.last_preview = time.monotonic()
 
@@ -254,7 +281,7 @@ class TrainingJob:
 
     def _maybe_checkpoint(self) -> None:
         """Save every live run as "running" every checkpoint_every_s: a crash or kill loses at most that much."""
-        if time.monotonic() - self._last_checkpoint < self.checkpoint_every_s:
+        if not self.main or time.monotonic() - self._last_checkpoint < self.checkpoint_every_s:
             return
         self._last_checkpoint = time.monotonic()
         for v in self._live():
@@ -280,10 +307,14 @@ class TrainingJob:
                          owner=self.owner,
                          started=self._started, checkpoint_every_s=self.checkpoint_every_s,
                          sweep=self.sweep.id if self.sweep else None, device=self.device.type,
+                         world_size=self.dist.world if self.dist else 1, precision=v.config.train.precision,
                          **writer_fields()).to_dict()
 
     def _finish(self, v: _Variant, status: RunStatus, message: str) -> None:
         """Evaluate and save; a failed evaluation still saves the weights (nothing trained is lost)."""
+        if not self.main:  # rank 0 evaluates and saves
+            self._emit_to(v, JobUpdate(status=status, message=message))
+            return
         try:
             v.trainer.fit_sigma()  # gaussian_optimal: the training set's sigma*, before it is evaluated and saved
             test = evaluate(v.trainer.model, v.data.normalizer, v.data.test.images, dataset=v.config.data.dataset,
@@ -360,14 +391,17 @@ def run_in_foreground(config: RunConfig, runs_dir: Path, run_dir: Path | None = 
                       on_step: Callable[[StepMetrics], None] | None = None,
                       checkpoint_every_s: float | None = None, owner: str | None = None,
                       sweep: Family | None = None,
-                      on_update: Callable[[JobUpdate], None] | None = None, resume: bool = False) -> JobSnapshot:
+                      on_update: Callable[[JobUpdate], None] | None = None, resume: bool = False,
+                      dist: Dist | None = None) -> JobSnapshot:
     """Train to the end while the caller waits (the CLI); Ctrl-C stops it and still saves the run(s).
 
     checkpoint_every_s: None reads the host's setting (VAE_LAB_CHECKPOINT_EVERY_S, default 5 s).
     sweep: train a family in lockstep, one run per value (run_dir must then be None).
+    dist: this process's place under torchrun (distributed.py); rank 0 alone evaluates and saves.
     """
     job = TrainingJob(config, runs_dir, run_dir=run_dir, on_step=on_step, owner=owner,
-                      checkpoint_every_s=checkpoint_every_s, sweep=sweep, on_update=on_update, resume=resume)
+                      checkpoint_every_s=checkpoint_every_s, sweep=sweep, on_update=on_update, resume=resume,
+                      dist=dist)
     job.start()
     try:
         while not job.join(0.2):

@@ -73,11 +73,15 @@ def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(near, 0.5 + d / 3 + 16 / 45 * d**3, far)
 
 
-def optimal_log_sigma(x: torch.Tensor, mean: torch.Tensor,
-                      log_floor: torch.Tensor | float = UNIT_LOG_SIGMA_FLOOR) -> torch.Tensor:
-    """The shared sigma minimizing the Gaussian NLL of the batch: sigma* = sqrt(mean squared error), floored."""
-    mse = (x - mean).pow(2).mean().detach()  # at the optimum d/dsigma = 0, so detaching changes no gradient
-    return log_sigma_of_mse(mse, log_floor)
+def optimal_log_sigma(x: torch.Tensor, mean: torch.Tensor, log_floor: torch.Tensor | float = UNIT_LOG_SIGMA_FLOOR,
+                      total: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """The shared sigma minimizing the Gaussian NLL of the batch: sigma* = sqrt(mean squared error), floored.
+    total: sums over the processes that share the batch (torchrun), so each fits the whole batch's sigma*."""
+    sq = (x - mean).pow(2).detach()  # at the optimum d/dsigma = 0, so detaching changes no gradient
+    if total is None:
+        return log_sigma_of_mse(sq.mean(), log_floor)
+    pooled = total(torch.stack([sq.sum().double(), torch.tensor(sq.numel(), dtype=torch.float64, device=sq.device)]))
+    return log_sigma_of_mse((pooled[0] / pooled[1]).to(sq.dtype), log_floor)
 
 
 def log_sigma_of_mse(mse: torch.Tensor, log_floor: torch.Tensor | float) -> torch.Tensor:

@@ -13,6 +13,7 @@ import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -30,6 +31,26 @@ class VAEOutput:
     logvar: torch.Tensor  # (B, L)
     z: torch.Tensor  # (B, L) one sample of q(z|x)
     log_sigma: torch.Tensor | None  # broadcastable to x_hat: the decoder's sigma (Laplace: scale), if fixed or predicted
+
+
+@dataclass(frozen=True)
+class BatchShare:
+    """This process's rows [start, start + size) of a batch of `whole` images split across `world` processes
+    (torchrun). Each process draws the whole batch's z noise and keeps its rows, and pools batch statistics
+    with `total` (a tensor summed over the processes), so together they compute what one process would."""
+    start: int
+    size: int
+    whole: int
+    world: int
+    total: Callable[[torch.Tensor], torch.Tensor]
+
+
+def draw_noise(std: torch.Tensor, generator: torch.Generator | None, share: BatchShare | None) -> torch.Tensor:
+    """eps ~ N(0, I) shaped like std (B, L): this process's rows of the whole batch's draw."""
+    if share is None:
+        return torch.randn(std.shape, generator=generator, dtype=std.dtype, device=std.device)
+    eps = torch.randn((share.whole, *std.shape[1:]), generator=generator, dtype=std.dtype, device=std.device)
+    return eps[share.start:share.start + share.size]
 
 
 def _activation(name: str) -> nn.Module:
@@ -76,12 +97,11 @@ class VAE(nn.Module):
         h = self.encoder(x)  # (B, F)
         return self.fc_mu(h), self.fc_logvar(h)
 
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
+                       share: BatchShare | None = None) -> torch.Tensor:
         """z = mu + sigma * eps, eps ~ N(0, I) drawn from `generator` (torch's global one if None)."""
         std = torch.exp(0.5 * logvar)
-        eps = torch.randn(std.shape, generator=generator, dtype=std.dtype, device=std.device)  # (B, L)
-        return mu + std * eps
+        return mu + std * draw_noise(std, generator, share)
 
     def _decode_raw(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.decoder(z)  # (B, out_channels, H, W)
@@ -126,16 +146,21 @@ class VAE(nn.Module):
         log_sigma = pixel_log_sigma if pixel_log_sigma is not None else self.decoder_log_sigma()
         return VAEOutput(self.out_act(logits), logits, mu, logvar, z, log_sigma)
 
-    def sample_output(self, mu: torch.Tensor, logvar: torch.Tensor,
-                      generator: torch.Generator | None = None) -> VAEOutput:
+    def sample_output(self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
+                      share: BatchShare | None = None) -> VAEOutput:
         """Draw z ~ q(z|x) and decode it: one more sample for the same encoder output."""
-        return self.output_at(self.reparameterize(mu, logvar, generator), mu, logvar)
+        return self.output_at(self.reparameterize(mu, logvar, generator, share), mu, logvar)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
-        out = self.sample_output(*self.encode(x), generator)
-        if self.lik.sigma == "optimal" and self.training:  # this batch's sigma*: only forward sees x
-            out = dataclasses.replace(out, log_sigma=optimal_log_sigma(x, out.x_hat, self.log_sigma_floor))
-        return out
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                share: BatchShare | None = None) -> VAEOutput:
+        return self.with_batch_sigma(self.sample_output(*self.encode(x), generator, share), x, share)
+
+    def with_batch_sigma(self, out: VAEOutput, x: torch.Tensor, share: BatchShare | None = None) -> VAEOutput:
+        """gaussian_optimal while training: `out` with the batch's sigma* (only a caller that sees x can fit it)."""
+        if self.lik.sigma != "optimal" or not self.training:
+            return out
+        total = share.total if share else None
+        return dataclasses.replace(out, log_sigma=optimal_log_sigma(x, out.x_hat, self.log_sigma_floor, total))
 
 
 class ConvVAE(VAE):
@@ -166,14 +191,20 @@ class ConvVAE(VAE):
 class MLPVAE(VAE):
     def __init__(self, cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0):
         super().__init__(cfg, likelihood, sigma)
-        d = cfg.channels * cfg.image_size**2
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, cfg.hidden_dim), _hidden(cfg.hidden_activation))
-        self.fc_mu = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
-        self.fc_logvar = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
+        d, h = cfg.channels * cfg.image_size**2, cfg.hidden_dim
+        self.encoder = nn.Sequential(nn.Flatten(), *self._hidden_layers(d))
+        self.fc_mu = nn.Linear(h, cfg.latent_dim)
+        self.fc_logvar = nn.Linear(h, cfg.latent_dim)
         d_out = self.out_channels * cfg.image_size**2
-        self.decoder = nn.Sequential(
-            nn.Linear(cfg.latent_dim, cfg.hidden_dim), _hidden(cfg.hidden_activation), nn.Linear(cfg.hidden_dim, d_out),
-            nn.Unflatten(1, (self.out_channels, cfg.image_size, cfg.image_size)))
+        self.decoder = nn.Sequential(*self._hidden_layers(cfg.latent_dim), nn.Linear(h, d_out),
+                                     nn.Unflatten(1, (self.out_channels, cfg.image_size, cfg.image_size)))
+
+    def _hidden_layers(self, d_in: int) -> list[nn.Module]:
+        """mlp_layers of (Linear, activation), d_in -> hidden_dim -> ... -> hidden_dim."""
+        layers: list[nn.Module] = []
+        for d in [d_in] + [self.cfg.hidden_dim] * (self.cfg.mlp_layers - 1):
+            layers += [nn.Linear(d, self.cfg.hidden_dim), _hidden(self.cfg.hidden_activation)]
+        return layers
 
 
 def build_model(cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0,

@@ -6,6 +6,7 @@ or weighs them; that is a separate, visible choice (LossConfig), summarized by e
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import torch
 
 from .config import LossConfig
 from .likelihoods import log_prob
-from .models import VAE, VAEOutput
+from .models import VAE, BatchShare, VAEOutput
 
 
 @dataclass(frozen=True)
@@ -112,25 +113,50 @@ def equivalent_beta(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size:
 
 
 def training_loss(recon: torch.Tensor, kl_dims: torch.Tensor, cfg: LossConfig, beta: float,
-                  n_pixels: int) -> torch.Tensor:
-    """The scalar the optimizer minimizes, from per-image recon (B,) and per-dimension KL (B, L), nats."""
-    kl = kl_dims.mean(0)  # (L,) batch mean per dimension
+                  n_pixels: int, share: BatchShare | None = None) -> torch.Tensor:
+    """The scalar the optimizer minimizes, from per-image recon (B,) and per-dimension KL (B, L), nats.
+
+    share: this process's part of a batch split across processes, whose gradients DistributedDataParallel
+    averages. Each batch mean is then this part's sum x world / whole, so the average over the processes is the
+    whole batch's loss (a sum over the batch too: its factor counts the whole batch)."""
+    if share is None:
+        batch, recon_mean, kl = len(recon), recon.mean(), kl_dims.mean(0)  # kl: (L,) batch mean per dimension
+    else:
+        scale = share.world / share.whole
+        batch, recon_mean, kl = share.whole, recon.sum() * scale, kl_dims.sum(0) * scale
     if cfg.free_bits > 0:  # Kingma et al. 2016: no pressure on a dimension below lambda nats
-        kl = kl.clamp_min(cfg.free_bits)
-    f = reduction_factors(cfg, n_pixels, kl_dims.shape[1], len(recon))
-    return cfg.recon_coef * f.recon * recon.mean() + beta * f.kl * kl.sum()
+        kl = _free_bits(kl, kl_dims, cfg.free_bits, share)
+    f = reduction_factors(cfg, n_pixels, kl_dims.shape[1], batch)
+    return cfg.recon_coef * f.recon * recon_mean + beta * f.kl * kl.sum()
+
+
+def _free_bits(kl: torch.Tensor, kl_dims: torch.Tensor, free_bits: float, share: BatchShare | None) -> torch.Tensor:
+    """max(KL_d, lambda) per dimension: lambda (no gradient) where the whole batch's mean KL_d is below it."""
+    if share is None:
+        return kl.clamp_min(free_bits)
+    whole_mean = share.total(kl_dims.detach().sum(0)) / share.whole  # (L,)
+    return torch.where(whole_mean > free_bits, kl, torch.full_like(kl, free_bits))
+
+
+def _float32(out: VAEOutput) -> VAEOutput:
+    """The outputs of a network run in bfloat16 (autocast), as float32: the terms are computed in float32."""
+    if out.logits.dtype == torch.float32:
+        return out
+    return VAEOutput(**{f.name: None if (t := getattr(out, f.name)) is None else t.float()
+                        for f in dataclasses.fields(out)})
 
 
 def loss_terms(model: VAE, x: torch.Tensor, cfg: LossConfig, step: int = 0,
-               generator: torch.Generator | None = None) -> LossTerms:
-    """One forward pass (S samples of z, drawn from `generator`), the ELBO's terms, and the training loss."""
-    first = model(x, generator)
+               generator: torch.Generator | None = None, share: BatchShare | None = None) -> LossTerms:
+    """One forward pass (S samples of z, drawn from `generator`), the ELBO's terms, and the training loss.
+    share: x is this process's part of a larger batch (see BatchShare); the terms are this part's."""
+    first = _float32(model(x, generator, share))
     recon = reconstruction_nats(first, x, model.likelihood)  # (B,)
     for _ in range(cfg.z_samples - 1):  # more samples of q(z|x) for the same encoder output
-        recon = recon + reconstruction_nats(model.sample_output(first.mu, first.logvar, generator), x,
-                                            model.likelihood)
+        more = _float32(model.with_batch_sigma(model.sample_output(first.mu, first.logvar, generator, share), x, share))
+        recon = recon + reconstruction_nats(more, x, model.likelihood)
     recon = recon / cfg.z_samples
     kl_dims = kl_per_dimension(first.mu, first.logvar)  # (B, L)
     beta = cfg.beta * kl_weight(cfg, step)
-    loss = training_loss(recon, kl_dims, cfg, beta, x[0].numel())
+    loss = training_loss(recon, kl_dims, cfg, beta, x[0].numel(), share)
     return LossTerms(loss, recon, kl_dims.sum(1), kl_dims.mean(0), beta, first)

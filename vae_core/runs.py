@@ -78,7 +78,7 @@ class RunRecord:
     sweep: str | None = None  # the sweep this run is a variant of (the sweep's id), None if trained alone
     world_size: int = 1  # processes that trained it together
     device: str = "cpu"  # the device type it trained on: cpu, cuda or mps
-    precision: str = "float32"  # the parameters' and the reported terms' dtype
+    precision: str = "float32"  # float32, or bf16: the network in bfloat16 (autocast), weights and terms float32
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

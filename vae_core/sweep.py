@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
 
@@ -25,8 +25,8 @@ from .config import SECTIONS, FieldInfo, FieldPath, RunConfig, check_field, fiel
 from .normalize import Normalizer
 from .runs import run_name
 from .sweep_manifest import manifest_path
-from .train import (StepMetrics, Trainer, TrainingDiverged, batch_indices, make_run_config, skip_epochs,
-                    steps_per_epoch)
+from .train import (StepMetrics, Trainer, TrainingDiverged, batch_indices, make_run_config, run_progress,
+                    skip_epochs, steps_per_epoch)
 
 SWEEP_MAX_VARIANTS = 6  # one job trains them all on one core: more would starve each variant of steps
 
@@ -237,10 +237,13 @@ class LockstepTrainer:
     """
 
     def __init__(self, configs: Sequence[RunConfig], images: torch.Tensor, normalizers: Sequence[Normalizer],
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", make_trainer: Callable[..., Trainer] | None = None,
+                 agree: Callable[[torch.Tensor], torch.Tensor] = lambda clock: clock):
         check_lockstep(configs)
         self.configs = tuple(configs)
         self.images = images  # (N, C, H, W) uint8, shared
+        self.make_trainer = make_trainer or Trainer  # Trainer, or (under torchrun) a DistributedTrainer
+        self.agree = agree  # the clock every process goes by: its own, or (under torchrun) rank 0's
         self.trainers: list[Trainer | None] = []
         self.status: list[LockstepStatus] = []
         self.messages: list[str] = []  # why a variant was refused or diverged; "" while it trains
@@ -252,7 +255,7 @@ class LockstepTrainer:
 
     def _add(self, config: RunConfig, normalizer: Normalizer, device: str | torch.device) -> None:
         try:
-            trainer, status, message = Trainer(config, self.images, normalizer, device=device), "training", ""
+            trainer, status, message = self.make_trainer(config, self.images, normalizer, device=device), "training", ""
         except ValueError as e:  # refused before training: say why, keep the others
             trainer, status, message = None, "refused", str(e)
         self.trainers.append(trainer)
@@ -278,11 +281,19 @@ class LockstepTrainer:
             self.trainers[i].model.train()
         for _ in range(first, cfg.epochs):
             for indices in itertools.islice(batch_indices(len(self.images), cfg.batch_size, order), done, None):
-                over = cfg.time_budget_s is not None and time.perf_counter() - start >= cfg.time_budget_s
+                over, progress = self.agree(self.clock(start, per_epoch)).tolist()
                 if over or not self.live:
                     return
+                for i in self.live:
+                    self.trainers[i].set_progress(progress)
                 yield self.train_step(indices, per_epoch, start)
             done = 0
+
+    def clock(self, start: float, per_epoch: int) -> torch.Tensor:
+        """(2,) whether the time is up (1 or 0), and how far through the run the next step is (0 to 1)."""
+        cfg, elapsed = self.configs[0].train, time.perf_counter() - start
+        over = cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s
+        return torch.tensor([float(over), run_progress(cfg, self.step, per_epoch, elapsed)], dtype=torch.float64)
 
     def train_step(self, indices: torch.Tensor, per_epoch: int, start: float) -> LockstepStep:
         """One step of every live variant on the images at `indices`, each normalized its own way."""
@@ -291,7 +302,7 @@ class LockstepTrainer:
         for i in self.live:
             trainer, t0 = self.trainers[i], time.perf_counter()
             try:
-                terms = trainer.train_step(trainer.batch(indices))
+                terms = trainer.train_on(indices)
             except TrainingDiverged as e:  # its last good weights are back; the others go on
                 self.status[i], self.messages[i] = "diverged", str(e)
                 diverged.append(i)

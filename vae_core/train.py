@@ -39,6 +39,15 @@ class StepMetrics:
     sigma: float | None  # the decoder's shared sigma (Gaussian likelihoods), normalized units
 
 
+@dataclass(frozen=True)
+class BatchMeans:
+    """A step's training loss and per-image batch means, float32 nats, without gradients."""
+    loss: torch.Tensor  # ()
+    recon: torch.Tensor  # ()
+    kl: torch.Tensor  # ()
+    kl_per_dim: torch.Tensor  # (L,)
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the model holds the last weights that gave a finite loss."""
 
@@ -97,6 +106,20 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
+def run_progress(cfg: TrainConfig, step: int, per_epoch: int, elapsed_s: float) -> float:
+    """How far through its run a step (0-based) is, from 0: by its epochs' steps, or by the time budget where
+    that is further (a time budget counts this job's seconds: a resumed run starts its budget anew)."""
+    progress = step / (cfg.epochs * per_epoch)
+    if cfg.time_budget_s is not None:
+        progress = max(progress, elapsed_s / cfg.time_budget_s)
+    return min(progress, 1.0)
+
+
+def lr_factor(cfg: TrainConfig, progress: float) -> float:
+    """The schedule's multiplier on the learning rate at a point of the run (cosine: Loshchilov & Hutter 2017)."""
+    return 0.5 * (1 + math.cos(math.pi * progress)) if cfg.lr_schedule == "cosine" else 1.0
+
+
 class Trainer:
     """Owns the model and optimizer; `steps()` trains and yields a StepMetrics after every step.
 
@@ -149,24 +172,44 @@ class Trainer:
                 if cfg.time_budget_s is not None and time.perf_counter() - start >= cfg.time_budget_s:
                     return
                 t0 = time.perf_counter()
+                self.set_progress(run_progress(cfg, self.step, per_epoch, t0 - start))
                 metrics = self.train_step(x)
                 yield self.metrics(metrics, len(x), per_epoch, t0, start)
 
+    def set_progress(self, progress: float) -> None:
+        """The learning rate for the next step, at this point of the run (0 to 1): lr x the schedule's factor."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.train.lr * lr_factor(self.config.train, progress)
+
+    def train_on(self, indices: torch.Tensor) -> LossTerms:
+        """One optimizer step on the images at `indices` (a whole batch)."""
+        return self.train_step(self.batch(indices))
+
     def train_step(self, x: torch.Tensor) -> LossTerms:
         """One optimizer step on a normalized batch; raises TrainingDiverged on a non-finite loss."""
-        terms = loss_terms(self.model, x, self.config.loss, self.step, self.generator)
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.train.precision == "bf16"):
+            terms = self._terms(x)
         if self.model.lik.sigma == "optimal":  # the batch's sigma*, for a checkpoint; fit_sigma replaces it at the end
             with torch.no_grad():
                 self.model.log_sigma.copy_(terms.out.log_sigma)
-        if not torch.isfinite(terms.loss):
+        means = self._means(terms)
+        if not torch.isfinite(means.loss):
             self._restore_good()
-            raise TrainingDiverged(self.step + 1, terms.loss.item(), self.config.train.lr)
+            raise TrainingDiverged(self.step + 1, means.loss.item(), self.config.train.lr)
         self._keep_good()
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         self.optimizer.step()
         self.step += 1
         return terms
+
+    def _terms(self, x: torch.Tensor) -> LossTerms:
+        return loss_terms(self.model, x, self.config.loss, self.step, self.generator)
+
+    def _means(self, terms: LossTerms) -> BatchMeans:
+        """The step's batch means (DistributedTrainer pools them over its processes)."""
+        return BatchMeans(terms.loss.detach(), terms.recon_nats.detach().mean(), terms.kl_nats.detach().mean(),
+                          terms.kl_per_dim.detach())
 
     def state(self) -> TrainState:
         """What resuming needs beyond the weights: the step, the optimizer's moments, the z noise."""
@@ -205,12 +248,12 @@ class Trainer:
         """The StepMetrics of the step just taken (t0: when it began; start: when training began)."""
         now = time.perf_counter()
         log_sigma = self.model.decoder_log_sigma()
+        means = self._means(terms)
+        recon, kl = means.recon.item(), means.kl.item()
         return StepMetrics(
-            step=self.step, epoch=self.step / per_epoch,
-            recon_nats=terms.recon_nats.mean().item(), kl_nats=terms.kl_nats.mean().item(),
-            elbo_nats=terms.elbo_nats.mean().item(), loss=terms.loss.item(), beta=terms.beta,
-            images_per_s=batch / max(now - t0, 1e-9), elapsed_s=now - start,
-            kl_per_dim=tuple(terms.kl_per_dim.tolist()),
+            step=self.step, epoch=self.step / per_epoch, recon_nats=recon, kl_nats=kl, elbo_nats=-(recon + kl),
+            loss=means.loss.item(), beta=terms.beta, images_per_s=batch / max(now - t0, 1e-9),
+            elapsed_s=now - start, kl_per_dim=tuple(means.kl_per_dim.tolist()),
             sigma=None if log_sigma is None else math.exp(log_sigma.item()))
 
 

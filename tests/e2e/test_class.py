@@ -131,31 +131,7 @@ def sidebar_link(page, name: str):
     return page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True)
 
 
-# --------------------------------------------------------------------------- 1. a fresh server, six at once
-
-@pytest.mark.parametrize("repetition", range(1))  # bench/soak.py repeats it at length
-def test_six_sessions_at_once_on_a_fresh_server(browser, tmp_path: Path, repetition: int):
-    with running_app(tmp_path / "runs", tmp_path) as url:
-        sessions = [watch(browser, f"/{path}") for path in SIX_PATHS]
-        try:
-            # Sync Playwright is single-threaded: commit each navigation without waiting for it, so the
-            # six first requests reach the server within a few milliseconds of each other.
-            for s in sessions:
-                s.page.goto(f"{url}{s.name}", wait_until="commit")
-            for s in sessions:
-                settle(s)
-            assert_clean(sessions, f"fresh-server-{repetition}")
-            for s, path in zip(sessions, SIX_PATHS):
-                title = PAGES[path]
-                assert s.page.get_by_role("heading", name=title, level=1).count() == 1, \
-                    f"{s.name} does not show its page {title!r} ({screenshot(s.page, f'FAILED-six-{path}')})"
-            if repetition == 0:
-                screenshot(sessions[1].page, "class-six-at-once-latent")
-        finally:
-            close_all(sessions)
-
-
-# --------------------------------------------------------------------------- 3. six sessions clicking quickly
+# --------------------------------------------------------------------------- 1. a fresh server, six at once, clicking
 
 NAVIGATE_S = 8.0
 
@@ -175,30 +151,47 @@ def _quick_action(rng: random.Random, s: Watched) -> None:
             slider.press(rng.choice(["ArrowLeft", "ArrowRight"]), timeout=5_000)
 
 
-def test_six_sessions_clicking_through_pages_quickly(browser, app_url):
-    rng = random.Random(6)
-    sessions = [watch(browser, f"student {i}") for i in range(6)]
-    try:
-        for s, path in zip(sessions, SIX_PATHS):
-            s.page.goto(f"{app_url}/{path}", wait_until="commit")
-        start = time.monotonic()
+@pytest.mark.parametrize("repetition", range(1))  # bench/soak.py repeats it at length
+def test_six_sessions_open_at_once_on_a_fresh_server_and_click_through_pages_quickly(browser, tmp_path: Path,
+                                                                                     repetition: int):
+    with running_app(tmp_path / "runs", tmp_path) as url:
+        sessions = [watch(browser, f"/{path}") for path in SIX_PATHS]
+        try:
+            open_at_once(sessions, url, repetition)
+            click_quickly(sessions, random.Random(6))
+        finally:
+            close_all(sessions)
+
+
+def open_at_once(sessions: list[Watched], url: str, repetition: int) -> None:
+    """Sync Playwright is single-threaded: commit each navigation without waiting for it, so the six first
+    requests reach the server within a few milliseconds of each other."""
+    for s in sessions:
+        s.page.goto(f"{url}{s.name}", wait_until="commit")
+    for s in sessions:
+        settle(s)
+    assert_clean(sessions, f"fresh-server-{repetition}")
+    for s, path in zip(sessions, SIX_PATHS):
+        title = PAGES[path]
+        assert s.page.get_by_role("heading", name=title, level=1).count() == 1, \
+            f"{s.name} does not show its page {title!r} ({screenshot(s.page, f'FAILED-six-{path}')})"
+    if repetition == 0:
+        screenshot(sessions[1].page, "class-six-at-once-latent")
+
+
+def click_quickly(sessions: list[Watched], rng: random.Random) -> None:
+    """Each session's request lands while the others' reruns run: page changes and slider nudges, interleaved."""
+    actions, start, deadline = 0, time.monotonic(), time.monotonic() + NAVIGATE_S
+    while time.monotonic() < deadline:
         for s in sessions:
-            settle(s)
-        opened = time.monotonic()
-        actions, deadline = 0, time.monotonic() + NAVIGATE_S
-        while time.monotonic() < deadline:
-            for s in sessions:  # interleaved: each session's request lands while others' reruns run
-                _quick_action(rng, s)
-                s.page.wait_for_timeout(rng.choice([0, 50, 150]))
-                actions += 1
-        clicked = time.monotonic()
-        for s in sessions:
-            settle(s)
-        print(f"six sessions opened in {opened - start:.1f} s; {actions} quick actions in {clicked - opened:.1f} s; "
-              f"settled {time.monotonic() - clicked:.1f} s later")
-        assert_clean(sessions, "clicking-quickly")
-    finally:
-        close_all(sessions)
+            _quick_action(rng, s)
+            s.page.wait_for_timeout(rng.choice([0, 50, 150]))
+            actions += 1
+    clicked = time.monotonic()
+    for s in sessions:
+        settle(s)
+    print(f"{actions} quick actions in {clicked - start:.1f} s; settled {time.monotonic() - clicked:.1f} s later")
+    assert_clean(sessions, "clicking-quickly")
 
 
 def test_two_page_changes_crossing_a_busy_browser(browser, app_url):
