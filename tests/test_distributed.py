@@ -25,6 +25,7 @@ from vae_core.train import make_run_config, prepare_data
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD, PER_RANK = 2, 4
+LOOPBACK = "lo"  # gloo binds where the host name resolves unless told; a container's may not route
 
 
 def case(likelihood: str, schedule: str = "constant", **loss) -> RunConfig:
@@ -55,7 +56,7 @@ def train(config: RunConfig, dist: Dist | None = None) -> tuple[dict[str, torch.
 
 
 def _rank(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME=LOOPBACK)
     torch.set_num_threads(1)
     dist = Dist(rank, WORLD, rank)
     join(dist, torch.device("cpu"))
@@ -113,7 +114,7 @@ TINY = ["--dataset", "sprites", "--n-train", "96", "--n-test", "16", "--width", 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD),
            "-m", "vae_core", "train", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "GLOO_SOCKET_IFNAME": LOOPBACK}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -58,7 +58,10 @@ def join(dist: Dist, device: torch.device) -> torch.device:
 
 
 def leave() -> None:
+    """Leave the process group together: a rank that tore gloo down while rank 0 still evaluated and saved was
+    seen to abort ("terminate called without an active exception") on a loaded machine."""
     if tdist.is_initialized():
+        tdist.barrier()
         tdist.destroy_process_group()
 
 
