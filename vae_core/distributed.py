@@ -121,25 +121,21 @@ class DistributedTrainer(Trainer):
         ids = [device] if device.type == "cuda" else None
         self.ddp = DistributedDataParallel(_Objective(self.model, config.loss), device_ids=ids)
         self._share: BatchShare | None = None
-        self._pooled: BatchMeans | None = None
 
     def train_on(self, indices: torch.Tensor) -> LossTerms:
         mine, self._share = share_of(indices, self.dist)
-        self._pooled = None
         return self.train_step(self.batch(mine))
 
     def _terms(self, x: torch.Tensor) -> LossTerms:
         return self.ddp(x, self.step, self.generator, self._share)
 
     def _means(self, terms: LossTerms) -> BatchMeans:
-        """The whole batch's means: one all-reduce per step (then kept for the step's metrics)."""
-        if self._pooled is None:
-            size, whole = len(terms.recon_nats), self._share.whole
-            parts = torch.cat([terms.loss.detach().view(1) / self.dist.world, terms.recon_nats.detach().sum().view(1),
-                               terms.kl_nats.detach().sum().view(1), terms.kl_per_dim.detach() * size])
-            pooled = total(parts.float())
-            self._pooled = BatchMeans(pooled[0], pooled[1] / whole, pooled[2] / whole, pooled[3:] / whole)
-        return self._pooled
+        """The whole batch's means: one all-reduce."""
+        size, whole = len(terms.recon_nats), self._share.whole
+        parts = torch.cat([terms.loss.detach().view(1) / self.dist.world, terms.recon_nats.detach().sum().view(1),
+                           terms.kl_nats.detach().sum().view(1), terms.kl_per_dim.detach() * size])
+        pooled = total(parts.float())
+        return BatchMeans(pooled[0], pooled[1] / whole, pooled[2] / whole, pooled[3:] / whole)
 
 
 def trainer_factory(dist: Dist):

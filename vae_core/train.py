@@ -144,6 +144,7 @@ class Trainer:
         self.generator = generator or torch.Generator(self.device).manual_seed(config.train.seed + NOISE_SEED_OFFSET)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
         self.step = 0
+        self.means: BatchMeans | None = None  # the last step's, as train_step measured them
         # Parameters and float buffers (BatchNorm statistics, sigma*): a NaN in either spoils a checkpoint.
         # state_dict() tensors share storage with the model, and every update is in place.
         self._live = [t for t in self.model.state_dict().values() if t.is_floating_point()]
@@ -192,7 +193,7 @@ class Trainer:
         if self.model.lik.sigma == "optimal":  # the batch's sigma*, for a checkpoint; fit_sigma replaces it at the end
             with torch.no_grad():
                 self.model.log_sigma.copy_(terms.out.log_sigma)
-        means = self._means(terms)
+        self.means = means = self._means(terms)  # once a step: under torchrun it is an all-reduce
         if not torch.isfinite(means.loss):
             self._restore_good()
             raise TrainingDiverged(self.step + 1, means.loss.item(), self.config.train.lr)
@@ -248,7 +249,7 @@ class Trainer:
         """The StepMetrics of the step just taken (t0: when it began; start: when training began)."""
         now = time.perf_counter()
         log_sigma = self.model.decoder_log_sigma()
-        means = self._means(terms)
+        means = self.means
         recon, kl = means.recon.item(), means.kl.item()
         return StepMetrics(
             step=self.step, epoch=self.step / per_epoch, recon_nats=recon, kl_nats=kl, elbo_nats=-(recon + kl),
