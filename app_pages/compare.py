@@ -2,7 +2,7 @@ import streamlit as st
 
 from ui import compare as state
 from ui.state import current_run, page_test_images
-from ui.widgets import chart, url_number
+from ui.widgets import chart, url_choice, url_number
 from vae_core.data import ImageDataset
 from vae_plots import compare
 
@@ -66,7 +66,11 @@ def curves_ui() -> None:
     if not compare.has_history(runs):
         st.caption("None of these runs saved its training curves.")
         return
-    chart(compare.training_curves(runs, labels), key="compare_curves")
+    default = compare.default_curve_scale(runs)
+    scale = url_choice(st, "selectbox", "Vertical axis", list(compare.CURVE_SCALES), default,
+                       "compare_scale", help="per run: each run over its own range, so every run's curve can be "
+                       "read (the hover gives its nats); shared: one axis of nats for all.")
+    chart(compare.training_curves(runs, labels, scale), key="compare_curves")
     if not compare.nats_comparable(runs):
         st.caption("Nats per image of runs with different normalizations or likelihoods are on different scales: "
                    "compare the shapes of these curves, not their heights.")

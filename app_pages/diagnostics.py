@@ -6,7 +6,7 @@ from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
 from ui.widgets import chart, url_choice
 from vae_core.compatibility import ACTIVATION_RANGE
 from vae_core.evaluate import COLLAPSE_KL
-from vae_core.objective import effective_beta, implied_sigma
+from vae_core.objective import implied_sigma
 from vae_plots import views
 from vae_plots.figures import format_number
 
@@ -49,27 +49,31 @@ def likelihood_ui() -> None:
     n = url_choice(right, "select_slider", "Test images", [100, 200, 500, 1000, 2000], 200, "iwae_n")
     m = evaluate_cached(str(run.path), run_mtime(run), min(n, len(test)), k)
     c = st.columns(4)
-    c[0].metric("ELBO", views.with_error(m.elbo_nats, m.elbo_se, 1),
-                help=f"nats/image, one z sample per image; ± one standard error over the {m.n_test} images")
-    c[1].metric(f"IWAE bound, k = {k}", views.with_error(m.iwae_nats, m.iwae_se, 1),
+    c[0].metric("ELBO", views.with_error(m.elbo_nats, m.elbo_mc_se, 1),
+                help="nats/image, one z sample per image. " + views.uncertainty_words(m.elbo_mc_se, m.elbo_se,
+                                                                                     m.n_test, 1))
+    c[1].metric(f"IWAE bound, k = {k}", views.with_error(m.iwae_nats, m.iwae_mc_se, 1),
                 f"{format_number(m.iwae_nats - m.elbo_nats, signed=True)} over the ELBO",
-                help="log p(x) ≥ IWAE_k ≥ ELBO (Burda et al. 2015); tighter as k grows. nats/image, ± one "
-                     "standard error over the images.")
+                help="log p(x) ≥ IWAE_k ≥ ELBO (Burda et al. 2015); tighter as k grows. nats/image. "
+                     + views.uncertainty_words(m.iwae_mc_se, m.iwae_se, m.n_test, 1)
+                     + " The Monte-Carlo error is the jackknife's over the k weights.")
     if m.bits_per_dim is None:
         c[2].metric("Bits/dim", "—", help=m.bits_per_dim_note)
         c[3].metric("Bits/dim (IWAE)", "—")
         st.caption(m.bits_per_dim_note)
     else:
-        c[2].metric("Bits/dim (ELBO)", views.with_error(m.bits_per_dim, m.bits_per_dim_se, 3),
-                    help="-log2 of each 8-bit pixel's grey-level probability mass, KL included, per dimension")
-        c[3].metric("Bits/dim (IWAE)", views.with_error(m.iwae_bits_per_dim, m.iwae_bits_per_dim_se, 3))
+        c[2].metric("Bits/dim (ELBO)", views.with_error(m.bits_per_dim, m.bits_per_dim_mc_se, 3),
+                    help="-log2 of each 8-bit pixel's grey-level probability mass, KL included, per dimension. "
+                         + views.uncertainty_words(m.bits_per_dim_mc_se, m.bits_per_dim_se, m.n_test, 3))
+        c[3].metric("Bits/dim (IWAE)", views.with_error(m.iwae_bits_per_dim, m.iwae_bits_per_dim_mc_se, 3),
+                    help=views.uncertainty_words(m.iwae_bits_per_dim_mc_se, m.iwae_bits_per_dim_se, m.n_test, 3))
     n_pixels = cfg.model.channels * cfg.model.image_size**2
-    beta_eff = effective_beta(cfg.loss, n_pixels, cfg.model.latent_dim, cfg.train.batch_size)
+    last = views.run_beta(run, m.kl_per_dim)  # free bits judged on these test images' KL per dimension
     sigma = implied_sigma(cfg.loss, n_pixels, cfg.model.latent_dim, cfg.train.batch_size)
-    note = f"Its loss amounts to a proper ELBO with β = {beta_eff:.4g}"
+    note = f"Its loss amounts to a proper ELBO with β = {last.reductions:.4g}"
     note += f" (a Gaussian with σ = {sigma:.4g} at β = 1)" if sigma is not None else ""
-    if m.effective_beta is not None and not math.isclose(m.effective_beta, beta_eff):
-        note += f"; at its last step, with its KL schedule and free bits, β = {m.effective_beta:.4g}"
+    if cfg.loss.free_bits > 0 or not math.isclose(last.value, last.reductions):
+        note += f"; at its last step, with its KL schedule and free bits, {last.words()}"
     st.caption(note + ".")
 
 
@@ -78,14 +82,13 @@ def posterior_ui() -> None:
     st.subheader("Is the latent space used?")
     m = evaluate_cached(str(run.path), run_mtime(run), min(1000, len(test)), 0)
     c = st.columns(3)
-    c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}",
-                help="Cov_x(E[z]) > 0.01 (Burda et al. 2015)")
+    c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}", help=views.ACTIVE_UNIT_WORDS)
     c[1].metric("KL", f"{format_number(m.kl_nats)} nats/image")
     c[2].metric(f"Dimensions under {COLLAPSE_KL:g} nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}")
     verdict = views.collapse_verdict(run, m)
     if verdict.alarm:
-        st.error(f"**Posterior collapse:** no latent dimension carries {COLLAPSE_KL:g} nats, so the decoder "
-                 "ignores z. Try a lower β, a KL warm-up, free bits, or a likelihood with a smaller σ.")
+        st.error(f"{views.collapse_message(m)} Check that the output can reach the targets (above), then try a "
+                 "lower β, a KL warm-up, free bits, or a likelihood with a smaller σ.")
     elif verdict.note:
         st.caption(verdict.note)
     kl_fig, sigma_fig = views.posterior_figures(m)
@@ -93,7 +96,7 @@ def posterior_ui() -> None:
     left.markdown("**KL per dimension** (nats/image)")
     with left:
         chart(kl_fig, key="diag_kl")
-    right.markdown("**Mean posterior σ per dimension** (the prior's is 1)")
+    right.markdown(f"**Mean posterior σ per dimension** (the prior's is 1; {views.SIGMA_HIGHLIGHT_WORDS})")
     with right:
         chart(sigma_fig, key="diag_sigma")
 

@@ -9,6 +9,8 @@ test = page_test_images(run)
 
 st.title("Reconstructions")
 st.caption("Test images and what the loaded VAE makes of them, mapped back to pixel space.")
+if (verdict := views.degenerate(run)) is not None:
+    st.warning(f"**Degenerate.** {verdict.reason}", icon=":material/warning:")
 
 
 @st.fragment

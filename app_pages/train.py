@@ -6,7 +6,7 @@ from ui.sweep_form import sweep_ui
 from ui.sweep_live import sweep_live_ui
 from ui.train_form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
 from ui.widgets import chart, test_metrics_ui
-from vae_core.evaluate import COLLAPSE_KL, posterior_collapse
+from vae_core.evaluate import COLLAPSE_KL, kl_collapse_alarm
 from vae_core.job_state import thin
 from vae_plots import views
 from vae_plots.live_svg import kl_bars_svg
@@ -61,6 +61,7 @@ def live_ui() -> None:
     if snap is not None and snap.test_metrics is not None:
         st.markdown("**Test metrics of this run**")
         test_metrics_ui(snap.test_metrics.to_dict())
+        end_verdict_ui(job, snap)
     if job.done and active:
         st.rerun(scope="app")  # turns the polling off, re-enables Start and loads the run
 
@@ -69,15 +70,28 @@ def live_figures_ui(snap) -> None:
     last = snap.history[-1]
     with st.container(key="train_curves"):
         st.image(views.training_svg(thin(snap.history, LIVE_POINTS)))
-    if posterior_collapse(list(last.kl_per_dim), steps=last.step):
-        st.error(f"**Posterior collapse:** no latent dimension carries {COLLAPSE_KL:g} nats right now: "
-                 "the decoder is ignoring z.")
+    # The step's metrics hold the KL per dimension, not Cov_x(E_q[z]): this alarm sees a posterior at the prior;
+    # the active units of the test set, once training ends, judge collapse (end_verdict_ui).
+    if kl_collapse_alarm(last.kl_per_dim, steps=last.step):
+        st.error(f"**No latent dimension carries {COLLAPSE_KL:g} nats** in this batch: the posterior sits on the "
+                 "prior, so the decoder is ignoring z.")
     c1, c2 = st.columns(2)
     c1.markdown(f"**KL per latent dimension** (the batch of step {last.step:,}; red: under {COLLAPSE_KL:g} nats)")
     c1.image(kl_bars_svg(last.kl_per_dim, COLLAPSE_KL))
     if snap.preview is not None:
         c2.markdown(f"**Test reconstructions** at step {snap.preview.step:,} (top: input, bottom: reconstruction)")
         c2.image(views.preview_picture(snap.preview, PREVIEW_ZOOM), width="stretch")
+
+
+def end_verdict_ui(job, snap) -> None:
+    """Under the test metrics: the collapse verdict from their active units, and the β the loss ended at."""
+    steps = snap.history[-1].step if snap.history else None
+    verdict = views.collapse_verdict_at(snap.test_metrics, steps)
+    if verdict.alarm:
+        st.error(views.collapse_message(snap.test_metrics))
+    if job.config.loss.free_bits > 0 and not snap.variants:  # a sweep's variants may differ from job.config
+        beta = views.config_beta(job.config, steps or 0, snap.test_metrics.kl_per_dim)
+        st.caption(f"At its last step, with the test images' KL per dimension: {beta.words()}.")
 
 
 def status_ui(job) -> None:

@@ -2,8 +2,9 @@
 
     python bench/bench_labs.py [--dataset sprites] [--labs zscore-tanh,grey-sigmoid,not-unit,sampled-z]
     python bench/bench_labs.py --images ../shared/data/cifar10-5k-png.zip   # uploaded first, as a person would
+    python bench/bench_labs.py --rates [--steps 60]   # each lab's training steps/s, for base.STEP_BUDGETS
 
-For each lab, with its defaults (a minute of training for the whole family): pick it on the Labs page,
+For each lab, with its defaults (its step budget, about 45 s of training here): pick it on the Labs page,
 press Run, wait until the conclusion is drawn, and report the wall time, the findings and the
 screenshot (artifacts/screenshots/lab-<id>-<dataset>.png). The sampled-z lab is also measured from the
 bundled model (no training) where it has one. Goal: about a minute of training; the rest is loading
@@ -81,12 +82,40 @@ def upload(page, url: str, archive: Path) -> None:
     wait_settled(page, timeout=60_000)
 
 
+def step_rate(lab_id: str, steps: int) -> float:
+    """The lab's family trained in the foreground for `steps` steps: training steps per second, first step to last
+    (the data loading before and the measuring after left out)."""
+    from vae_core.labs.run import run_lab
+
+    times: list[tuple[float, int]] = []
+
+    def on_update(update) -> None:
+        if update.steps:
+            times.append((time.perf_counter(), max(s.step for s in update.steps)))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_lab(LABS[lab_id], LABS[lab_id].settings(steps=steps), Path(tmp), on_update=on_update)
+    (t1, s1), (t2, s2) = times[0], times[-1]
+    return (s2 - s1) / (t2 - t1)
+
+
+def rates(labs: list[str], steps: int) -> None:
+    for lab_id in labs:
+        rate, budget = step_rate(lab_id, steps), LABS[lab_id].budget
+        print(f"{lab_id}: {rate:.2f} steps/s; its {budget.steps} steps would take {budget.steps / rate:.0f} s "
+              f"(STEP_BUDGETS says {budget.steps_per_s:g} steps/s)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="sprites")
     parser.add_argument("--labs", default=",".join(LABS))
     parser.add_argument("--images", type=Path, help="a .zip to upload on the Your images page; the labs run on it")
+    parser.add_argument("--rates", action="store_true", help="measure each lab's training steps/s, no browser")
+    parser.add_argument("--steps", type=int, default=60, help="steps trained per lab for --rates")
     args = parser.parse_args()
+    if args.rates:
+        return rates(args.labs.split(","), args.steps)
     if args.images:
         args.dataset = "images"
     data_dir = None if args.dataset in ("sprites", "images") else str(SHARED_DATA)

@@ -5,12 +5,16 @@ import json
 import time
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import ui.jobs
+from tests.tiny_runs import save_activation_family
 from ui.state import DEFAULT_BUNDLED
-from vae_core.runs import bundled_models_dir
+from vae_core.runs import bundled_models_dir, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["app_pages/reconstructions.py", "app_pages/latent.py", "app_pages/train.py"]
@@ -129,7 +133,8 @@ def test_diagnostics_page_measures_range_iwae_and_posterior():
     labels = {m.label: m.value for m in at.metric}
     assert "Targets out of the output's reach" in labels and labels["Targets out of the output's reach"].endswith("%")
     iwae = next(v for k, v in labels.items() if k.startswith("IWAE bound"))
-    elbo, elbo_se = labels["ELBO"].split(" ± ")  # an estimate and its standard error
+    elbo, elbo_se = labels["ELBO"].replace(",", "").split(" ± ")  # an estimate and its Monte-Carlo standard error
+    iwae = iwae.replace(",", "")
     assert float(iwae.split(" ± ")[0]) >= float(elbo) and float(elbo_se) > 0  # the IWAE bound is never below the ELBO
     assert "Active units" in labels
     assert figure_json(at, "range_hist")["data"][0]["type"] == "bar"
@@ -189,3 +194,55 @@ def test_a_run_whose_dataset_is_missing_is_shown_on_the_test_images_it_carries(r
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     assert any("the 12 test images the run carries" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) >= 1
+
+
+def url_value(at: AppTest, key: str) -> str | None:
+    """One query parameter as the browser's address holds it (AppTest may keep a list)."""
+    value = at.query_params.get(key)
+    return value[-1] if isinstance(value, list) else value
+
+
+def test_the_loaded_run_stays_in_the_address_across_a_page_change():
+    at = open_page(PAGES[0])
+    at.sidebar.button_group(key="toggle_model_output_activation").set_value("tanh").run()
+    assert url_value(at, "run") == "sprites-tanh-unit-gaussian"
+    at.query_params.clear()  # what a browser sends on a sidebar page change: Streamlit keeps none of them
+    at.switch_page(PAGES[1]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert url_value(at, "run") == "sprites-tanh-unit-gaussian"  # so a reload, or a copied link, shows it
+    at.sidebar.button_group(key="toggle_model_output_activation").set_value("sigmoid").run()
+    assert "run" not in at.query_params  # the default leaves the address clean
+
+
+def sweep_job(runs: list[Path]) -> SimpleNamespace:
+    """A finished sweep as the scheduler would report it: one saved run per variant."""
+    variants = tuple(SimpleNamespace(run_dir=r, status="finished") for r in runs)
+    return SimpleNamespace(token="sweep-token", done=True, status="finished", message="",
+                           config=load_run(runs[0]).config, sweep=SimpleNamespace(field="model.output_activation"),
+                           snapshot=SimpleNamespace(variants=variants, run_dir=runs[0]))
+
+
+def test_a_sweep_finished_on_train_opens_compare_on_its_own_runs(runs_dir, monkeypatch):
+    family = save_activation_family(runs_dir)
+    at = open_page("app_pages/compare.py")  # this session compared other runs before
+    assert [Path(p).name for p in at.multiselect(key="compare_pick").value] != ["tiny-sigmoid", "tiny-tanh"]
+    at.query_params.clear()
+    at.switch_page(PAGES[2]).run()
+    monkeypatch.setattr(ui.jobs, "my_job", lambda: sweep_job([family["sigmoid"], family["tanh"]]))
+    at.run()  # the Train page settles the sweep and switches to Compare, which drops what it is not given
+    assert not at.exception, [e.value for e in at.exception]
+    assert [Path(p).name for p in at.multiselect(key="compare_pick").value] == ["tiny-sigmoid", "tiny-tanh"]
+    assert url_value(at, "compare") == "tiny-sigmoid,tiny-tanh" and url_value(at, "run") == "tiny-sigmoid"
+
+
+def test_a_sweep_finished_elsewhere_is_what_compare_shows_next(runs_dir, monkeypatch):
+    family = save_activation_family(runs_dir)
+    at = open_page("app_pages/compare.py")
+    at.query_params.clear()
+    at.switch_page(PAGES[1]).run()
+    monkeypatch.setattr(ui.jobs, "my_job", lambda: sweep_job([family["sigmoid"], family["tanh"]]))
+    at.run()  # settled on Latent space: no switch, the notice says Compare shows them
+    at.query_params.clear()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [Path(p).name for p in at.multiselect(key="compare_pick").value] == ["tiny-sigmoid", "tiny-tanh"]

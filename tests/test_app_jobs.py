@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui.session import OLD_LINK_NOTICE, TOKEN_KEY
 from ui.state import DEFAULT_BUNDLED
 from vae_core.runs import bundled_models_dir
 
@@ -24,10 +25,11 @@ def runs_dir(tmp_path, monkeypatch):
 
 
 def browser(token: str | None = None, page: str = TRAIN) -> AppTest:
-    """A fresh session, as a new tab: with a token, the same browser as before."""
+    """A fresh session, as a new tab: with a token, the same browser as before (AppTest has no cookies, so
+    the session's identity is set directly, as the browser's cookie would)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     if token:
-        at.query_params["u"] = token
+        at.session_state[TOKEN_KEY] = token
     at.run()
     if page != "app_pages/reconstructions.py":
         at.switch_page(page).run()
@@ -71,7 +73,8 @@ def test_the_picker_tells_my_runs_from_the_class(runs_dir):
     mine = browser()
     start(mine)
     wait_until(mine, lambda at: "is now the loaded model" in texts(at.success))
-    token = mine.query_params["u"][0] if isinstance(mine.query_params["u"], list) else mine.query_params["u"]
+    token = mine.session_state[TOKEN_KEY]
+    assert "u" not in mine.query_params  # the identity is never in the address
     [run] = [p for p in runs_dir.iterdir() if not p.name.startswith(".")]
     assert mine.session_state["run_path"] == str(run)  # a finished run is loaded
     time.sleep(2.1)  # the run list is cached for 2 s, server-wide
@@ -86,8 +89,7 @@ def test_the_picker_tells_my_runs_from_the_class(runs_dir):
 def test_one_job_per_browser_and_the_form_shows_what_the_run_used(runs_dir):
     at = browser()
     start(at, cfg_epochs=1000, cfg_time_budget=60)
-    token = at.query_params["u"]
-    token = token[0] if isinstance(token, list) else token
+    token = at.session_state[TOKEN_KEY]
     assert at.button(key="train_start").disabled
     assert "your training job is" in texts(at.warning)
     reloaded = browser(token)  # a reload: the same job, still live, and Stop works
@@ -117,3 +119,19 @@ def test_a_sweep_trains_a_family_and_opens_it_in_compare(runs_dir):
     sweeps = {json.loads((runs_dir / n / "metrics.json").read_text())["sweep"] for n in names}
     assert len(sweeps) == 1 and None not in sweeps  # one family, grouped by its manifest
     assert any("3 of 3 variants saved" in s.value for s in at.success)
+
+
+def test_an_old_link_with_u_opens_the_view_but_not_that_browser(runs_dir):
+    owner = browser()
+    start(owner, cfg_epochs=1000, cfg_time_budget=60)
+    old_link = browser()
+    old_link.query_params["u"] = owner.session_state[TOKEN_KEY]  # what links used to carry
+    old_link.query_params["recon_n"] = "11"
+    old_link.run()
+    assert not old_link.exception, [e.value for e in old_link.exception]
+    assert OLD_LINK_NOTICE in texts(old_link.info)
+    assert "u" not in old_link.query_params and old_link.query_params["recon_n"] in ("11", ["11"])  # the view stays
+    assert old_link.session_state[TOKEN_KEY] != owner.session_state[TOKEN_KEY]
+    old_link.switch_page(TRAIN).run()
+    assert old_link.button(key="train_stop").disabled  # not the owner's job
+    owner.button(key="train_stop").click().run()

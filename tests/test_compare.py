@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import statistics
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.tiny_runs import save_activation_family
 from vae_core.data import load_dataset
-from vae_core.evaluate import EvalMetrics
+from vae_core.evaluate import EvalMetrics, PerImage
+from vae_core.paired import paired_difference, unpaired_difference
 from vae_core.runs import bundled_models_dir, load_run
 from vae_plots import compare
 
@@ -58,19 +62,57 @@ def test_error_maps_share_one_colour_scale(runs, images):
     assert len(result.grid.layout.yaxis.ticktext) == 4  # the inputs on top
 
 
+def per_image(elbo, bits, psnr=None) -> PerImage:
+    """Per-image values of one run, as evaluate keeps them."""
+    elbo, bits = torch.tensor(elbo, dtype=torch.float64), torch.tensor(bits, dtype=torch.float64)
+    psnr = torch.full_like(elbo, 20.0) if psnr is None else torch.tensor(psnr, dtype=torch.float64)
+    return PerImage(elbo, None, bits, None, psnr)
+
+
+def measured(p: PerImage, **values) -> EvalMetrics:
+    """EvalMetrics whose means are those of the per-image values."""
+    return metrics(elbo_nats=p.elbo.mean().item(), bits_per_dim=p.bits.mean().item(), psnr_db=p.psnr.mean().item(),
+                   iwae_nats=None, per_image=p, **values)
+
+
+HARD_AND_EASY = [-120.0, -80.0, -130.0, -70.0, -110.0, -90.0]  # images of very different difficulty
+
+
 def test_best_is_marked_in_each_columns_direction(runs):
     two = [runs[1], with_loss(runs[1], beta=2.0)]  # one normalization, one likelihood: nats compare
-    table = compare.metrics_table(two, [metrics(elbo_nats=-90.0, bits_per_dim=3.0, frac_outputs_saturated=0.2,
-                                                effective_beta=2.0),
-                                        metrics(elbo_nats=-95.0, bits_per_dim=1.5, frac_outputs_saturated=0.1)],
-                                  ["a", "b"])
+    a = per_image([v + 5 for v in HARD_AND_EASY], [3.0, 3.1, 2.9, 3.0, 3.05, 2.95])
+    b = per_image(HARD_AND_EASY, [1.5, 1.6, 1.4, 1.5, 1.55, 1.45])
+    table = compare.metrics_table(two, [measured(a, frac_outputs_saturated=0.2, effective_beta=2.0),
+                                        measured(b, frac_outputs_saturated=0.1)], ["a", "b"])
     best = {c.title: b for c, b in zip(table.columns, table.best)}
-    assert best["ELBO (nats)"] == {0} and best["bits/dim"] == {1} and best["outputs saturated"] == {1}
+    assert best["ELBO (nats)"] == {0} and best["bits/dim"] == {1}
+    assert best["outputs saturated"] == frozenset()  # fewer saturated outputs is not better in itself
     assert best["equivalent β"] == frozenset()  # a choice, not a result
     assert best["PSNR (dB)"] == frozenset()  # equal values: no best
     assert table.cells[0][0].endswith(compare.BEST_MARK) and not table.cells[1][0].endswith(compare.BEST_MARK)
     assert table.note == ""
     assert compare.best_rows([None, float("nan"), 3.0, 1.0], "higher") == {2}
+
+
+def test_a_difference_within_two_paired_standard_errors_has_no_winner(runs):
+    two = [runs[1], with_loss(runs[1], beta=2.0)]
+    noisy = [v + d for v, d in zip(HARD_AND_EASY, (3.0, -2.0, 2.5, -1.5, 2.0, -2.5))]  # +0.25 on average, ± 0.9
+    table = compare.metrics_table(two, [measured(per_image(noisy, [2.0] * 6)),
+                                        measured(per_image(HARD_AND_EASY, [2.0] * 6))], ["a", "b"])
+    assert table.best[0] == frozenset()
+    assert "not distinguishable" in table.note and "paired over 6 images" in table.note
+    # Far apart in spread over images, yet 5 nats apart on every image: the paired difference settles it.
+    shifted = [v + 5 for v in HARD_AND_EASY]
+    diff = paired_difference(torch.tensor(shifted), torch.tensor(HARD_AND_EASY))
+    assert diff.mean == pytest.approx(5.0) and diff.se == pytest.approx(0.0, abs=1e-6) and diff.distinguishable
+    spread = statistics.stdev(HARD_AND_EASY) / math.sqrt(6)
+    assert not unpaired_difference(-95.0, spread, -100.0, spread).distinguishable
+
+
+def test_a_column_without_an_uncertainty_marks_no_best(runs):
+    two = [runs[1], with_loss(runs[1], beta=2.0)]
+    table = compare.metrics_table(two, [metrics(elbo_nats=-90.0), metrics(elbo_nats=-95.0)], ["a", "b"])
+    assert table.best[0] == frozenset() and "no standard error is known" in table.note
 
 
 def test_nats_are_not_ranked_across_normalizations(runs):
@@ -174,3 +216,19 @@ def test_the_family_button_selects_the_loaded_runs_family(family):
     assert picked(at) == ["tiny-sigmoid", "tiny-tanh"]
     assert at.query_params["compare"] in ("tiny-sigmoid,tiny-tanh", ["tiny-sigmoid,tiny-tanh"])
     assert any("saved its training curves" in c.value for c in at.caption)  # untrained: no curves to overlay
+
+
+def test_curves_can_be_read_for_every_run(runs):
+    """A run whose nats are thousands of times another's would flatten it on one axis: per run, each fills it."""
+    bernoulli = load_run(bundled_models_dir() / "sprites-sigmoid-unit-continuous_bernoulli")
+    mixed = [bernoulli, runs[0]]
+    assert compare.default_curve_scale(mixed) == "per run"
+    fig = compare.training_curves(mixed, ["cb", "z"], "per run")
+    for trace in fig.data:
+        y = [v for v in trace.y if math.isfinite(v)]
+        assert min(y) == pytest.approx(0.0) and max(y) == pytest.approx(1.0)  # each run spans its own range
+        assert "%{customdata" in trace.hovertemplate  # the hover keeps its nats
+    elbo = next(t for t in fig.data if t.yaxis == "y3" and t.name == "cb")
+    assert list(elbo.customdata) == bernoulli.metrics["history"]["elbo_nats"]
+    shared = compare.training_curves(mixed, ["cb", "z"], "shared")
+    assert list(next(t for t in shared.data if t.yaxis == "y3" and t.name == "cb").y) == list(elbo.customdata)

@@ -100,3 +100,29 @@ def test_metrics_saved_before_the_standard_errors_still_build():
     m = EvalMetrics(**old)
     assert m.elbo_se is None and m.psnr_pooled_db is None
     assert EvalMetrics(**m.to_dict()) == m
+
+
+@pytest.fixture(scope="module")
+def repeated(model, images):
+    """The same model and images evaluated with 30 seeds: the spread of the estimates is their Monte-Carlo error."""
+    unit = fit_normalizer("unit", images)
+    return [evaluate(model, unit, images, iwae_k=8, seed=s) for s in range(0, 90, 3)]
+
+
+@pytest.mark.parametrize("estimate, mc_se", [("elbo_nats", "elbo_mc_se"), ("iwae_nats", "iwae_mc_se"),
+                                             ("bits_per_dim", "bits_per_dim_mc_se"),
+                                             ("iwae_bits_per_dim", "iwae_bits_per_dim_mc_se")])
+def test_the_monte_carlo_error_is_the_spread_over_seeds(repeated, estimate, mc_se):
+    spread = statistics.stdev(getattr(m, estimate) for m in repeated)  # 30 seeds: itself known to ~13%
+    reported = statistics.mean(getattr(m, mc_se) for m in repeated)
+    assert 0.6 * spread < reported < 1.5 * spread
+
+
+def test_the_monte_carlo_error_is_reported_apart_from_the_spread_over_images(repeated):
+    m = repeated[0]
+    assert m.elbo_mc_se < m.elbo_se / 10 and m.bits_per_dim_mc_se < m.bits_per_dim_se / 10
+    assert {"elbo_mc_se", "iwae_mc_se", "bits_per_dim_mc_se", "iwae_bits_per_dim_mc_se"} <= set(m.to_dict())
+    assert "per_image" not in m.to_dict()  # the per-image values stay in memory, for paired comparisons
+    assert m.per_image.elbo.mean().item() == pytest.approx(m.elbo_nats)
+    assert m.per_image.bits.mean().item() == pytest.approx(m.bits_per_dim)
+    assert m.per_image.psnr.mean().item() == pytest.approx(m.psnr_db)

@@ -188,8 +188,9 @@ def test_training_curves_panels_and_data():
     fig = F.training_curves(steps, recon, kl, elbo, test_steps=[20], test_elbo=[-160.0], title="run 1")
     check_sendable(fig)
     titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["reconstruction −log p(x|z) (nats/image)", "KL(q(z|x) ‖ p(z)) (nats/image)",
+    assert titles == ["negative log-likelihood −log p(x|z) (nats/image)", "KL(q(z|x) ‖ p(z)) (nats/image)",
                       "ELBO (nats/image)"]
+    assert fig.data[0].name == "−log p(x|z)"  # the hover's name: the term itself, not "reconstruction"
     assert len(fig.data) == 4
     for trace, ys, axis in zip(fig.data, (recon, kl, elbo), ("y", "y2", "y3")):
         np.testing.assert_array_equal(trace.x, steps)
@@ -235,7 +236,8 @@ def test_number_axes_switch_to_powers_of_ten_at_a_million():
 
 
 @pytest.mark.parametrize("value, decimals, signed, text", [
-    (-121.04, 2, False, "-121.04"), (798595.67, 3, False, "798595.670"),
+    (-121.04, 2, False, "-121.04"), (798595.67, 3, False, "798,595.670"),
+    (-99995.3, 1, False, "-99,995.3"),
     (-1700476672.0, 2, False, "-1.70 × 10⁹"),
     (6135040.0, 2, True, "+6.14 × 10⁶"), (-0.5, 2, True, "-0.50"), (1e16, 1, False, "1.00 × 10¹⁶"),
     (2.5e-7, 2, False, "0.00"), (float("nan"), 2, False, "NaN"), (float("-inf"), 2, False, "-∞"),
@@ -265,6 +267,13 @@ def test_kl_per_dim_bars_mutes_inactive_dims():
     assert list(fig.layout.xaxis.categoryarray) == ["z0", "z1", "z2", "z3"]
     (line,) = fig.layout.shapes
     assert line.y0 == line.y1 == 0.01 and line.line.dash == "dash"
+
+
+def test_kl_per_dim_bars_name_their_groups_by_kl_never_active():
+    """Beside an "Active units: 0 / 10" card, the legend must not call a dimension with KL >= 0.01 "active"."""
+    fig = F.kl_per_dim_bars([2.5, 0.001, 0.5, 0.0], threshold=0.01)
+    assert [t.name for t in fig.data] == ["KL ≥ 0.01 nats: 2", "KL < 0.01 nats: 2"]
+    assert not any("active" in t.name for t in fig.data)
 
 
 def test_kl_per_dim_bars_with_no_dims():

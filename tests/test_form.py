@@ -1,5 +1,5 @@
 """The Train form, headless (AppTest): a value out of range is refused next to its field and keeps
-Start disabled with the reason; settings survive page changes and reloads (the ?u= token finds this
+Start disabled with the reason; settings survive page changes and reloads (the browser's token finds this
 browser's record on the server); the data folder and downloads are the host's, not the form's."""
 from pathlib import Path
 
@@ -28,7 +28,7 @@ def host(tmp_path, monkeypatch):
 def open_train(token: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     if token:
-        at.query_params["u"] = token
+        at.session_state["client_token"] = token  # ui.session.TOKEN_KEY: be that browser
     at.run()
     at.switch_page(TRAIN).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from ui.session import TOKEN_KEY
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES_PAGE, TRAIN_PAGE, LABS_PAGE = "app_pages/images.py", "app_pages/train.py", "app_pages/labs.py"
 
@@ -48,7 +50,7 @@ def server(tmp_path, monkeypatch):
 
 def browser(token: str, page: str = IMAGES_PAGE) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["u"] = token
+    at.session_state[TOKEN_KEY] = token  # AppTest has no cookies: the session's identity is set directly
     at.run()
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -135,8 +137,9 @@ def test_the_uploading_browser_trains_on_it_and_nobody_else_sees_it(server):
     alice.run()  # a private run loaded: deleting the space must not leave a missing run loaded
     assert alice.session_state["run_path"].endswith("another-private-run")
     alice.button(key="images_delete").click().run()
-    assert not any(p.is_dir() for p in spaces.iterdir())  # the upload and the private runs are gone
     assert not alice.exception and not alice.error, [e.value for e in [*alice.exception, *alice.error]]
+    left = [p for p in spaces.rglob("*")]
+    assert not any(p.is_dir() for p in spaces.iterdir()), left  # the upload and the private runs are gone
     assert (server / "runs" / run.name).is_dir()  # the saved run stays, with the test images it carries
 
 

@@ -72,7 +72,7 @@ def test_auto_colour_is_read_from_the_images(tmp_path):
 def test_a_lab_runs_on_images_from_the_cli(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("VAE_LAB_JOB_TIME_CAP_S", "1")
     images = folder_of_images(tmp_path / "mine")
-    code = main(["lab", "sampled-z", "--dataset", "images", "--images", str(images), "--budget", "2",
+    code = main(["lab", "sampled-z", "--dataset", "images", "--images", str(images), "--steps", "20",
                  "--runs-dir", str(tmp_path / "runs"), "--report", str(tmp_path / "report")])
     out = capsys.readouterr().out
     assert code == 0 and "samples nearest x" in out

@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig
-from vae_core.evaluate import EvalMetrics
+from vae_core.evaluate import EvalMetrics, evaluate
 from vae_core.labs import lab
 from vae_core.labs import not_unit
-from vae_core.labs.base import LabRun, LabSettings, Measured
+from vae_core.labs.base import LabRun, LabSettings, Measured, Variant, measure
+from vae_core.likelihoods import discrete_log_prob
 from vae_core.models import build_model
 from vae_core.normalize import Normalizer
 from vae_core.objective import effective_beta, implied_sigma, kl_per_dimension, training_loss
@@ -85,6 +86,30 @@ def test_rmse_of_a_decoder_that_outputs_zero_is_the_data_rms():
     assert not_unit.rmse(lab_run) == pytest.approx(expected, rel=1e-5)
 
 
+def _as_trained(lab_run: LabRun) -> LabRun:
+    """The tiny run with the test evaluation training stores: its decoder's own sigma, seed 0."""
+    test = evaluate(lab_run.run.model, lab_run.run.normalizer, lab_run.images).to_dict()
+    return dataclasses.replace(lab_run, run=dataclasses.replace(lab_run.run, metrics={"steps": 7, "test": test}))
+
+
+def test_the_hand_picked_row_is_scored_at_the_sigma_it_shows():
+    hand = _as_trained(_tiny("gaussian", not_unit.hand_picked_loss()))
+    config = hand.run.config
+    row = measure(lab("not-unit"), [Variant("hand", "hand", config)], {"hand": hand})["hand"]
+    sigma = row.value("sigma")
+    assert sigma == pytest.approx(0.392, abs=1e-3)
+    # the same weights in a decoder built with the row's sigma, evaluated as training evaluates
+    again = evaluate(build_model(config.model, "gaussian", sigma, seed=0), hand.run.normalizer, hand.images)
+    assert row.value("bits_per_dim") == pytest.approx(again.bits_per_dim, rel=1e-9)
+    assert row.value("elbo_nats") == pytest.approx(again.elbo_nats, rel=1e-6)
+    # and by hand from the stored ELBO at 1/sqrt(2): recon = SSE / (2 s^2) + D (log s + log(2 pi) / 2), same z
+    stored, d, c = row.metrics, 3 * 32 * 32, 0.5 * math.log(2 * math.pi)
+    sse = 2 * not_unit.MSE_SIGMA**2 * (stored.recon_nats - d * (math.log(not_unit.MSE_SIGMA) + c))
+    assert row.value("elbo_nats") == pytest.approx(-(sse / (2 * sigma**2) + d * (math.log(sigma) + c)
+                                                     + stored.kl_nats), rel=1e-5)
+    assert row.value("bits_per_dim") != pytest.approx(stored.bits_per_dim, rel=1e-3)  # 1/sqrt(2) scores otherwise
+
+
 def test_extras_and_the_share_of_open_bins():
     e = not_unit.extras(_tiny("gaussian"))
     assert e["frac_open_bins"] == 0.5  # 0 and 255 of 0, 255, 100, 7
@@ -139,6 +164,41 @@ def test_a_learned_sigma_left_behind_and_a_kl_against_the_order_disagree():
 def test_bits_preferring_a_hand_chosen_sigma_names_the_open_bins():
     finding = not_unit.conclude(_measured(fixed=(30.0, -3000.0, 1.4, 1.0)))[-1]
     assert finding.verdict == "disagrees" and "90% of these pixels" in finding.text
+    assert not_unit.OPEN_BINS in finding.text  # the fixed sigma that won is wider than the data's
+
+
+def test_the_rankings_quote_the_numbers_the_table_shows():
+    m = _measured()  # the hand-picked loss's run scored -2500 and 1.7 at its decoder's sigma, the lab otherwise
+    m["hand"] = dataclasses.replace(m["hand"], extras={**m["hand"].extras, "elbo_nats": -3500.0, "bits_per_dim": 2.0})
+    elbo, bits = not_unit.conclude(m)[-2:]
+    assert elbo.text.endswith("fixed -3,000, hand -3,500: the σ the data chose scores best, as the textbook says.")
+    assert "fixed 1.900, hand 2.000:" in bits.text
+
+
+def _open_bin_mass(bin_lo: float, bin_hi: float, mean: float, sigmas: torch.Tensor) -> torch.Tensor:
+    """The bits/dim's mass on one grey-level bin for a Gaussian at `mean`, at each sigma."""
+    lo, hi, x_hat = (torch.full_like(sigmas, v) for v in (bin_lo, bin_hi, mean))
+    return discrete_log_prob("gaussian", lo, hi, x_hat, torch.zeros_like(x_hat), sigmas.log()).exp()
+
+
+def test_a_wider_sigma_costs_an_open_bin_at_most_a_bit_and_an_interior_bin_like_1_over_sigma():
+    lo, hi = Normalizer("zscore", (0.5,) * 3, (0.25,) * 3).grey_level_bins(
+        torch.tensor([255, 0, 128], dtype=torch.uint8).view(3, 1, 1))
+    top, bottom = lo[0].item(), hi[1].item()  # [top, inf) and (-inf, bottom]
+    sigmas = torch.tensor([0.01, 0.1, 0.5, 2.0, 10.0, 1000.0], dtype=torch.float64)
+    for beyond in (0.0, 0.05, 0.5, 3.0):  # a mean at or past the open edge
+        for mass, edge, mean in ((_open_bin_mass(top, math.inf, top + beyond, sigmas), top, top + beyond),
+                                 (_open_bin_mass(-math.inf, bottom, bottom - beyond, sigmas), bottom, bottom - beyond)):
+            cdf = torch.distributions.Normal(torch.tensor(mean, dtype=torch.float64), sigmas).cdf(
+                torch.tensor(edge, dtype=torch.float64))
+            assert mass.tolist() == pytest.approx((1 - cdf if edge == top else cdf).tolist(), rel=1e-9)
+            assert (mass.diff() <= 1e-12).all() and (mass >= 0.5 - 1e-12).all()  # falls, never below 1/2
+            assert mass[-1].item() == pytest.approx(0.5, abs=2e-3)  # toward 1/2, not "no probability lost"
+            assert mass[0].item() == pytest.approx(1.0 if beyond else 0.5, abs=1e-6)  # from 1 (at the edge: 1/2)
+    assert (_open_bin_mass(top, math.inf, top - 0.5, sigmas).diff() > 0).all()  # short of the edge: gains mass
+    interior = _open_bin_mass(lo[2].item(), hi[2].item(), lo[2].item(), sigmas)
+    width = hi[2].item() - lo[2].item()
+    assert (interior * sigmas)[-2:].tolist() == pytest.approx([width / math.sqrt(2 * math.pi)] * 2, rel=1e-3)
 
 
 def test_a_missing_variant_gives_a_missing_finding():

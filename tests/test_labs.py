@@ -10,8 +10,16 @@ from streamlit.testing.v1 import AppTest
 
 from vae_core.cli import main
 from vae_core.labs import LABS, lab
-from vae_core.labs.base import LabSettings
-from vae_core.labs.run import conclude_family
+import torch
+
+from vae_core.labs.base import (NOT_SETTLED, STEP_BUDGETS, Evidence, ImageValues, LabSettings, Measured, evidence,
+                                joint_verdict, step_plan, verdict)
+from vae_core.labs.report import VERDICT_MARK
+from ui.labs import VERDICT_ICON
+from vae_core.labs.run import conclude_family, run_lab
+from vae_core.paired import DISTINGUISHABLE_SE, PairedDifference
+from vae_core.runs import load_run
+from vae_core.train import steps_per_epoch
 from vae_core.sweep import SWEEP_MAX_VARIANTS, check_lockstep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,14 +38,16 @@ def test_there_are_four_labs_each_asking_its_question():
 @pytest.mark.parametrize("lab_id", list(LABS))
 @pytest.mark.parametrize("dataset", ["sprites", "mnist", "cifar10"])
 def test_every_design_is_a_family_that_trains_in_lockstep(lab_id, dataset):
-    settings = LabSettings(dataset, "/nowhere" if dataset != "sprites" else None, seed=3, budget_s=7)
+    settings = LabSettings(dataset, "/nowhere" if dataset != "sprites" else None, seed=3, steps=7)
     family = lab(lab_id).family(settings)
     assert 1 <= len(family.configs) <= SWEEP_MAX_VARIANTS
     check_lockstep(family.configs)
     for config in family.configs:
         assert config.data.dataset == dataset and config.train.seed == 3 and config.data.seed == 3
-        assert config.train.time_budget_s == 7
-    assert f"--dataset {dataset}" in settings.command(lab_id) and "--seed 3" in settings.command(lab_id)
+        t = config.train  # a budget in steps, not seconds: no clock ends the run
+        assert t.time_budget_s is None and t.epochs * steps_per_epoch(config.data.n_train, t.batch_size) == 7
+    command = settings.command(lab_id)
+    assert f"--dataset {dataset}" in command and "--seed 3" in command and "--steps 7" in command
 
 
 @pytest.mark.parametrize("lab_id", list(LABS))
@@ -53,7 +63,8 @@ def test_a_lab_runs_from_the_cli_to_a_measured_conclusion_and_a_report(tmp_path,
     out = capsys.readouterr().out
     assert "samples nearest x" in out and "[agrees]" in out
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "python -m vae_core lab sampled-z --dataset sprites --seed 0 --budget 45" in report
+    steps = STEP_BUDGETS["sampled-z"].steps
+    assert f"python -m vae_core lab sampled-z --dataset sprites --seed 0 --steps {steps}" in report
     assert "![Reconstructions" in report and (tmp_path / "report" / "reconstructions.png").stat().st_size > 1000
     assert (tmp_path / "report" / "pictures.png").stat().st_size > 1000  # inputs beside sampled decodings
     assert "sprites-sigmoid-unit-gaussian" in report  # the run it measured, named
@@ -75,14 +86,14 @@ def labs_server(tmp_path, monkeypatch):
 def browser(token: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     if token:
-        at.query_params["u"] = token
+        at.session_state["client_token"] = token  # ui.session.TOKEN_KEY: be that browser
     at.run()
     at.switch_page(LABS_PAGE).run()
     return at
 
 
 def conclusion(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown if m.value.startswith((":green[", ":red[", ":blue[", ":orange["))]
+    return [m.value for m in at.markdown if m.value.startswith(tuple(VERDICT_ICON.values()))]
 
 
 def press(at: AppTest, button: str = "lab_run") -> list[str]:
@@ -127,12 +138,20 @@ def test_the_labs_page_runs_every_lab_and_finds_its_answers_again_after_a_reload
             assert bool(at.get("plotly_chart")) == charted and at.get("download_button")  # its chart, its report
     bundled = wait(second, press(second, "lab_instant"))  # the sampled-z lab, measured on the bundled model
     assert bundled != found["sampled-z"] and "What the bundled model measured" in [s.value for s in second.subheader]
-    token = first.query_params["u"]
-    again = browser(token[0] if isinstance(token, list) else token)
+    again = browser(first.session_state["client_token"])
     assert conclusion(again) == found["zscore-tanh"]  # found from its manifest, by this browser's token
     again.selectbox(key="lab").set_value("not-unit").run()
     assert conclusion(again) == found["not-unit"]
     assert not conclusion(browser())  # a browser that ran nothing has no result
+
+
+def test_the_form_asks_for_steps_and_says_how_long_they_take(labs_server):
+    at = browser()
+    field = at.number_input(key="lab_steps_zscore-tanh")
+    budget = STEP_BUDGETS["zscore-tanh"]
+    assert field.value == budget.steps and "Training steps" in field.label
+    assert f"about {budget.seconds():.0f} s" in field.help and "same numbers" in field.help
+    assert set(VERDICT_ICON) == set(VERDICT_MARK)  # every verdict has its icon and its words, "not settled" too
 
 
 def test_a_dataset_missing_on_this_server_is_refused_with_the_reason(labs_server, monkeypatch, tmp_path):
@@ -147,3 +166,78 @@ def test_a_missing_variant_is_named_by_its_label():
     outcome = conclude_family(lab("zscore-tanh"), LabSettings(), (None,) * 6)  # nothing was saved
     texts = " ".join(f.text for f in outcome.findings)
     assert "“tanh · z-score”" in texts and "“fixed σ · z-score ×10”" in texts and "`" not in texts
+
+
+# ----------------------------------------------------------------------------- verdicts with their noise
+
+def _difference(mean: float, se: float) -> PairedDifference:
+    return PairedDifference(mean, se, 100)
+
+
+def test_a_verdict_needs_the_pooled_difference_beyond_its_noise_and_every_seed_agreeing():
+    within = Evidence((_difference(0.0125, 0.015),))  # issue 17's seed 0: inside its noise
+    assert not within.settled and verdict(within, "positive") == NOT_SETTLED
+    assert "within 2 standard errors" in within.why_not_settled()
+    beyond = Evidence((_difference(0.05, 0.01), _difference(0.04, 0.01), _difference(0.06, 0.02)))
+    assert beyond.settled and verdict(beyond, "positive") == "agrees" and verdict(beyond, "negative") == "disagrees"
+    split = Evidence((_difference(0.5, 0.01), _difference(0.5, 0.01), _difference(-0.02, 0.01)))
+    assert split.pooled.distinguishable and not split.settled and verdict(split, "positive") == NOT_SETTLED
+    assert "the seeds disagree in sign" in split.why_not_settled() and split.signs() == "+ + −"
+    edge = DISTINGUISHABLE_SE * 0.01  # exactly at the threshold is not beyond it
+    assert verdict(Evidence((_difference(edge, 0.01),)), "positive") == NOT_SETTLED
+
+
+def test_the_issue_17_numbers_pooled_over_three_seeds_are_not_settled():
+    seeds = Evidence((_difference(0.0125, 0.015), _difference(-0.0018, 0.014), _difference(-0.014, 0.005)))
+    assert verdict(seeds, "positive") == NOT_SETTLED and "per seed + − −" in seeds.text(4, "bits/dim")
+
+
+def test_several_measures_settle_a_claim_only_together():
+    assert joint_verdict(["agrees", "agrees"]) == "agrees"
+    assert joint_verdict(["agrees", NOT_SETTLED]) == NOT_SETTLED
+    assert joint_verdict(["agrees", "disagrees"]) == "measured"  # a real contradiction, not noise
+    assert all(v in VERDICT_MARK for v in ("agrees", "disagrees", NOT_SETTLED, "measured", "missing"))
+
+
+def _per_image(bits: torch.Tensor) -> ImageValues:
+    zero = torch.zeros_like(bits)
+    return ImageValues(zero, bits, zero, zero)
+
+
+def test_evidence_pairs_the_same_images_seed_by_seed():
+    g = torch.Generator().manual_seed(0)
+    hard = torch.randn(200, generator=g, dtype=torch.float64) * 3  # the images' spread, shared by both
+    a = Measured("a", None, per_image=(_per_image(hard + 0.1),))  # type: ignore[arg-type]
+    b = Measured("b", None, per_image=(_per_image(hard + 0.1 * torch.randn(200, generator=g, dtype=torch.float64)),))
+    found = evidence(a, b, "bits")
+    assert found is not None and found.pooled.n == 200 and found.settled  # paired: the spread of 3 cancels
+    assert evidence(a, b, "kl") is not None and evidence(a, Measured("c", None), "bits") is None  # type: ignore
+
+
+# ----------------------------------------------------------------------------- budgets in steps
+
+def test_a_step_budget_is_whole_epochs_over_a_seeded_subset():
+    assert step_plan(130).epochs == 1 and step_plan(130).steps() == 130
+    small = step_plan(100, 64, available=1000)  # 6,400 images asked of a 1,000-image split: whole epochs
+    assert small.epochs == 7 and small.n_train <= 1000 and small.steps() >= 100
+
+
+def test_the_cli_says_a_budget_is_steps_and_how_long_the_default_takes(capsys):
+    with pytest.raises(SystemExit):
+        main(["lab", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    b = STEP_BUDGETS["zscore-tanh"]
+    assert "--steps" in out and "--budget" not in out
+    assert f"{b.steps} (about {b.seconds():.0f} s)" in out and "default: the lab's own" in out
+
+
+def _numbers(outcome) -> list:
+    return [(k, m.metrics.to_dict(), dict(m.extras)) for k, m in outcome.measured.items()]
+
+
+def test_a_lab_with_the_same_seed_and_steps_is_reproduced_bit_for_bit(tmp_path):
+    settings = LabSettings(seed=1, steps=3)
+    first, second = (run_lab(lab("not-unit"), settings, tmp_path / name) for name in ("a", "b"))
+    assert len(first.measured) == 4 and _numbers(first) == _numbers(second)
+    assert [f.text for f in first.findings] == [f.text for f in second.findings]
+    assert all(load_run(d).metrics["steps"] == 3 for d in first.run_dirs if d)  # the budget, whatever the load

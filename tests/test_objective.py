@@ -1,16 +1,20 @@
 """The training loss versus the reported ELBO terms: reductions and coefficients (and the effective beta
 and implied sigma they amount to), KL schedules, free bits and several z samples."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 from torch.distributions import Normal
 
 from vae_core.config import LossConfig, ModelConfig
+from vae_core.likelihoods import LIKELIHOODS
 from vae_core.models import build_model
-from vae_core.objective import (effective_beta, equivalent_beta, implied_sigma, kl_per_dimension, kl_weight,
-                                loss_terms, reconstruction_nats, reduction_factors, training_loss)
+from vae_core.objective import (effective_beta, equivalent_beta, free_bits_words, implied_sigma, kl_per_dimension,
+                                kl_weight, loss_terms, reconstruction_nats, reduction_factors, training_loss)
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(arch="mlp", channels=1, image_size=28, latent_dim=3, hidden_dim=16)
 N_PIXELS, LATENT = 1 * 28 * 28, 3
 
@@ -124,6 +128,49 @@ def test_equivalent_beta_of_a_run_counts_the_schedule_and_free_bits():
     done = equivalent_beta(cfg, 784, 4, 64, step=1000, kl_per_dim=[1.0] * 4)
     assert done.value == 2.0 and done.free_dims == 0
     assert equivalent_beta(LossConfig(), 784, 4, 64, step=0).value == 1.0
+
+
+def test_free_bits_put_beta_0_on_the_dimensions_they_hold():
+    """free_bits 5 on 10 dimensions: not "β = 1", but β = 0 on those under 5 nats and 1 on the others."""
+    cfg = LossConfig(free_bits=5.0)
+    eq = equivalent_beta(cfg, 784, 10, 64, step=1000, kl_per_dim=[1.0] * 7 + [6.0] * 3)
+    assert (eq.free_dims, eq.latent_dim, eq.free_bits, eq.kl_known) == (7, 10, 5.0, True)
+    assert eq.words() == ("β = 0 on 7 of 10 dimensions (KL under the free bits' 5 nats: no gradient), "
+                          "β = 1 on the other 3")
+    every = equivalent_beta(cfg, 784, 10, 64, step=1000, kl_per_dim=[1.0] * 10).words()
+    assert every.startswith("β = 0 on 10 of 10 dimensions") and "other" not in every
+    assert "β = 1 on all 10 dimensions" in equivalent_beta(cfg, 784, 10, 64, step=1000, kl_per_dim=[6.0] * 10).words()
+    assert equivalent_beta(LossConfig(), 784, 10, 64, step=1000, kl_per_dim=[1.0] * 10).words() == "β = 1"
+
+
+def test_before_training_free_bits_are_said_to_make_beta_0_under_them():
+    before = equivalent_beta(LossConfig(free_bits=5.0), 784, 10, 64, step=0)
+    assert not before.kl_known and before.free_dims == 0
+    assert before.words() == "β = 1; " + free_bits_words(5.0)
+    assert free_bits_words(5.0) == "free bits of 5 nats make β = 0 on any dimension whose KL is under 5 nats"
+    assert free_bits_words(0.0) == ""
+
+
+def test_the_train_form_says_where_free_bits_make_beta_0(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/train.py").run()
+    assert not any("free bits" in i.value for i in at.info if "Equivalent β" in i.value)
+    at.number_input(key="cfg_free_bits").set_value(5.0).run()
+    info = next(i.value for i in at.info if "Equivalent β" in i.value)
+    assert "free bits of 5 nats make β = 0 on any dimension whose KL is under 5 nats" in info
+
+
+def test_the_help_says_the_learned_sigma_is_not_floored_and_it_is_not():
+    lik = LIKELIHOODS["gaussian_learned"]
+    assert "not floored" in lik.description and "not floored" in lik.sigma_label
+    model = _model("gaussian_learned", sigma=1e-3)
+    floor = model.log_sigma_floor.max().item()  # a quarter grey level, where optimal and per-pixel σ stop
+    with torch.no_grad():
+        model.log_sigma.fill_(floor - 3.0)  # as far under it as a long run could drive the parameter
+        out = model(_x())
+    assert out.log_sigma.item() == pytest.approx(floor - 3.0)  # the likelihood reads it as it is
 
 
 def test_implied_sigma_hand_worked():

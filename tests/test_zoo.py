@@ -124,7 +124,7 @@ def test_refresh_writes_what_training_wrote_and_keeps_the_rest(tiny_builds, tmp_
 def test_the_bundled_runs_carry_the_current_evaluation():
     """Every bundled run's test block has every EvalMetrics field (`zoo refresh` wrote it) and a bits/dim
     that is a discrete likelihood: never negative; none for the Bernoulli."""
-    fields = {f.name for f in dataclasses.fields(EvalMetrics)}
+    fields = {f.name for f in dataclasses.fields(EvalMetrics)} - {"per_image"}  # kept in memory, never saved
     for info in runs.list_runs(runs.bundled_models_dir()):
         test = runs.read_metrics(info.path)["test"]
         assert set(test) == fields, info.name
@@ -230,3 +230,17 @@ def test_refresh_fits_gaussian_optimal_sigma_on_the_training_set_as_training_doe
     save_file(state, weights, metadata={"format": runs.FORMAT})
     refresh_run(tmp_path / entry.name)  # not a zoo entry's name: `zoo refresh` lists only those
     assert weights.read_bytes() == built
+
+
+def test_the_continuous_bernoulli_on_black_sprites_is_named_degenerate():
+    """Its density is unbounded at exact 0 (torch's own ContinuousBernoulli says so) and 96% of the sprites'
+    pixels are exactly 0 or 255: the zoo calls it degenerate, and no other run."""
+    from torch.distributions import ContinuousBernoulli
+
+    from vae_core.zoo import zoo_list
+    at_black = [ContinuousBernoulli(probs=torch.tensor(p)).log_prob(torch.tensor(0.0)).item()
+                for p in (1e-2, 1e-4, 1e-8)]
+    assert at_black[0] < at_black[1] < at_black[2] and at_black[2] > 2.5  # grows without bound as λ -> 0
+    verdicts = {r.name: r.verdict for r in zoo_list(runs.bundled_models_dir())}
+    assert verdicts.pop("sprites-sigmoid-unit-continuous_bernoulli") == "degenerate"
+    assert "degenerate" not in verdicts.values()

@@ -49,6 +49,15 @@ def _write_url(paths: list[str]) -> None:
     st.query_params[PARAM] = text
 
 
+def show_next(paths: list[str]) -> dict[str, str]:
+    """Compare shows these runs when it next draws, from whatever page; returns its query parameter, which
+    st.switch_page must be given (it drops every other)."""
+    text = ",".join(Path(p).name for p in paths[:compare.MAX_RUNS])
+    st.session_state[KEPT_KEY] = text  # read when a page change has dropped the parameter
+    st.query_params[PARAM] = text  # read first: this page may be Compare, holding another selection
+    return {PARAM: text}
+
+
 def _pick(paths: list[str]) -> None:
     st.session_state[PICK_KEY] = paths
     _write_url(paths)

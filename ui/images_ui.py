@@ -10,7 +10,7 @@ import streamlit as st
 from ui.form_fields import set_form_values
 from ui.jobs import load_scheduler
 from ui.session import client_token
-from ui.state import RUN_KEY, default_run_path, load_run_infos, set_run
+from ui.state import RUN_KEY, default_run_path, load_run_infos, run_params, set_run
 from ui.uploads import (READ_KEY, Read, choose, chosen_images, forget, host, images_refusal, in_host_folder, my_space, read,
                         save_upload)
 from vae_core.config import DataConfig, Normalization, OutputActivation, field_info, field_options
@@ -28,8 +28,8 @@ TRAIN_PAGE, LABS_PAGE = "app_pages/train.py", "app_pages/labs.py"
 
 def privacy_ui() -> None:
     hours = host().upload_ttl_s / 3600
-    st.caption(f"Your images stay on this server in a folder only this browser can open: its key is the `u=` in "
-               f"this page's address, so share a view with *Link to this view*, which leaves it out. They are deleted when you press *Delete my images*, or {hours:g} hours after this browser "
+    st.caption(f"Your images stay on this server in a folder only this browser can open: its key is this browser's "
+               f"secret identity cookie, never in the page's address, so any link to a view leaves it out. They are deleted when you press *Delete my images*, or {hours:g} hours after this browser "
                "last used them. Runs you train on them are listed only in this browser, unless you save one for "
                "everyone.")
 
@@ -147,7 +147,7 @@ def _train_on_them() -> None:
 def next_ui() -> None:
     c1, c2 = st.columns(2)
     if c1.button("Train on these images", key="images_train", type="primary", on_click=_train_on_them):
-        st.switch_page(TRAIN_PAGE)
+        st.switch_page(TRAIN_PAGE, query_params=run_params())
     c2.page_link(LABS_PAGE, label="Or run a lab on them (pick “images” as the data)", icon=":material/science:")
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.compare import PARAM as COMPARE_PARAM
+from ui.compare import show_next as show_in_compare
 from ui.form_fields import apply_config_to_form
 from ui.session import client_record, client_token
-from ui.state import load_run_infos, set_run
+from ui.state import load_run_infos, run_params, set_run
 from ui.uploads import images_refusal, runs_dir_for
 from vae_core.config import RunConfig
 from vae_core.host import HostSettings
@@ -21,7 +21,6 @@ from vae_core.images.private import PrivateSpace
 from vae_core.runs import cleanup_stale_temporaries
 from vae_core.scheduler import JobRecord, JobScheduler
 from vae_core.sweep import Family
-from vae_plots.compare import MAX_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +117,12 @@ def _settle_sweep(job: JobRecord, watching: bool) -> None:
         return
     set_run(saved[0])
     family = len(saved) > 1
-    if family:
-        st.query_params[COMPARE_PARAM] = ",".join(Path(d).name for d in saved[:MAX_RUNS])
+    shown = show_in_compare([str(d) for d in saved]) if family else {}
     st.session_state[NOTICE_KEY] = ("success", f"{what}: {len(saved)} of {len(variants)} variants saved as runs"
                                                f"{' (the Compare page shows them)' if family else ''}; "
                                                f"{Path(saved[0]).name} is the loaded model.")
     if watching and family:
-        st.switch_page(COMPARE_PAGE)
+        st.switch_page(COMPARE_PAGE, query_params={**run_params(), **shown})  # it keeps only what it is given
 
 
 def notice_ui() -> None:

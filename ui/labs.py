@@ -18,7 +18,7 @@ from vae_core.data import DatasetNotFoundError, load_dataset
 from vae_core.host import HostSettings
 from vae_core.labs import LABS, Lab
 from vae_core.images.source import UploadRefused
-from vae_core.labs.base import LAB_BUDGET_S, LabSettings, lab_images, load_family
+from vae_core.labs.base import LabSettings, StepPlan, lab_images, load_family
 from vae_core.labs.report import (VERDICT_MARK, Rows, Table, picture_rows, reconstruction_rows, report_files,
                                   report_zip, row_strip, table)
 from vae_core.labs.run import LabOutcome, conclude_family
@@ -29,13 +29,13 @@ from vae_plots.labs import lab_chart
 from vae_plots.views import dataset_words
 
 LIVE_POINTS = 400
-BUDGETS = (15.0, 30.0, LAB_BUDGET_S, 90.0, 180.0)  # seconds of training for the whole family
+MAX_STEPS = 5_000  # a lab's step budget in the form: beyond it, a family takes far longer than a lesson
 PRIVATE_VIEWS_KEY = "lab_private_views"  # session: measured views of labs on this browser's own images
 IMAGES_PAGE = "app_pages/images.py"
 INSTANT_KEY = "lab_instant_{lab}"  # session: the settings whose bundled runs this lab shows, instead of a job's
 # Plain glyphs in Streamlit's colours: an emoji needs a font that a classroom's browser may lack.
-VERDICT_ICON = {"agrees": ":green[**✔**]", "disagrees": ":red[**✘**]", "measured": ":blue[**●**]",
-                "missing": ":orange[**!**]"}
+VERDICT_ICON = {"agrees": ":green[**✔**]", "disagrees": ":red[**✘**]", "not settled": ":gray[**○**]",
+                "measured": ":blue[**●**]", "missing": ":orange[**!**]"}
 
 
 def lab_picker_ui() -> Lab:
@@ -65,15 +65,32 @@ def settings_ui(lab: Lab) -> LabSettings | None:
                            help="sprites are generated in code; the others load from the host's data folder.")
     seed = c2.number_input("Seed", 0, 10_000, 0, key=f"lab_seed_{lab.id}",
                            help="data subset, initial weights, batch order and z noise: another seed, other numbers")
-    budget = c3.select_slider("Training time (s, the whole family)", BUDGETS, LAB_BUDGET_S, key=f"lab_budget_{lab.id}")
+    steps = int(c3.number_input("Training steps (every model)", 1, MAX_STEPS, lab.budget.steps, step=10,
+                                key=f"lab_steps_{lab.id}", help=steps_help(lab)))
     if dataset == "images":
-        images = my_lab_images()
-        return LabSettings("images", None, int(seed), float(budget), images=images) if images else None
-    return LabSettings(dataset, None if dataset == "sprites" else data_dir, int(seed), float(budget))
+        mine = my_lab_images()
+        return LabSettings("images", None, int(seed), steps, images=mine.data, train_images=mine.train_images) \
+            if mine else None
+    return LabSettings(dataset, None if dataset == "sprites" else data_dir, int(seed), steps)
 
 
-def my_lab_images() -> DataConfig | None:
-    """This browser's chosen images as a lab uses them; None, with the reason shown, where there are none."""
+def steps_help(lab: Lab) -> str:
+    """What the step budget is and how long the default takes here."""
+    b = lab.budget
+    return (f"optimizer steps of each model, all in lockstep: the same seed and steps give the same numbers, "
+            f"whatever the server's load. {b.steps} steps take about {b.seconds():.0f} s on sprites "
+            f"({b.steps_per_s:g} steps/s measured on a shared 2-core server).")
+
+
+@dataclass(frozen=True)
+class LabImages:
+    data: DataConfig  # the person's images as a lab uses them
+    train_images: int  # the size of their training split, which a step budget's subset is drawn from
+
+
+def my_lab_images() -> LabImages | None:
+    """This browser's chosen images as a lab uses them and their training split's size; None, with the reason
+    shown, where there are none."""
     chosen = chosen_images()
     try:
         r = read(chosen) if chosen else None
@@ -86,7 +103,7 @@ def my_lab_images() -> DataConfig | None:
         st.page_link(IMAGES_PAGE, label="Your images", icon=":material/photo_library:")
         return None
     st.caption(f"**Your images:** {r.images.summary()}")
-    return lab_images(r.chosen, len(r.images.test))
+    return LabImages(lab_images(r.chosen, len(r.images.test)), len(r.images.train))
 
 
 def lab_job(lab: Lab) -> JobRecord | None:
@@ -159,16 +176,18 @@ def latest_source(lab: Lab) -> LabSource | None:
     for m, runs_dir in sorted(found, key=lambda f: f[0].started or 0.0, reverse=True):
         dirs = tuple(str(runs_dir / v.run) if v.run else None for v in m.variants)
         if any(dirs):
-            return LabSource(settings_of(next(d for d in dirs if d)), dirs)
+            return LabSource(settings_of(next(d for d in dirs if d), lab), dirs)
     return None
 
 
-def settings_of(run_dir: str) -> LabSettings:
-    """The settings a lab's family ran with, read back from one of its runs (the host's cap included)."""
+def settings_of(run_dir: str, lab: Lab) -> LabSettings:
+    """The settings a lab's family ran with, read back from one of its runs (a run from before step budgets:
+    the lab's default)."""
     config: RunConfig = read_config(Path(run_dir))[0]
     images = config.data if config.data.dataset == "images" else None
-    return LabSettings(config.data.dataset, config.data.data_dir, config.train.seed,
-                       config.train.time_budget_s or LAB_BUDGET_S, images)
+    n_train, epochs, batch = config.data.n_train, config.train.epochs, config.train.batch_size
+    steps = StepPlan(epochs, n_train).steps(batch) if n_train else lab.budget.steps
+    return LabSettings(config.data.dataset, config.data.data_dir, config.train.seed, steps, images)
 
 
 @dataclass(frozen=True)
@@ -232,7 +251,8 @@ def conclusion_ui(outcome: LabOutcome, bundled: bool) -> None:
     s, n = outcome.settings, len(outcome.variants)
     st.subheader("What the bundled model measured" if bundled else "What your run measured")
     trained = "the bundled model, measured now" if bundled else \
-        f"{s.budget_s:g} s of training for {n} model{'s' if n > 1 else ''}{' in lockstep' if n > 1 else ''}"
+        f"{s.steps} training steps of {'each of ' if n > 1 else ''}{n} model{'s' if n > 1 else ''}" \
+        f"{' in lockstep' if n > 1 else ''}"
     st.caption(f"{dataset_words(s.dataset)}, seed {s.seed}, {trained}. Every number below comes from "
                f"{'this run' if n == 1 else 'these runs'}.")
     with st.container(key="lab_conclusion"):

@@ -1,10 +1,9 @@
-"""Who is this browser: a token in the URL (?u=...), so a reload or a page change finds the same
-form settings and the same training job. Streamlit's session state dies with the tab; this does not.
+"""Who is this browser: a secret in a server-set, HttpOnly cookie (ui/cookie.py), so a reload or a page
+change finds the same form settings and the same training job, and a link copied from a projector carries
+the view but not the person. Streamlit's session state dies with the tab; the cookie does not.
 """
 from __future__ import annotations
 
-import re
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -13,9 +12,12 @@ from typing import Any
 
 import streamlit as st
 
-TOKEN_PARAM = "u"  # the URL query parameter that names this browser
-TOKEN_KEY = "client_token"  # session: the same token, in case a page change drops the URL parameter
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+from ui import cookie
+
+OLD_LINK_PARAM = "u"  # where links used to carry the identity; dropped on sight, never read
+TOKEN_KEY = "client_token"  # session: the identity; without a cookie (AppTest) tests set it to be one browser
+OLD_LINK_NOTICE = ("This link named a browser (`u=…`): VAE Lab no longer takes who you are from links, "
+                   "so it opened the view as *your* browser.")
 MAX_CLIENTS = 4096  # browsers remembered per server; the least recently seen are forgotten first
 
 
@@ -54,14 +56,17 @@ def load_client_registry() -> ClientRegistry:
 
 
 def client_token() -> str:
-    """This browser's token: from the URL, else from the session, else a new one (written to the URL)."""
-    token = st.query_params.get(TOKEN_PARAM) or ""
-    if not _TOKEN.match(token):
-        token = st.session_state.get(TOKEN_KEY) or secrets.token_urlsafe(9)
+    """This browser's secret: its identity cookie, else (no HTTP request, as in AppTest) one per session."""
+    token = cookie.browser_secret() or st.session_state.get(TOKEN_KEY) or cookie.new_secret()
     st.session_state[TOKEN_KEY] = token
-    if st.query_params.get(TOKEN_PARAM) != token:
-        st.query_params[TOKEN_PARAM] = token
     return token
+
+
+def identity_ui() -> None:
+    """Once per run, first: drop an old link's `u=` with a one-line notice (the server sets the cookie)."""
+    if OLD_LINK_PARAM in st.query_params:
+        del st.query_params[OLD_LINK_PARAM]  # the other parameters, the view, stay
+        st.info(OLD_LINK_NOTICE, icon=":material/link_off:")
 
 
 def client_record() -> ClientRecord:

@@ -6,11 +6,11 @@ import time
 import streamlit as st
 
 from ui.family import family_toggle_ui
-from ui.session import TOKEN_PARAM, client_token
+from ui.session import client_token
 from ui.state import ModelChoice, current_run, model_choices, set_run
 from vae_core.runs import LoadedRun
 from vae_plots.figures import format_number
-from vae_plots.views import dataset_words
+from vae_plots.views import dataset_words, run_beta
 
 PICKER_KEY = "model_choice"
 
@@ -37,7 +37,8 @@ def model_sidebar_ui() -> LoadedRun:
 
 
 # The link is read from the browser's address bar, which URL-bound widgets keep current even when only a
-# fragment reran (a link built on the server would lag behind them), and the browser's token is removed.
+# fragment reran (a link built on the server would lag behind them). The address never holds the identity
+# (an HttpOnly cookie does, ui/cookie.py), so the link is the address as it is.
 SHARE_HTML = """
 <div style="font-family: 'Source Sans Pro', sans-serif; font-size: 14px; color: #31333f">
   <input id="link" readonly aria-label="Link to this view"
@@ -47,7 +48,6 @@ SHARE_HTML = """
     const box = document.getElementById("link");
     function refresh() {
       const url = new URL(window.parent.location.href);
-      url.searchParams.delete("TOKEN_PARAM");
       if (box.value !== url.toString()) box.value = url.toString();
     }
     refresh();
@@ -64,10 +64,10 @@ SHARE_HTML = """
 
 
 def share_ui() -> None:
-    """A copyable link to what the page shows, without the browser's token: whoever opens it gets the view,
-    not the identity (and not the training job)."""
+    """A copyable link to what the page shows: whoever opens it gets the view, not the identity (that is a
+    cookie, never in the address) and not the training job."""
     with st.sidebar.expander("Link to this view", icon=":material/link:"):
-        st.iframe(SHARE_HTML.replace("TOKEN_PARAM", TOKEN_PARAM), height=76)  # our own constant HTML, nothing a user wrote
+        st.iframe(SHARE_HTML, height=76)  # our own constant HTML, nothing a user wrote
         st.caption("Opens the same model, page and settings in any browser. It does not carry your identity "
                    "(your training job stays yours).")
 def _label(choice: ModelChoice | None, path: str) -> str:
@@ -81,6 +81,8 @@ def run_summary(run: LoadedRun, choice: ModelChoice | None = None) -> str:
     lines = [f"**{dataset_words(c.data.dataset)}** · {c.data.normalization} normalization",
              f"{c.model.arch} · {c.model.output_activation} output · {c.loss.likelihood} likelihood",
              f"latent {c.model.latent_dim} · β = {c.loss.beta:g}"]
+    if c.loss.free_bits > 0:  # the β above is not the one on a dimension the free bits hold
+        lines.append(f"equivalent β at its last step: {run_beta(run, test.get('kl_per_dim') or ()).words()}")
     if elbo is not None:
         lines.append(f"test ELBO {format_number(elbo, 1)} nats/image · {test.get('active_units', '?')} active units")
     status = choice.info.status if choice else run.metrics.get("status")

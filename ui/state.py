@@ -140,9 +140,8 @@ def current_run() -> LoadedRun:
     if path is None:
         add_notice(f"This link names a run, “{name[:80]}”, that this server does not have. Showing the default "
                    "model instead; pick another in the sidebar.")
-        set_run(default_run_path())
         path = default_run_path()
-    st.session_state[RUN_KEY] = str(path)
+    set_run(path)  # also after a page change, which drops ?run= from the address: a reload shows the same run
     try:
         return load_run_cached(str(path), config_mtime(path))
     except (RunLoadError, OSError) as e:
@@ -157,12 +156,20 @@ def current_run() -> LoadedRun:
 
 def set_run(path: Path | str) -> None:
     """Load another run: the URL names it (the default leaves the URL clean)."""
-    path = Path(path)
     st.session_state[RUN_KEY] = str(path)
-    if path == default_run_path():
-        st.query_params.pop(RUN_PARAM, None)
+    name = run_params().get(RUN_PARAM)
+    if st.query_params.get(RUN_PARAM) == name:
+        return  # unchanged: writing it again would send the browser the same address on every rerun
+    if name is None:
+        del st.query_params[RUN_PARAM]
     else:
-        st.query_params[RUN_PARAM] = path.name
+        st.query_params[RUN_PARAM] = name
+
+
+def run_params() -> dict[str, str]:
+    """The query parameter naming the loaded run: st.switch_page drops every parameter it is not given."""
+    path = Path(st.session_state.get(RUN_KEY) or default_run_path())
+    return {} if path == default_run_path() else {RUN_PARAM: path.name}
 
 
 def _page_data(run: LoadedRun) -> DataConfig:

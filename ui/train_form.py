@@ -17,7 +17,7 @@ from vae_core.host import HostSettingError, HostSettings
 from vae_core.images.source import UploadRefused
 from vae_core.likelihoods import LIKELIHOODS
 from vae_core.loss_code import loss_code
-from vae_core.objective import effective_beta, implied_sigma, reduction_factors
+from vae_core.objective import effective_beta, free_bits_words, implied_sigma, reduction_factors
 from vae_core.train import TargetRange, target_range
 
 ASK_THE_HOST = ("On this server the data folder and downloads are the host's settings: ask the host to put the "
@@ -196,6 +196,8 @@ def loss_balance_ui(config: RunConfig) -> None:
     if sigma is not None:
         text += (f" For this Gaussian with σ = {loss.sigma:g}, the loss is a proper ELBO (β = 1) with "
                  f"**σ = {sigma:.4g}** in normalized units.")
+    if loss.free_bits > 0:  # no KL is known before training: say where the free bits will hold
+        text += f" Before training no KL is known: {free_bits_words(loss.free_bits)} (no gradient on its KL)."
     st.info(text + " Reported terms stay in proper nats whatever these settings.")
     with st.expander("This loss as the PyTorch you would write"):
         st.code(shown.code, language="python")

@@ -6,9 +6,11 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_plots.views import dataset_words, with_error
+from vae_plots.figures import format_number
+from vae_plots.views import ACTIVE_UNIT_WORDS, dataset_words, uncertainty_words, with_error
 
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+CARDS_PER_ROW = 3
 
 
 def chart(fig: go.Figure, key: str | None = None) -> None:
@@ -20,18 +22,23 @@ def test_metrics_ui(test: dict[str, Any]) -> None:
     if not test:
         st.info("This run has no test metrics.")
         return
-    bpd = test.get("bits_per_dim")
-    cards = [("ELBO", with_error(test["elbo_nats"], test.get("elbo_se"), 1),
-              "nats/image, higher is better; ± one standard error over the test images"),
-             ("Recon −log p(x|z)", f"{test['recon_nats']:.1f}", "nats/image"),
-             ("KL(q ‖ p)", f"{test['kl_nats']:.2f}", "nats/image"),
-             ("Bits/dim", with_error(bpd, test.get("bits_per_dim_se"), 3),
-              test.get("bits_per_dim_note") or "8-bit scale; ± one standard error over the test images"),
+    bpd, n = test.get("bits_per_dim"), test.get("n_test")
+    cards = [("ELBO", with_error(test["elbo_nats"], test.get("elbo_mc_se"), 1),
+              "nats/image, higher is better. A density's ELBO can be positive (a density may exceed 1) and changes "
+              "with the normalization; bits/dim compares across them. "
+              + uncertainty_words(test.get("elbo_mc_se"), test.get("elbo_se"), n, 1)),
+             ("−log p(x|z)", format_number(test['recon_nats'], 1),
+              "negative log-likelihood −log p(x|z), nats/image (the ELBO's reconstruction term)"),
+             ("KL(q ‖ p)", format_number(test['kl_nats'], 2), "nats/image"),
+             ("Bits/dim", with_error(bpd, test.get("bits_per_dim_mc_se"), 3),
+              test.get("bits_per_dim_note") or "the 8-bit images' grey-level masses, KL included, per dimension. "
+              + uncertainty_words(test.get("bits_per_dim_mc_se"), test.get("bits_per_dim_se"), n, 3)),
              ("PSNR", f"{test['psnr_db']:.2f} dB", _psnr_help(test)),
              ("Active units", f"{test['active_units']} / {len(test.get('kl_per_dim', []))}",
-              "Cov(E[z]) > 0.01 (Burda et al. 2015)")]
-    for col, (label, value, help_text) in zip(st.columns(len(cards)), cards):
-        col.metric(label, value, help=help_text)
+              ACTIVE_UNIT_WORDS)]
+    for row in range(0, len(cards), CARDS_PER_ROW):  # three to a row: a 1024-pixel projector shows each value whole
+        for col, (label, value, help_text) in zip(st.columns(CARDS_PER_ROW), cards[row:row + CARDS_PER_ROW]):
+            col.metric(label, value, help=help_text)
     st.caption(f"On {test.get('n_test', '?')} test images of {dataset_words(test.get('dataset'))}; "
                "one sample of z per image for the ELBO, the posterior mean for MSE and PSNR.")
 
@@ -46,6 +53,7 @@ def _psnr_help(test: dict[str, Any]) -> str:
 # Widgets bound to the URL (bind="query-params"): a link reproduces what the page shows. Streamlit drops a
 # URL value outside a widget's bounds silently; these check first, so the person is told what was ignored.
 URL_BIND = "query-params"
+UNBOUND_KEY = "url_unbound"  # session: the keys of widgets drawn unbound last time, their link's value refused
 
 
 def _number_ok(raw: str, lo: float, hi: float, integer: bool) -> bool:
@@ -56,21 +64,45 @@ def _number_ok(raw: str, lo: float, hi: float, integer: bool) -> bool:
     return lo <= value <= hi and (value.is_integer() or not integer)
 
 
-def url_refusal_ui(col: Any, key: str, label: str, ok: bool, allowed: str) -> None:
-    """A short notice in place of the link's value that the widget will ignore."""
+def url_refusal_ui(col: Any, key: str, label: str, ok: bool, allowed: str) -> str | None:
+    """A short notice in place of the link's value that the widget will ignore; returns the widget's bind."""
     raw = st.query_params.get(key)
-    if raw is not None and not ok:
-        col.warning(f"The link's “{label}” = {raw[:40]!r} is not allowed here ({allowed}); showing the default.",
-                    icon=":material/link:")
+    if raw is None or ok:
+        _rebind(key)
+        return URL_BIND
+    col.warning(f"The link's “{label}” = {raw[:40]!r} is not allowed here ({allowed}); showing the default.",
+                icon=":material/link:")
+    _drop_param(key)
+    st.session_state.setdefault(UNBOUND_KEY, set()).add(key)
+    # Unbound for this run: a bound widget is seeded from the link before any code of ours runs, and Streamlit
+    # catches only ValueError there, so "inf" or "1e309" in an integer input raised OverflowError (int(inf)).
+    return None
+
+
+def _drop_param(key: str) -> None:
+    try:
+        del st.query_params[key]
+    except st.errors.StreamlitAPIException:  # bound since an earlier run: the unbound widget call clears it
+        pass
+
+
+def _rebind(key: str) -> None:
+    """Bound again: a change made while unbound reached only the server (the browser had no binding to write
+    it to the URL); set again, Streamlit writes it there."""
+    unbound = st.session_state.get(UNBOUND_KEY, set())
+    if key in unbound:
+        unbound.discard(key)
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 def url_slider(col: Any, label: str, lo: float, hi: float, value: float, key: str, **kw: Any) -> Any:
     """A slider whose value lives in the URL under `key`."""
     raw = st.query_params.get(key)
     integer = all(isinstance(v, int) for v in (lo, hi, value))
-    url_refusal_ui(col, key, label, raw is None or _number_ok(raw, lo, hi, integer), f"{lo:g} to {hi:g}")
+    bind = url_refusal_ui(col, key, label, raw is None or _number_ok(raw, lo, hi, integer), f"{lo:g} to {hi:g}")
     _within(key, lo, hi)
-    return col.slider(label, lo, hi, value, key=key, bind=URL_BIND, **kw)
+    return col.slider(label, lo, hi, value, key=key, bind=bind, **kw)
 
 
 def _within(key: str, lo: float, hi: float) -> None:
@@ -83,17 +115,20 @@ def _within(key: str, lo: float, hi: float) -> None:
 def url_number(col: Any, label: str, lo: int, hi: int, value: int, key: str, **kw: Any) -> int:
     """An integer input whose value lives in the URL under `key`."""
     raw = st.query_params.get(key)
-    url_refusal_ui(col, key, label, raw is None or _number_ok(raw, lo, hi, True), f"an integer from {lo} to {hi}")
+    bind = url_refusal_ui(col, key, label, raw is None or _number_ok(raw, lo, hi, True),
+                          f"an integer from {lo} to {hi}")
     _within(key, lo, hi)
-    return col.number_input(label, lo, hi, value, key=key, bind=URL_BIND, **kw)
+    return col.number_input(label, lo, hi, value, key=key, bind=bind, **kw)
 
 
 def url_choice(col: Any, widget: Any, label: str, options: list[Any], value: Any, key: str, **kw: Any) -> Any:
-    """A select box or select slider whose value lives in the URL under `key` (as its label)."""
+    """A select box, select slider or segmented control whose value lives in the URL under `key` (as its label)."""
     fmt = kw.get("format_func", str)
     raw = st.query_params.get(key)
-    url_refusal_ui(col, key, label, raw is None or raw in {fmt(o) for o in options},
-                   "one of " + ", ".join(fmt(o) for o in options))
+    bind = url_refusal_ui(col, key, label, raw is None or raw in {fmt(o) for o in options},
+                          "one of " + ", ".join(fmt(o) for o in options))
     if widget == "select_slider":
-        return col.select_slider(label, options, value, key=key, bind=URL_BIND, **kw)
-    return col.selectbox(label, options, options.index(value), key=key, bind=URL_BIND, **kw)
+        return col.select_slider(label, options, value, key=key, bind=bind, **kw)
+    if widget == "segmented_control":
+        return col.segmented_control(label, options, default=value, key=key, bind=bind, **kw)
+    return col.selectbox(label, options, options.index(value), key=key, bind=bind, **kw)

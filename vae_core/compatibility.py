@@ -1,5 +1,6 @@
 """The one table of output ranges and the compatibility rules: which output activation x normalization x
-likelihood combinations work, are mismatched (they train, but cannot fit), or are refused.
+likelihood combinations work, are mismatched (they train, but cannot fit), or are refused; and, once the data is
+known, which are degenerate (a density that grows without bound on the data's exact 0 or 1 pixels).
 
 Every range of an output activation is read from ACTIVATION_RANGE here: the rules, the range
 diagnostics (evaluate.range_fractions), the Train page's verdicts and the Diagnostics page.
@@ -8,10 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from .config import LikelihoodName, Normalization, OutputActivation
 from .likelihoods import likelihood_spec
+
+if TYPE_CHECKING:
+    import torch
 
 ACTIVATION_RANGE: dict[str, tuple[float, float]] = {
     "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "linear": (-math.inf, math.inf)}
@@ -21,8 +25,32 @@ NORMALIZED_RANGE: dict[str, tuple[float, float]] = {"unit": (0.0, 1.0), "symmetr
 
 @dataclass(frozen=True)
 class Verdict:
-    status: Literal["works", "mismatched", "refused"]
+    status: Literal["works", "mismatched", "refused", "degenerate"]
     reason: str  # one or two sentences a person can act on; empty when it simply works
+
+
+# A continuous Bernoulli's density at x = 0 is C(λ)(1 - λ), and C(λ) = 2 artanh(1 - 2λ) / (1 - 2λ) grows without
+# bound as λ -> 0 (Loaiza-Ganem & Cunningham 2019): on exact-black pixels the ELBO can climb for ever by pushing λ
+# to 0, and a background of them dominates the objective. Beyond this share of pixels at exactly 0 or 255, a run
+# of such a likelihood is degenerate: its ELBO measures how black the black is, not the images.
+UNBOUNDED_AT_EDGES = frozenset({"continuous_bernoulli"})
+DEGENERATE_EDGE_SHARE = 0.05
+
+
+def edge_share(images: "torch.Tensor") -> float:
+    """The share of uint8 pixel values (N, C, H, W) at exactly 0 or 255."""
+    return ((images == 0) | (images == 255)).double().mean().item()
+
+
+def degeneracy(likelihood: LikelihoodName, share_at_edges: float | None) -> Verdict | None:
+    """A "degenerate" verdict where the likelihood's density is unbounded on the data's many exact 0/1 pixels."""
+    if likelihood not in UNBOUNDED_AT_EDGES or share_at_edges is None or share_at_edges <= DEGENERATE_EDGE_SHARE:
+        return None
+    name = likelihood_spec(likelihood).display
+    return Verdict("degenerate", f"{share_at_edges:.0%} of these pixels are exactly 0 or 255, where a {name}'s "
+                   "density grows without bound: training pushes their λ to 0 or 1, the ELBO climbs (it can be "
+                   "large and positive) while the rest of the image turns to colourless blobs. Use a Bernoulli "
+                   "(BCE) or a Gaussian with a learned σ, and compare runs by bits/dim.")
 
 
 def compatibility(activation: OutputActivation, normalization: Normalization, likelihood: LikelihoodName,

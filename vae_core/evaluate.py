@@ -2,7 +2,13 @@
 the posterior (KL and sigma per dimension, active units, collapse) and the output range.
 
 Each Monte-Carlo estimate draws its z from its own seeded generator (the ELBO's does not change with iwae_k)
-and comes with its standard error over the test images: std(per-image values, ddof=1) / sqrt(N).
+and comes with two standard errors, each for what it is:
+- over the test images (`*_se`): std(per-image values, ddof=1) / sqrt(N), how far another N test images would
+  move the mean; it holds the Monte-Carlo noise too, and is much the larger;
+- Monte-Carlo (`*_mc_se`), over z alone on these images: for the one-sample ELBO, from a second independent
+  draw per image (its own generator; Var_z of an image's estimate is E[(a - b)^2] / 2); for the IWAE bound, the
+  jackknife over its k importance weights (the delta method, capped at 1 nat^2 per image, misses heavy tails).
+A comparison of two runs on the same images uses their paired per-image values (vae_core.paired).
 
 Bits/dim is a discrete likelihood of the 8-bit images: the ELBO (or IWAE bound) with log P(k|z), the mass
 of each pixel's grey-level bin (likelihoods.discrete_log_prob), in place of the density log p(x|z). A mass is
@@ -13,11 +19,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from .compatibility import ACTIVATION_RANGE
+from .compatibility import ACTIVATION_RANGE, edge_share
 from .config import RunConfig
 from .data import pixels
 from .likelihoods import discrete_log_prob
@@ -26,12 +32,13 @@ from .normalize import GREY_LEVELS, Normalizer
 from .objective import equivalent_beta, kl_per_dimension, reconstruction_nats
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active if Cov_x(E_q[z_u]) > 0.01
-COLLAPSE_KL = 0.01  # nats: a dimension carrying less than this says nothing about x
+COLLAPSE_KL = 0.01  # nats: training's live alarm (kl_collapse_alarm) and the KL figure's line
 # An encoder at its initialization already has a KL near zero (q(z|x) ~ N(0, I)): before this many
 # optimizer steps a quiet posterior says the model is untrained, not that it collapsed.
 COLLAPSE_MIN_STEPS = 100
 SATURATION_EPS = 1e-3  # an output this close to its activation's bound is saturated
 IWAE_SEED_OFFSET = 1  # the IWAE's z generator is seeded apart from the ELBO's
+MC_SEED_OFFSET = 2  # and the second ELBO draw, which measures the ELBO's Monte-Carlo error, apart from both
 # PSNR's cap: an image whose MSE is below the 8-bit rounding's own, 1/12 of a grey level squared, is exact as far
 # as 8-bit pixels can tell (an exact reconstruction would otherwise count as infinitely many dB): 58.9 dB.
 QUANTIZATION_MSE = 1 / (12 * GREY_LEVELS**2)
@@ -59,7 +66,7 @@ class EvalMetrics:
     kl_per_dim: list[float]  # nats, mean over the test set
     posterior_var: list[float]  # Cov_x(E_q[z_u]) per dimension, the active-unit statistic
     posterior_sigma: list[float]  # mean posterior std per dimension (1 = the prior's)
-    posterior_collapse: bool  # no dimension carries COLLAPSE_KL nats: z says nothing about x
+    posterior_collapse: bool  # no active unit (steps not counted): z says nothing about x
     frac_targets_unreachable: float  # normalized targets outside the output activation's range
     frac_outputs_saturated: float  # decoder outputs within SATURATION_EPS of the activation's bounds
     effective_beta: float | None  # the proper-ELBO beta the training loss amounted to at its last step
@@ -73,9 +80,33 @@ class EvalMetrics:
     bits_per_dim_se: float | None = None
     iwae_bits_per_dim_se: float | None = None
     psnr_pooled_db: float | None = None
+    # Monte-Carlo standard errors over z alone (module docstring); None where not computed or saved before them.
+    elbo_mc_se: float | None = None
+    iwae_mc_se: float | None = None
+    bits_per_dim_mc_se: float | None = None
+    iwae_bits_per_dim_mc_se: float | None = None
+    # The share of the test images' uint8 values at exactly 0 or 255 (compatibility.degeneracy reads it).
+    frac_pixels_at_edges: float | None = None
+    # Image by image, for paired comparisons; never saved (to_dict leaves it out) nor compared.
+    per_image: "PerImage | None" = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "per_image"}
+
+    def summary(self) -> "EvalMetrics":
+        """The same without the per-image tensors: what a job sends between processes (a tensor sent through a
+        queue lives in the sender's shared memory, gone once a finished worker exits)."""
+        return replace(self, per_image=None)
+
+
+@dataclass(frozen=True)
+class PerImage:
+    """Each test image's estimates, (N,) in the order of the test images; None where not computed."""
+    elbo: torch.Tensor  # nats
+    iwae: torch.Tensor | None  # nats
+    bits: torch.Tensor | None  # bits/dim of the ELBO with the grey-level masses
+    iwae_bits: torch.Tensor | None
+    psnr: torch.Tensor  # dB
 
 
 def standard_error(values: torch.Tensor | None) -> float | None:
@@ -83,6 +114,13 @@ def standard_error(values: torch.Tensor | None) -> float | None:
     if values is None or len(values) < 2:
         return None
     return (values.double().std(correction=1) / math.sqrt(len(values))).item()
+
+
+def mc_standard_error(variances: torch.Tensor | None) -> float | None:
+    """The Monte-Carlo standard error of a mean over N images from each image's Var_z (N,): sqrt(sum) / N."""
+    if variances is None or len(variances) == 0:
+        return None
+    return (variances.double().clamp_min(0).sum().sqrt() / len(variances)).item()
 
 
 def psnr_db(mse: torch.Tensor) -> torch.Tensor:
@@ -128,12 +166,32 @@ def range_fractions(x: torch.Tensor, x_hat: torch.Tensor, activation: str) -> tu
     return unreachable, saturated
 
 
-def posterior_collapse(kl_per_dim: Sequence[float], steps: int | None = None) -> bool:
-    """No dimension carries COLLAPSE_KL nats, after at least COLLAPSE_MIN_STEPS steps (None: steps unknown)."""
-    # Every dimension, not a share: one dimension carrying a few nats is a z the decoder uses, and with
-    # 256 dimensions a handful of informative ones is a used latent space (the KL prunes what the data
-    # does not need), not a collapse.
-    if steps is not None and steps < COLLAPSE_MIN_STEPS:
+def count_active_units(posterior_var: Sequence[float]) -> int:
+    """Units whose posterior mean moves with x: Cov_x(E_q[z_u]) > ACTIVE_UNIT_THRESHOLD (Burda et al. 2015)."""
+    return sum(v > ACTIVE_UNIT_THRESHOLD for v in posterior_var)
+
+
+def too_early_for_collapse(steps: int | None) -> bool:
+    """Fewer than COLLAPSE_MIN_STEPS steps: a quiet posterior is an untrained one (None: steps unknown)."""
+    return steps is not None and steps < COLLAPSE_MIN_STEPS
+
+
+def posterior_collapse(posterior_var: Sequence[float], steps: int | None = None) -> bool:
+    """No active unit (count_active_units), after at least COLLAPSE_MIN_STEPS steps (None: steps unknown)."""
+    # Active units, not KL per dimension: an encoder that gives every x the same narrow posterior off the
+    # prior's centre pays a KL on each dimension and still tells the decoder nothing about x (the sigmoid zoo
+    # runs on symmetric data: 0 active units, every dimension over COLLAPSE_KL nats). None active, not a
+    # share: with 256 dimensions a handful of active ones is a used latent space, not a collapse.
+    if too_early_for_collapse(steps):
+        return False
+    return len(posterior_var) > 0 and count_active_units(posterior_var) == 0
+
+
+def kl_collapse_alarm(kl_per_dim: Sequence[float], steps: int | None = None) -> bool:
+    """Training's live alarm: no dimension's batch KL reaches COLLAPSE_KL nats, after COLLAPSE_MIN_STEPS steps."""
+    # A step's metrics carry the KL per dimension but not Cov_x(E_q[z]); this catches a posterior at the prior,
+    # not one that sits elsewhere for every x (posterior_collapse, on the test set, judges both).
+    if too_early_for_collapse(steps):
         return False
     return len(kl_per_dim) > 0 and all(k < COLLAPSE_KL for k in kl_per_dim)
 
@@ -142,6 +200,8 @@ def posterior_collapse(kl_per_dim: Sequence[float], steps: int | None = None) ->
 class IWAEBound:
     nats: torch.Tensor  # (B,) with the decoder's density p(x|z), nats/image
     discrete_nats: torch.Tensor | None  # (B,) the same z with the grey-level masses P(k|z); None without bins
+    nats_mc_var: torch.Tensor  # (B,) Var_z of each image's bound, by the jackknife (module docstring)
+    discrete_mc_var: torch.Tensor | None
 
 
 @torch.no_grad()
@@ -167,13 +227,30 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, chunk: int = 4096,
         if bins is not None:
             log_pk = -discrete_nll(out, bins, model.likelihood).view(s, -1)  # the bins of image r % B
             log_w_discrete.append(log_pk + log_p_z - log_q)
-    return IWAEBound(_log_mean_exp(log_w), _log_mean_exp(log_w_discrete) if bins is not None else None)
+    discrete = bins is not None
+    return IWAEBound(_log_mean_exp(log_w), _log_mean_exp(log_w_discrete) if discrete else None,
+                     _log_mean_exp_var(log_w), _log_mean_exp_var(log_w_discrete) if discrete else None)
 
 
 def _log_mean_exp(log_w: list[torch.Tensor]) -> torch.Tensor:
     """(B,) log of the mean over samples of exp(log_w), from chunks shaped (s, B)."""
     stacked = torch.cat(log_w)  # (k, B)
     return torch.logsumexp(stacked, 0) - math.log(len(stacked))
+
+
+def _log_mean_exp_var(log_w: list[torch.Tensor]) -> torch.Tensor:
+    """(B,) the jackknife's Var of log mean w over k samples: (k-1)/k sum_j (L_-j - mean L_-j)^2, L_-j without w_j."""
+    stacked = torch.cat(log_w).double()  # (k, B)
+    k = len(stacked)
+    if k < 2:
+        return torch.full(stacked.shape[1:], math.nan, dtype=torch.float64, device=stacked.device)
+    w = torch.softmax(stacked, 0)  # w_j / sum w
+    # log sum_{i != j} w_i = log sum w + log(1 - w~_j): exact but for the largest weight, whose share may round to 1.
+    loo = torch.logsumexp(stacked, 0) + torch.log1p(-w.clamp_max(0.5))
+    top = stacked.argmax(0)
+    without_top = stacked.scatter(0, top[None], -math.inf)
+    loo = loo.scatter(0, top[None], torch.logsumexp(without_top, 0)[None])
+    return (k - 1) / k * (loo - loo.mean(0)).pow(2).sum(0)
 
 
 @torch.no_grad()
@@ -194,14 +271,16 @@ class _Noise:
     """One z generator per Monte-Carlo estimate: the ELBO's samples stay the same whatever iwae_k is."""
     elbo: torch.Generator
     iwae: torch.Generator
+    mc: torch.Generator  # the ELBO's second draw, for its Monte-Carlo error
 
     @classmethod
     def seeded(cls, seed: int, device: torch.device) -> "_Noise":
-        return cls(torch.Generator(device).manual_seed(seed),
-                   torch.Generator(device).manual_seed(seed + IWAE_SEED_OFFSET))
+        return cls(*(torch.Generator(device).manual_seed(seed + offset)
+                     for offset in (0, IWAE_SEED_OFFSET, MC_SEED_OFFSET)))
 
 
-PARTS = ("recon", "discrete", "kl", "sq", "mu", "sigma", "iwae", "iwae_discrete", "unreach", "sat")
+PARTS = ("recon", "discrete", "recon_mc", "discrete_mc", "kl", "sq", "mu", "sigma", "iwae", "iwae_discrete",
+         "iwae_var", "iwae_discrete_var", "unreach", "sat", "edges")
 
 
 def _evaluate_batch(model: VAE, normalizer: Normalizer, chunk: torch.Tensor, iwae_k: int, parts: dict,
@@ -214,6 +293,7 @@ def _evaluate_batch(model: VAE, normalizer: Normalizer, chunk: torch.Tensor, iwa
     parts["recon"].append(reconstruction_nats(out, x, model.likelihood))
     if bins is not None:
         parts["discrete"].append(discrete_nll(out, bins, model.likelihood))
+    _second_draw(model, x, bins, parts, noise.mc)
     parts["kl"].append(kl_per_dimension(out.mu, out.logvar))  # (B, L)
     parts["mu"].append(out.mu)
     parts["sigma"].append(torch.exp(0.5 * out.logvar))
@@ -222,31 +302,55 @@ def _evaluate_batch(model: VAE, normalizer: Normalizer, chunk: torch.Tensor, iwa
     activation = model.cfg.output_activation
     unreachable, saturated = range_fractions(x, model.out_act(model.decode_logits(out.mu)), activation)
     parts["unreach"].append(unreachable * len(x))
+    parts["edges"].append(edge_share(chunk) * len(x))
     parts["sat"].append(saturated * len(x))
     if iwae_k:
         bound = iwae_bound(model, x, iwae_k, bins=bins, generator=noise.iwae)
         parts["iwae"].append(bound.nats)
         parts["iwae_discrete"].append(bound.discrete_nats)
+        parts["iwae_var"].append(bound.nats_mc_var)
+        parts["iwae_discrete_var"].append(bound.discrete_mc_var)
 
 
-@dataclass(frozen=True)
-class _PerImage:
-    """The Monte-Carlo estimates image by image, (N,) each; None where not computed."""
-    elbo: torch.Tensor  # nats
-    iwae: torch.Tensor | None  # nats
-    bits: torch.Tensor | None  # bits/dim of the ELBO with the grey-level masses
-    iwae_bits: torch.Tensor | None
+def _second_draw(model: VAE, x: torch.Tensor, bins: tuple[torch.Tensor, torch.Tensor] | None, parts: dict,
+                 generator: torch.Generator) -> None:
+    """The reconstruction terms at an independent z per image: the pair gives the ELBO's Var_z (the KL is exact)."""
+    out = model(x, generator)
+    parts["recon_mc"].append(reconstruction_nats(out, x, model.likelihood))
+    if bins is not None:
+        parts["discrete_mc"].append(discrete_nll(out, bins, model.likelihood))
 
 
-def _per_image(parts: dict, kl_nats: torch.Tensor, n_dims: int, iwae_k: int) -> _PerImage:
+def _per_image(parts: dict, kl_nats: torch.Tensor, n_dims: int, iwae_k: int, psnr: torch.Tensor) -> PerImage:
     """Each image's ELBO and IWAE bound, in nats and (from the grey-level masses) in bits/dim."""
     elbo = -(torch.cat(parts["recon"]) + kl_nats)
     iwae = torch.cat(parts["iwae"]) if iwae_k else None
     if not parts["discrete"]:
-        return _PerImage(elbo, iwae, None, None)
+        return PerImage(elbo, iwae, None, None, psnr)
     nll = torch.cat(parts["discrete"]) + kl_nats.double()  # -(E_q[log P(k|z)] - KL), float64
     iwae_bits = bits_per_dim(-torch.cat(parts["iwae_discrete"]), n_dims) if iwae_k else None
-    return _PerImage(elbo, iwae, bits_per_dim(nll, n_dims), iwae_bits)
+    return PerImage(elbo, iwae, bits_per_dim(nll, n_dims), iwae_bits, psnr)
+
+
+@dataclass(frozen=True)
+class _MonteCarlo:
+    """The Monte-Carlo standard errors of the four estimates (module docstring); None where not computed."""
+    elbo: float | None
+    iwae: float | None
+    bits: float | None
+    iwae_bits: float | None
+
+
+def _monte_carlo(parts: dict, n_dims: int, iwae_k: int) -> _MonteCarlo:
+    """From the ELBO's two draws per image and the IWAE's importance weights."""
+    pair = (torch.cat(parts["recon"]).double() - torch.cat(parts["recon_mc"]).double()).pow(2) / 2
+    to_bits = (n_dims * math.log(2)) ** 2
+    bits = iwae_bits = None
+    if parts["discrete"]:
+        bits = mc_standard_error((torch.cat(parts["discrete"]) - torch.cat(parts["discrete_mc"])).pow(2) / 2 / to_bits)
+        iwae_bits = mc_standard_error(torch.cat(parts["iwae_discrete_var"]) / to_bits) if iwae_k else None
+    iwae = mc_standard_error(torch.cat(parts["iwae_var"])) if iwae_k else None
+    return _MonteCarlo(mc_standard_error(pair), iwae, bits, iwae_bits)
 
 
 def _mean(values: torch.Tensor | None) -> float | None:
@@ -270,17 +374,21 @@ def _summarize(parts: dict, model: VAE, images: torch.Tensor, dataset: str,
     sq = torch.cat(parts["sq"])  # (N,) each image's pixel MSE
     var = torch.cat(parts["mu"]).var(0, correction=0)  # (L,)
     n_pixels = images[0].numel()
-    est = _per_image(parts, kl.sum(1), n_pixels, iwae_k)
+    est = _per_image(parts, kl.sum(1), n_pixels, iwae_k, psnr_db(sq))
+    mc = _monte_carlo(parts, n_pixels, iwae_k)
     bpd, iwae_bpd = _mean(est.bits), _mean(est.iwae_bits)
     kl_dims = kl.mean(0).tolist()
     return EvalMetrics(
         dataset=dataset, n_test=n, elbo_nats=est.elbo.mean().item(), recon_nats=recon.mean().item(),
         kl_nats=kl.sum(1).mean().item(), iwae_nats=_mean(est.iwae), iwae_k=iwae_k,
         bits_per_dim=bpd, bits_per_dim_note="" if bpd is not None else BERNOULLI_BPD_NOTE, mse=sq.mean().item(),
-        psnr_db=psnr_db(sq).mean().item(), psnr_pooled_db=psnr_db(sq.mean()).item(),
+        psnr_db=est.psnr.mean().item(), psnr_pooled_db=psnr_db(sq.mean()).item(),
         elbo_se=standard_error(est.elbo), iwae_se=standard_error(est.iwae), bits_per_dim_se=standard_error(est.bits),
         iwae_bits_per_dim_se=standard_error(est.iwae_bits),
-        active_units=int((var > ACTIVE_UNIT_THRESHOLD).sum()), kl_per_dim=kl_dims, posterior_var=var.tolist(),
-        posterior_sigma=torch.cat(parts["sigma"]).mean(0).tolist(), posterior_collapse=posterior_collapse(kl_dims),
-        frac_targets_unreachable=sum(parts["unreach"]) / n, frac_outputs_saturated=sum(parts["sat"]) / n,
-        effective_beta=beta, iwae_bits_per_dim=iwae_bpd)
+        active_units=count_active_units(var.tolist()), kl_per_dim=kl_dims, posterior_var=var.tolist(),
+        posterior_sigma=torch.cat(parts["sigma"]).mean(0).tolist(),
+        posterior_collapse=posterior_collapse(var.tolist()), frac_targets_unreachable=sum(parts["unreach"]) / n,
+        frac_outputs_saturated=sum(parts["sat"]) / n,
+        effective_beta=beta, iwae_bits_per_dim=iwae_bpd, elbo_mc_se=mc.elbo, iwae_mc_se=mc.iwae,
+        bits_per_dim_mc_se=mc.bits, iwae_bits_per_dim_mc_se=mc.iwae_bits, per_image=est,
+        frac_pixels_at_edges=sum(parts["edges"]) / n)

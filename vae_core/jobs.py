@@ -318,7 +318,7 @@ class TrainingJob:
         try:
             v.trainer.fit_sigma()  # gaussian_optimal: the training set's sigma*, before it is evaluated and saved
             test = evaluate(v.trainer.model, v.data.normalizer, v.data.test.images, dataset=v.config.data.dataset,
-                            config=v.config, steps=v.trainer.step)
+                            config=v.config, steps=v.trainer.step).summary()
         except Exception as e:
             log.exception("evaluation after training failed")
             test, message = None, f"{message} The test evaluation failed ({type(e).__name__}: {e}).".strip()

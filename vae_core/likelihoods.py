@@ -129,8 +129,11 @@ LIKELIHOODS: dict[str, Likelihood] = {lik.name: lik for lik in (
                title="continuous Bernoulli"),
     Likelihood("gaussian", "Gaussian with a fixed σ: MSE/(2σ²) plus constants", "gaussian", "real", "fixed",
                "Gaussian σ (fixed; 0.707 = mse_loss with sum)"),
-    Likelihood("gaussian_learned", "Gaussian with one learned σ (σ-VAE, Rybkin et al. 2021)", "gaussian", "real", "learned",
-               "Gaussian σ (initial; learned)"),
+    # The learned σ is a free parameter: nothing floors it (gaussian_optimal and gaussian_pixel hold theirs above
+    # SIGMA_FLOOR_PIXELS); the help says so rather than change what the bundled runs trained with.
+    Likelihood("gaussian_learned", "Gaussian with one learned σ (σ-VAE, Rybkin et al. 2021); the learned σ is not "
+               "floored, unlike gaussian_optimal's and gaussian_pixel's (a quarter grey level)", "gaussian", "real",
+               "learned", "Gaussian σ (initial; learned, not floored)"),
     Likelihood("gaussian_optimal", "Gaussian with the analytic optimal σ = RMSE of each training batch (σ-VAE); "
                "evaluated with the RMSE of the whole training set", "gaussian", "real", "optimal"),
     Likelihood("gaussian_pixel", "Gaussian with a σ per pixel, predicted by the decoder", "gaussian", "real", "per_pixel"),

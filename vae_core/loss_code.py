@@ -12,16 +12,23 @@ from .config import LossConfig
 from .objective import effective_beta, implied_sigma
 
 MSE_SIGMA = 1 / math.sqrt(2)  # mse_loss(reduction="sum") is the Gaussian NLL with this sigma, constants aside
-# The expression of each likelihood's per-value NLL, (B, C, H, W), "+ constants" where a fixed sigma has them.
-ELEMENTWISE = {
-    "bernoulli": "F.binary_cross_entropy_with_logits(logits, x, reduction={r})",
-    "continuous_bernoulli": "-ContinuousBernoulli(logits=logits).log_prob(x)",
-    "gaussian_learned": "-Normal(x_hat, log_sigma.exp()).log_prob(x)  # log_sigma: one nn.Parameter",
-    "gaussian_optimal": "-Normal(x_hat, (x - x_hat).pow(2).mean().sqrt().detach()).log_prob(x)",
-    "gaussian_pixel": "-Normal(x_hat, sigma_per_pixel).log_prob(x)  # the decoder predicts sigma",
-    "laplace": "F.l1_loss(x_hat, x, reduction={r}) / {sigma:g}  # + constants",
+# Each likelihood's NLL: {r} is the reduction= of an F.* call (where it has one), {tail} the reductions applied
+# to the per-value tensor (B, C, H, W) right after the call: appended after "/ sigma" it would bind to the number.
+NLL = {
+    "bernoulli": "F.binary_cross_entropy_with_logits(logits, x, reduction={r}){tail}",
+    "continuous_bernoulli": "-ContinuousBernoulli(logits=logits).log_prob(x){tail}",
+    "gaussian": "F.mse_loss(x_hat, x, reduction={r}){tail} / (2 * {sigma}**2)  # + constants",
+    "gaussian_learned": "-Normal(x_hat, log_sigma.exp()).log_prob(x){tail}  # log_sigma: one nn.Parameter",
+    "gaussian_optimal": "-Normal(x_hat, sigma).log_prob(x){tail}",
+    "gaussian_pixel": "-Normal(x_hat, log_sigma.exp()).log_prob(x){tail}  # log_sigma: (B, C, H, W), from the decoder",
+    "laplace": "F.l1_loss(x_hat, x, reduction={r}){tail} / {sigma}  # + constants",
 }
-_WHOLE_CALL = ("bernoulli", "gaussian", "laplace")  # functions whose own reduction= can do both reductions at once
+MSE_NLL = "F.mse_loss(x_hat, x, reduction={r}){tail}  # + constants: the NLL of sigma = 1/sqrt(2)"
+# What an NLL needs computed first; training fits sigma* without a gradient and floors it (likelihoods.py).
+SETUP = {
+    "gaussian_optimal": "sigma = (x - x_hat).pow(2).mean().sqrt().detach().clamp_min(sigma_floor)  "
+                        "# sigma* = the batch's RMSE, floored at 1/4 grey level",
+}
 
 
 @dataclass(frozen=True)
@@ -31,31 +38,35 @@ class LossCode:
     kl_words: str
 
 
-def _pixel_call(cfg: LossConfig, reduction: str) -> str:
-    """The per-value NLL expression, with `reduction` passed to F.* where the likelihood is one call."""
-    if cfg.likelihood == "gaussian":
-        if math.isclose(cfg.sigma, MSE_SIGMA, rel_tol=1e-3):
-            return f"F.mse_loss(x_hat, x, reduction={reduction})"
-        return f"F.mse_loss(x_hat, x, reduction={reduction}) / (2 * {cfg.sigma:g}**2)  # + constants"
-    return ELEMENTWISE[cfg.likelihood].format(r=reduction, sigma=cfg.sigma)
+def _literal(x: float) -> str:
+    """x as a Python literal: short where %g is exact, else every digit, so the code computes what training does."""
+    short = f"{x:g}"
+    return short if float(short) == x else repr(float(x))
 
 
-def _reduce(over_values: str, over_batch: str, dims: str) -> str:
-    """The tail that reduces a (B, ...) tensor: per image over `dims`, then over the batch."""
-    return f".{over_values}({dims}).{over_batch}()"
+def _nll_template(cfg: LossConfig) -> str:
+    """The NLL's template; a sigma of 0.707, as the form's help writes it, is shown as mse_loss."""
+    if cfg.likelihood == "gaussian" and math.isclose(cfg.sigma, MSE_SIGMA, rel_tol=1e-3):
+        return MSE_NLL
+    return NLL[cfg.likelihood]
 
 
-def recon_line(cfg: LossConfig) -> str:
-    pixel, batch = cfg.recon_reduction, cfg.recon_batch_reduction
-    if pixel == batch and cfg.likelihood in _WHOLE_CALL:
-        return "recon = " + _pixel_call(cfg, f'"{pixel}"')
-    expression, comment = _pixel_call(cfg, '"none"'), ""
-    if "  #" in expression:
-        expression, comment = expression.split("  #", 1)
-        comment = f"  #{comment}"
-    if expression.startswith("-"):
-        expression = f"({expression})"
-    return f"recon = {expression}.flatten(1){_reduce(pixel, batch, '1')}{comment}"
+def _reduce(over_values: str, over_batch: str, flatten: str = "") -> str:
+    """The tail that reduces a (B, ...) tensor: per image over its values, then over the batch."""
+    if over_values == over_batch:  # every image has as many values: the mean of means is the mean of all
+        return f".{over_values}()"
+    return f"{flatten}.{over_values}(1).{over_batch}()"
+
+
+def recon_lines(cfg: LossConfig) -> list[str]:
+    """The reconstruction term, reduced over pixels and the batch as configured."""
+    pixel, batch, template = cfg.recon_reduction, cfg.recon_batch_reduction, _nll_template(cfg)
+    if pixel == batch and "{r}" in template:  # the call's own reduction= does both at once
+        reduction, tail = f'"{pixel}"', ""
+    else:
+        reduction, tail = '"none"', _reduce(pixel, batch, ".flatten(1)")
+    setup = [SETUP[cfg.likelihood]] if cfg.likelihood in SETUP else []
+    return setup + ["recon = " + template.format(r=reduction, tail=tail, sigma=_literal(cfg.sigma))]
 
 
 def kl_lines(cfg: LossConfig) -> list[str]:
@@ -63,28 +74,27 @@ def kl_lines(cfg: LossConfig) -> list[str]:
     lines = ["kl = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0, 1))  # (B, L)"]
     dims, batch = cfg.kl_reduction, cfg.kl_batch_reduction
     if cfg.free_bits > 0:  # the clamp acts on each dimension's batch mean
-        lines.append(f"kl = kl.mean(0).clamp_min({cfg.free_bits:g})  # free bits, per dimension")
-        lines.append(f"kl = kl.{dims}()" + (" * B" if batch == "sum" else ""))
-    elif dims == batch:
-        lines.append(f"kl = kl.{dims}()")
+        lines.append(f"kl = kl.mean(0).clamp_min({_literal(cfg.free_bits)})  # free bits, per dimension")
+        lines.append(f"kl = kl.{dims}()" + (" * len(mu)  # a sum over the batch: B times its mean"
+                                            if batch == "sum" else ""))
     else:
-        lines.append(f"kl = kl{_reduce(dims, batch, '1')}")
+        lines.append(f"kl = kl{_reduce(dims, batch)}")
     return lines
 
 
 def beta_line(cfg: LossConfig) -> str:
     if cfg.kl_schedule == "linear":
-        return f"beta = {cfg.beta:g} * min(1, step / {cfg.kl_warmup_steps})"
+        return f"beta = {_literal(cfg.beta)} * min(1, step / {cfg.kl_warmup_steps})"
     if cfg.kl_schedule == "cyclical":
         ramp = cfg.kl_warmup_steps * cfg.kl_ramp_fraction
-        return f"beta = {cfg.beta:g} * min(1, (step % {cfg.kl_warmup_steps}) / {ramp:g})"
-    return f"beta = {cfg.beta:g}"
+        return f"beta = {_literal(cfg.beta)} * min(1, (step % {cfg.kl_warmup_steps}) / {_literal(ramp)})"
+    return f"beta = {_literal(cfg.beta)}"
 
 
 def loss_code(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int) -> LossCode:
     """The loss as code, with what it amounts to as a comment; n_pixels = C*H*W values per image."""
-    coef = "" if cfg.recon_coef == 1 else f"{cfg.recon_coef:g} * "
-    lines = [recon_line(cfg), *kl_lines(cfg), beta_line(cfg), f"loss = {coef}recon + beta * kl"]
+    coef = "" if cfg.recon_coef == 1 else f"{_literal(cfg.recon_coef)} * "
+    lines = [*recon_lines(cfg), *kl_lines(cfg), beta_line(cfg), f"loss = {coef}recon + beta * kl"]
     lines += _amounts_to(cfg, n_pixels, latent_dim, batch_size)
     return LossCode("\n".join(lines), _words(cfg.recon_reduction, cfg.recon_batch_reduction, n_pixels, "values",
                                              batch_size),

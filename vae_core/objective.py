@@ -99,17 +99,41 @@ class EquivalentBeta:
     value: float  # on the latent dimensions still under KL pressure, at the step
     reductions: float  # what the reductions and coefficients alone amount to (effective_beta)
     schedule_weight: float  # the KL schedule's multiplier at the step
-    free_dims: int  # dimensions whose KL is under the free bits: no KL pressure (beta 0) on them
-    latent_dim: int
+    free_dims: int  # k: dimensions whose KL is under the free bits: no KL pressure (beta 0) on them
+    latent_dim: int  # L
+    free_bits: float = 0.0  # nats per dimension; 0: none
+    kl_known: bool = True  # False: no KL per dimension was given, so free_dims counts nothing yet
+
+    def words(self) -> str:
+        """β as a person reads it: where free bits hold, β is 0 on those dimensions, the value on the others."""
+        beta = f"β = {self.value:.4g}"
+        if self.free_bits <= 0:
+            return beta
+        if not self.kl_known:
+            return f"{beta}; {free_bits_words(self.free_bits)}"
+        floor = f"the free bits' {self.free_bits:g} nats"
+        if self.free_dims == 0:
+            return f"{beta} on all {self.latent_dim} dimensions (each one's KL is over {floor})"
+        zero = f"β = 0 on {self.free_dims} of {self.latent_dim} dimensions (KL under {floor}: no gradient)"
+        others = self.latent_dim - self.free_dims
+        return f"{zero}, {beta} on the other {others}" if others else zero
+
+
+def free_bits_words(free_bits: float) -> str:
+    """What free bits do to β before any KL is known; "" without free bits."""
+    if free_bits <= 0:
+        return ""
+    return f"free bits of {free_bits:g} nats make β = 0 on any dimension whose KL is under {free_bits:g} nats"
 
 
 def equivalent_beta(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int, step: int,
                     kl_per_dim: Sequence[float] = ()) -> EquivalentBeta:
-    """At the last step (step = optimizer steps taken) with the KL per dimension measured then, nats."""
+    """At the last step (step = optimizer steps taken) with the KL per dimension measured then, nats
+    (none given: free_dims is 0 and kl_known False)."""
     reductions = effective_beta(cfg, n_pixels, latent_dim, batch_size)
     weight = kl_weight(cfg, max(step - 1, 0))  # the step that was taken last
     free = sum(k < cfg.free_bits for k in kl_per_dim) if cfg.free_bits > 0 else 0
-    return EquivalentBeta(reductions * weight, reductions, weight, free, latent_dim)
+    return EquivalentBeta(reductions * weight, reductions, weight, free, latent_dim, cfg.free_bits, len(kl_per_dim) > 0)
 
 
 def training_loss(recon: torch.Tensor, kl_dims: torch.Tensor, cfg: LossConfig, beta: float,

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence, get_args
 
 import torch
 
-from .compatibility import compatibility
+from .compatibility import compatibility, degeneracy
 from .config import (DataConfig, DatasetName, LikelihoodName, LossConfig, ModelConfig, Normalization,
                      OutputActivation, RunConfig, TrainConfig)
 from .runs import LoadedRun, RunInfo, RunLoadError, list_runs, read_config, read_metrics
@@ -201,7 +201,7 @@ class ZooRecord:
     normalization: str
     output_activation: str
     likelihood: str
-    verdict: str  # compatibility: works / mismatched
+    verdict: str  # compatibility: works / mismatched / degenerate
     epochs: int
     steps: int | None
     elbo_nats: float | None
@@ -239,8 +239,9 @@ def zoo_record(info: RunInfo) -> ZooRecord:
     """What a zoo run is and how it scored on its test split, from config.json and metrics.json."""
     config, normalizer = read_config(info.path)
     m, d, loss = config.model, config.data, config.loss
-    verdict = compatibility(m.output_activation, d.normalization, loss.likelihood, normalizer.value_range())
     test = _test_metrics(info.path)
+    verdict = degeneracy(loss.likelihood, _finite(test.get("frac_pixels_at_edges"))) or \
+        compatibility(m.output_activation, d.normalization, loss.likelihood, normalizer.value_range())
     units = test.get("active_units")
     return ZooRecord(path=info.path, name=info.name, status=info.status, dataset=d.dataset,
                      normalization=d.normalization, output_activation=m.output_activation, likelihood=loss.likelihood,

@@ -16,13 +16,14 @@ import plotly.graph_objects as go
 import torch
 from pandas.io.formats.style import Styler
 
-from vae_core.compatibility import ACTIVATION_RANGE
+from vae_core.compatibility import ACTIVATION_RANGE, degeneracy
 from vae_core.data import pixels
-from vae_core.evaluate import EvalMetrics
+from vae_core.evaluate import EvalMetrics, PerImage
 from vae_core.config import field_value
 from vae_core.families import TOGGLE_FIELDS, differences
 from vae_core.latent import embed, reconstruct
 from vae_core.likelihoods import likelihood_spec
+from vae_core.paired import PairedDifference, better_by, paired_difference, unpaired_difference
 from vae_core.runs import LoadedRun
 
 from . import figures, views
@@ -122,7 +123,16 @@ class MetricColumn:
     value: Callable[[EvalMetrics], float | None]
     text: Callable[[float], str]
     nats: bool = False  # compares only between runs that model the same space (see nats_comparable)
-    se: Callable[[EvalMetrics], float | None] | None = None  # a Monte-Carlo estimate's standard error, shown as ±
+    # A Monte-Carlo estimate: its Monte-Carlo standard error (shown as ±), its values image by image (for the
+    # paired difference that decides its best) and its standard error over the images (where images differ).
+    mc_se: Callable[[EvalMetrics], float | None] | None = None
+    per_image: Callable[[PerImage], torch.Tensor | None] | None = None
+    spread_se: Callable[[EvalMetrics], float | None] | None = None
+
+    @property
+    def estimated(self) -> bool:
+        """Whether its values carry noise, so that a best must beat the others by more than that noise."""
+        return self.per_image is not None
 
 
 def _percent(v: float) -> str:
@@ -131,15 +141,17 @@ def _percent(v: float) -> str:
 
 COLUMNS: tuple[MetricColumn, ...] = (
     MetricColumn("ELBO (nats)", "higher", lambda m: m.elbo_nats, lambda v: figures.format_number(v, 1), nats=True,
-                 se=lambda m: m.elbo_se),
+                 mc_se=lambda m: m.elbo_mc_se, per_image=lambda p: p.elbo, spread_se=lambda m: m.elbo_se),
     MetricColumn("IWAE (nats)", "higher", lambda m: m.iwae_nats, lambda v: figures.format_number(v, 1), nats=True,
-                 se=lambda m: m.iwae_se),
+                 mc_se=lambda m: m.iwae_mc_se, per_image=lambda p: p.iwae, spread_se=lambda m: m.iwae_se),
     MetricColumn("bits/dim", "lower", lambda m: m.bits_per_dim, lambda v: figures.format_number(v, 3),
-                 se=lambda m: m.bits_per_dim_se),
+                 mc_se=lambda m: m.bits_per_dim_mc_se, per_image=lambda p: p.bits, spread_se=lambda m: m.bits_per_dim_se),
     # The mean of each image's PSNR (EvalMetrics.psnr_db), not the PSNR of the pooled MSE.
-    MetricColumn("PSNR (dB)", "higher", lambda m: m.psnr_db, lambda v: figures.format_number(v, 2)),
+    MetricColumn("PSNR (dB)", "higher", lambda m: m.psnr_db, lambda v: figures.format_number(v, 2),
+                 per_image=lambda p: p.psnr),
     MetricColumn("targets out of reach", "lower", lambda m: m.frac_targets_unreachable, _percent),
-    MetricColumn("outputs saturated", "lower", lambda m: m.frac_outputs_saturated, _percent),
+    # Fewer saturated outputs is not better in itself (a sigmoid that reaches black saturates there), so no best.
+    MetricColumn("outputs saturated", "neither", lambda m: m.frac_outputs_saturated, _percent),
     MetricColumn("active units", "higher", lambda m: m.active_units, lambda v: f"{v:.0f}"),
     # A choice made before training, not an outcome: no value of it is better.
     MetricColumn("equivalent β", "neither", lambda m: m.effective_beta, lambda v: f"{v:.4g}"),
@@ -161,6 +173,50 @@ def best_rows(values: Sequence[float | None], better: Better) -> frozenset[int]:
         return frozenset()
     top = (max if better == "higher" else min)(finite.values())
     return frozenset(i for i, v in finite.items() if v == top)
+
+
+@dataclass(frozen=True)
+class Best:
+    rows: frozenset[int]  # the rows marked best
+    note: str  # why an estimated column has no best, or ""
+
+
+def best_estimate(column: MetricColumn, metrics: Sequence[EvalMetrics | None], labels: Sequence[str],
+                  same_images: bool) -> Best:
+    """The best row of a Monte-Carlo column, only where it beats every other by more than 2 standard errors of
+    their difference (paired on the same images); else no best, and the note says which two it cannot tell apart."""
+    values = [_value(column, m) for m in metrics]
+    leaders = best_rows(values, column.better)
+    if len(leaders) != 1:
+        return Best(frozenset(), "")
+    top = next(iter(leaders))
+    for i, m in enumerate(metrics):
+        if i == top or values[i] is None or not math.isfinite(values[i]):
+            continue
+        diff = _difference(column, metrics[top], m, same_images)
+        if diff is None or better_by(diff, column.better) <= 0 or not diff.distinguishable:
+            return Best(frozenset(), _undecided(column, labels[top], labels[i], diff))
+    return Best(leaders, "")
+
+
+def _difference(column: MetricColumn, a: EvalMetrics, b: EvalMetrics, same_images: bool) -> PairedDifference | None:
+    """a - b: paired image by image where both kept their values on the same images, else from each one's SE."""
+    if same_images and a.per_image is not None and b.per_image is not None:
+        pa, pb = column.per_image(a.per_image), column.per_image(b.per_image)
+        if pa is not None and pb is not None and pa.shape == pb.shape and len(pa) >= 2:
+            return paired_difference(pa.cpu(), pb.cpu())
+    se_a, se_b = (column.spread_se(m) if column.spread_se else None for m in (a, b))
+    if se_a is None or se_b is None:
+        return None
+    return unpaired_difference(column.value(a), se_a, column.value(b), se_b)
+
+
+def _undecided(column: MetricColumn, top: str, other: str, diff: PairedDifference | None) -> str:
+    if diff is None:
+        return f"{column.title}: no standard error is known for {top} or {other}, so no best is marked."
+    how = f"paired over {diff.n} images" if diff.n else "unpaired: different test images"
+    return (f"{column.title}: {top} and {other} are not distinguishable (difference "
+            f"{column.text(diff.mean)} ± {column.text(diff.se)}, {how}; within 2 SE), so no best is marked.")
 
 
 @dataclass(frozen=True)
@@ -192,15 +248,31 @@ class MetricsTable:
 
 def metrics_table(runs: Sequence[LoadedRun], metrics: Sequence[EvalMetrics | None],
                   labels: Sequence[str]) -> MetricsTable:
-    """Each run's test metrics (None: not evaluated), the best of each column marked in that column's direction."""
-    comparable = nats_comparable(runs)
-    best = tuple(frozenset() if c.nats and not comparable else best_rows([_value(c, m) for m in metrics], c.better)
-                 for c in COLUMNS)
+    """Each run's test metrics (None: not evaluated), the best of each column marked in that column's direction:
+    a Monte-Carlo estimate's best only where its paired difference to every other run exceeds 2 SE."""
+    comparable, paired = nats_comparable(runs), same_images(runs)
+    bests = tuple(Best(frozenset(), "") if c.nats and not comparable else
+                  best_estimate(c, metrics, labels, paired) if c.estimated else
+                  Best(best_rows([_value(c, m) for m in metrics], c.better), "") for c in COLUMNS)
+    best = tuple(b.rows for b in bests)
     cells = tuple(tuple(_cell(c, m, i in b) for c, b in zip(COLUMNS, best)) for i, m in enumerate(metrics))
-    note = "" if comparable else ("ELBO and IWAE are in nats of each run's own normalized data (and a Bernoulli's "
-                                  "are not a likelihood of grey levels): they do not compare across these runs, "
-                                  "so no best is marked. Bits/dim does compare.")
-    return MetricsTable(tuple(labels), COLUMNS, cells, best, note)
+    notes = [b.note for b in bests if b.note] + _degenerate_notes(runs, metrics, labels)
+    if not comparable:
+        notes.insert(0, "ELBO and IWAE are in nats of each run's own normalized data (and a Bernoulli's are not a "
+                        "likelihood of grey levels): they do not compare across these runs, so no best is marked. "
+                        "Bits/dim does compare.")
+    return MetricsTable(tuple(labels), COLUMNS, cells, best, " ".join(notes))
+
+
+def _degenerate_notes(runs: Sequence[LoadedRun], metrics: Sequence[EvalMetrics | None],
+                      labels: Sequence[str]) -> list[str]:
+    """A note for each degenerate run (compatibility.degeneracy): its ELBO is no measure of its images."""
+    notes = []
+    for run, m, label in zip(runs, metrics, labels):
+        verdict = degeneracy(run.config.loss.likelihood, m.frac_pixels_at_edges if m is not None else None)
+        if verdict is not None:
+            notes.append(f"⚠ {label} is degenerate: {verdict.reason}")
+    return notes
 
 
 def _value(column: MetricColumn, m: EvalMetrics | None) -> float | None:
@@ -208,9 +280,9 @@ def _value(column: MetricColumn, m: EvalMetrics | None) -> float | None:
 
 
 def _cell(column: MetricColumn, m: EvalMetrics | None, best: bool) -> str:
-    """The value, ± its standard error where it is a Monte-Carlo estimate; the best marked."""
+    """The value, ± its Monte-Carlo standard error where it is an estimate; the best marked."""
     value = _value(column, m)
-    se = column.se(m) if column.se is not None and m is not None else None
+    se = column.mc_se(m) if column.mc_se is not None and m is not None else None
     text = "—" if value is None else column.text(value) if se is None else f"{column.text(value)} ± {column.text(se)}"
     return text + BEST_MARK if best else text
 
@@ -228,21 +300,61 @@ def has_history(runs: Sequence[LoadedRun]) -> bool:
     return any(_history(run) is not None for run in runs)
 
 
-def training_curves(runs: Sequence[LoadedRun], labels: Sequence[str]) -> go.Figure:
-    """Reconstruction, KL and ELBO during training, one colour per run (runs without a history are left out)."""
+CurveScale = Literal["per run", "shared"]
+CURVE_SCALES: tuple[CurveScale, ...] = ("per run", "shared")
+# The hover keeps the nats a curve drew from: a run rescaled to its own range still says what it measured.
+_SCALED_HOVER = "step %{x}<br>%{customdata:.4g} nats<extra>%{fullData.name}</extra>"
+
+
+def training_curves(runs: Sequence[LoadedRun], labels: Sequence[str], scale: CurveScale = "shared") -> go.Figure:
+    """Reconstruction, KL and ELBO during training, one colour per run (runs without a history are left out).
+    "per run" draws each run's curve over its own range (0 its lowest, 1 its highest), so a run whose nats are
+    thousands of times another's does not flatten it; the hover shows the nats."""
     data = []
     for run, label, color in zip(runs, labels, run_colors(len(runs))):
         if (h := _history(run)) is None:
             continue
         mode = "lines" if len(h["step"]) > 1 else "markers"
-        data += [go.Scatter(x=h["step"], y=h[key], mode=mode, name=label, legendgroup=label, showlegend=suffix == "",
-                            line=dict(color=color, width=2), marker=dict(color=color, size=8),
-                            xaxis="x" + suffix, yaxis="y" + suffix, hovertemplate=figures._NATS_HOVER)
+        data += [go.Scatter(x=h["step"], y=_scaled(h[key], scale), customdata=h[key], mode=mode, name=label,
+                            legendgroup=label, showlegend=suffix == "", line=dict(color=color, width=2),
+                            marker=dict(color=color, size=8), xaxis="x" + suffix, yaxis="y" + suffix,
+                            hovertemplate=_SCALED_HOVER)
                  for key, suffix in zip(CURVE_KEYS, ("", "2", "3"))]
     layout = figures._curve_axes()
+    if scale == "per run":
+        for suffix in ("", "2", "3"):
+            layout[f"yaxis{suffix}"].update(range=[-0.05, 1.05], tickvals=[0, 1], ticktext=["its lowest", "its highest"])
     # Runs named once, under the panels: above the ELBO panel (the single-run place) they would cover the curves.
     layout["legend"] = dict(orientation="h", x=0, xanchor="left", y=-0.08, yanchor="top")
     return figures._figure(data, dict(layout, hovermode="x"), None, 680, top=20)
+
+
+def _scaled(values: Sequence[float], scale: CurveScale) -> list[float]:
+    """The values, or ("per run") mapped onto [0, 1] between their own finite lowest and highest."""
+    if scale == "shared":
+        return list(values)
+    v = np.asarray(values, dtype=float)
+    finite = v[np.isfinite(v)]
+    if finite.size == 0 or finite.min() == finite.max():
+        return [0.5] * len(v)
+    return ((v - finite.min()) / (finite.max() - finite.min())).tolist()
+
+
+def default_curve_scale(runs: Sequence[LoadedRun]) -> CurveScale:
+    """Shared where the runs' nats compare and their ranges are alike; per run where one would flatten another."""
+    spans = [_span(h["elbo_nats"]) for r in runs if (h := _history(r)) is not None]
+    if not nats_comparable(runs) or (spans and max(spans) > CURVE_SPAN_RATIO * max(min(spans), 1e-12)):
+        return "per run"
+    return "shared"
+
+
+CURVE_SPAN_RATIO = 10  # one run's ELBO range this many times another's flattens it on a shared axis
+
+
+def _span(values: Sequence[float]) -> float:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.max() - v.min()) if v.size else 0.0
 
 
 # --------------------------------------------------------------------------- traversals

@@ -206,7 +206,7 @@ def error_heatmap(errors: np.ndarray, ncols: int, *, title: str | None = None,
 # Training and latent-space diagnostics
 
 CURVE_TITLES = (
-    "reconstruction −log p(x|z) (nats/image)",
+    "negative log-likelihood −log p(x|z) (nats/image)",  # the ELBO's reconstruction term, per image
     "KL(q(z|x) ‖ p(z)) (nats/image)",
     "ELBO (nats/image)",
 )
@@ -255,7 +255,7 @@ def _curve_ranges(x: np.ndarray, panels: Sequence[np.ndarray]) -> dict:
 def training_curves(steps: Sequence[float], recon: Sequence[float], kl: Sequence[float],
                     elbo: Sequence[float], *, test_steps: Sequence[float] = (),
                     test_elbo: Sequence[float] = (), title: str | None = None) -> go.Figure:
-    """Three stacked panels sharing the x axis ("step"): reconstruction, KL and ELBO, per image in nats."""
+    """Three stacked panels sharing the x axis ("step"): -log p(x|z), KL and ELBO, per image in nats."""
     x = np.asarray(steps, dtype=np.float64)
     series = [np.asarray(s, dtype=np.float64) for s in (recon, kl, elbo)]
     tx, ty = np.asarray(test_steps, dtype=np.float64), np.asarray(test_elbo, dtype=np.float64)
@@ -267,7 +267,7 @@ def training_curves(steps: Sequence[float], recon: Sequence[float], kl: Sequence
     data = [go.Scatter(x=x, y=y, mode=mode, name=name, line=dict(color=ACCENT, width=2),
                        marker=dict(color=ACCENT, size=8), xaxis="x" + suffix, yaxis="y" + suffix,
                        showlegend=suffix == "3" and has_test, hovertemplate=_NATS_HOVER)
-            for y, name, suffix in zip(series, ("reconstruction", "KL", "train ELBO"), ("", "2", "3"))]
+            for y, name, suffix in zip(series, ("−log p(x|z)", "KL", "train ELBO"), ("", "2", "3"))]
     if has_test:
         data.append(go.Scatter(x=tx, y=ty, mode="lines+markers", name="test ELBO", xaxis="x3", yaxis="y3",
                                marker=dict(color=TEST_COLOR, size=8), line=dict(color=TEST_COLOR, dash="dot"),
@@ -283,9 +283,11 @@ def kl_per_dim_bars(kl_per_dim: Sequence[float], *, threshold: float = 0.01,
     """Bars of KL per latent dimension z0..z{L-1} in nats/image; dims below `threshold` are muted."""
     kl = np.asarray(kl_per_dim, dtype=np.float64).reshape(-1)
     names = np.array([f"z{i}" for i in range(kl.size)])
-    active = kl >= threshold
-    groups = ((active, f"active: {active.sum()} (≥ {threshold:g} nats)", ACCENT),
-              (~active, f"inactive: {(~active).sum()} (< {threshold:g} nats)", MUTED))
+    over = kl >= threshold
+    # Named by their KL, never "active": an active unit is one whose posterior mean moves with x (the Active
+    # units card), and a dimension can pay KL without one (the same off-centre posterior for every x).
+    groups = ((over, f"KL ≥ {threshold:g} nats: {over.sum()}", ACCENT),
+              (~over, f"KL < {threshold:g} nats: {(~over).sum()}", MUTED))
     data = [go.Bar(x=names[mask].tolist(), y=kl[mask], name=label, marker_color=color,
                    hovertemplate="%{x}: %{y:.4g} nats<extra></extra>") for mask, label, color in groups]
     layout = dict(
@@ -350,9 +352,10 @@ def _scientific(v: float, digits: int) -> str:
 
 
 def format_number(value: float | None, decimals: int = 2, *, signed: bool = False) -> str:
-    """A metric for a card: fixed decimals below SCIENTIFIC_FROM, three significant digits × 10ⁿ beyond."""
+    """A metric for a card: fixed decimals and thousands separators below SCIENTIFIC_FROM (as the axes), three
+    significant digits × 10ⁿ beyond."""
     if value is None:
         return "—"
     v = float(value)
-    text = _non_finite(v) or (_scientific(v, 3) if abs(v) >= SCIENTIFIC_FROM else f"{v:.{decimals}f}")
+    text = _non_finite(v) or (_scientific(v, 3) if abs(v) >= SCIENTIFIC_FROM else f"{v:,.{decimals}f}")
     return f"+{text}" if signed and v >= 0 else text

@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .figures import ACCENT, CATEGORICAL
+from .figures import ACCENT, CATEGORICAL, CURVE_TITLES
 
 WIDTH, PANEL_H, GAP, LEFT, RIGHT, TOP = 720, 120, 34, 70, 110, 22
 GRID, INK, MUTED, ALARM = "#e5e7eb", "#31333f", "#6b7280", "#d62728"
-TITLES = ("reconstruction −log p(x|z) (nats/image)", "KL(q(z|x) ‖ p(z)) (nats/image)", "ELBO (nats/image)")
+TITLES = CURVE_TITLES  # the live panels read as the interactive ones that replace them
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,14 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from vae_core.compatibility import ACTIVATION_RANGE
+from vae_core.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
+from vae_core.config import RunConfig
 from vae_core.data import ImageDataset, pixels
-from vae_core.evaluate import COLLAPSE_KL, COLLAPSE_MIN_STEPS, EvalMetrics, posterior_collapse, range_fractions
+from vae_core.evaluate import (ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL, EvalMetrics, posterior_collapse, range_fractions,
+                               too_early_for_collapse)
 from vae_core.job_state import Preview
 from vae_core.latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
+from vae_core.objective import EquivalentBeta, equivalent_beta
 from vae_core.runs import LoadedRun
 from vae_core.train import StepMetrics
 
@@ -32,10 +35,26 @@ def dataset_words(dataset: str | None) -> str:
 
 
 def with_error(value: float | None, se: float | None, decimals: int = 2) -> str:
-    """An estimate and its standard error over the test images, e.g. "-813.7 ± 2.1"; no ± where there is none
-    (metrics saved before standard errors were reported)."""
+    """An estimate and a standard error, e.g. "-813.7 ± 0.4"; no ± where there is none (metrics saved before)."""
     text = figures.format_number(value, decimals)
     return text if value is None or se is None else f"{text} ± {figures.format_number(se, decimals)}"
+
+
+def uncertainty_words(mc_se: float | None, spread_se: float | None, n: int | None, decimals: int = 2) -> str:
+    """What a card's ± is (the Monte-Carlo error over z), and the spread over the test images beside it."""
+    f = lambda v: figures.format_number(v, decimals)  # noqa: E731
+    words = []
+    if mc_se is not None:
+        words.append(f"± {f(mc_se)}: the Monte-Carlo standard error, over z alone (a second seeded draw per image)")
+    if spread_se is not None:
+        words.append(f"± {f(spread_se)} over the test images (std/√N, N = {n}): how far other test images would "
+                     "move it")
+    return "; ".join(words) + "." if words else ""
+
+
+def degenerate(run: LoadedRun) -> Verdict | None:
+    """The run's "degenerate" verdict (compatibility.degeneracy), from the edge share its test metrics measured."""
+    return degeneracy(run.config.loss.likelihood, _test_metrics(run).get("frac_pixels_at_edges"))
 
 
 def _test_metrics(run: LoadedRun) -> dict:
@@ -200,9 +219,13 @@ def sigma_map(run: LoadedRun, images: torch.Tensor) -> go.Figure | None:
     return figures.error_heatmap(sigma.numpy(), len(images), colorbar_title="decoder σ (pixel units)")
 
 
+# What an active unit is, in the words every card and alarm uses.
+ACTIVE_UNIT_WORDS = f"Cov_x(E_q[z_u]) > {ACTIVE_UNIT_THRESHOLD:g} (Burda et al. 2015)"
+
+
 @dataclass(frozen=True)
 class CollapseVerdict:
-    alarm: bool  # no latent dimension carries information, after enough training to say so
+    alarm: bool  # no active unit, after enough training to say so
     note: str  # why the question is not asked yet, or ""
 
 
@@ -214,11 +237,34 @@ def run_steps(run: LoadedRun) -> int | None:
 
 def collapse_verdict(run: LoadedRun, metrics: EvalMetrics) -> CollapseVerdict:
     """The posterior-collapse alarm for this run, silent (with the reason) for one trained too briefly."""
-    steps = run_steps(run)
-    if steps is not None and steps < COLLAPSE_MIN_STEPS:
+    return collapse_verdict_at(metrics, run_steps(run))
+
+
+def collapse_verdict_at(metrics: EvalMetrics, steps: int | None) -> CollapseVerdict:
+    """The alarm from the active units of freshly evaluated metrics, never a saved posterior_collapse flag."""
+    if too_early_for_collapse(steps):
         return CollapseVerdict(False, f"Trained for {steps} step{'s' * (steps != 1)} only: too early to speak "
                                "of posterior collapse (an untrained encoder's KL is near zero too).")
-    return CollapseVerdict(posterior_collapse(metrics.kl_per_dim, steps), "")
+    return CollapseVerdict(posterior_collapse(metrics.posterior_var, steps), "")
+
+
+def collapse_message(metrics: EvalMetrics) -> str:
+    """The alarm's words: no unit is active, so z tells the decoder next to nothing about the image."""
+    return (f"**Posterior collapse:** 0 of {len(metrics.posterior_var)} latent dimensions are active "
+            f"({ACTIVE_UNIT_WORDS}): the posterior mean hardly moves from one image to another, so the decoder "
+            "ignores z, whatever KL each dimension pays.")
+
+
+def config_beta(config: RunConfig, steps: int, kl_per_dim: Sequence[float] = ()) -> EquivalentBeta:
+    """The β a run's loss amounted to after `steps` steps, free bits judged on the given KL per dimension."""
+    m = config.model
+    return equivalent_beta(config.loss, m.channels * m.image_size**2, m.latent_dim, config.train.batch_size,
+                           steps, kl_per_dim)
+
+
+def run_beta(run: LoadedRun, kl_per_dim: Sequence[float] = ()) -> EquivalentBeta:
+    """config_beta at the run's last step (0 where metrics.json does not say), as evaluate_cached counts it."""
+    return config_beta(run.config, run_steps(run) or 0, kl_per_dim)
 
 
 def status_note(run: LoadedRun) -> str | None:
@@ -229,10 +275,14 @@ def status_note(run: LoadedRun) -> str | None:
     return f"{message} Every number on this page describes those weights."
 
 
+SIGMA_HIGHLIGHT_WORDS = f"coloured where the KL is ≥ {COLLAPSE_KL:g} nats"  # the KL figure's split
+
+
 def posterior_figures(metrics: EvalMetrics) -> tuple[go.Figure, go.Figure]:
-    """KL per dimension and the mean posterior sigma per dimension (the prior's is 1)."""
-    active = [k >= COLLAPSE_KL for k in metrics.kl_per_dim]
+    """KL per dimension and the mean posterior sigma per dimension (the prior's is 1), coloured where
+    the KL reaches COLLAPSE_KL (SIGMA_HIGHLIGHT_WORDS), as the KL figure is."""
+    over_kl = [k >= COLLAPSE_KL for k in metrics.kl_per_dim]
     kl = figures.kl_per_dim_bars(metrics.kl_per_dim, threshold=COLLAPSE_KL)
     sigma = diagnostic_figures.per_dim_bars(metrics.posterior_sigma, axis_title="mean posterior σ",
-                                            reference=1.0, reference_name="prior σ = 1", highlight=active)
+                                            reference=1.0, reference_name="prior σ = 1", highlight=over_kl)
     return kl, sigma

@@ -43,17 +43,20 @@ def test_the_toggle_flips_the_activation_and_a_link_reproduces_the_view(page, br
 
     query = parse_qs(urlsplit(page.url).query)
     assert query["run"] == ["sprites-tanh-zscore-gaussian"] and query["recon_n"] == ["11"], page.url
-    page.get_by_text("Link to this view").click()  # the sidebar's share box: the address bar without "u"
+    assert "u" not in query, page.url  # the identity is a cookie, never in the address
+    page.get_by_text("Link to this view").click()  # the sidebar's share box: the address bar
     box = page.frame_locator("iframe").first.locator("#link")
     shared = box.input_value()
-    assert parse_qs(urlsplit(shared).query) == {k: v for k, v in query.items() if k != "u"}, shared
+    assert parse_qs(urlsplit(shared).query) == query, shared
     fresh = browser.new_context(viewport=VIEWPORT).new_page()
     try:
         fresh.goto(shared, wait_until="domcontentloaded")
         wait_settled(fresh, timeout=90_000)
         assert "tanh output" in sidebar_text(fresh)
         assert fresh.locator(".st-key-recon_n").get_by_test_id("stSliderThumbValue").inner_text() == "11"
-        assert parse_qs(urlsplit(fresh.url).query)["u"] != query["u"]  # the link did not carry the identity
+        mine, theirs = (next(c["value"] for c in p.context.cookies() if c["name"] == "vae_lab_browser")
+                        for p in (page, fresh))  # ui/cookie.py COOKIE
+        assert mine != theirs  # the link did not carry the identity
     finally:
         fresh.context.close()
 

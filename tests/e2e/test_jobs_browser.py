@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -22,14 +22,27 @@ pytestmark = pytest.mark.e2e
 FAST = {"VAE_LAB_CHECKPOINT_EVERY_S": "1"}
 
 
-def open_page(browser, url: str, errors: list[str] | None = None):
-    page = browser.new_context(viewport=VIEWPORT).new_page()
+COOKIE = "vae_lab_browser"  # ui/cookie.py COOKIE: the browser's identity, never in its address
+
+
+def open_page(browser, url: str, errors: list[str] | None = None, cookies: list[dict] | None = None):
+    """A new browser context on url; `cookies` (another context's) make it that same browser again."""
+    context = browser.new_context(viewport=VIEWPORT)
+    if cookies:
+        context.add_cookies(cookies)
+    page = context.new_page()
     if errors is not None:
         page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     page.set_default_timeout(60_000)
     page.goto(url, wait_until="domcontentloaded")
     wait_settled(page, timeout=90_000)
     return page
+
+
+def identity(context) -> str:
+    """The browser's identity: the value of its HttpOnly cookie, which the server set on the first page load."""
+    [value] = [c["value"] for c in context.cookies() if c["name"] == COOKIE]
+    return value
 
 
 def start_job(page, epochs: int, budget_s: int) -> None:
@@ -53,13 +66,13 @@ def metrics(run: Path) -> dict:
 def test_a_class_reloads_changes_page_and_closes_laptops_while_training(browser, tmp_path):
     """One server, three browsers, each training: a reload mid-run finds its job live and Stop works; a run
     that ends while its browser is on another page is loaded there; a job whose browser is gone finishes,
-    is saved and is listed, and its owner finds it again with the same URL."""
+    is saved and is listed, and its owner finds it again in the same browser (its identity cookie)."""
     runs = tmp_path / "runs"
     with running_server(runs, tmp_path, {**FAST, "VAE_LAB_MAX_JOBS": "3"}) as server:
         gone = open_page(browser, server.url)
         start_job(gone, epochs=1000, budget_s=4)
         wait_for_status(gone, "running", timeout_s=90)
-        owner_url = gone.url
+        owner_url, owner_cookies = gone.url, gone.context.cookies()
         gone.context.close()  # the laptop closes
         elsewhere = open_page(browser, server.url)
         start_job(elsewhere, epochs=1000, budget_s=5)
@@ -68,13 +81,14 @@ def test_a_class_reloads_changes_page_and_closes_laptops_while_training(browser,
         reloaded = open_page(browser, server.url)
         reload_and_stop(reloaded, runs)
         ends_on_another_page(elsewhere)
-        finished_without_its_browser(browser, server.url, owner_url, runs)
+        finished_without_its_browser(browser, server.url, owner_url, owner_cookies, runs)
 
 
 def reload_and_stop(page, runs: Path) -> None:
     start_job(page, epochs=1000, budget_s=300)
     first = step_of(wait_for_status(page, "step", timeout_s=90))
-    assert "u=" in page.url, f"no browser token in the URL: {page.url}"
+    assert "u" not in parse_qs(urlsplit(page.url).query), f"a browser token in the URL: {page.url}"
+    assert identity(page.context), "no identity cookie"
     page.reload(wait_until="domcontentloaded")
     wait_settled(page, timeout=60_000)
     assert "/train" in page.url
@@ -134,8 +148,8 @@ def test_kill_9_of_the_server_mid_training_keeps_the_run_as_interrupted(browser,
         assert not list(runs.glob(".*tmp*")), f"stale temporary folders left: {list(runs.glob('.*'))}"
 
 
-def finished_without_its_browser(browser, url: str, owner_url: str, runs: Path) -> None:
-    token = parse_qs(urlparse(owner_url).query)["u"][0]
+def finished_without_its_browser(browser, url: str, owner_url: str, owner_cookies: list[dict], runs: Path) -> None:
+    [token] = [c["value"] for c in owner_cookies if c["name"] == COOKIE]
     deadline = time.monotonic() + 90
     while not (mine := [r for r in run_folders(runs) if metrics(r).get("owner") == token]) \
             or metrics(mine[0])["status"] != "finished":
@@ -146,8 +160,9 @@ def finished_without_its_browser(browser, url: str, owner_url: str, runs: Path) 
     stranger = open_page(browser, url)
     stranger.locator(".st-key-model_choice").click()
     assert stranger.get_by_role("option").filter(has_text="class ").filter(has_text=run.name[-4:]).count() == 1
+    assert identity(stranger.context) != token  # a stranger is not the owner
     stranger.context.close()
-    owner = open_page(browser, owner_url)  # the owner comes back with the same URL
+    owner = open_page(browser, owner_url, cookies=owner_cookies)  # the owner comes back in the same browser
     sidebar = owner.locator("[data-testid='stSidebar']").inner_text()
     shot = screenshot(owner, "browser-gone-run-found")
     assert "trained by you" in sidebar and "is now the loaded model" in owner.inner_text("body"), shot

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,19 +21,40 @@ from typing import Any, Literal
 import torch
 
 from ..config import DataConfig, DatasetName, LossConfig, ModelConfig, RunConfig, TrainConfig
-from ..evaluate import EvalMetrics
+from ..evaluate import EvalMetrics, evaluate
+from ..objective import kl_per_dimension
+from ..paired import DISTINGUISHABLE_SE, PairedDifference, paired_difference, pooled
 from ..runs import LoadedRun, RunLoadError, load_run, read_samples
 from ..sweep import FamilySpec
-from ..data import load_dataset
+from ..data import SPRITES_TRAIN, load_dataset
 from ..train import make_run_config
 
-# The family's training time, all variants together: with loading, evaluating and measuring, a lab answers
-# in about a minute on a 2-core machine (bench/bench_labs.py).
-LAB_BUDGET_S = 45.0
 # Test images each variant is evaluated on and the lab measures: the same images for both (the whole split
 # would cost minutes on MNIST); each estimate comes with its standard error.
 LAB_TEST_IMAGES = 500
-LAB_EPOCHS = 1000  # the time budget ends a lab's training; epochs only bound it
+LAB_BATCH = TrainConfig().batch_size  # every lab trains its variants on batches of this many images
+
+
+@dataclass(frozen=True)
+class StepBudget:
+    """A lab's default training length in optimizer steps, and the rate it was measured to train at."""
+    steps: int
+    steps_per_s: float  # the whole family in lockstep, sprites, one thread, a shared 2-core machine
+
+    def seconds(self, steps: int | None = None) -> float:
+        """The expected training time of `steps` (default: this budget's) at the measured rate."""
+        return (self.steps if steps is None else steps) / self.steps_per_s
+
+
+# Steps, not seconds: a wall-clock budget trains a different number of steps under another load, so a seed did
+# not reproduce a lab. Chosen to take about the 45 s the time budget was (measured: bench/bench_labs.py --steps).
+# Rates: run_lab's training steps per second on sprites, while other work shared the machine (bench/bench_labs.py).
+STEP_BUDGETS: dict[str, StepBudget] = {"zscore-tanh": StepBudget(160, 3.6), "grey-sigmoid": StepBudget(150, 3.5),
+                                       "not-unit": StepBudget(390, 8.7), "sampled-z": StepBudget(1300, 28.6)}
+LAB_STEPS = 160  # a lab without a measured budget, and LabSettings' default
+# Training images a step budget may draw its subset from: sprites as the app generates them, the torchvision
+# sets' training splits; a person's images say their own (LabSettings.train_images).
+TRAIN_SPLIT = {"sprites": SPRITES_TRAIN, "mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}
 
 
 @dataclass(frozen=True)
@@ -41,12 +63,15 @@ class LabSettings:
     dataset: DatasetName = "sprites"
     data_dir: str | None = None
     seed: int = 0  # the data subset, the initial weights, the batch order and the z noise
-    budget_s: float = LAB_BUDGET_S
+    steps: int = LAB_STEPS  # optimizer steps of every variant: the same settings reproduce a lab bit for bit
     images: DataConfig | None = None  # dataset "images": a person's images, how they become tensors, n_test
+    train_images: int | None = None  # the size of the person's training split (None: the dataset's, ample)
 
     def __post_init__(self) -> None:
         if (self.dataset == "images") != (self.images is not None):
             raise ValueError("A lab on your images needs them: pass --images PATH (a folder or a .zip).")
+        if self.steps < 1:
+            raise ValueError(f"A lab trains for at least one step, not {self.steps}.")
 
     def data(self, **changes: Any) -> DataConfig:
         """The lab's data: the dataset (or the person's images) at the lab's seed, with changes."""
@@ -63,7 +88,7 @@ class LabSettings:
             data_dir = (f" --images {i.images} --image-size {i.image_size} --square {i.square} --color {i.color} "
                         f"--orientation {i.orientation} --test-share {i.test_share:g}")
         return (f"python -m vae_core lab {lab_id} --dataset {self.dataset}{data_dir} --seed {self.seed} "
-                f"--budget {self.budget_s:g}")
+                f"--steps {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -74,19 +99,35 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ImageValues:
+    """One seed's values of a variant image by image, (N,) each in test-image order: what pairs two variants."""
+    elbo: torch.Tensor  # nats
+    bits: torch.Tensor | None  # bits/dim of the 8-bit images; None where the likelihood has none
+    psnr: torch.Tensor  # dB
+    kl: torch.Tensor  # nats
+
+
+PairedMeasure = Literal["elbo", "bits", "psnr", "kl"]
+
+
+@dataclass(frozen=True)
 class Measured:
     """One variant's numbers: its run's test evaluation and the lab's own measurements (extras, by name)."""
     label: str
     metrics: EvalMetrics
     extras: Mapping[str, float] = field(default_factory=dict)
     config: RunConfig | None = None
+    per_image: tuple[ImageValues, ...] = ()  # one per seed, in seed order, on the same test images for every variant
 
     def value(self, key: str) -> float | None:
         """An extra by name, else an EvalMetrics field."""
         return self.extras[key] if key in self.extras else getattr(self.metrics, key)
 
 
-Verdict = Literal["agrees", "disagrees", "measured", "missing"]  # against the textbook answer
+# Against the textbook answer; "not settled": the difference is within its noise or the seeds disagree in sign.
+# "measured": a number or a calculation, which cannot disagree with anything.
+Verdict = Literal["agrees", "disagrees", "not settled", "measured", "missing"]
+NOT_SETTLED: Verdict = "not settled"
 
 
 @dataclass(frozen=True)
@@ -140,6 +181,15 @@ class Lab:
         return FamilySpec(f"lab:{self.id}", tuple(v.label for v in variants), tuple(v.config for v in variants),
                           tuple(v.key for v in variants))
 
+    @property
+    def budget(self) -> StepBudget:
+        """The lab's default steps and its measured rate."""
+        return STEP_BUDGETS.get(self.id, StepBudget(LAB_STEPS, STEP_BUDGETS["zscore-tanh"].steps_per_s))
+
+    def settings(self, **fields: Any) -> LabSettings:
+        """LabSettings at this lab's default step budget, with fields given."""
+        return LabSettings(**{"steps": self.budget.steps, **fields})
+
 
 # ----------------------------------------------------------------------------- building a design
 
@@ -149,11 +199,31 @@ def lab_images(data: DataConfig, test_images: int) -> DataConfig:
     return dataclasses.replace(data, n_test=min(LAB_TEST_IMAGES, test_images))
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """How a step budget is trained: epochs over a seeded training subset of n_train images."""
+    epochs: int
+    n_train: int
+
+    def steps(self, batch_size: int = LAB_BATCH) -> int:
+        return self.epochs * math.ceil(self.n_train / batch_size)
+
+
+def step_plan(steps: int, batch_size: int = LAB_BATCH, available: int | None = None) -> StepPlan:
+    """Epochs and a subset size that train `steps` steps (the trainer stops only at a time or an epoch's end);
+    within a smaller split, whole epochs, so the total is rounded up to a multiple of the epochs."""
+    wanted = steps * batch_size
+    epochs = 1 if available is None or wanted <= available else math.ceil(wanted / available)
+    return StepPlan(epochs, min(math.ceil(steps / epochs) * batch_size, available or wanted))
+
+
 def base_config(settings: LabSettings, model: ModelConfig | None = None, loss: LossConfig | None = None,
-                **data: Any) -> RunConfig:
-    """A lab variant's config: the settings' data, seed and budget; model and loss as given."""
-    data_cfg = settings.data(**data)
-    train = TrainConfig(epochs=LAB_EPOCHS, time_budget_s=settings.budget_s, seed=settings.seed, num_threads=1)
+                batch_size: int = LAB_BATCH, **data: Any) -> RunConfig:
+    """A lab variant's config: the settings' data, seed and step budget; model and loss as given."""
+    plan = step_plan(settings.steps, batch_size, settings.train_images or TRAIN_SPLIT.get(settings.dataset))
+    data_cfg = settings.data(n_train=plan.n_train, **data)
+    train = TrainConfig(epochs=plan.epochs, time_budget_s=None, seed=settings.seed, num_threads=1,
+                        batch_size=batch_size)
     return make_run_config(data_cfg, model or ModelConfig(), loss or LossConfig(), train)
 
 
@@ -215,8 +285,19 @@ def measure(lab: Lab, variants: Sequence[Variant], family: Family) -> dict[str, 
         if metrics is None:
             continue
         extras = lab.extras(lab_run) if lab.extras else {}
-        measured[variant.key] = Measured(variant.label, metrics, extras, lab_run.run.config)
+        measured[variant.key] = Measured(variant.label, metrics, extras, lab_run.run.config,
+                                         (image_values(lab_run),))
     return measured
+
+
+@torch.no_grad()
+def image_values(lab_run: LabRun) -> ImageValues:
+    """The variant evaluated again on the lab's test images, image by image (as training's evaluation: seed 0,
+    so the means are the saved ones; metrics.json keeps no per-image values)."""
+    run = lab_run.run
+    found = evaluate(run.model, run.normalizer, lab_run.images).per_image
+    mu, logvar = run.model.encode(lab_run.x)
+    return ImageValues(found.elbo, found.bits, found.psnr, kl_per_dimension(mu, logvar).sum(1))
 
 
 def _load(run_dir: Path | None) -> LoadedRun | None:
@@ -250,3 +331,73 @@ def missing(measured: Mapping[str, Measured], *keys: str) -> Finding | None:
 
 
 KEY_MARK = "`{key}`"  # a variant's key in a finding's text, where the lab's runner writes its label
+
+
+# ----------------------------------------------------------------------------- verdicts with their noise
+
+Direction = Literal["positive", "negative"]  # the sign of a - b the textbook expects
+SETTLE_ADVICE = "more steps (--steps) or more seeds (the same lab at other --seed values) would settle it"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """a - b on one measure over the same test images, seed by seed, and pooled over the seeds."""
+    per_seed: tuple[PairedDifference, ...]
+
+    @property
+    def pooled(self) -> PairedDifference:
+        return pooled(self.per_seed)
+
+    @property
+    def signs_agree(self) -> bool:
+        """Every seed's difference has the pooled one's sign."""
+        sign = math.copysign(1.0, self.pooled.mean)
+        return all(d.mean * sign > 0 for d in self.per_seed)
+
+    @property
+    def settled(self) -> bool:
+        """The seeds agree in sign and the pooled difference exceeds DISTINGUISHABLE_SE standard errors."""
+        return self.signs_agree and self.pooled.distinguishable
+
+    def signs(self) -> str:
+        """Each seed's sign: "+ + −"."""
+        return " ".join("+" if d.mean > 0 else "−" if d.mean < 0 else "0" for d in self.per_seed)
+
+    def text(self, decimals: int = 3, unit: str = "") -> str:
+        """"+0.013 ± 0.015 bits/dim (paired SE, 500 images; seeds + − +)"."""
+        p, seeds = self.pooled, len(self.per_seed)
+        by_seed = f"; per seed {self.signs()}" if seeds > 1 else ""
+        return (f"{p.text(decimals)}{' ' + unit if unit else ''} (paired SE over {p.n} images, {seeds} "
+                f"seed{'s' if seeds > 1 else ''}{by_seed})")
+
+    def why_not_settled(self) -> str:
+        """What keeps it open and what would close it; "" where it is settled."""
+        if self.settled:
+            return ""
+        reason = "the seeds disagree in sign" if not self.signs_agree else \
+            f"the difference is within {DISTINGUISHABLE_SE:g} standard errors of zero"
+        return f"{reason}: not settled at this budget; {SETTLE_ADVICE}"
+
+
+def evidence(a: Measured, b: Measured, measure: PairedMeasure) -> Evidence | None:
+    """a - b on `measure`, paired image by image for each seed both were measured on; None where either lacks it."""
+    pairs = [(getattr(x, measure), getattr(y, measure)) for x, y in zip(a.per_image, b.per_image)]
+    if not pairs or any(x is None or y is None or x.shape != y.shape or len(x) < 2 for x, y in pairs):
+        return None
+    return Evidence(tuple(paired_difference(x, y) for x, y in pairs))
+
+
+def verdict(found: Evidence, expected: Direction) -> Verdict:
+    """"agrees" or "disagrees" where the evidence is settled, by its sign against the expected; else not settled."""
+    if not found.settled:
+        return NOT_SETTLED
+    return "agrees" if (found.pooled.mean > 0) == (expected == "positive") else "disagrees"
+
+
+def joint_verdict(verdicts: Sequence[Verdict]) -> Verdict:
+    """Several measures of one claim: settled only where each is and all say the same; two settled measures
+    that contradict each other are a measurement, not noise."""
+    settled = {v for v in verdicts if v != NOT_SETTLED}
+    if len(settled) > 1:
+        return "measured"
+    return settled.pop() if settled and len(set(verdicts)) == 1 else NOT_SETTLED

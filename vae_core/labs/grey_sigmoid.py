@@ -53,7 +53,7 @@ BN = {"output_norm": "batchnorm"}
 
 def design(settings: LabSettings) -> tuple[Variant, ...]:
     size = {"image_size": SPRITE_SIZE} if settings.dataset == "sprites" else {}  # others come at their own size
-    asker = vary(base_config(settings, MODEL, ASKER_LOSS, normalization="unit", **size), train={"batch_size": BATCH})
+    asker = base_config(settings, MODEL, ASKER_LOSS, BATCH, normalization="unit", **size)
     bernoulli = dataclasses.replace(asker, loss=BERNOULLI_LOSS)
     return (Variant("asker", "asker's loss", asker),
             Variant("asker_bn", "asker's loss · BatchNorm", vary(asker, model=BN)),

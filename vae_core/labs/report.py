@@ -13,13 +13,14 @@ import torch
 
 from ..data import pixels
 from ..job_state import to_pixels
+from ..paired import DISTINGUISHABLE_SE
 from .base import Column, Family, Measured, Variant, load_family
 from .run import LabOutcome
 
 N_SHOWN = 8  # test images per reconstruction row
 Rows = list[tuple[str, np.ndarray]]  # (caption, (n, H, W, C) uint8) picture rows
 VERDICT_MARK = {"agrees": "✔ agrees with the textbook", "disagrees": "✘ disagrees with the textbook",
-                "measured": "", "missing": "⚠ missing"}
+                "not settled": "○ not settled at this budget", "measured": "", "missing": "⚠ missing"}
 
 
 def format_value(column: Column, value: float | None) -> str:
@@ -129,11 +130,14 @@ def markdown(outcome: LabOutcome, figures: dict[str, str]) -> str:
     lines += ["", "## Measurements", "", "| " + " | ".join(t.header) + " |",
               "|" + "---|" * len(t.header)]
     lines += ["| " + " | ".join(row) + " |" for row in t.rows]
-    lines += ["", "★ the best of a column. Test metrics from each run's own evaluation; nats per image."]
+    lines += ["", "★ the best of a column. Test metrics from each run's own evaluation; nats per image. A verdict "
+              f"holds only where the paired difference over the same test images exceeds {DISTINGUISHABLE_SE:g} "
+              "standard errors and every seed agrees in its sign; else it is not settled."]
     for caption, name in figures.items():
         lines += ["", f"## {caption}", "", f"![{caption}]({name})"]
     lines += ["", "## Rerun it", "", f"Dataset `{s.dataset}`, seed {s.seed} (data, initial weights, batch order "
-              f"and z noise), {s.budget_s:g} s of training for the whole family in lockstep:", "", "```",
+              f"and z noise), {s.steps} optimizer steps of every variant in lockstep (the same settings give the same "
+              "numbers, bit for bit):", "", "```",
               s.command(lab.id), "```", "", "Each variant's configuration:", ""]
     for v, run_dir in zip(outcome.variants, outcome.run_dirs):
         folder = f" (run `{Path(run_dir).name}`)" if run_dir else " (not saved)"

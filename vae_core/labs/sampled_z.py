@@ -41,8 +41,9 @@ def design(settings: LabSettings) -> tuple[Variant, ...]:
 
 
 def same_model(a: RunConfig, b: RunConfig) -> bool:
-    """Whether two configs train the same model on the same data: epochs, budget and test-set size aside."""
-    data = ("dataset", "image_size", "normalization", "seed", "data_scale", "n_train")
+    """Whether two configs train the same model on the same data: epochs, budget (a step budget's training subset,
+    n_train, included) and test-set size aside."""
+    data = ("dataset", "image_size", "normalization", "seed", "data_scale")
     train = ("batch_size", "lr", "seed")
     return (a.model == b.model and a.loss == b.loss and all(getattr(a.data, f) == getattr(b.data, f) for f in data)
             and all(getattr(a.train, f) == getattr(b.train, f) for f in train))

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Literal
-
 import torch
 
 from ..config import LossConfig, ModelConfig
 from ..evaluate import EvalMetrics
 from ..likelihoods import gaussian_log_prob
 from ..objective import kl_per_dimension
-from .base import Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, base_config, missing, vary
+from .base import (NOT_SETTLED, SETTLE_ADVICE, Column, Direction, Finding, Lab, LabRun, LabSettings, Measured,
+                   PairedMeasure, Variant, Verdict, base_config, evidence, joint_verdict, missing, vary, verdict)
 
 SIGMA = 0.1  # normalized units: fixed, so that multiplying the data by c weighs its squared error c^2 times
 SCALES = (0.1, 1.0, 10.0)  # the data multiplied by each, and the same reconstruction probed at each
@@ -57,19 +56,40 @@ def extras(lab_run: LabRun) -> dict[str, float]:
     return found
 
 
-Comparison = Literal["better", "worse", "mixed"]
+FIT: tuple[tuple[PairedMeasure, Direction, str, int], ...] = (("bits", "positive", "bits/dim", 4),
+                                                              ("psnr", "negative", "dB", 2))
+# a - b on both measures of fit, and the signs that mean "a fits worse": more bits/dim, lower PSNR
 
 
-def compare(a: EvalMetrics, b: EvalMetrics) -> Comparison:
-    """a against b on both measures of fit: PSNR (higher is better) and bits/dim (lower is better)."""
-    psnr, bits = a.psnr_db > b.psnr_db, _bits(a) < _bits(b)
-    return "better" if psnr and bits else "worse" if not psnr and not bits else "mixed"
+def _fit(a: Measured, b: Measured, worse: bool) -> tuple[list[Verdict], list[str]]:
+    """Verdicts ("agrees": a fits worse than b where `worse`, better otherwise) and texts of a - b on each measure."""
+    verdicts, texts = [], []
+    for measure, direction, unit, decimals in FIT:
+        found = evidence(a, b, measure)
+        if found is None:
+            continue
+        expected: Direction = direction if worse else ("negative" if direction == "positive" else "positive")
+        verdicts.append(verdict(found, expected))
+        texts.append(f"{found.text(decimals, unit)}" + (f", {found.why_not_settled()}" if not found.settled else ""))
+    return verdicts, texts
 
 
 def _versus(a: EvalMetrics, name_b: str, b: EvalMetrics) -> str:
     """"reconstructs at ... dB against ... dB for <name_b>, at ... against ... bits/dim"."""
     return (f"reconstructs at **{a.psnr_db:.2f} dB** against **{b.psnr_db:.2f} dB** for {name_b}, at "
             f"{_bits_text(a)} against {_bits_text(b)} bits/dim")
+
+
+def _differences(texts: list[str]) -> str:
+    return "the differences: " + "; ".join(texts) if texts else "no per-image values to pair"
+
+
+RANGE_VERDICT = {"agrees": "The mismatch costs, beyond the noise: here the measurements agree with the textbook.",
+                 "disagrees": "The mismatch did **not** cost, beyond the noise, against the textbook answer.",
+                 "measured": "The two measures of fit disagree beyond their noise: one run cannot say whether the "
+                             "mismatch costs.",
+                 NOT_SETTLED: "Whether the mismatch costs is **not settled at this budget**: a difference is within "
+                              "its noise or the seeds disagree."}
 
 
 def _range_findings(m: Mapping[str, Measured]) -> list[Finding]:
@@ -80,29 +100,19 @@ def _range_findings(m: Mapping[str, Measured]) -> list[Finding]:
     share = t.frac_targets_unreachable
     out = [Finding(f"z-scoring puts **{share:.1%}** of this data's normalized values outside (−1, 1), where a "
                    "tanh output can never go.")]
-    diff, verdict = "tanh · z-score " + _versus(t, "linear · z-score", lin), compare(t, lin)
-    if verdict == "worse":
-        out.append(Finding(f"The mismatch costs: {diff}. Here the measurements agree with the textbook.", "agrees"))
-    elif verdict == "mixed":
-        out.append(Finding(f"{diff}: the two measures disagree, so this run does not settle whether the mismatch "
-                           "costs.", "measured"))
-    else:
-        out.append(Finding(f"{diff}: on this run the mismatch did **not** cost, against the textbook answer "
-                           f"(with {share:.1%} of values out of reach, or training this short, it may not show).",
-                           "disagrees"))
+    verdicts, texts = _fit(m["tanh_z"], m["linear_z"], worse=True)
+    found = joint_verdict(verdicts) if verdicts else NOT_SETTLED
+    out.append(Finding(f"tanh · z-score {_versus(t, 'linear · z-score', lin)}; tanh minus linear, "
+                       f"{_differences(texts)}. {RANGE_VERDICT[found]}", found))
     return out
-
-
-def _bits(metrics: EvalMetrics) -> float:
-    return metrics.bits_per_dim if metrics.bits_per_dim is not None else math.inf
 
 
 def _bits_text(metrics: EvalMetrics) -> str:
     return "—" if metrics.bits_per_dim is None else f"{metrics.bits_per_dim:.3f}"
 
 
-SYMMETRIC_VERDICT = {"better": ("does better than", "agrees"), "worse": ("does worse than", "disagrees"),
-                     "mixed": ("is not clearly better than", "measured")}
+SYMMETRIC_VERB = {"agrees": "does better than", "disagrees": "does worse than", "measured": "is not clearly better "
+                  "than", NOT_SETTLED: "is not distinguishable, at this budget, from"}
 
 
 def _symmetric_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -110,10 +120,12 @@ def _symmetric_finding(m: Mapping[str, Measured]) -> list[Finding]:
     if gone:
         return [gone]
     s, t = m["tanh_sym"].metrics, m["tanh_z"].metrics
-    verb, verdict = SYMMETRIC_VERDICT[compare(s, t)]
-    return [Finding(f"tanh on [−1, 1] data (none out of reach: {s.frac_targets_unreachable:.1%}) {verb} tanh on "
-                    f"z-scored data: it {_versus(s, 'tanh · z-score', t)} (bits/dim compares across "
-                    "normalizations: both are the probability of the same 8-bit images).", verdict)]
+    verdicts, texts = _fit(m["tanh_sym"], m["tanh_z"], worse=False)
+    found = joint_verdict(verdicts) if verdicts else NOT_SETTLED
+    return [Finding(f"tanh on [−1, 1] data (none out of reach: {s.frac_targets_unreachable:.1%}) "
+                    f"{SYMMETRIC_VERB[found]} tanh on z-scored data: it {_versus(s, 'tanh · z-score', t)}; "
+                    f"[−1, 1] minus z-score, {_differences(texts)} (bits/dim compares across normalizations: both "
+                    "are the probability of the same 8-bit images).", found)]
 
 
 def _probe_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -122,10 +134,11 @@ def _probe_finding(m: Mapping[str, Measured]) -> list[Finding]:
     e = m[PROBED].extras
     recon = ", ".join(f"{e[f'probe_recon_x{c:g}']:,.0f}" for c in SCALES)
     betas = ", ".join(f"{1 / c**2:g} at ×{c:g}" for c in SCALES)
-    return [Finding(f"The KL term is computed from q(z|x)'s μ and σ only: for the fixed-σ model it is "
-                    f"**{e['probe_kl']:.1f} nats** whatever the data's scale. The reconstruction term of the same "
-                    f"reconstruction, data and output multiplied by 0.1, 1 and 10, is **{recon} nats**: the squared "
-                    f"error grows with c², which is β divided by c² (β = {betas}).", "agrees")]
+    # a calculation (the KL's formula has no x in it), so it carries no verdict: it cannot come out otherwise
+    return [Finding(f"A calculation, not a test: the KL term is computed from q(z|x)'s μ and σ only, so for the "
+                    f"fixed-σ model it is **{e['probe_kl']:.1f} nats** whatever the data's scale. The reconstruction "
+                    f"term of the same reconstruction, data and output multiplied by 0.1, 1 and 10, is **{recon} "
+                    f"nats**: the squared error grows with c², which is β divided by c² (β = {betas}).")]
 
 
 def _trained_scale_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -135,15 +148,20 @@ def _trained_scale_finding(m: Mapping[str, Measured]) -> list[Finding]:
         return [gone]
     kl = [m[k].metrics.kl_nats for k in keys]
     active = [m[k].metrics.active_units for k in keys]
-    rising = kl[0] < kl[1] < kl[2]
+    steps = [evidence(m[hi], m[lo], "kl") for lo, hi in zip(keys, keys[1:])]  # KL(×1) − KL(×0.1), KL(×10) − KL(×1)
+    found = joint_verdict([verdict(e, "positive") for e in steps if e is not None]) if all(steps) else NOT_SETTLED
+    rises = "; ".join(e.text(2, "nats") for e in steps if e is not None) or "no per-image values to pair"
     text = (f"Trained at ×0.1, ×1 and ×10, the models settle at a KL of **{kl[0]:.1f}, {kl[1]:.1f} and "
-            f"{kl[2]:.1f} nats** with {active[0]}, {active[1]} and {active[2]} active units: ")
-    if rising:
+            f"{kl[2]:.1f} nats** with {active[0]}, {active[1]} and {active[2]} active units (each step up: {rises}): ")
+    if found == "agrees":
         return [Finding(text + "the larger the data, the more the KL is outweighed and the more z carries. The "
                         "input's range changes the balance, as the textbook says, though not the KL's formula.",
                         "agrees")]
-    return [Finding(text + "the KL does **not** rise with the scale on this run, against the textbook's "
-                    "expectation (a short run may not have settled).", "disagrees")]
+    if found == "disagrees":
+        return [Finding(text + "the KL does **not** rise with the scale on this run, beyond its noise, against the "
+                        "textbook's expectation (a short run may not have settled).", "disagrees")]
+    unsettled = next((e.why_not_settled() for e in steps if e is not None and not e.settled), SETTLE_ADVICE)
+    return [Finding(text + f"whether the KL rises with the scale: {unsettled}.", NOT_SETTLED)]
 
 
 def conclude(m: Mapping[str, Measured]) -> list[Finding]:

@@ -1,0 +1,52 @@
+"""What the pages say about a model's numbers, headless (AppTest): the ± on a card is the Monte-Carlo error and
+says so beside the spread over the test images; a degenerate run is named as such; Compare calls no winner
+that its paired difference cannot settle."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+CB = "sprites-sigmoid-unit-continuous_bernoulli"
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
+
+
+def opened(run: str | None = None, page: str | None = None, **params: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    if run:
+        at.query_params["run"] = run
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_elbo_card_shows_the_monte_carlo_error_and_names_both():
+    at = opened()
+    card = next(m for m in at.metric if m.label == "ELBO")
+    value, mc = card.value.split(" ± ")
+    assert float(mc) < 1  # the bundled sigmoid/unit run: 0.28 nats over z (7.3 over the test images)
+    assert "Monte-Carlo standard error" in card.help and "over the test images" in card.help
+    assert "7.3" in card.help and "positive" in card.help and "bits/dim" in card.help
+
+
+def test_a_degenerate_run_is_named_on_reconstructions():
+    at = opened(CB)
+    warnings = [w.value for w in at.warning]
+    assert any("Degenerate" in w and "0 or 255" in w and "bits/dim" in w for w in warnings), warnings
+    assert not any("Degenerate" in w.value for w in opened().warning)  # the default run is not
+
+
+def test_compare_names_the_degenerate_run_and_marks_only_settled_bests():
+    runs = ",".join([CB, "sprites-sigmoid-unit-gaussian", "sprites-sigmoid-unit-bernoulli"])
+    at = opened(page="app_pages/compare.py", compare=runs)
+    captions = " ".join(c.value for c in at.caption)
+    assert "is degenerate" in captions
+    assert at.selectbox(key="compare_scale").value == "per run"  # their nats differ ten-thousandfold

@@ -1,0 +1,45 @@
+"""The VAE Lab page script: every browser session runs main() (app.py calls it as the session's script)."""
+
+
+def main() -> None:
+    """One run of the app for one browser session: pages, navigation, sidebar."""
+    import streamlit as st
+
+    # First, before any page code: imports everything pages use, once, under this module's import lock (a
+    # lazy import raced between the sessions of a fresh server; see ui/preload.py).
+    import ui.preload  # noqa: F401  (imported for its side effect)
+    from ui.jobs import job_sidebar_ui, load_scheduler
+    from ui.session import identity_ui
+    from ui.sidebar import model_sidebar_ui, share_ui
+    from ui.state import configure_torch, notices_ui
+    from ui.uploads import keep_alive
+
+    SIDEBAR_PX = 380  # wide enough for a run's label: whose, when, activation/normalization/likelihood
+
+    # An emoji icon: the browser draws it locally. A ":material/...:" page icon is fetched from fonts.gstatic.com
+    # (Streamlit's frontend builds the favicon URL from the icon's name), and VAE Lab must work offline.
+    st.set_page_config(page_title="VAE Lab", page_icon="🧪", layout="wide", initial_sidebar_state=SIDEBAR_PX)
+    configure_torch()
+    load_scheduler()  # once per server (cached): clears what a crash left half-written before anyone trains
+
+    # The pages live in app_pages/, not pages/: Streamlit treats a folder named pages/ as old-style pages
+    # until st.navigation runs, so a fresh server's first request for a page URL would bypass this script.
+    pages = [
+        st.Page("app_pages/reconstructions.py", title="Reconstructions", icon=":material/compare:", default=True),
+        st.Page("app_pages/latent.py", title="Latent space", icon=":material/explore:"),
+        st.Page("app_pages/diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:"),
+        st.Page("app_pages/compare.py", title="Compare", icon=":material/view_column:"),
+        st.Page("app_pages/images.py", title="Your images", icon=":material/photo_library:"),
+        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("app_pages/labs.py", title="Labs", icon=":material/science:"),
+    ]
+    WATCHING = ("train", "labs")  # pages that poll this browser's job themselves
+    page = st.navigation(pages)
+    identity_ui()  # before anything asks who this browser is: drops an old link's u= (see ui/session.py)
+    # First: a job that just ended changes the loaded model (a sweep watched on Train opens in Compare).
+    job_sidebar_ui(poll=page.url_path not in WATCHING, opens_compare=page.url_path == "train")
+    model_sidebar_ui()
+    keep_alive()  # this browser still uses its private space; spaces unused for the host's stated time go
+    notices_ui()
+    page.run()
+    share_ui()
