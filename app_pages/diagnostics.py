@@ -2,13 +2,17 @@ import math
 
 import streamlit as st
 
+from ui.family import warm_siblings
 from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
-from ui.widgets import chart, url_choice
+from ui.widgets import chart, monte_carlo, url_choice
 from vae_core.compatibility import ACTIVATION_RANGE
 from vae_core.evaluate import COLLAPSE_KL
 from vae_core.objective import implied_sigma
 from vae_plots import views
 from vae_plots.figures import format_number
+
+IWAE_K, IWAE_N = 20, 200  # the density section's defaults
+POSTERIOR_N = 1000  # test images for the posterior's estimates
 
 run = current_run()
 test = page_test_images(run)
@@ -45,15 +49,16 @@ def range_ui() -> None:
 def likelihood_ui() -> None:
     st.subheader("How good is the model as a density?")
     left, right = st.columns(2)
-    k = url_choice(left, "select_slider", "Importance samples k (IWAE)", [1, 2, 5, 10, 20, 50, 100, 200], 20, "iwae_k")
-    n = url_choice(right, "select_slider", "Test images", [100, 200, 500, 1000, 2000], 200, "iwae_n")
+    k = url_choice(left, "select_slider", "Importance samples k (IWAE)", [1, 2, 5, 10, 20, 50, 100, 200], IWAE_K,
+                   "iwae_k")
+    n = url_choice(right, "select_slider", "Test images", [100, 200, 500, 1000, 2000], IWAE_N, "iwae_n")
     m = evaluate_cached(str(run.path), run_mtime(run), min(n, len(test)), k)
-    c = st.columns(4)
-    c[0].metric("ELBO", views.with_error(m.elbo_nats, m.elbo_mc_se, 1),
+    c = [*st.columns(2), *st.columns(2)]  # two to a row: a 1024-pixel projector shows each value whole
+    c[0].metric("ELBO", format_number(m.elbo_nats, 1), monte_carlo(m.elbo_mc_se, 1), "off", delta_arrow="off",
                 help="nats/image, one z sample per image. " + views.uncertainty_words(m.elbo_mc_se, m.elbo_se,
                                                                                      m.n_test, 1))
-    c[1].metric(f"IWAE bound, k = {k}", views.with_error(m.iwae_nats, m.iwae_mc_se, 1),
-                f"{format_number(m.iwae_nats - m.elbo_nats, signed=True)} over the ELBO",
+    c[1].metric(f"IWAE bound, k = {k}", format_number(m.iwae_nats, 1),
+                f"{format_number(m.iwae_nats - m.elbo_nats, signed=True)} over the ELBO",  # its ± in the help
                 help="log p(x) ≥ IWAE_k ≥ ELBO (Burda et al. 2015); tighter as k grows. nats/image. "
                      + views.uncertainty_words(m.iwae_mc_se, m.iwae_se, m.n_test, 1)
                      + " The Monte-Carlo error is the jackknife's over the k weights.")
@@ -62,10 +67,12 @@ def likelihood_ui() -> None:
         c[3].metric("Bits/dim (IWAE)", "—")
         st.caption(m.bits_per_dim_note)
     else:
-        c[2].metric("Bits/dim (ELBO)", views.with_error(m.bits_per_dim, m.bits_per_dim_mc_se, 3),
+        c[2].metric("Bits/dim (ELBO)", format_number(m.bits_per_dim, 3), monte_carlo(m.bits_per_dim_mc_se, 3), "off",
+                    delta_arrow="off",
                     help="-log2 of each 8-bit pixel's grey-level probability mass, KL included, per dimension. "
                          + views.uncertainty_words(m.bits_per_dim_mc_se, m.bits_per_dim_se, m.n_test, 3))
-        c[3].metric("Bits/dim (IWAE)", views.with_error(m.iwae_bits_per_dim, m.iwae_bits_per_dim_mc_se, 3),
+        c[3].metric("Bits/dim (IWAE)", format_number(m.iwae_bits_per_dim, 3),
+                    monte_carlo(m.iwae_bits_per_dim_mc_se, 3), "off", delta_arrow="off",
                     help=views.uncertainty_words(m.iwae_bits_per_dim_mc_se, m.iwae_bits_per_dim_se, m.n_test, 3))
     n_pixels = cfg.model.channels * cfg.model.image_size**2
     last = views.run_beta(run, m.kl_per_dim)  # free bits judged on these test images' KL per dimension
@@ -80,10 +87,10 @@ def likelihood_ui() -> None:
 @st.fragment
 def posterior_ui() -> None:
     st.subheader("Is the latent space used?")
-    m = evaluate_cached(str(run.path), run_mtime(run), min(1000, len(test)), 0)
+    m = evaluate_cached(str(run.path), run_mtime(run), min(POSTERIOR_N, len(test)), 0)
     c = st.columns(3)
     c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}", help=views.ACTIVE_UNIT_WORDS)
-    c[1].metric("KL", f"{format_number(m.kl_nats)} nats/image")
+    c[1].metric("KL, nats/image", format_number(m.kl_nats), help=f"on {m.n_test} test images")
     c[2].metric(f"Dimensions under {COLLAPSE_KL:g} nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}")
     verdict = views.collapse_verdict(run, m)
     if verdict.alarm:
@@ -106,3 +113,6 @@ st.divider()
 likelihood_ui()
 st.divider()
 posterior_ui()
+# A flip loads a sibling: its costly estimates, at this page's settings, computed while the class looks at these.
+warm_siblings(run, [(min(int(st.session_state.get("iwae_n", IWAE_N)), len(test)), int(st.session_state.get(
+    "iwae_k", IWAE_K))), (min(POSTERIOR_N, len(test)), 0)])

@@ -236,8 +236,8 @@ def test_number_axes_switch_to_powers_of_ten_at_a_million():
 
 
 @pytest.mark.parametrize("value, decimals, signed, text", [
-    (-121.04, 2, False, "-121.04"), (798595.67, 3, False, "798,595.670"),
-    (-99995.3, 1, False, "-99,995.3"),
+    (-121.04, 2, False, "-121.04"), (798595.67, 3, False, "798,596"),
+    (-99995.3, 1, False, "-99,995"), (9999.25, 1, False, "9,999.2"),
     (-1700476672.0, 2, False, "-1.70 × 10⁹"),
     (6135040.0, 2, True, "+6.14 × 10⁶"), (-0.5, 2, True, "-0.50"), (1e16, 1, False, "1.00 × 10¹⁶"),
     (2.5e-7, 2, False, "0.00"), (float("nan"), 2, False, "NaN"), (float("-inf"), 2, False, "-∞"),

@@ -31,8 +31,8 @@ def opened(run: str | None = None, page: str | None = None, **params: str) -> Ap
 def test_the_elbo_card_shows_the_monte_carlo_error_and_names_both():
     at = opened()
     card = next(m for m in at.metric if m.label == "ELBO")
-    value, mc = card.value.split(" ± ")
-    assert float(mc) < 1  # the bundled sigmoid/unit run: 0.28 nats over z (7.3 over the test images)
+    assert card.value == "3,719.6" and card.delta == "± 0.3 Monte-Carlo"  # under the value: it stays whole
+    # the bundled sigmoid/unit run: 0.28 nats over z, 7.3 over the test images
     assert "Monte-Carlo standard error" in card.help and "over the test images" in card.help
     assert "7.3" in card.help and "positive" in card.help and "bits/dim" in card.help
 
@@ -50,3 +50,12 @@ def test_compare_names_the_degenerate_run_and_marks_only_settled_bests():
     captions = " ".join(c.value for c in at.caption)
     assert "is degenerate" in captions
     assert at.selectbox(key="compare_scale").value == "per run"  # their nats differ ten-thousandfold
+
+
+def test_a_degenerate_run_wins_no_column_in_nats():
+    """Its ELBO is the largest of the three (29,571 against 3,7xx) only because its density is unbounded."""
+    runs = ",".join([CB, "sprites-sigmoid-unit-gaussian", "sprites-tanh-unit-gaussian"])
+    at = opened(page="app_pages/compare.py", compare=runs)
+    table = at.table[0].value
+    assert "★" not in str(table.iloc[0, 1]) and "★" not in str(table.iloc[0, 2])  # ELBO, IWAE: not the CB row
+    assert at.selectbox(key="compare_scale").value == "per run"  # its KL is thirty times the others'

@@ -6,11 +6,12 @@ from typing import Any
 
 import streamlit as st
 
-from ui.state import ModelChoice, set_run
+from ui.session import client_token
+from ui.state import ModelChoice, load_warmer, model_choices, set_run
 from vae_core.compatibility import compatibility
 from vae_core.config import with_value
-from vae_core.families import TOGGLE_FIELDS, FamilyAxis, family_axes, field_label
-from vae_core.runs import RunInfo
+from vae_core.families import TOGGLE_FIELDS, FamilyAxis, family_axes, field_label, siblings
+from vae_core.runs import LoadedRun, RunInfo
 
 TOGGLE_KEY = "toggle_{field}"  # session: one segmented control per field (dots become underscores: CSS class names)
 HINT_KEY = "toggle_hint"  # session: why the last pick did nothing, said once
@@ -21,6 +22,20 @@ def candidates(run: RunInfo, choices: list[ModelChoice]) -> list[RunInfo]:
     rank = {"private": 1, "yours": 1, "bundled": 2, "class": 3}
     ordered = sorted(choices, key=lambda c: (0 if run.sweep and c.info.sweep == run.sweep else rank[c.owner]))
     return [c.info for c in ordered]
+
+
+def sibling_paths(run: RunInfo, choices: list[ModelChoice]) -> list[str]:
+    """The runs one toggle flip away from `run`: for each field, the sibling each value would load."""
+    found = siblings(run, candidates(run, choices))
+    return [str(s.path) for field in TOGGLE_FIELDS for s in found.get(field, {}).values()]
+
+
+def warm_siblings(loaded: LoadedRun, requests: list[tuple[int, int]]) -> None:
+    """Evaluate, in the background, what a flip from the loaded run will show: each (n_images, iwae_k)."""
+    choices = model_choices(client_token())
+    own = next((c.info for c in choices if c.path == loaded.path), None)
+    if own is not None:
+        load_warmer().warm(sibling_paths(own, choices), requests)
 
 
 def _format(axis: FamilyAxis, value: Any) -> str:

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from vae_plots.figures import format_number
-from vae_plots.views import ACTIVE_UNIT_WORDS, dataset_words, uncertainty_words, with_error
+from vae_plots.views import ACTIVE_UNIT_WORDS, dataset_words, uncertainty_words
 
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 CARDS_PER_ROW = 3
@@ -23,24 +23,29 @@ def test_metrics_ui(test: dict[str, Any]) -> None:
         st.info("This run has no test metrics.")
         return
     bpd, n = test.get("bits_per_dim"), test.get("n_test")
-    cards = [("ELBO", with_error(test["elbo_nats"], test.get("elbo_mc_se"), 1),
+    cards = [("ELBO", format_number(test["elbo_nats"], 1), monte_carlo(test.get("elbo_mc_se"), 1),
               "nats/image, higher is better. A density's ELBO can be positive (a density may exceed 1) and changes "
               "with the normalization; bits/dim compares across them. "
               + uncertainty_words(test.get("elbo_mc_se"), test.get("elbo_se"), n, 1)),
-             ("−log p(x|z)", format_number(test['recon_nats'], 1),
+             ("−log p(x|z)", format_number(test['recon_nats'], 1), None,
               "negative log-likelihood −log p(x|z), nats/image (the ELBO's reconstruction term)"),
-             ("KL(q ‖ p)", format_number(test['kl_nats'], 2), "nats/image"),
-             ("Bits/dim", with_error(bpd, test.get("bits_per_dim_mc_se"), 3),
+             ("KL(q ‖ p)", format_number(test['kl_nats'], 2), None, "nats/image"),
+             ("Bits/dim", format_number(bpd, 3), monte_carlo(test.get("bits_per_dim_mc_se"), 3),
               test.get("bits_per_dim_note") or "the 8-bit images' grey-level masses, KL included, per dimension. "
               + uncertainty_words(test.get("bits_per_dim_mc_se"), test.get("bits_per_dim_se"), n, 3)),
-             ("PSNR", f"{test['psnr_db']:.2f} dB", _psnr_help(test)),
-             ("Active units", f"{test['active_units']} / {len(test.get('kl_per_dim', []))}",
+             ("PSNR", f"{test['psnr_db']:.2f} dB", None, _psnr_help(test)),
+             ("Active units", f"{test['active_units']} / {len(test.get('kl_per_dim', []))}", None,
               ACTIVE_UNIT_WORDS)]
     for row in range(0, len(cards), CARDS_PER_ROW):  # three to a row: a 1024-pixel projector shows each value whole
-        for col, (label, value, help_text) in zip(st.columns(CARDS_PER_ROW), cards[row:row + CARDS_PER_ROW]):
-            col.metric(label, value, help=help_text)
+        for col, (label, value, delta, help_text) in zip(st.columns(CARDS_PER_ROW), cards[row:row + CARDS_PER_ROW]):
+            col.metric(label, value, delta, delta_color="off", delta_arrow="off", help=help_text)
     st.caption(f"On {test.get('n_test', '?')} test images of {dataset_words(test.get('dataset'))}; "
                "one sample of z per image for the ELBO, the posterior mean for MSE and PSNR.")
+
+
+def monte_carlo(se: float | None, decimals: int) -> str | None:
+    """A card's second line: its Monte-Carlo standard error (under the value, so the value keeps the width)."""
+    return None if se is None else f"± {format_number(se, decimals)} Monte-Carlo"
 
 
 def _psnr_help(test: dict[str, Any]) -> str:

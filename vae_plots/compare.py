@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import torch
 from pandas.io.formats.style import Styler
 
-from vae_core.compatibility import ACTIVATION_RANGE, degeneracy
+from vae_core.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
 from vae_core.data import pixels
 from vae_core.evaluate import EvalMetrics, PerImage
 from vae_core.config import field_value
@@ -251,8 +251,9 @@ def metrics_table(runs: Sequence[LoadedRun], metrics: Sequence[EvalMetrics | Non
     """Each run's test metrics (None: not evaluated), the best of each column marked in that column's direction:
     a Monte-Carlo estimate's best only where its paired difference to every other run exceeds 2 SE."""
     comparable, paired = nats_comparable(runs), same_images(runs)
+    ranked = [None if _degenerate(run, m) else m for run, m in zip(runs, metrics)]  # its nats win nothing
     bests = tuple(Best(frozenset(), "") if c.nats and not comparable else
-                  best_estimate(c, metrics, labels, paired) if c.estimated else
+                  best_estimate(c, ranked if c.nats else metrics, labels, paired) if c.estimated else
                   Best(best_rows([_value(c, m) for m in metrics], c.better), "") for c in COLUMNS)
     best = tuple(b.rows for b in bests)
     cells = tuple(tuple(_cell(c, m, i in b) for c, b in zip(COLUMNS, best)) for i, m in enumerate(metrics))
@@ -267,12 +268,12 @@ def metrics_table(runs: Sequence[LoadedRun], metrics: Sequence[EvalMetrics | Non
 def _degenerate_notes(runs: Sequence[LoadedRun], metrics: Sequence[EvalMetrics | None],
                       labels: Sequence[str]) -> list[str]:
     """A note for each degenerate run (compatibility.degeneracy): its ELBO is no measure of its images."""
-    notes = []
-    for run, m, label in zip(runs, metrics, labels):
-        verdict = degeneracy(run.config.loss.likelihood, m.frac_pixels_at_edges if m is not None else None)
-        if verdict is not None:
-            notes.append(f"⚠ {label} is degenerate: {verdict.reason}")
-    return notes
+    return [f"⚠ {label} is degenerate, so its nats are ranked with no other run's: {v.reason}"
+            for run, m, label in zip(runs, metrics, labels) if (v := _degenerate(run, m)) is not None]
+
+
+def _degenerate(run: LoadedRun, m: EvalMetrics | None) -> Verdict | None:
+    return degeneracy(run.config.loss.likelihood, m.frac_pixels_at_edges if m is not None else None)
 
 
 def _value(column: MetricColumn, m: EvalMetrics | None) -> float | None:
@@ -342,13 +343,17 @@ def _scaled(values: Sequence[float], scale: CurveScale) -> list[float]:
 
 def default_curve_scale(runs: Sequence[LoadedRun]) -> CurveScale:
     """Shared where the runs' nats compare and their ranges are alike; per run where one would flatten another."""
-    spans = [_span(h["elbo_nats"]) for r in runs if (h := _history(r)) is not None]
-    if not nats_comparable(runs) or (spans and max(spans) > CURVE_SPAN_RATIO * max(min(spans), 1e-12)):
+    histories = [h for r in runs if (h := _history(r)) is not None]
+    if not nats_comparable(runs):
         return "per run"
+    for key in CURVE_KEYS:
+        spans = [_span(h[key]) for h in histories]
+        if spans and max(spans) > CURVE_SPAN_RATIO * max(min(spans), 1e-12):
+            return "per run"
     return "shared"
 
 
-CURVE_SPAN_RATIO = 10  # one run's ELBO range this many times another's flattens it on a shared axis
+CURVE_SPAN_RATIO = 5  # one run's range of a term this many times another's flattens it on a shared axis
 
 
 def _span(values: Sequence[float]) -> float:

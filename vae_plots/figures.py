@@ -28,6 +28,7 @@ _HIDDEN_AXIS = dict(showgrid=False, zeroline=False, showline=False, ticks="", sh
 
 
 SCIENTIFIC_FROM = 1e6  # numbers this large read as "-1.70 × 10⁹", in cards and on axes alike
+WHOLE_FROM = 1e4  # numbers this large drop their decimals: "-99,995", five significant digits
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -352,10 +353,12 @@ def _scientific(v: float, digits: int) -> str:
 
 
 def format_number(value: float | None, decimals: int = 2, *, signed: bool = False) -> str:
-    """A metric for a card: fixed decimals and thousands separators below SCIENTIFIC_FROM (as the axes), three
+    """A metric for a card: fixed decimals and thousands separators below SCIENTIFIC_FROM (as the axes), whole
+    numbers from WHOLE_FROM (a card a third of a 1024-pixel projector wide shows eight characters), three
     significant digits × 10ⁿ beyond."""
     if value is None:
         return "—"
     v = float(value)
+    decimals = 0 if abs(v) >= WHOLE_FROM else decimals
     text = _non_finite(v) or (_scientific(v, 3) if abs(v) >= SCIENTIFIC_FROM else f"{v:,.{decimals}f}")
     return f"+{text}" if signed and v >= 0 else text
