@@ -14,8 +14,8 @@ from vae_core.job_state import JobSnapshot, thin_snapshot
 from vae_core.jobs import TrainingJob
 from vae_core.normalize import fit_normalizer
 from vae_core.runs import list_runs, load_run
-from vae_core.sweep import (SWEEP_MAX_VARIANTS, LockstepTrainer, NothingToTrain, SweepSpec, check_lockstep,
-                            parse_sweep, sweep_configs, sweepable_fields)
+from vae_core.sweep import (SWEEP_MAX_VARIANTS, FamilySpec, GroupedLockstep, LockstepTrainer, NothingToTrain,
+                            SweepSpec, check_lockstep, lockstep_groups, parse_sweep, sweep_configs, sweepable_fields)
 from vae_core.sweep_manifest import list_sweeps, read_manifest
 from vae_core.train import Trainer, TrainingDiverged, make_run_config, prepare_data
 from vae_core.worker import ProcessJob
@@ -141,6 +141,53 @@ def test_a_sweep_whose_every_variant_is_refused_raises_with_each_reason(data):
     with pytest.raises(NothingToTrain, match="Every variant was refused: A Bernoulli") as e:
         LockstepTrainer(configs, data.train.images, normalizers(configs, data))
     assert len(e.value.reasons) == 2
+
+
+def seeded(config: RunConfig, seed: int) -> RunConfig:
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, seed=seed),
+                               train=dataclasses.replace(config.train, seed=seed))
+
+
+def test_a_family_on_two_seeds_trains_each_seed_as_it_would_alone(data):
+    """Two lockstep groups, taking steps in turn on their own images, equal each group trained alone."""
+    designs = [tiny(), tiny(normalization="zscore")]
+    configs = [seeded(c, s) for s in (0, 1) for c in designs]
+    assert lockstep_groups(configs) == ((0, 1), (2, 3))
+    seed1 = prepare_data(configs[2])
+    assert not torch.equal(seed1.train.images, data.train.images)  # another seed, another training subset
+    images = [data.train.images] * 2 + [seed1.train.images] * 2
+    grouped = GroupedLockstep(configs, images, normalizers(configs[:2], data) + normalizers(configs[2:], seed1))
+    steps = list(grouped.steps())
+    assert len(steps) == 2 * 8 and [s.metrics[0] is None for s in steps[:2]] == [False, True]  # in turn
+    for group, seed_data in (((0, 1), data), ((2, 3), seed1)):
+        part = [configs[i] for i in group]
+        alone = LockstepTrainer(part, seed_data.train.images, normalizers(part, seed_data))
+        losses = [[m.loss for m in s.metrics] for s in alone.steps()]
+        assert losses == [[s.metrics[i].loss for i in group] for s in steps if s.metrics[group[0]] is not None]
+        for j, i in enumerate(group):
+            a, b = alone.trainers[j].model.state_dict(), grouped.trainers[i].model.state_dict()
+            assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_family_may_repeat_its_design_on_seeds_but_not_vary_a_shared_field():
+    configs = [seeded(tiny(), s) for s in range(3)]
+    FamilySpec("lab:x", ("a", "b", "c"), tuple(configs))  # three seeds, one variant each
+    with pytest.raises(ValueError, match="differ in train.batch_size"):
+        FamilySpec("lab:x", ("a", "b"), (configs[0], seeded(tiny(batch_size=16), 1)))
+    with pytest.raises(ValueError, match="1 to 5 seeds"):
+        FamilySpec("lab:x", tuple("abcdef"), tuple(seeded(tiny(), s) for s in range(6)))
+
+
+def test_a_family_job_on_two_seeds_saves_every_seeds_runs(tmp_path):
+    configs = tuple(seeded(c, s) for s in (0, 1) for c in (tiny(), tiny(normalization="zscore")))
+    job = TrainingJob(configs[0], tmp_path, checkpoint_every_s=60.0, preview_every_s=60.0,
+                      sweep=FamilySpec("lab:x", ("a 0", "b 0", "a 1", "b 1"), configs)).start()
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.status == "finished" and [v.status for v in snap.variants] == ["finished"] * 4
+    runs = [load_run(v.run_dir) for v in snap.variants]
+    assert [r.config.train.seed for r in runs] == [0, 0, 1, 1] and [r.metrics["steps"] for r in runs] == [8] * 4
+    assert runs[2].config.data.seed == 1 and runs[2].metrics["test"]["elbo_nats"] != runs[0].metrics["test"]["elbo_nats"]
 
 
 # ----------------------------------------------------------------------------- the sweep job

@@ -37,7 +37,8 @@ from .distributed import Dist, join, rank0_clock, trainer_factory
 from .run_samples import samples_to_keep
 from .train_state import RESUME_MAY_CHANGE, TRAIN_STATE, read_train_state, same_run
 from .runs import RunRecord, RunStatus, load_run, run_name, save_run, writer_fields
-from .sweep import Family, LockstepStep, LockstepTrainer, NothingToTrain, SweepPlan, format_value, plan_sweep
+from .sweep import (Family, GroupedLockstep, LockstepStep, LockstepTrainer, NothingToTrain, SweepPlan, format_value,
+                    lockstep_groups, plan_sweep)
 from .sweep_manifest import ManifestVariant, SweepManifest, write_manifest
 from .train import StepMetrics, Trainer, TrainingData, check_compatibility, prepare_data
 
@@ -102,6 +103,7 @@ class TrainingJob:
         self._last_checkpoint = 0.0
         self._variants: list[_Variant] = []
         self._earlier: dict[str, list[float]] = {}  # a resumed run's history before this job
+        self._seeded: dict[int, TrainingData] = {}  # a family's other seeds' splits, by data seed
         self.device = torch.device("cpu")  # where it trains: resolved from config.train.device when it starts
 
     def start(self) -> "TrainingJob":
@@ -175,18 +177,27 @@ class TrainingJob:
                 for i, (c, d) in enumerate(zip(self.sweep.configs, self.sweep.run_dirs))]
 
     def _data_for(self, config: RunConfig, data: TrainingData) -> TrainingData:
-        """The shared splits with the normalizer this variant's data section fits (as prepare_data fits it)."""
+        """The shared splits with the normalizer this variant's data section fits (as prepare_data fits it); on
+        another seed (a family's other lockstep group), that seed's splits, loaded once for its variants."""
         if config.data == self.config.data:
             return data
+        if config.data.seed != self.config.data.seed:
+            if config.data.seed not in self._seeded:
+                self._seeded[config.data.seed] = prepare_data(config)
+            data = self._seeded[config.data.seed]
         normalizer = fit_normalizer(config.data.normalization, data.train.images, config.data.data_scale)
         return dataclasses.replace(data, normalizer=normalizer)
 
-    def _lockstep(self, data: TrainingData) -> LockstepTrainer:
+    def _lockstep(self, data: TrainingData) -> LockstepTrainer | GroupedLockstep:
         """The variants' trainers; each refused one says why (all refused: raise, the job fails)."""
+        configs, normalizers = [v.config for v in self._variants], [v.data.normalizer for v in self._variants]
         try:
-            lockstep = LockstepTrainer([v.config for v in self._variants], data.train.images,
-                                       [v.data.normalizer for v in self._variants], device=self.device,
-                                       **self._distributed())
+            if len(lockstep_groups(configs)) > 1:
+                lockstep = GroupedLockstep(configs, [v.data.train.images for v in self._variants], normalizers,
+                                           self.device, **self._distributed())
+            else:
+                lockstep = LockstepTrainer(configs, data.train.images, normalizers, device=self.device,
+                                           **self._distributed())
         except NothingToTrain as e:
             self._announce_refusals(e.reasons)
             raise
@@ -240,7 +251,7 @@ class TrainingJob:
     def _live(self) -> list[_Variant]:
         return [v for v in self._variants if v.status in ("starting", "running")]
 
-    def _train(self, lockstep: LockstepTrainer) -> tuple[RunStatus, str]:
+    def _train(self, lockstep: LockstepTrainer | GroupedLockstep) -> tuple[RunStatus, str]:
         """Lockstep steps until the end, a stop or an interruption; a diverged variant is saved at once.
         (Under torchrun a stop reaches every process through LockstepTrainer.agree, ending the steps.)"""
         for step in lockstep.steps():

@@ -6,7 +6,9 @@ a variant trained in a sweep equals it trained alone, bit for bit. What a sweep 
 model, the loss, the normalization or the optimizer's step size make of those same batches.
 
 A family can also be given whole (FamilySpec: a lab's design, whose variants differ in several fields);
-it trains the same way. Its manifest: sweep_manifest.py.
+it trains the same way. A family may repeat its design on several seeds: each seed's variants are a lockstep
+group (they share images, order and initial weights), and the groups take their steps in turn
+(GroupedLockstep), so each variant still equals it trained alone. Its manifest: sweep_manifest.py.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
 
-from .config import SECTIONS, FieldInfo, FieldPath, RunConfig, check_field, field_info, fields_info, with_value
+from .config import (SECTIONS, FieldInfo, FieldPath, RunConfig, check_field, field_info, field_value, fields_info,
+                     with_value)
 from .normalize import Normalizer
 from .runs import run_name
 from .sweep_manifest import manifest_path
@@ -29,6 +32,8 @@ from .train import (StepMetrics, Trainer, TrainingDiverged, batch_indices, make_
                     skip_epochs, steps_per_epoch)
 
 SWEEP_MAX_VARIANTS = 6  # one job trains them all on one core: more would starve each variant of steps
+FAMILY_MAX_SEEDS = 5  # lockstep groups of a family, one per seed: its job trains them all, in turn
+SEED_FIELDS: tuple[FieldPath, ...] = ("data.seed", "train.seed")  # what sets a family's lockstep groups apart
 
 _IMAGES = "it changes the images"
 _ORDER = "it changes the batch order"
@@ -153,12 +158,15 @@ class FamilySpec:
     keys: tuple[str, ...] = ()  # short names for the run folders ("tanh_z"); the labels where not given
 
     def __post_init__(self) -> None:
-        if not 1 <= len(self.configs) <= SWEEP_MAX_VARIANTS or len(self.labels) != len(self.configs):
-            raise ValueError(f"A family needs 1 to {SWEEP_MAX_VARIANTS} variants, one label each; {self.name} has "
-                             f"{len(self.configs)} configs and {len(self.labels)} labels.")
+        groups = lockstep_groups(self.configs)
+        if len(self.labels) != len(self.configs) or not self.configs or len(groups) > FAMILY_MAX_SEEDS or \
+                max(map(len, groups)) > SWEEP_MAX_VARIANTS:
+            raise ValueError(f"A family needs 1 to {SWEEP_MAX_VARIANTS} variants on each of 1 to {FAMILY_MAX_SEEDS} "
+                             f"seeds, one label each; {self.name} has {len(self.configs)} configs on {len(groups)} "
+                             f"seeds and {len(self.labels)} labels.")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"The variants of {self.name} need distinct labels: {', '.join(self.labels)}.")
-        check_lockstep(self.configs)
+        check_lockstep([_unseeded(c) for c in self.configs])
 
     @property
     def field(self) -> str:
@@ -184,8 +192,8 @@ def parse_sweep(text: str) -> SweepSpec:
 def sweep_configs(base: RunConfig, spec: Family) -> list[RunConfig]:
     """One config per variant: the base with the swept field set (derived fields recomputed); a family's own
     configs with the base's training section, which the variants share (so a capped time budget holds)."""
-    if isinstance(spec, FamilySpec):
-        return [dataclasses.replace(c, train=base.train) for c in spec.configs]
+    if isinstance(spec, FamilySpec):  # each keeps its seed: a family's lockstep groups differ in it
+        return [dataclasses.replace(c, train=dataclasses.replace(base.train, seed=c.train.seed)) for c in spec.configs]
     return [_variant_config(base, spec, value, label) for value, label in zip(spec.values, spec.labels)]
 
 
@@ -204,6 +212,20 @@ def check_lockstep(configs: Sequence[RunConfig]) -> None:
         section, name = path.split(".")
         if any(getattr(getattr(c, section), name) != getattr(getattr(first, section), name) for c in configs):
             raise ValueError(f"These configs cannot train in lockstep: they differ in {path}, and {why}.")
+
+
+def lockstep_groups(configs: Sequence[RunConfig]) -> tuple[tuple[int, ...], ...]:
+    """The configs' indices grouped by their seeds (SEED_FIELDS), in order of first appearance."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(tuple(field_value(c, path) for path in SEED_FIELDS), []).append(i)
+    return tuple(tuple(g) for g in groups.values())
+
+
+def _unseeded(config: RunConfig) -> RunConfig:
+    """The config at seed 0: what is left for the lockstep check once the groups' seeds are set aside."""
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, seed=0),
+                               train=dataclasses.replace(config.train, seed=0))
 
 
 # ----------------------------------------------------------------------------- lockstep training
@@ -310,6 +332,69 @@ class LockstepTrainer:
             metrics[i] = trainer.metrics(terms, len(indices), per_epoch, t0, start)
         self.step += 1
         return LockstepStep(self.step, tuple(metrics), tuple(diverged))
+
+
+class GroupedLockstep:
+    """A family on several seeds: one LockstepTrainer per seed's group, each on its own images, taking their steps
+    in turn. Every trainer draws from its own seeded generators, so the interleaving changes no variant's numbers."""
+
+    def __init__(self, configs: Sequence[RunConfig], images: Sequence[torch.Tensor],
+                 normalizers: Sequence[Normalizer], device: str | torch.device = "cpu", **lockstep: Any):
+        """images: each variant's (N, C, H, W) uint8 training images (a group's variants share theirs)."""
+        self.groups = lockstep_groups(configs)
+        self.parts: list[LockstepTrainer | None] = []
+        self._refused: dict[int, str] = {}
+        for group in self.groups:
+            try:
+                self.parts.append(LockstepTrainer([configs[i] for i in group], images[group[0]],
+                                                  [normalizers[i] for i in group], device, **lockstep))
+            except NothingToTrain as e:  # this seed's variants all refused: the other seeds go on
+                self.parts.append(None)
+                self._refused.update(zip(group, e.reasons))
+        if not any(self.parts):
+            raise NothingToTrain(self.messages)
+
+    def _each(self, attribute: str, when_refused: Callable[[int], Any]) -> list[Any]:
+        """A per-variant attribute of the groups' trainers, in the family's order (a refused group's: when_refused)."""
+        out: list[Any] = [None] * sum(map(len, self.groups))
+        for group, part in zip(self.groups, self.parts):
+            for j, i in enumerate(group):
+                out[i] = getattr(part, attribute)[j] if part else when_refused(i)
+        return out
+
+    @property
+    def trainers(self) -> list[Trainer | None]:
+        return self._each("trainers", lambda i: None)
+
+    @property
+    def status(self) -> list[LockstepStatus]:
+        return self._each("status", lambda i: "refused")
+
+    @property
+    def messages(self) -> list[str]:
+        return self._each("messages", self._refused.__getitem__)
+
+    @property
+    def live(self) -> tuple[int, ...]:
+        return tuple(i for i, s in enumerate(self.status) if s == "training")
+
+    def steps(self) -> Iterator[LockstepStep]:
+        """Each group's next step in turn, numbered and indexed as the family's, until every group has ended."""
+        running = [(group, part.steps()) for group, part in zip(self.groups, self.parts) if part]
+        while running:
+            for entry in list(running):
+                group, steps = entry
+                step = next(steps, None)
+                if step is None:
+                    running.remove(entry)
+                    continue
+                yield self._widened(group, step)
+
+    def _widened(self, group: tuple[int, ...], step: LockstepStep) -> LockstepStep:
+        metrics: list[StepMetrics | None] = [None] * sum(map(len, self.groups))
+        for j, i in enumerate(group):
+            metrics[i] = step.metrics[j]
+        return LockstepStep(step.step, tuple(metrics), tuple(group[j] for j in step.diverged))
 
 
 # ----------------------------------------------------------------------------- plans and manifests
