@@ -12,7 +12,7 @@ from vae_core.cli import main
 from vae_core.labs import LABS, lab
 import torch
 
-from vae_core.labs.base import (NOT_SETTLED, STEP_BUDGETS, Evidence, ImageValues, LabSettings, Measured, evidence,
+from vae_core.labs.base import (LAB_SEEDS, NOT_SETTLED, STEP_BUDGETS, Evidence, ImageValues, LabSettings, Measured, evidence,
                                 joint_verdict, step_plan, verdict)
 from vae_core.labs.report import VERDICT_MARK
 from ui.labs import VERDICT_ICON
@@ -20,7 +20,7 @@ from vae_core.labs.run import conclude_family, run_lab
 from vae_core.paired import DISTINGUISHABLE_SE, PairedDifference
 from vae_core.runs import load_run
 from vae_core.train import steps_per_epoch
-from vae_core.sweep import SWEEP_MAX_VARIANTS, check_lockstep
+from vae_core.sweep import SWEEP_MAX_VARIANTS, check_lockstep, lockstep_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS_PAGE = "app_pages/labs.py"
@@ -39,15 +39,21 @@ def test_there_are_four_labs_each_asking_its_question():
 @pytest.mark.parametrize("dataset", ["sprites", "mnist", "cifar10"])
 def test_every_design_is_a_family_that_trains_in_lockstep(lab_id, dataset):
     settings = LabSettings(dataset, "/nowhere" if dataset != "sprites" else None, seed=3, steps=7)
-    family = lab(lab_id).family(settings)
-    assert 1 <= len(family.configs) <= SWEEP_MAX_VARIANTS
-    check_lockstep(family.configs)
+    family, design = lab(lab_id).family(settings), lab(lab_id).variants(settings)
+    assert 1 <= len(design) <= SWEEP_MAX_VARIANTS and len(family.configs) == LAB_SEEDS * len(design)
+    groups = lockstep_groups(family.configs)  # the design on seeds 3, 4 and 5, each group in lockstep
+    assert [[family.configs[i].train.seed for i in g] for g in groups] == [[s] * len(design) for s in (3, 4, 5)]
+    for group in groups:
+        check_lockstep([family.configs[i] for i in group])
+        seed = family.configs[group[0]].train.seed
+        assert [family.configs[i] for i in group] == [v.config for v in lab(lab_id).design(settings.at_seed(seed))]
     for config in family.configs:
-        assert config.data.dataset == dataset and config.train.seed == 3 and config.data.seed == 3
+        assert config.data.dataset == dataset and config.train.seed == config.data.seed
         t = config.train  # a budget in steps, not seconds: no clock ends the run
         assert t.time_budget_s is None and t.epochs * steps_per_epoch(config.data.n_train, t.batch_size) == 7
+    assert family.labels[len(design)].endswith("· seed 4") and family.keys[0].endswith("-s3")
     command = settings.command(lab_id)
-    assert f"--dataset {dataset}" in command and "--seed 3" in command and "--steps 7" in command
+    assert f"--dataset {dataset}" in command and "--seed 3 --seeds 3" in command and "--steps 7" in command
 
 
 @pytest.mark.parametrize("lab_id", list(LABS))
@@ -64,7 +70,7 @@ def test_a_lab_runs_from_the_cli_to_a_measured_conclusion_and_a_report(tmp_path,
     assert "samples nearest x" in out and "[agrees]" in out
     report = (tmp_path / "report" / "report.md").read_text()
     steps = STEP_BUDGETS["sampled-z"].steps
-    assert f"python -m vae_core lab sampled-z --dataset sprites --seed 0 --steps {steps}" in report
+    assert f"python -m vae_core lab sampled-z --dataset sprites --seed 0 --seeds 1 --steps {steps}" in report
     assert "![Reconstructions" in report and (tmp_path / "report" / "reconstructions.png").stat().st_size > 1000
     assert (tmp_path / "report" / "pictures.png").stat().st_size > 1000  # inputs beside sampled decodings
     assert "sprites-sigmoid-unit-gaussian" in report  # the run it measured, named
@@ -228,7 +234,8 @@ def test_the_cli_says_a_budget_is_steps_and_how_long_the_default_takes(capsys):
     out = " ".join(capsys.readouterr().out.split())
     b = STEP_BUDGETS["zscore-tanh"]
     assert "--steps" in out and "--budget" not in out
-    assert f"{b.steps} (about {b.seconds():.0f} s)" in out and "default: the lab's own" in out
+    assert f"{b.steps} (about {b.seconds():.0f} s a seed)" in out and "default: the lab's own" in out
+    assert "--seeds" in out and f"(default {LAB_SEEDS})" in out
 
 
 def _numbers(outcome) -> list:
@@ -236,8 +243,11 @@ def _numbers(outcome) -> list:
 
 
 def test_a_lab_with_the_same_seed_and_steps_is_reproduced_bit_for_bit(tmp_path):
-    settings = LabSettings(seed=1, steps=3)
-    first, second = (run_lab(lab("not-unit"), settings, tmp_path / name) for name in ("a", "b"))
-    assert len(first.measured) == 4 and _numbers(first) == _numbers(second)
+    settings = LabSettings(seed=1, steps=3, seeds=2)
+    first, second = (run_lab(lab("sampled-z"), settings, tmp_path / name) for name in ("a", "b"))
+    assert len(first.measured) == 1 and _numbers(first) == _numbers(second)
+    assert [load_run(d).config.train.seed for d in first.run_dirs] == [1, 2]  # seeds 1 and 2, one run each
+    values = first.measured["model"].per_image
+    assert len(values) == 2 and not torch.equal(values[0].elbo, values[1].elbo)
     assert [f.text for f in first.findings] == [f.text for f in second.findings]
     assert all(load_run(d).metrics["steps"] == 3 for d in first.run_dirs if d)  # the budget, whatever the load

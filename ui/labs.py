@@ -18,9 +18,10 @@ from vae_core.data import DatasetNotFoundError, load_dataset
 from vae_core.host import HostSettings
 from vae_core.labs import LABS, Lab
 from vae_core.images.source import UploadRefused
-from vae_core.labs.base import LabSettings, StepPlan, lab_images, load_family
-from vae_core.labs.report import (VERDICT_MARK, Rows, Table, picture_rows, reconstruction_rows, report_files,
-                                  report_zip, row_strip, table)
+from vae_core.labs.base import LAB_SEEDS, LabSettings, StepPlan, lab_images, load_family
+from vae_core.sweep import FAMILY_MAX_SEEDS
+from vae_core.labs.report import (BEST_NOTE, VERDICT_MARK, Rows, Table, averaged_words, picture_rows,
+                                  reconstruction_rows, report_files, report_zip, row_strip, seeds_words, table)
 from vae_core.labs.run import LabOutcome, conclude_family
 from vae_core.runs import RunLoadError, read_config
 from vae_core.scheduler import JobRecord
@@ -60,18 +61,26 @@ def settings_ui(lab: Lab) -> LabSettings | None:
     """The data, the seed and the time budget; the data folder is the host's, never the student's. None where
     the chosen data is not there (the reason is shown)."""
     data_dir = str(HostSettings.from_env().data_dir)
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     dataset = c1.selectbox("Data", field_options(DataConfig, "dataset"), key=f"lab_dataset_{lab.id}",
                            help="sprites are generated in code; the others load from the host's data folder.")
-    seed = c2.number_input("Seed", 0, 10_000, 0, key=f"lab_seed_{lab.id}",
+    seed = c2.number_input("First seed", 0, 10_000, 0, key=f"lab_seed_{lab.id}",
                            help="data subset, initial weights, batch order and z noise: another seed, other numbers")
-    steps = int(c3.number_input("Training steps (every model)", 1, MAX_STEPS, lab.budget.steps, step=10,
+    seeds = c3.number_input("Seeds", 1, FAMILY_MAX_SEEDS, LAB_SEEDS, key=f"lab_seeds_{lab.id}",
+                            help="the family is trained on this many seeds, from the first; a verdict holds only "
+                                 "where every seed agrees in sign and the pooled difference exceeds its noise")
+    steps = int(c4.number_input("Training steps (every model)", 1, MAX_STEPS, lab.budget.steps, step=10,
                                 key=f"lab_steps_{lab.id}", help=steps_help(lab)))
     if dataset == "images":
         mine = my_lab_images()
-        return LabSettings("images", None, int(seed), steps, images=mine.data, train_images=mine.train_images) \
-            if mine else None
-    return LabSettings(dataset, None if dataset == "sprites" else data_dir, int(seed), steps)
+        return LabSettings("images", None, int(seed), steps, images=mine.data, train_images=mine.train_images,
+                           seeds=int(seeds)) if mine else None
+    return LabSettings(dataset, None if dataset == "sprites" else data_dir, int(seed), steps, seeds=int(seeds))
+
+
+def expected_seconds(lab: Lab, settings: LabSettings) -> float:
+    """The family's training time at the lab's measured rate: its steps on each seed, the seeds in turn."""
+    return lab.budget.seconds(settings.steps) * settings.seeds
 
 
 def steps_help(lab: Lab) -> str:
@@ -124,10 +133,11 @@ def controls_ui(lab: Lab, settings: LabSettings) -> None:
     active = job is not None and not job.done
     problem = None if settings.dataset in ("sprites", "images") else \
         dataset_problem(settings.dataset, settings.data_dir or "")
-    n = len(lab.design(settings))
+    n = len(lab.variants(settings))
     left, mid, right = st.columns([2, 2, 3], vertical_alignment="center")
-    left.button(f"Run this lab ({n} model{'s' if n > 1 else ''} in lockstep)", key="lab_run", type="primary",
-                disabled=active or problem is not None, on_click=start, args=(lab, settings))
+    left.button(f"Run this lab ({n} model{'s' if n > 1 else ''} × {settings.seeds} seed{'s' if settings.seeds > 1 else ''})",
+                key="lab_run", type="primary", disabled=active or problem is not None, on_click=start,
+                args=(lab, settings), help=f"about {expected_seconds(lab, settings):.0f} s on sprites here")
     instant = lab.instant(settings) if lab.instant else None
     if instant:
         mid.button("Measure the bundled model now", key="lab_instant", on_click=_show_instant,
@@ -142,7 +152,7 @@ def controls_ui(lab: Lab, settings: LabSettings) -> None:
 
 
 def _show_instant(lab: Lab, settings: LabSettings) -> None:
-    st.session_state[INSTANT_KEY.format(lab=lab.id)] = settings
+    st.session_state[INSTANT_KEY.format(lab=lab.id)] = settings.at_seed(settings.seed)  # one bundled run: one seed
 
 
 @st.fragment(run_every=POLL_S)
@@ -176,18 +186,20 @@ def latest_source(lab: Lab) -> LabSource | None:
     for m, runs_dir in sorted(found, key=lambda f: f[0].started or 0.0, reverse=True):
         dirs = tuple(str(runs_dir / v.run) if v.run else None for v in m.variants)
         if any(dirs):
-            return LabSource(settings_of(next(d for d in dirs if d), lab), dirs)
+            return LabSource(settings_of([d for d in dirs if d], lab), dirs)
     return None
 
 
-def settings_of(run_dir: str, lab: Lab) -> LabSettings:
-    """The settings a lab's family ran with, read back from one of its runs (a run from before step budgets:
-    the lab's default)."""
-    config: RunConfig = read_config(Path(run_dir))[0]
+def settings_of(run_dirs: list[str], lab: Lab) -> LabSettings:
+    """The settings a lab's family ran with, read back from its runs (a run from before step budgets: the lab's
+    default steps; a family from before seeds: one seed)."""
+    configs: list[RunConfig] = [read_config(Path(d))[0] for d in run_dirs]
+    config, seeds = configs[0], sorted({c.train.seed for c in configs})
     images = config.data if config.data.dataset == "images" else None
     n_train, epochs, batch = config.data.n_train, config.train.epochs, config.train.batch_size
     steps = StepPlan(epochs, n_train).steps(batch) if n_train else lab.budget.steps
-    return LabSettings(config.data.dataset, config.data.data_dir, config.train.seed, steps, images)
+    return LabSettings(config.data.dataset, config.data.data_dir, seeds[0], steps, images,
+                       seeds=seeds[-1] - seeds[0] + 1)
 
 
 @dataclass(frozen=True)
@@ -206,7 +218,7 @@ def load_lab_view(lab_id: str, settings: LabSettings, run_dirs: tuple[str | None
     test images (seconds); the result is small and read-only."""
     dirs = tuple(Path(d) if d else None for d in run_dirs)
     lab = LABS[lab_id]
-    family = load_family(lab.design(settings), dirs)  # once, for the measurements and the pictures
+    family = load_family(lab.variants(settings), dirs, settings.seed_list)  # once: measurements and pictures
     outcome = conclude_family(lab, settings, dirs, family)
     rows, pictures = reconstruction_rows(outcome, family), picture_rows(outcome, family)
     return LabView(outcome, table(outcome), rows, pictures, report_files(outcome, rows, pictures))
@@ -235,8 +247,8 @@ def result_ui(lab: Lab) -> None:
     """The newest result of this lab for this browser: conclusion, table, reconstructions, report."""
     source = latest_source(lab)
     if source is None:
-        st.caption("No result yet: press Run (about a minute), and the conclusion appears here, measured on "
-                   "your runs.")
+        st.caption("No result yet: press Run (its help says how long it takes here), and the conclusion appears "
+                   "here, measured on your runs.")
         return
     try:
         view = lab_view(lab.id, source)
@@ -252,9 +264,9 @@ def conclusion_ui(outcome: LabOutcome, bundled: bool) -> None:
     st.subheader("What the bundled model measured" if bundled else "What your run measured")
     trained = "the bundled model, measured now" if bundled else \
         f"{s.steps} training steps of {'each of ' if n > 1 else ''}{n} model{'s' if n > 1 else ''}" \
-        f"{' in lockstep' if n > 1 else ''}"
-    st.caption(f"{dataset_words(s.dataset)}, seed {s.seed}, {trained}. Every number below comes from "
-               f"{'this run' if n == 1 else 'these runs'}.")
+        f"{' in lockstep' if n > 1 else ''} on each seed"
+    st.caption(f"{dataset_words(s.dataset)}, {seeds_words(s)}, {trained}. Every number below comes from "
+               f"{'this run' if n == 1 and s.seeds == 1 else 'these runs'}.")
     with st.container(key="lab_conclusion"):
         for f in outcome.findings:
             mark = f" *({VERDICT_MARK[f.verdict]})*" if VERDICT_MARK[f.verdict] else ""
@@ -264,9 +276,10 @@ def conclusion_ui(outcome: LabOutcome, bundled: bool) -> None:
 def evidence_ui(view: LabView, lab: Lab) -> None:
     import pandas as pd  # streamlit's own dependency; only the table needs it
 
-    st.markdown("**Measurements** (★ the best of a column; nats per image, on the test images)")
+    st.markdown(f"**Measurements**, {averaged_words(view.outcome.settings)}: nats per image, on the test images")
     st.dataframe(pd.DataFrame(list(view.table.rows), columns=list(view.table.header)), hide_index=True,
                  key="lab_table")
+    st.caption(BEST_NOTE + ".")
     figure = lab_chart(view.outcome)
     if figure is not None:
         chart(figure, key="lab_chart")

@@ -1,12 +1,13 @@
 """A lab: a question in its asker's words, the family of runs that answers it, what is measured on them, and
 a conclusion computed from those measurements only.
 
-A lab's design (LabSettings -> variants) is trained as one family in lockstep (sweep.FamilySpec), so the
-variants share their images, batches, initial weights and noise: what differs between them is what the
-design varies. Each variant's numbers are its run's own test evaluation (EvalMetrics, in metrics.json)
-plus the lab's own measurements on test images (`extras`). `conclude` reads nothing else, so the same
-lab on another seed or dataset writes other sentences, and where the numbers contradict the textbook
-answer, a finding says so.
+A lab's design (LabSettings -> variants) is trained as one family (sweep.FamilySpec) on several seeds
+(LAB_SEEDS): on each seed the variants train in lockstep, sharing their images, batches, initial weights and
+noise, so what differs between them is what the design varies. Each variant's numbers are its runs' own test
+evaluations (EvalMetrics, in metrics.json) plus the lab's own measurements on test images (`extras`), averaged
+over the seeds, and its values image by image on each seed, which pair two variants (`evidence`). `conclude`
+reads nothing else: a verdict holds only where every seed agrees in sign and the pooled paired difference
+exceeds its noise; otherwise it says the question is not settled at this budget.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from ..evaluate import EvalMetrics, evaluate
 from ..objective import kl_per_dimension
 from ..paired import DISTINGUISHABLE_SE, PairedDifference, paired_difference, pooled
 from ..runs import LoadedRun, RunLoadError, load_run, read_samples
-from ..sweep import FamilySpec
+from ..sweep import FAMILY_MAX_SEEDS, FamilySpec
 from ..data import SPRITES_TRAIN, load_dataset
 from ..train import make_run_config
 
@@ -33,6 +34,7 @@ from ..train import make_run_config
 # would cost minutes on MNIST); each estimate comes with its standard error.
 LAB_TEST_IMAGES = 500
 LAB_BATCH = TrainConfig().batch_size  # every lab trains its variants on batches of this many images
+LAB_SEEDS = 3  # a lab trains its family on this many seeds: a verdict holds only where every one agrees
 
 
 @dataclass(frozen=True)
@@ -62,16 +64,27 @@ class LabSettings:
     """What a person chooses before pressing the lab's button; with the lab's id, enough to rerun it."""
     dataset: DatasetName = "sprites"
     data_dir: str | None = None
-    seed: int = 0  # the data subset, the initial weights, the batch order and the z noise
+    seed: int = 0  # the first seed: the data subset, the initial weights, the batch order and the z noise
     steps: int = LAB_STEPS  # optimizer steps of every variant: the same settings reproduce a lab bit for bit
     images: DataConfig | None = None  # dataset "images": a person's images, how they become tensors, n_test
     train_images: int | None = None  # the size of the person's training split (None: the dataset's, ample)
+    seeds: int = LAB_SEEDS  # the family is trained on seed, seed + 1, ..., each in lockstep
 
     def __post_init__(self) -> None:
         if (self.dataset == "images") != (self.images is not None):
             raise ValueError("A lab on your images needs them: pass --images PATH (a folder or a .zip).")
         if self.steps < 1:
             raise ValueError(f"A lab trains for at least one step, not {self.steps}.")
+        if not 1 <= self.seeds <= FAMILY_MAX_SEEDS:
+            raise ValueError(f"A lab trains on 1 to {FAMILY_MAX_SEEDS} seeds, not {self.seeds}.")
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return tuple(range(self.seed, self.seed + self.seeds))
+
+    def at_seed(self, seed: int) -> "LabSettings":
+        """These settings on one seed: what one lockstep group of the family is designed from."""
+        return dataclasses.replace(self, seed=seed, seeds=1)
 
     def data(self, **changes: Any) -> DataConfig:
         """The lab's data: the dataset (or the person's images) at the lab's seed, with changes."""
@@ -88,7 +101,7 @@ class LabSettings:
             data_dir = (f" --images {i.images} --image-size {i.image_size} --square {i.square} --color {i.color} "
                         f"--orientation {i.orientation} --test-share {i.test_share:g}")
         return (f"python -m vae_core lab {lab_id} --dataset {self.dataset}{data_dir} --seed {self.seed} "
-                f"--steps {self.steps}")
+                f"--seeds {self.seeds} --steps {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -105,9 +118,14 @@ class ImageValues:
     bits: torch.Tensor | None  # bits/dim of the 8-bit images; None where the likelihood has none
     psnr: torch.Tensor  # dB
     kl: torch.Tensor  # nats
+    extras: Mapping[str, torch.Tensor] = field(default_factory=dict)  # the lab's own (Lab.paired), by name; nan: none
+
+    def get(self, measure: str) -> torch.Tensor | None:
+        return getattr(self, measure) if measure in BASE_MEASURES else self.extras.get(measure)
 
 
-PairedMeasure = Literal["elbo", "bits", "psnr", "kl"]
+BASE_MEASURES = ("elbo", "bits", "psnr", "kl")
+PairedMeasure = str  # one of BASE_MEASURES, or a name of the lab's own per-image values (Lab.paired)
 
 
 @dataclass(frozen=True)
@@ -117,11 +135,17 @@ class Measured:
     metrics: EvalMetrics
     extras: Mapping[str, float] = field(default_factory=dict)
     config: RunConfig | None = None
-    per_image: tuple[ImageValues, ...] = ()  # one per seed, in seed order, on the same test images for every variant
+    # one per seed, in seed order, on the same test images for every variant; None where that seed's run is missing
+    per_image: tuple[ImageValues | None, ...] = ()
+    per_seed: tuple[Mapping[str, float] | None, ...] = ()  # each seed's extras, in seed order (None: missing)
 
     def value(self, key: str) -> float | None:
-        """An extra by name, else an EvalMetrics field."""
+        """An extra by name, else an EvalMetrics field (means over the seeds)."""
         return self.extras[key] if key in self.extras else getattr(self.metrics, key)
+
+    def seed_values(self, key: str) -> list[float]:
+        """An extra's value on each seed it was measured on."""
+        return [e[key] for e in self.per_seed if e is not None and key in e]
 
 
 # Against the textbook answer; "not settled": the difference is within its noise or the seeds disagree in sign.
@@ -142,6 +166,7 @@ class Column:
     key: str  # Measured.value's key
     fmt: str = ".3g"
     better: Literal["higher", "lower", "neither"] = "neither"
+    paired: PairedMeasure | None = None  # its values image by image: a best is marked only beyond their noise
 
 
 @dataclass(frozen=True)
@@ -150,6 +175,7 @@ class LabRun:
     key: str
     run: LoadedRun
     images: torch.Tensor  # (N, C, H, W) uint8 test images, N <= LAB_TEST_IMAGES
+    seed: int = 0
 
     @property
     def x(self) -> torch.Tensor:
@@ -158,6 +184,7 @@ class LabRun:
 
 
 Extras = Callable[[LabRun], dict[str, float]]
+Paired = Callable[[LabRun], dict[str, torch.Tensor]]  # (N,) values per test image, by name; nan where undefined
 Conclude = Callable[[Mapping[str, Measured]], list[Finding]]
 Pictures = Callable[[LabRun], list[tuple[str, torch.Tensor]]]  # (caption, (N, C, H, W) pixels in [0, 1]) rows
 
@@ -175,11 +202,19 @@ class Lab:
     pictures: Pictures | None = None  # images of a variant the lab shows beside its reconstructions
     # Existing run folders for the design's variants (e.g. a bundled run), so a page measures with no training
     instant: Callable[[LabSettings], tuple[Path, ...] | None] | None = None
+    paired: Paired | None = None  # the lab's own per-image values, which evidence() pairs like the base measures
+
+    def variants(self, settings: LabSettings) -> tuple[Variant, ...]:
+        """The design's variants, as the conclusion and the table name them (on the first seed)."""
+        return self.design(settings.at_seed(settings.seed))
 
     def family(self, settings: LabSettings) -> FamilySpec:
-        variants = self.design(settings)
-        return FamilySpec(f"lab:{self.id}", tuple(v.label for v in variants), tuple(v.config for v in variants),
-                          tuple(v.key for v in variants))
+        """The design on each seed, seed by seed; with several seeds, each label and key names its seed."""
+        several = settings.seeds > 1
+        seeded = [(s, v) for s in settings.seed_list for v in self.design(settings.at_seed(s))]
+        return FamilySpec(f"lab:{self.id}", tuple(f"{v.label} · seed {s}" if several else v.label for s, v in seeded),
+                          tuple(v.config for _, v in seeded),
+                          tuple(f"{v.key}-s{s}" if several else v.key for s, v in seeded))
 
     @property
     def budget(self) -> StepBudget:
@@ -263,41 +298,96 @@ def _test_split(data: DataConfig) -> torch.Tensor:
     return load_dataset(data, "test").images
 
 
-Family = dict[str, LabRun]  # a trained family's loaded runs with their test images, by variant key
+Family = dict[str, tuple[LabRun | None, ...]]  # a trained family's loaded runs by variant key, one per seed (None: missing)
 
 
-def load_family(variants: Sequence[Variant], run_dirs: Sequence[Path | None]) -> Family:
-    """Each saved variant's run, loaded once for measuring and picturing; one that cannot be loaded is left out."""
+def load_family(variants: Sequence[Variant], run_dirs: Sequence[Path | None], seeds: Sequence[int] = (0,)) -> Family:
+    """Each saved variant's run on each seed (run_dirs seed by seed, as Lab.family orders them), loaded once for
+    measuring and picturing; one that cannot be loaded is None, a variant with none is left out."""
     family = {}
-    for variant, run_dir in zip(variants, run_dirs):
-        run = _load(run_dir)
-        if run is not None:
-            family[variant.key] = LabRun(variant.key, run, test_images(run))
+    for i, variant in enumerate(variants):
+        dirs = [run_dirs[k * len(variants) + i] if k * len(variants) + i < len(run_dirs) else None
+                for k in range(len(seeds))]
+        runs = tuple(LabRun(variant.key, run, test_images(run), seed) if (run := _load(d)) else None
+                     for d, seed in zip(dirs, seeds))
+        if any(runs):
+            family[variant.key] = runs
     return family
 
 
+def first_run(family: Family, key: str) -> LabRun | None:
+    """A variant's run on the first seed it was saved on: the one a page pictures."""
+    return next((r for r in family.get(key, ()) if r is not None), None)
+
+
+@dataclass(frozen=True)
+class SeedMeasures:
+    """One variant on one seed: its run's test evaluation, the lab's extras and its values image by image."""
+    metrics: EvalMetrics
+    extras: dict[str, float]
+    values: ImageValues
+
+
 def measure(lab: Lab, variants: Sequence[Variant], family: Family) -> dict[str, Measured]:
-    """Each loaded variant's numbers, by key; a variant with no test evaluation is left out."""
+    """Each loaded variant's numbers, by key, averaged over its seeds; one with no test evaluation is left out."""
     measured = {}
     for variant in variants:
-        lab_run = family.get(variant.key)
-        metrics = _metrics(lab_run.run.metrics.get("test")) if lab_run else None
-        if metrics is None:
-            continue
-        extras = lab.extras(lab_run) if lab.extras else {}
-        measured[variant.key] = Measured(variant.label, metrics, extras, lab_run.run.config,
-                                         (image_values(lab_run),))
+        seeds = [_measure_seed(lab, r) for r in family.get(variant.key, ())]
+        done = [s for s in seeds if s is not None]
+        if done:
+            measured[variant.key] = Measured(variant.label, mean_metrics([s.metrics for s in done]),
+                                             mean_extras([s.extras for s in done]),
+                                             first_run(family, variant.key).run.config,
+                                             tuple(s.values if s else None for s in seeds),
+                                             tuple(s.extras if s else None for s in seeds))
     return measured
 
 
+def _measure_seed(lab: Lab, lab_run: LabRun | None) -> SeedMeasures | None:
+    metrics = _metrics(lab_run.run.metrics.get("test")) if lab_run else None
+    if metrics is None:
+        return None
+    return SeedMeasures(metrics, lab.extras(lab_run) if lab.extras else {}, image_values(lab_run, lab.paired))
+
+
+def mean_metrics(seeds: Sequence[EvalMetrics]) -> EvalMetrics:
+    """Evaluations on several seeds, field by field: the mean; a standard error, that of the mean of independent
+    estimates; a flag, a note or a count that differs, the first seed's."""
+    if len(seeds) == 1:
+        return seeds[0]
+    return EvalMetrics(**{f.name: _mean_field(f.name, [getattr(m, f.name) for m in seeds])
+                          for f in dataclasses.fields(EvalMetrics) if f.name != "per_image"})
+
+
+def _mean_field(name: str, values: list[Any]) -> Any:
+    if any(v is None for v in values):
+        return None
+    if all(v == values[0] for v in values):
+        return values[0]
+    if isinstance(values[0], list):
+        return [sum(column) / len(values) for column in zip(*values)]
+    if isinstance(values[0], (bool, str)) or name in ("n_test", "iwae_k"):
+        return values[0]
+    if name.endswith("_se"):
+        return math.sqrt(sum(v * v for v in values)) / len(values)
+    return sum(values) / len(values)
+
+
+def mean_extras(seeds: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The extras every seed measured, averaged over the seeds."""
+    keys = set.intersection(*(set(e) for e in seeds)) if seeds else set()
+    return {k: sum(e[k] for e in seeds) / len(seeds) for k in seeds[0] if k in keys} if seeds else {}
+
+
 @torch.no_grad()
-def image_values(lab_run: LabRun) -> ImageValues:
+def image_values(lab_run: LabRun, paired: Paired | None = None) -> ImageValues:
     """The variant evaluated again on the lab's test images, image by image (as training's evaluation: seed 0,
-    so the means are the saved ones; metrics.json keeps no per-image values)."""
+    so the means are the saved ones; metrics.json keeps no per-image values), with the lab's own (paired)."""
     run = lab_run.run
     found = evaluate(run.model, run.normalizer, lab_run.images).per_image
     mu, logvar = run.model.encode(lab_run.x)
-    return ImageValues(found.elbo, found.bits, found.psnr, kl_per_dimension(mu, logvar).sum(1))
+    return ImageValues(found.elbo, found.bits, found.psnr, kl_per_dimension(mu, logvar).sum(1),
+                       paired(lab_run) if paired else {})
 
 
 def _load(run_dir: Path | None) -> LoadedRun | None:
@@ -380,11 +470,29 @@ class Evidence:
 
 
 def evidence(a: Measured, b: Measured, measure: PairedMeasure) -> Evidence | None:
-    """a - b on `measure`, paired image by image for each seed both were measured on; None where either lacks it."""
-    pairs = [(getattr(x, measure), getattr(y, measure)) for x, y in zip(a.per_image, b.per_image)]
-    if not pairs or any(x is None or y is None or x.shape != y.shape or len(x) < 2 for x, y in pairs):
+    """a - b on `measure`, paired image by image for each seed both were measured on (images where either value
+    is nan left out); None where no seed has both."""
+    return _evidence([(x.get(measure), y.get(measure)) for x, y in zip(a.per_image, b.per_image)
+                      if x is not None and y is not None])
+
+
+def level_evidence(a: Measured, measure: PairedMeasure, level: float) -> Evidence | None:
+    """a's values on `measure` minus a fixed level, image by image for each seed (e.g. a background against the
+    grey it must stay under); None where no seed has them."""
+    return _evidence([(x, torch.full_like(x, level)) for v in a.per_image if v is not None
+                      and (x := v.get(measure)) is not None])
+
+
+def _evidence(pairs: list[tuple[torch.Tensor | None, torch.Tensor | None]]) -> Evidence | None:
+    kept = []
+    for x, y in pairs:
+        if x is None or y is None or x.shape != y.shape:
+            return None
+        finite = torch.isfinite(x) & torch.isfinite(y)
+        kept.append((x[finite], y[finite]))
+    if not kept or any(len(x) < 2 for x, _ in kept):
         return None
-    return Evidence(tuple(paired_difference(x, y) for x, y in pairs))
+    return Evidence(tuple(paired_difference(x, y) for x, y in kept))
 
 
 def verdict(found: Evidence, expected: Direction) -> Verdict:

@@ -29,7 +29,8 @@ from ..config import LossConfig, ModelConfig
 from ..latent import embed
 from ..normalize import GREY_LEVELS
 from ..objective import equivalent_beta
-from .base import Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, base_config, missing, vary
+from .base import (NOT_SETTLED, Column, Direction, Evidence, Finding, Lab, LabRun, LabSettings, Measured, Variant,
+                   Verdict, base_config, evidence, joint_verdict, level_evidence, missing, vary, verdict)
 
 BATCH, LATENT = 64, 8  # the question's B and L: its loss is beta_eff = 100 / (64 * 8)
 ASKER_BETA = 100.0
@@ -37,8 +38,7 @@ MSE_SIGMA = 1 / math.sqrt(2)  # -log N(x; x_hat, 1/2) = squared error + const: m
 SPRITE_SIZE = 64
 MODEL = ModelConfig(latent_dim=LATENT, width=8, depth=4, output_activation="sigmoid")
 GREY = 10.0  # grey levels: a background above this looks grey, not black, on a screen (about 4% of 255)
-TOLERANCE = 3.0  # grey levels: two backgrounds closer than this are called the same
-BACKGROUND = "background"  # the extra: mean reconstructed grey level where the input is black
+BACKGROUND = "background"  # the extra and paired measure: reconstructed grey level where the input is black
 # Below this share of black test pixels the images have no black background to ask about (sprites: about 90%,
 # MNIST 81%, CIFAR-10 under 1%): a mean over so few pixels is not the asker's background.
 MIN_BACKGROUND_SHARE = 0.05
@@ -84,19 +84,37 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
     return (values * mask).sum().item() / count if count else math.nan
 
 
-def mean_grey_level(pixels: torch.Tensor, mask: torch.Tensor) -> float:
-    """The mean of pixels in [0, 1] (N, C, H, W), clamped, over the masked positions, in grey levels 0..255."""
-    return masked_mean(pixels.clamp(0, 1) * GREY_LEVELS, mask)
+def image_means(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,) each image's mean of values (N, C, H, W) over its masked positions (N, 1, H, W) and every channel; nan
+    for an image with none."""
+    count = mask.flatten(1).sum(1).double() * values.shape[1]
+    return (values * mask).flatten(1).sum(1).double() / count
+
+
+@torch.no_grad()
+def backgrounds(lab_run: LabRun) -> torch.Tensor:
+    """(N,) each test image's background: the reconstruction's mean grey level (0..255, the decoder's mean from the
+    posterior mean, clamped to pixels) over the image's black pixels; nan where it has none."""
+    run = lab_run.run
+    mu, _ = embed(run.model, lab_run.x)
+    levels = run.normalizer.inverse(run.model.decode(mu)).clamp(0, 1) * GREY_LEVELS
+    return image_means(levels, black_mask(lab_run.images))
+
+
+def paired(lab_run: LabRun) -> dict[str, torch.Tensor]:
+    return {BACKGROUND: backgrounds(lab_run)}
 
 
 @torch.no_grad()
 def extras(lab_run: LabRun) -> dict[str, float]:
-    """The equivalent β, the share of black test pixels, and over them the reconstruction's mean grey level (the
-    decoder's mean from the posterior mean, in pixels) and its mean logit (the sigmoid's input)."""
+    """The equivalent β, the share of black test pixels, the background (the mean over images with black pixels
+    of each one's, as the paired differences count it) and the mean logit there (the sigmoid's input)."""
     run, mask = lab_run.run, black_mask(lab_run.images)
     mu, _ = embed(run.model, lab_run.x)
+    found = backgrounds(lab_run)
+    found = found[torch.isfinite(found)]
     return {"equivalent_beta": run_equivalent_beta(lab_run), "background_share": mask.double().mean().item(),
-            BACKGROUND: mean_grey_level(run.normalizer.inverse(run.model.decode(mu)), mask),
+            BACKGROUND: found.mean().item() if len(found) else math.nan,
             "background_logit": masked_mean(run.model.decode_logits(mu), mask)}
 
 
@@ -118,8 +136,23 @@ def _grey_finding(m: Mapping[str, Measured]) -> list[Finding]:
     grey, black = [v for v in measured if _bg(v) > GREY], [v for v in measured if _bg(v) <= GREY]
     share = measured[0].extras["background_share"]
     parts = [f"grey: {_levels(grey)}" if grey else "none is grey"] + ([f"black: {_levels(black)}"] if black else [])
-    return [Finding(f"Over the test pixels that are black ({share:.0%} of them), the reconstructions average, in "
-                    f"grey levels (0 = black, grey above {GREY:g}): " + "; ".join(parts) + ".")]
+    return [Finding(f"Over each test image's black pixels ({share:.0%} of all), the reconstructions average, in grey "
+                    f"levels (0 = black, grey above {GREY:g}; the mean over images): " + "; ".join(parts) + ".")]
+
+
+def _diff(found: Evidence | None) -> str:
+    """The paired difference in grey levels, with its noise, or why there is none."""
+    return found.text(1, "grey levels") if found is not None else "no per-image values to pair"
+
+
+def _settle(found: Evidence | None, expected: Direction) -> Verdict:
+    return verdict(found, expected) if found is not None else NOT_SETTLED
+
+
+def _open(found: Evidence | None) -> str:
+    """" (not settled: ...)" where the evidence leaves the question open; "" where it settles it."""
+    return "" if found is not None and found.settled else \
+        f" ({found.why_not_settled() if found is not None else 'nothing to pair'})"
 
 
 def _beta_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -128,16 +161,21 @@ def _beta_finding(m: Mapping[str, Measured]) -> list[Finding]:
         return [gone]
     a, e = m["asker"], m["elbo_mse"]
     beta = a.extras["equivalent_beta"]
+    found = evidence(e, a, BACKGROUND)  # the ELBO's β minus the asker's: darker is negative
     text = (f"The asker's loss amounts to **β = {beta:.3g}** (100 × 1/{LATENT} ÷ {BATCH}): the KL weighs "
             f"{'less' if beta < 1 else 'more'} than in the ELBO. With the same squared error at β = "
             f"{e.extras['equivalent_beta']:.3g}, the background is **{_bg(e):.1f}** against the asker's "
-            f"**{_bg(a):.1f}** ({e.metrics.active_units} against {a.metrics.active_units} active units, "
-            f"{e.metrics.psnr_db:.2f} against {a.metrics.psnr_db:.2f} dB). ")
-    if _bg(e) < _bg(a) - TOLERANCE:
+            f"**{_bg(a):.1f}** ({e.metrics.active_units:.3g} against {a.metrics.active_units:.3g} active units, "
+            f"{e.metrics.psnr_db:.2f} against {a.metrics.psnr_db:.2f} dB); the ELBO's minus the asker's, "
+            f"{_diff(found)}. ")
+    found_verdict = _settle(found, "positive")
+    if found_verdict == "disagrees":
         return [Finding(text + "The ELBO's β gives the darker background, so here the asker's β **is** part of "
                         "the grey, against the textbook answer.", "disagrees")]
-    return [Finding(text + "A heavier KL does not darken it: the β is not what greys the background, as the "
-                    "textbook says.", "agrees")]
+    if found_verdict == "agrees":
+        return [Finding(text + "A heavier KL does not darken it: the β is not what greys the background, as the "
+                        "textbook says.", "agrees")]
+    return [Finding(text + "Whether the β greys it is not settled at this budget" + _open(found) + ".", NOT_SETTLED)]
 
 
 def _likelihood_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -145,20 +183,32 @@ def _likelihood_finding(m: Mapping[str, Measured]) -> list[Finding]:
     if gone:
         return [gone]
     a, e, b = m["asker"], m["elbo_mse"], m["bernoulli"]
+    found = [evidence(b, a, BACKGROUND), evidence(b, e, BACKGROUND)]  # darker is negative
     text = (f"Bernoulli (BCE from the logits) leaves the background at **{_bg(b):.1f}** grey levels against "
             f"{_bg(a):.1f} and {_bg(e):.1f} for the two squared-error losses, at {b.metrics.psnr_db:.2f} against "
-            f"{a.metrics.psnr_db:.2f} and {e.metrics.psnr_db:.2f} dB. ")
-    if max(_bg(a), _bg(e)) <= GREY:
-        return [Finding(text + "The squared error through a sigmoid reaches black here too, so on this data it is "
-                        "not what greys the background, against the textbook answer.", "disagrees")]
-    if _bg(b) > GREY:
-        return [Finding(text + "The squared error leaves it grey, but the Bernoulli does not take it to black either, "
+            f"{a.metrics.psnr_db:.2f} and {e.metrics.psnr_db:.2f} dB; the Bernoulli's minus each, "
+            f"{_diff(found[0])}; {_diff(found[1])}. ")
+    black = [v for v in (a, e) if _settle(level_evidence(v, BACKGROUND, GREY), "negative") == "agrees"]
+    if len(black) == 2:
+        return [Finding(text + f"The squared error through a sigmoid reaches black (under {GREY:g}) here too, beyond "
+                        "the noise, so on this data it is not what greys the background, against the textbook "
+                        "answer.", "disagrees")]
+    joint = joint_verdict([_settle(f, "negative") for f in found])
+    if black or joint == "measured":
+        return [Finding(text + f"One squared-error loss is black (under {GREY:g}) or darker than the Bernoulli, the "
+                        "other grey: this run does not single out the squared error.", "measured")]
+    if joint == "agrees":
+        return [Finding(text + "The squared error through a sigmoid keeps the background greyer and the Bernoulli "
+                        "takes it darker, beyond the noise on every seed, as the textbook says.", "agrees")]
+    if joint == "disagrees":
+        return [Finding(text + "The Bernoulli's background is **greyer** than the squared error's, beyond the noise, "
                         "against the textbook answer.", "disagrees")]
-    if _bg(b) < min(_bg(a), _bg(e)) - TOLERANCE:
-        return [Finding(text + "The squared error through a sigmoid keeps the background grey and the Bernoulli "
-                        "takes it to black, as the textbook says.", "agrees")]
-    return [Finding(text + "The Bernoulli's is black, but so is a squared-error loss's, within "
-                    f"{TOLERANCE:g} grey levels: this run does not single out the squared error.", "measured")]
+    unsettled = next((f for f in found if f is None or not f.settled), None)
+    return [Finding(text + "Whether the likelihood is what greys it is not settled at this budget" + _open(unsettled)
+                    + ".", NOT_SETTLED)]
+
+
+BN_EFFECT = {"agrees": "greys", "disagrees": "darkens", NOT_SETTLED: "does not clearly change"}  # its sign on bg
 
 
 def _bn_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -166,15 +216,20 @@ def _bn_finding(m: Mapping[str, Measured]) -> list[Finding]:
     if gone:
         return [gone]
     a, n = m["asker"], m["asker_bn"]
-    helped = n.metrics.psnr_db > a.metrics.psnr_db
-    effect = "greys" if _bg(n) > _bg(a) + TOLERANCE else "darkens" if _bg(n) < _bg(a) - TOLERANCE else "leaves"
-    text = (f"BatchNorm before the sigmoid {'helps' if helped else 'does **not** help'} the asker's loss "
-            f"({n.metrics.psnr_db:.2f} against {a.metrics.psnr_db:.2f} dB) and {effect} the background: "
-            f"**{_bg(n):.1f}** against {_bg(a):.1f} grey levels, its logits there averaging "
+    helped = {"agrees": "helps", "disagrees": "does **not** help", NOT_SETTLED: "does not clearly help"}[
+        _settle(evidence(n, a, "psnr"), "positive")]
+    shift, level = evidence(n, a, BACKGROUND), level_evidence(n, BACKGROUND, GREY)
+    text = (f"BatchNorm before the sigmoid {helped} the asker's loss ({n.metrics.psnr_db:.2f} against "
+            f"{a.metrics.psnr_db:.2f} dB) and {BN_EFFECT[_settle(shift, 'positive')]} the background: "
+            f"**{_bg(n):.1f}** against {_bg(a):.1f} grey levels ({_diff(shift)}), its logits there averaging "
             f"{n.extras['background_logit']:.2f} against {a.extras['background_logit']:.2f} (black, under "
-            f"{GREY:g} grey levels, needs below {BLACK_LOGIT:.1f}). ")
-    if _bg(n) <= GREY:
+            f"{GREY:g} grey levels, needs below {BLACK_LOGIT:.1f}); its background minus {GREY:g}, {_diff(level)}. ")
+    found = _settle(level, "positive")  # the textbook: it stays above GREY
+    if found == "disagrees":
         return [Finding(text + "It gives a black background here, against the textbook answer.", "disagrees")]
+    if found == NOT_SETTLED:
+        return [Finding(text + "Whether it stays grey is not settled at this budget" + _open(level) + ".",
+                        NOT_SETTLED)] + _bn_bernoulli(m)
     return [Finding(text + "It does not give a black background, as the textbook says: it standardizes the logits "
                     "over the batch, and only its own scale and shift, which Adam moves by about the learning rate "
                     "a step, can push the background's far below the rest.", "agrees")] + _bn_bernoulli(m)
@@ -185,9 +240,10 @@ def _bn_bernoulli(m: Mapping[str, Measured]) -> list[Finding]:
     if gone:
         return [gone]
     b, n = m["bernoulli"], m["bernoulli_bn"]
-    verb = "darkens" if _bg(n) < _bg(b) - TOLERANCE else "greys" if _bg(n) > _bg(b) + TOLERANCE else "leaves"
-    return [Finding(f"With the Bernoulli too, BatchNorm {verb} the background: **{_bg(n):.1f}** against "
-                    f"{_bg(b):.1f} grey levels ({n.metrics.psnr_db:.2f} against {b.metrics.psnr_db:.2f} dB).")]
+    shift = evidence(n, b, BACKGROUND)
+    return [Finding(f"With the Bernoulli too, BatchNorm {BN_EFFECT[_settle(shift, 'positive')]} the background: "
+                    f"**{_bg(n):.1f}** against {_bg(b):.1f} grey levels ({_diff(shift)}; {n.metrics.psnr_db:.2f} "
+                    f"against {b.metrics.psnr_db:.2f} dB).")]
 
 
 def _cb_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -195,14 +251,19 @@ def _cb_finding(m: Mapping[str, Measured]) -> list[Finding]:
     if gone:
         return [gone]
     c, b = m["cb"], m["bernoulli"]
+    level = level_evidence(c, BACKGROUND, GREY)
     text = (f"The continuous Bernoulli's mean leaves the background at **{_bg(c):.1f}** grey levels (logits "
             f"averaging {c.extras['background_logit']:.1f}) against the Bernoulli's {_bg(b):.1f}, at "
-            f"{c.metrics.psnr_db:.2f} against {b.metrics.psnr_db:.2f} dB. ")
-    if _bg(c) <= GREY:
+            f"{c.metrics.psnr_db:.2f} against {b.metrics.psnr_db:.2f} dB; its background minus {GREY:g}, "
+            f"{_diff(level)}. ")
+    found = _settle(level, "negative")
+    if found == "agrees":
         return [Finding(text + "A proper density on [0, 1] gives a black background too, as the textbook says.",
                         "agrees")]
-    return [Finding(text + "Its mean is grey, against the textbook answer: the mean of a continuous Bernoulli near "
-                    "0 is about −1/logit, so black needs logits in the tens.", "disagrees")]
+    if found == "disagrees":
+        return [Finding(text + "Its mean is grey, against the textbook answer: the mean of a continuous Bernoulli "
+                        "near 0 is about −1/logit, so black needs logits in the tens.", "disagrees")]
+    return [Finding(text + "Whether it is black is not settled at this budget" + _open(level) + ".", NOT_SETTLED)]
 
 
 def conclude(m: Mapping[str, Measured]) -> list[Finding]:
@@ -229,11 +290,12 @@ LAB = Lab(
               "Bernoulli."),
     design=design,
     columns=(Column("equivalent β", "equivalent_beta", ".3g"),
-             Column("background (0–255)", BACKGROUND, ".1f", "lower"),
+             Column("background (0–255)", BACKGROUND, ".1f", "lower", BACKGROUND),
              Column("background logit", "background_logit", ".2f"),
              Column("saturated outputs", "frac_outputs_saturated", ".1%"),
              Column("active units", "active_units", "d", "higher"),
-             Column("PSNR (dB)", "psnr_db", ".2f", "higher")),
+             Column("PSNR (dB)", "psnr_db", ".2f", "higher", "psnr")),
     conclude=conclude,
     extras=extras,
+    paired=paired,
 )

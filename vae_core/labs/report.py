@@ -14,11 +14,14 @@ import torch
 from ..data import pixels
 from ..job_state import to_pixels
 from ..paired import DISTINGUISHABLE_SE
-from .base import Column, Family, Measured, Variant, load_family
+from .base import (Column, Family, LabRun, LabSettings, Measured, Variant, evidence, first_run, load_family,
+                   verdict)
 from .run import LabOutcome
 
 N_SHOWN = 8  # test images per reconstruction row
 Rows = list[tuple[str, np.ndarray]]  # (caption, (n, H, W, C) uint8) picture rows
+BEST_NOTE = (f"★ the best of a column; in a column measured image by image, only where it beats every other variant by "
+             f"more than {DISTINGUISHABLE_SE:g} paired standard errors, on every seed")
 VERDICT_MARK = {"agrees": "✔ agrees with the textbook", "disagrees": "✘ disagrees with the textbook",
                 "not settled": "○ not settled at this budget", "measured": "", "missing": "⚠ missing"}
 
@@ -26,8 +29,8 @@ VERDICT_MARK = {"agrees": "✔ agrees with the textbook", "disagrees": "✘ disa
 def format_value(column: Column, value: float | None) -> str:
     if value is None:
         return "—"
-    if column.fmt == "d":
-        return f"{int(value)}"
+    if column.fmt == "d":  # a count; averaged over seeds it may not be whole
+        return f"{int(value)}" if float(value).is_integer() else f"{value:.1f}"
     return format(value, column.fmt)
 
 
@@ -38,7 +41,17 @@ def best_keys(outcome: LabOutcome, column: Column) -> set[str]:
     if column.better == "neither" or len(values) < 2:
         return set()
     best = (max if column.better == "higher" else min)(values.values())
-    return {k for k, v in values.items() if v == best}
+    keys = {k for k, v in values.items() if v == best}
+    if column.paired is None or len(keys) > 1:
+        return keys
+    return keys if _settled_best(outcome.measured, keys.pop(), column) else set()
+
+
+def _settled_best(measured: dict[str, Measured], key: str, column: Column) -> bool:
+    """Whether the best beats every other variant by a settled paired difference (every seed, beyond 2 SE)."""
+    expected = "positive" if column.better == "higher" else "negative"
+    found = [evidence(measured[key], m, column.paired) for k, m in measured.items() if k != key]
+    return all(e is not None and verdict(e, expected) == "agrees" for e in found)
 
 
 @dataclass(frozen=True)
@@ -69,8 +82,7 @@ def reconstruction_rows(outcome: LabOutcome, family: Family, n: int = N_SHOWN) -
     """("input", images) then (variant label, its reconstructions from the posterior mean) for the same n
     test images; each (n, H, W, C) uint8."""
     rows: Rows = []
-    for v in _pictured(outcome, family):
-        lab_run = family[v.key]
+    for v, lab_run in _pictured(outcome, family):
         if not rows:
             rows.append(("input", _to_hwc(pixels(lab_run.images[:n]))))
         model = lab_run.run.model
@@ -86,12 +98,12 @@ def picture_rows(outcome: LabOutcome, family: Family) -> Rows:
         return []
     one = len(outcome.measured) == 1
     return [(caption if one else f"{v.label}: {caption}", _to_hwc(images))
-            for v in _pictured(outcome, family) for caption, images in outcome.lab.pictures(family[v.key])]
+            for v, lab_run in _pictured(outcome, family) for caption, images in outcome.lab.pictures(lab_run)]
 
 
-def _pictured(outcome: LabOutcome, family: Family) -> list[Variant]:
-    """The measured variants, in the design's order."""
-    return [v for v in outcome.variants if v.key in outcome.measured and v.key in family]
+def _pictured(outcome: LabOutcome, family: Family) -> list[tuple[Variant, LabRun]]:
+    """The measured variants, in the design's order, each with its run on the first seed (the one pictured)."""
+    return [(v, run) for v in outcome.variants if v.key in outcome.measured and (run := first_run(family, v.key))]
 
 
 def _to_hwc(p: torch.Tensor) -> np.ndarray:
@@ -130,19 +142,32 @@ def markdown(outcome: LabOutcome, figures: dict[str, str]) -> str:
     lines += ["", "## Measurements", "", "| " + " | ".join(t.header) + " |",
               "|" + "---|" * len(t.header)]
     lines += ["| " + " | ".join(row) + " |" for row in t.rows]
-    lines += ["", "★ the best of a column. Test metrics from each run's own evaluation; nats per image. A verdict "
+    lines += ["", f"{BEST_NOTE}. Test metrics from each run's own evaluation, {averaged_words(s)}; nats per "
+              "image. A verdict "
               f"holds only where the paired difference over the same test images exceeds {DISTINGUISHABLE_SE:g} "
               "standard errors and every seed agrees in its sign; else it is not settled."]
     for caption, name in figures.items():
         lines += ["", f"## {caption}", "", f"![{caption}]({name})"]
-    lines += ["", "## Rerun it", "", f"Dataset `{s.dataset}`, seed {s.seed} (data, initial weights, batch order "
-              f"and z noise), {s.steps} optimizer steps of every variant in lockstep (the same settings give the same "
-              "numbers, bit for bit):", "", "```",
+    lines += ["", "## Rerun it", "", f"Dataset `{s.dataset}`, {seeds_words(s)} (data, initial weights, batch order "
+              f"and z noise), {s.steps} optimizer steps of every variant, in lockstep on each seed (the same settings "
+              "give the same numbers, bit for bit):", "", "```",
               s.command(lab.id), "```", "", "Each variant's configuration:", ""]
-    for v, run_dir in zip(outcome.variants, outcome.run_dirs):
-        folder = f" (run `{Path(run_dir).name}`)" if run_dir else " (not saved)"
-        lines += [f"- **{v.label}**{folder}: `{json.dumps(v.config.to_dict(), separators=(',', ':'))}`"]
+    for i, v in enumerate(outcome.variants):
+        dirs = outcome.run_dirs[i::len(outcome.variants)]
+        folders = ", ".join(f"`{Path(d).name}`" if d else "not saved" for d in dirs)
+        lines += [f"- **{v.label}** (runs {folders}): `{json.dumps(v.config.to_dict(), separators=(',', ':'))}`"]
     return "\n".join(lines) + "\n"
+
+
+def averaged_words(s: LabSettings) -> str:
+    """"on seed 0" / "the mean over seeds 0, 1 and 2"."""
+    return f"on {seeds_words(s)}" if s.seeds == 1 else f"the mean over {seeds_words(s)}"
+
+
+def seeds_words(s: LabSettings) -> str:
+    """"seeds 0, 1 and 2" / "seed 0": what the numbers are averaged over."""
+    seeds = s.seed_list
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds[:-1]))} and {seeds[-1]}"
 
 
 RECONSTRUCTIONS = "reconstructions.png"
@@ -174,7 +199,7 @@ def report_files(outcome: LabOutcome, rows: Rows, pictures: Rows) -> dict[str, b
 def write_report(outcome: LabOutcome, folder: Path) -> Path:
     """Write report.md and its figures into folder (created); returns report.md's path."""
     folder.mkdir(parents=True, exist_ok=True)
-    family = load_family(outcome.variants, outcome.run_dirs)
+    family = load_family(outcome.variants, outcome.run_dirs, outcome.settings.seed_list)
     files = report_files(outcome, reconstruction_rows(outcome, family), picture_rows(outcome, family))
     for name, data in files.items():
         (folder / name).write_bytes(data)

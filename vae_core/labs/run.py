@@ -17,7 +17,7 @@ class LabOutcome:
     lab: Lab
     settings: LabSettings
     variants: tuple[Variant, ...]
-    run_dirs: tuple[Path | None, ...]  # per variant; None where it was refused or never saved
+    run_dirs: tuple[Path | None, ...]  # per variant and seed, seed by seed (Lab.family); None: refused or not saved
     measured: dict[str, Measured]  # by variant key
     findings: tuple[Finding, ...]
 
@@ -26,8 +26,9 @@ def conclude_family(lab: Lab, settings: LabSettings, run_dirs: tuple[Path | None
                     family: Family | None = None) -> LabOutcome:
     """Measure a trained family (the variants in the design's order) and draw the lab's conclusion; family:
     its runs already loaded (load_family), for a caller that pictures them too."""
-    variants = lab.design(settings)
-    measured = measure(lab, variants, load_family(variants, run_dirs) if family is None else family)
+    variants = lab.variants(settings)
+    family = load_family(variants, run_dirs, settings.seed_list) if family is None else family
+    measured = measure(lab, variants, family)
     findings = tuple(_labelled(f, variants) for f in lab.conclude(measured))
     return LabOutcome(lab, settings, variants, run_dirs, measured, findings)
 
