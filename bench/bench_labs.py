@@ -3,6 +3,7 @@
     python bench/bench_labs.py [--dataset sprites] [--labs zscore-tanh,grey-sigmoid,not-unit,sampled-z]
     python bench/bench_labs.py --images ../shared/data/cifar10-5k-png.zip   # uploaded first, as a person would
     python bench/bench_labs.py --rates [--steps 60]   # each lab's training steps/s, for base.STEP_BUDGETS
+    python bench/bench_labs.py --seeds 5   # each lab's verdicts at --seed 0..4 (3 seeds each), no browser
 
 For each lab, with its defaults (its step budget, about 45 s of training here): pick it on the Labs page,
 press Run, wait until the conclusion is drawn, and report the wall time, the findings and the
@@ -106,6 +107,38 @@ def rates(labs: list[str], steps: int) -> None:
               f"(STEP_BUDGETS says {budget.steps_per_s:g} steps/s)", flush=True)
 
 
+def seed_table(labs: list[str], windows: int, dataset: str) -> None:
+    """Each lab at its default budget, run as `lab ID --seed w` for w < windows (each on LAB_SEEDS seeds): the
+    verdict of every finding per run, and whether the runs agree. Each seed's family is trained once (a variant
+    trained in a family on several seeds equals it trained alone), and each run is concluded from its seeds'."""
+    from vae_core.labs.base import LAB_SEEDS
+    from vae_core.labs.run import conclude_family, run_lab
+
+    for lab_id in labs:
+        lab = LABS[lab_id]
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            one = {s: run_lab(lab, lab.settings(dataset=dataset, seed=s, seeds=1), Path(tmp) / str(s)).run_dirs
+                   for s in range(windows + LAB_SEEDS - 1)}
+            trained = time.perf_counter() - t0
+            rows = []
+            for w in range(windows):
+                settings = lab.settings(dataset=dataset, seed=w)
+                dirs = tuple(d for s in settings.seed_list for d in one[s])
+                rows.append([f.verdict for f in conclude_family(lab, settings, dirs).findings])
+                singles = [f.verdict for f in conclude_family(lab, lab.settings(dataset=dataset, seed=w, seeds=1),
+                                                              one[w]).findings]
+                print(f"{lab_id} seed {w}: one seed {singles}", flush=True)
+        print(f"\n### {lab_id} ({lab.budget.steps} steps, {LAB_SEEDS} seeds a run; {len(one)} seeds trained in "
+              f"{trained:.0f} s)\n", flush=True)
+        print("| finding | " + " | ".join(f"--seed {w}" for w in range(windows)) + " | the same on all? |")
+        print("|---|" + "---|" * (windows + 1))
+        for i in range(max(map(len, rows))):
+            cells = [r[i] if i < len(r) else "—" for r in rows]
+            print(f"| {i + 1} | " + " | ".join(cells) + f" | {'yes' if len(set(cells)) == 1 else '**no**'} |",
+                  flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="sprites")
@@ -113,9 +146,12 @@ def main() -> None:
     parser.add_argument("--images", type=Path, help="a .zip to upload on the Your images page; the labs run on it")
     parser.add_argument("--rates", action="store_true", help="measure each lab's training steps/s, no browser")
     parser.add_argument("--steps", type=int, default=60, help="steps trained per lab for --rates")
+    parser.add_argument("--seeds", type=int, help="print each lab's verdicts at --seed 0 .. N-1, no browser")
     args = parser.parse_args()
     if args.rates:
         return rates(args.labs.split(","), args.steps)
+    if args.seeds:
+        return seed_table(args.labs.split(","), args.seeds, args.dataset)
     if args.images:
         args.dataset = "images"
     data_dir = None if args.dataset in ("sprites", "images") else str(SHARED_DATA)

@@ -2,6 +2,7 @@
 tiny model, and conclusions drawn from hand-built measurements."""
 import dataclasses
 import math
+import zlib
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig
 from vae_core.evaluate import EvalMetrics, evaluate
 from vae_core.labs import lab
 from vae_core.labs import not_unit
-from vae_core.labs.base import LabRun, LabSettings, Measured, Variant, measure
+from vae_core.labs.base import ImageValues, LabRun, LabSettings, Measured, Variant, measure
 from vae_core.likelihoods import discrete_log_prob
 from vae_core.models import build_model
 from vae_core.normalize import Normalizer
@@ -32,7 +33,7 @@ def test_design_is_four_gaussians_on_zscored_data_differing_only_in_the_loss():
                for c in configs)
     assert [c.loss.likelihood for c in configs] == ["gaussian", "gaussian", "gaussian_learned", "gaussian_optimal"]
     assert configs[0].loss.sigma == configs[2].loss.sigma == not_unit.FIXED_SIGMA  # learned starts at the fixed
-    assert len(lab("not-unit").family(SETTINGS).labels) == 4
+    assert len(lab("not-unit").family(SETTINGS).labels) == 4 * SETTINGS.seeds
 
 
 def test_hand_picked_weight_is_beta_D_times_1e4_and_sigma_sqrt_of_beta_over_2():
@@ -95,7 +96,7 @@ def _as_trained(lab_run: LabRun) -> LabRun:
 def test_the_hand_picked_row_is_scored_at_the_sigma_it_shows():
     hand = _as_trained(_tiny("gaussian", not_unit.hand_picked_loss()))
     config = hand.run.config
-    row = measure(lab("not-unit"), [Variant("hand", "hand", config)], {"hand": hand})["hand"]
+    row = measure(lab("not-unit"), [Variant("hand", "hand", config)], {"hand": (hand,)})["hand"]
     sigma = row.value("sigma")
     assert sigma == pytest.approx(0.392, abs=1e-3)
     # the same weights in a decoder built with the row's sigma, evaluated as training evaluates
@@ -123,15 +124,31 @@ def _metrics(kl: float, elbo: float, bits: float, active: int = 10) -> EvalMetri
                        False, 0.0, 0.0, 1.0)
 
 
-def _measured(**changes) -> dict[str, Measured]:
+def _values(key: str, seed: int, kl: float, elbo: float, bits: float) -> ImageValues:
+    """100 test images around the given means, with noise of their own for each variant and seed."""
+    g = torch.Generator().manual_seed(zlib.crc32(f"{key}/{seed}".encode()))
+    around = lambda mean, spread: mean + spread * torch.randn(100, generator=g, dtype=torch.float64)  # noqa: E731
+    zero = torch.zeros(100, dtype=torch.float64)
+    return ImageValues(zero, None, zero, around(kl, 3.0), {not_unit.ELBO_AT_SIGMA: around(elbo, 30.0),
+                                                           not_unit.BITS_AT_SIGMA: around(bits, 0.03)})
+
+
+def _measured(scored: dict | None = None, **changes) -> dict[str, Measured]:
+    """Each variant's (kl, elbo, bits, sigma) on three seeds; scored: (elbo, bits) at the sigma in effect where the
+    run's own evaluation differs."""
     config = lab("not-unit").design(SETTINGS)[2].config
     base = {  # key: (kl, elbo, bits, sigma)
         "fixed": (30.0, -3000.0, 1.9, 1.0), "hand": (70.0, -2500.0, 1.7, 0.392),
         "learned": (45.0, -2300.0, 1.6, 0.33), "optimal": (50.0, -2000.0, 1.5, 0.30)}
     base.update(changes)
-    return {k: Measured(k, _metrics(kl, elbo, bits), {"sigma": s, "rmse": s, "beta": 1.0, "steps": 400.0,
-                                                       "frac_open_bins": 0.9}, config)
-            for k, (kl, elbo, bits, s) in base.items()}
+    out = {}
+    for k, (kl, elbo, bits, s) in base.items():
+        at_sigma = (scored or {}).get(k, (elbo, bits))
+        extras = {"sigma": s, "rmse": s, "beta": 1.0, "steps": 400.0, "frac_open_bins": 0.9, "elbo_nats": at_sigma[0],
+                  "bits_per_dim": at_sigma[1]}
+        out[k] = Measured(k, _metrics(kl, elbo, bits), extras, config,
+                          tuple(_values(k, i, kl, *at_sigma) for i in range(3)), ({"sigma": s},) * 3)
+    return out
 
 
 def _verdicts(m) -> list[str]:
@@ -168,11 +185,19 @@ def test_bits_preferring_a_hand_chosen_sigma_names_the_open_bins():
 
 
 def test_the_rankings_quote_the_numbers_the_table_shows():
-    m = _measured()  # the hand-picked loss's run scored -2500 and 1.7 at its decoder's sigma, the lab otherwise
-    m["hand"] = dataclasses.replace(m["hand"], extras={**m["hand"].extras, "elbo_nats": -3500.0, "bits_per_dim": 2.0})
-    elbo, bits = not_unit.conclude(m)[-2:]
-    assert elbo.text.endswith("fixed -3,000, hand -3,500: the σ the data chose scores best, as the textbook says.")
-    assert "fixed 1.900, hand 2.000:" in bits.text
+    # the hand-picked loss's run scored -2500 and 1.7 at its decoder's sigma, the lab otherwise
+    elbo, bits = not_unit.conclude(_measured({"hand": (-3500.0, 2.0)}))[-2:]
+    assert "fixed -3,000, hand -3,500; optimal minus fixed, +1" in elbo.text
+    assert elbo.text.endswith("the σ the data chose scores best, beyond the noise, as the textbook says.")
+    assert "fixed 1.900, hand 2.000; optimal minus fixed, -0.4" in bits.text
+
+
+def test_sigmas_apart_on_some_seeds_only_are_not_settled_and_a_kl_within_noise_neither():
+    m = _measured()
+    m["learned"] = dataclasses.replace(m["learned"], per_seed=({"sigma": 0.3},) * 2 + ({"sigma": 0.6},))
+    assert not_unit.conclude(m)[0].verdict == "not settled"  # 0.33 against 0.30 on two seeds, 0.6 on the third
+    close = not_unit.conclude(_measured(hand=(30.5, -2500.0, 1.7, 0.392)))  # the hand's KL within noise of the fixed's
+    assert close[2].verdict == "not settled" and "not settled at this budget" in close[2].text
 
 
 def _open_bin_mass(bin_lo: float, bin_hi: float, mean: float, sigmas: torch.Tensor) -> torch.Tensor:

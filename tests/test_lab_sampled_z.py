@@ -11,7 +11,7 @@ from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig
 from vae_core.evaluate import EvalMetrics
 from vae_core.labs import lab
 from vae_core.labs import sampled_z
-from vae_core.labs.base import LabRun, LabSettings, Measured
+from vae_core.labs.base import ImageValues, LabRun, LabSettings, Measured
 from vae_core.models import build_model
 from vae_core.normalize import Normalizer
 from vae_core.runs import LoadedRun, bundled_models_dir, read_config
@@ -99,18 +99,32 @@ def _measured(**changes) -> dict[str, Measured]:
          "nll_sse_term": 500.0, "nll_formula": -3750.6, "recon_term": -3750.6} | changes
     metrics = EvalMetrics("sprites", 100, 3700.0, -3750.0, 50.0, None, 0, 1.5, "", 0.0032, 25.0, 10, [], [], [],
                           False, 0.0, 0.0, 1.0)
-    return {"model": Measured("model", metrics, e)}
+    return {"model": Measured("model", metrics, e, per_image=tuple(_values(e, seed) for seed in range(3)))}
+
+
+def _values(e: dict, seed: int) -> ImageValues:
+    """100 test images whose margins average what the extras say, with noise of their own on each seed."""
+    g = torch.Generator().manual_seed(seed)
+    around = lambda mean, spread: mean + spread * torch.randn(100, generator=g, dtype=torch.float64)  # noqa: E731
+    zero = torch.zeros(100, dtype=torch.float64)
+    return ImageValues(zero, None, zero, zero, {
+        sampled_z.SPREAD_EXCESS: around(e["spread"] - e["gap"], 0.2),
+        sampled_z.SELF_SHARE: around(e["share_self"], 0.05),
+        sampled_z.MSE_EXCESS: around(e["mse_sampled"] - sampled_z.SAMPLED_MSE_RATIO * e["mse_mean"], 0.001)})
 
 
 def test_conclusion_agrees_and_writes_the_numbers():
     findings = sampled_z.conclude(_measured())
-    assert [f.verdict for f in findings] == ["agrees"] * 4
+    assert [f.verdict for f in findings] == ["agrees", "agrees", "measured", "agrees"]  # the NLL: a calculation
+    assert findings[2].text.startswith("A calculation, not a test")
     assert "97.0%" in findings[1].text and "-3,750.6 nats" in findings[2].text and "1.03×" in findings[3].text
 
 
 def test_a_wide_posterior_few_samples_near_x_and_another_nll_disagree():
     m = _measured(spread=2.0, spread_over_gap=2.0 / 1.8, share_self=0.2, recon_term=-3000.0, mse_sampled=0.01)
     assert [f.verdict for f in sampled_z.conclude(m)] == ["disagrees"] * 4
+    unsure = _measured(share_self=0.505, mse_sampled=0.0048)  # each margin within its noise of the line
+    assert [f.verdict for f in sampled_z.conclude(unsure)][1::2] == ["not settled"] * 2
 
 
 def test_swapping_the_sampled_and_mean_measurements_changes_the_findings():

@@ -20,12 +20,15 @@ from ..config import LossConfig, ModelConfig, RunConfig
 from ..evaluate import EvalMetrics, evaluate
 from ..loss_code import MSE_SIGMA
 from ..objective import effective_beta, implied_sigma
-from .base import Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, base_config, missing, vary
+from .base import (NOT_SETTLED, Column, Direction, Evidence, Finding, Lab, LabRun, LabSettings, Measured, Variant,
+                   Verdict, base_config, evidence, missing, vary, verdict)
 
 FIXED_SIGMA = 1.0  # z-scored units: the data's own spread, i.e. the loss 0.5 * SSE ("MSE/2"), the usual default
 HAND_KL_WEIGHT = 1e-4  # F.mse_loss(x_hat, x) + 1e-4 * KL: the weight as people pick it
 AGREE_RATIO = 1.25  # two sigmas within this factor of each other ask for the same thing: "about right"
 KEYS = ("fixed", "hand", "learned", "optimal")
+CHOSEN_BY_DATA, CHOSEN_BY_HAND = ("learned", "optimal"), ("fixed", "hand")
+ELBO_AT_SIGMA, BITS_AT_SIGMA = "elbo_at_sigma", "bits_at_sigma"  # paired: each image's, scored at the σ in effect
 # Why a wider sigma can win in bits/dim (tests/test_lab_not_unit.py checks it against the normal CDF)
 OPEN_BINS = ("whose bins are open-ended, (−∞, edge] and [edge, ∞): there a wider σ costs at most one bit a pixel (a "
              "Gaussian centred at or beyond the edge keeps between ½ and all of its mass in the bin, which falls "
@@ -77,6 +80,13 @@ def scored_at(lab_run: LabRun, sigma: float) -> EvalMetrics:
     return evaluate(model, lab_run.run.normalizer, lab_run.images)
 
 
+def paired(lab_run: LabRun) -> dict[str, torch.Tensor]:
+    """Each test image's ELBO (nats) and bits/dim scored at the σ in effect: what the rankings pair."""
+    found = scored_at(lab_run, sigma_in_effect(lab_run)).per_image
+    bits = found.bits if found.bits is not None else torch.full_like(found.elbo, math.nan)
+    return {ELBO_AT_SIGMA: found.elbo, BITS_AT_SIGMA: bits}
+
+
 def extras(lab_run: LabRun) -> dict[str, float]:
     """The sigma in effect and the ELBO and bits/dim scored at it, the RMSE it should match, the beta the loss
     amounts to, and the steps trained."""
@@ -104,49 +114,89 @@ def asked_sigma(m: Mapping[str, Measured]) -> float:
     return m["optimal"].extras["sigma"]
 
 
+def _seeds_within(a: Measured, b: Measured, key: str = "sigma") -> Verdict:
+    """Whether a's and b's σ agree within AGREE_RATIO on every seed ("agrees"), are apart on the same side on
+    every seed ("disagrees"), or neither (not settled): σ is one number a model, so its noise is the seeds'."""
+    ratios = [x / y for x, y in zip(a.seed_values(key), b.seed_values(key))]
+    if ratios and all(1 / AGREE_RATIO <= r <= AGREE_RATIO for r in ratios):
+        return "agrees"
+    if ratios and (all(r > AGREE_RATIO for r in ratios) or all(r < 1 / AGREE_RATIO for r in ratios)):
+        return "disagrees"
+    return NOT_SETTLED
+
+
+def _per_seed(m: Measured, key: str = "sigma") -> str:
+    """" (per seed 0.71, 0.73, 0.70)" where there are several seeds."""
+    values = m.seed_values(key)
+    return f" (per seed {', '.join(f'{v:.3g}' for v in values)})" if len(values) > 1 else ""
+
+
 def _asked_finding(m: Mapping[str, Measured]) -> Finding:
     learned, optimal = m["learned"].extras, m["optimal"].extras
     a, b = learned["sigma"], optimal["sigma"]
     text = (f"The data asked for **σ ≈ {b:.3g}** (z-scored units): the optimal σ* (the training set's RMSE) is "
-            f"{b:.3g}, its test reconstructions' RMSE {optimal['rmse']:.3g}; the learned σ, started at "
-            f"{FIXED_SIGMA:g}, ended at **{a:.3g}** (RMSE {learned['rmse']:.3g})")
-    if max(a, b) / min(a, b) <= AGREE_RATIO:
-        return Finding(text + ": learning σ and computing it agree, as the σ-VAE says.", "agrees")
+            f"{b:.3g}{_per_seed(m['optimal'])}, its test reconstructions' RMSE {optimal['rmse']:.3g}; the learned σ, "
+            f"started at {FIXED_SIGMA:g}, ended at **{a:.3g}**{_per_seed(m['learned'])} (RMSE {learned['rmse']:.3g})")
+    found = _seeds_within(m["learned"], m["optimal"])
+    if found == "agrees":
+        return Finding(text + f": within {AGREE_RATIO:g}× of each other on every seed, learning σ and computing it "
+                       "agree, as the σ-VAE says.", "agrees")
+    if found == NOT_SETTLED:
+        return Finding(text + f": within {AGREE_RATIO:g}× on some seeds and not on others, so whether they agree is "
+                       "not settled at this budget.", NOT_SETTLED)
     steps, config = learned["steps"], m["learned"].config
     lr, start = (config.train.lr, config.loss.sigma) if config else (math.nan, math.nan)
-    return Finding(text + f": the two do **not** agree. Adam moves log σ by roughly lr = {lr:g} a step, a factor of "
-                   f"about {math.exp(steps * lr):.3g} in {steps:.0f} steps (it moved {max(a, start) / min(a, start):.3g}): "
-                   "a short run leaves the learned σ behind the analytic one.", "disagrees")
+    return Finding(text + f": the two do **not** agree on any seed. Adam moves log σ by roughly lr = {lr:g} a step, "
+                   f"a factor of about {math.exp(steps * lr):.3g} in {steps:.0f} steps (it moved "
+                   f"{max(a, start) / min(a, start):.3g}): a short run leaves the learned σ behind the analytic one.",
+                   "disagrees")
+
+
+def _kl_text(found: Evidence | None) -> str:
+    return f"; the difference {found.text(2, 'nats')}" if found is not None else ""
+
+
+def _settle(found: Evidence | None, expected: Direction) -> Verdict:
+    return verdict(found, expected) if found is not None else NOT_SETTLED
 
 
 def _fixed_finding(m: Mapping[str, Measured]) -> Finding:
     ratio = m["fixed"].extras["sigma"] / asked_sigma(m)
     fixed, best = m["fixed"].metrics, m["optimal"].metrics
+    found = evidence(m["fixed"], m["optimal"], "kl")
     text = (f"The fixed σ = {FIXED_SIGMA:g} was **{_ratio_text(ratio)}**, so it weighed the KL like **β ≈ "
-            f"{ratio**2:.3g}** with the data's σ: KL {fixed.kl_nats:.1f} nats and {fixed.active_units} active units, "
-            f"against {best.kl_nats:.1f} nats and {best.active_units} with the optimal σ")
-    if 1 / AGREE_RATIO <= ratio <= AGREE_RATIO:
+            f"{ratio**2:.3g}** with the data's σ: KL {fixed.kl_nats:.1f} nats and {fixed.active_units:.3g} active "
+            f"units, against {best.kl_nats:.1f} nats and {best.active_units:.3g} with the optimal σ{_kl_text(found)}")
+    side = _seeds_within(m["fixed"], m["optimal"])
+    if side != "disagrees":  # about right, or too wide on some seeds and not others: no direction to test
         return Finding(text + ".", "measured")
-    expected = fixed.kl_nats < best.kl_nats if ratio > 1 else fixed.kl_nats > best.kl_nats
-    if expected:
+    result = _settle(found, "negative" if ratio > 1 else "positive")  # too wide: the KL wins, less KL
+    if result == "agrees":
         return Finding(text + ": a σ too wide lets the KL win, too narrow the reconstruction, as the textbook "
                        "says.", "agrees")
-    return Finding(text + ": the KL did **not** move the way the σ predicts.", "disagrees")
+    if result == "disagrees":
+        return Finding(text + ": the KL did **not** move the way the σ predicts.", "disagrees")
+    return Finding(text + f": whether the KL moved the way the σ predicts is {found.why_not_settled() if found else 'not settled'}.",
+                   NOT_SETTLED)
 
 
 def _hand_finding(m: Mapping[str, Measured]) -> Finding:
-    hand = m["hand"]
+    hand, fixed = m["hand"], m["fixed"]
     d, latent, batch = loss_shape(hand.config) if hand.config else (0, 0, 0)
     sigma, ratio = hand.extras["sigma"], hand.extras["sigma"] / asked_sigma(m)
+    found = evidence(hand, fixed, "kl")
     text = (f"mse_loss(x̂, x) + {HAND_KL_WEIGHT:g}·KL is a Gaussian with σ = 1/√2 and **β = {hand.extras['beta']:.3g}** "
             f"(D = {d} pixels, L = {latent}, B = {batch}): a proper ELBO with **σ = {sigma:.3g}**, "
-            f"{_ratio_text(ratio)} against the σ the data asked for")
-    kl_hand, kl_fixed = hand.metrics.kl_nats, m["fixed"].metrics.kl_nats
-    follows = (kl_hand > kl_fixed) == (sigma < m["fixed"].extras["sigma"])
-    text += (f". Its KL, {kl_hand:.1f} nats against {kl_fixed:.1f} with the fixed σ = {FIXED_SIGMA:g}, "
-             f"{'follows' if follows else 'does **not** follow'} the order of the two σ (the smaller σ, the more z "
-             "is used)")
-    return Finding(text + ".", "agrees" if follows else "disagrees")
+            f"{_ratio_text(ratio)} against the σ the data asked for. Its KL, {hand.metrics.kl_nats:.1f} nats against "
+            f"{fixed.metrics.kl_nats:.1f} with the fixed σ = {FIXED_SIGMA:g}{_kl_text(found)}, ")
+    result = _settle(found, "positive" if sigma < fixed.extras["sigma"] else "negative")  # the smaller σ, more KL
+    if result == "agrees":
+        return Finding(text + "follows the order of the two σ (the smaller σ, the more z is used).", "agrees")
+    if result == "disagrees":
+        return Finding(text + "does **not** follow the order of the two σ (the smaller σ should use z more).",
+                       "disagrees")
+    return Finding(text + f"does not settle the order of the two σ: {found.why_not_settled() if found else 'nothing to pair'}.",
+                   NOT_SETTLED)
 
 
 def _elbo(measured: Measured) -> float:
@@ -159,22 +209,43 @@ def _bits(measured: Measured) -> float:
     return bits if bits is not None else math.inf
 
 
+def _data_against_hand(m: Mapping[str, Measured], score, measure: str, better: Direction) -> tuple[Verdict, str]:
+    """The best σ the data chose against the best chosen by hand, on `measure` paired image by image."""
+    pick = max if better == "positive" else min
+    data = pick((k for k in CHOSEN_BY_DATA if k in m), key=lambda k: score(m[k]), default=None)
+    hand = pick((k for k in CHOSEN_BY_HAND if k in m), key=lambda k: score(m[k]), default=None)
+    found = evidence(m[data], m[hand], measure) if data and hand else None
+    if found is None:
+        return NOT_SETTLED, ""
+    text = f"; {m[data].label} minus {m[hand].label}, {found.text(3 if measure == BITS_AT_SIGMA else 1)}"
+    return _settle(found, better), text + (f" ({found.why_not_settled()})" if not found.settled else "")
+
+
 def _elbo_finding(m: Mapping[str, Measured]) -> Finding:
     ranked = sorted(m, key=lambda k: -_elbo(m[k]))
     scores = ", ".join(f"{m[k].label} {_elbo(m[k]):,.0f}" for k in ranked)
-    text = f"Best ELBO (nats of the z-scored data, higher is better): **{m[ranked[0]].label}**; in order: {scores}"
-    if ranked[0] in ("learned", "optimal"):
-        return Finding(text + ": the σ the data chose scores best, as the textbook says.", "agrees")
-    return Finding(text + ": a σ chosen by hand scored best, against the textbook.", "disagrees")
+    result, diff = _data_against_hand(m, _elbo, ELBO_AT_SIGMA, "positive")
+    text = (f"Best ELBO (nats of the z-scored data, higher is better): **{m[ranked[0]].label}**; in order: "
+            f"{scores}{diff}")
+    if result == "agrees":
+        return Finding(text + ": the σ the data chose scores best, beyond the noise, as the textbook says.", "agrees")
+    if result == "disagrees":
+        return Finding(text + ": a σ chosen by hand scored best, beyond the noise, against the textbook.",
+                       "disagrees")
+    return Finding(text + ": which scores best is not settled at this budget.", NOT_SETTLED)
 
 
 def _bits_finding(m: Mapping[str, Measured]) -> Finding:
     ranked = sorted(m, key=lambda k: _bits(m[k]))
     scores = ", ".join(f"{m[k].label} {_bits(m[k]):.3f}" for k in ranked)
-    text = f"Best in bits/dim (the 8-bit images' probability): **{m[ranked[0]].label}**; in order: {scores}"
-    if ranked[0] in ("learned", "optimal"):
+    result, diff = _data_against_hand(m, _bits, BITS_AT_SIGMA, "negative")
+    text = (f"Best in bits/dim (the 8-bit images' probability): **{m[ranked[0]].label}**; in order: "
+            f"{scores}{diff}")
+    if result == "agrees":
         return Finding(text + ": the σ the data chose gives the images the most probability too.", "agrees")
-    text += ": a σ chosen by hand does, against the textbook."
+    if result == NOT_SETTLED:
+        return Finding(text + ": which gives the most probability is not settled at this budget.", NOT_SETTLED)
+    text += ": a σ chosen by hand does, beyond the noise, against the textbook."
     if "optimal" not in m or m[ranked[0]].extras["sigma"] <= asked_sigma(m):
         return Finding(text, "disagrees")
     edges = next(iter(m.values())).extras.get("frac_open_bins", math.nan)
@@ -204,10 +275,11 @@ LAB = Lab(
     columns=(Column("σ in effect", "sigma", ".3g"),
              Column("RMSE (z-scored)", "rmse", ".3g"),
              Column("β of the loss", "beta", ".3g"),
-             Column("ELBO (nats)", "elbo_nats", ",.0f", "higher"),
-             Column("bits/dim", "bits_per_dim", ".3f", "lower"),
+             Column("ELBO (nats)", "elbo_nats", ",.0f", "higher", ELBO_AT_SIGMA),
+             Column("bits/dim", "bits_per_dim", ".3f", "lower", BITS_AT_SIGMA),
              Column("KL (nats)", "kl_nats", ".1f"),
              Column("active units", "active_units", "d")),
     conclude=conclude,
     extras=extras,
+    paired=paired,
 )

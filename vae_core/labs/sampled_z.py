@@ -22,7 +22,8 @@ from ..objective import reconstruction_nats
 from ..runs import LoadedRun, RunLoadError, bundled_models_dir, read_config
 from ..zoo import ZooKey, entry_name, with_key
 from ..zoo import base_config as zoo_base_config
-from .base import Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, base_config, missing
+from .base import (NOT_SETTLED, Column, Direction, Evidence, Finding, Lab, LabRun, LabSettings, Measured, Variant,
+                   Verdict, base_config, level_evidence, missing, verdict)
 
 KEY = "model"
 ZOO_KEY = ZooKey("sigmoid", "unit", "gaussian")  # the bundled run this lab's variant is
@@ -75,10 +76,15 @@ def nearest_other(points: torch.Tensor) -> torch.Tensor:
 def nearest_self_share(decoded: torch.Tensor, images: torch.Tensor) -> float:
     """The share of decodings (S, N, D) whose nearest image of images (N, D), in squared error, is their own
     (row n decodes image n); a tie counts for the image itself."""
+    return nearest_self_shares(decoded, images).mean().item()
+
+
+def nearest_self_shares(decoded: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """(N,) for each image, the share of its S decodings (S, N, D) nearest to it among images (N, D)."""
     s, n = decoded.shape[:2]
     sq = torch.cdist(decoded.reshape(s * n, -1).double(), images.double()).pow(2).view(s, n, n)  # (S, N, N)
     own = sq.diagonal(dim1=1, dim2=2)  # (S, N)
-    return (own <= sq.min(2).values).double().mean().item()
+    return (own <= sq.min(2).values).double().mean(0)
 
 
 def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -122,6 +128,26 @@ def extras(lab_run: LabRun) -> dict[str, float]:
     return found | _nll(lab_run, seed)
 
 
+SPREAD_EXCESS, SELF_SHARE, MSE_EXCESS = "spread_excess", "self_share", "mse_excess"  # paired, image by image
+
+
+@torch.no_grad()
+def paired(lab_run: LabRun) -> dict[str, torch.Tensor]:
+    """Image by image (N,), each claim's margin: the posterior's spread minus the gap to the nearest other μ, the
+    share of its decoded samples nearest to itself, and its sampled decodings' MSE minus SAMPLED_MSE_RATIO times
+    its posterior mean's."""
+    run, seed = lab_run.run, lab_run.run.config.train.seed
+    mu, logvar = run.model.encode(lab_run.x)
+    decoded = sample_decodings(run, lab_run.images, SAMPLES, seed)
+    images = decoded.inputs.flatten(1)  # (N, D)
+    samples = decoded.samples.transpose(0, 1).flatten(2)  # (S, N, D)
+    mse_sampled = (samples - images).pow(2).mean((0, 2))  # (N,)
+    mse_mean = (decoded.means.flatten(1) - images).pow(2).mean(1)
+    return {SPREAD_EXCESS: (posterior_spread(logvar) - nearest_other(mu)).double(),
+            SELF_SHARE: nearest_self_shares(samples, images),
+            MSE_EXCESS: (mse_sampled - SAMPLED_MSE_RATIO * mse_mean).double()}
+
+
 N_PICTURED = 6  # test images shown with their sampled decodings
 
 
@@ -158,22 +184,34 @@ def _nll(lab_run: LabRun, seed: int) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- concluding
 
-def _neighbourhood_findings(e: Mapping[str, float]) -> list[Finding]:
+def _claim(found: Evidence | None, expected: Direction) -> tuple[Verdict, str]:
+    """The verdict on a margin measured image by image, and its text with the noise (or what keeps it open)."""
+    if found is None:
+        return NOT_SETTLED, " (nothing to pair)"
+    open_ = "" if found.settled else f"; {found.why_not_settled()}"
+    return verdict(found, expected), f" (margin {found.text(3)}{open_})"
+
+
+def _neighbourhood_findings(m: Measured) -> list[Finding]:
+    e = m.extras
     ratio = e["spread_over_gap"]
-    small = ratio < 1
+    narrow, noise = _claim(level_evidence(m, SPREAD_EXCESS, 0.0), "negative")
+    words = {"agrees": "so the posterior is narrow against the gap between images",
+             "disagrees": "so the posterior is **not** narrow against the gap between images",
+             NOT_SETTLED: "whether the posterior is narrow against the gap is not settled at this budget"}
     spread = Finding(f"A sample z ~ q(z|x) lies on average **{e['spread']:.3g}** from μ (the RMS length √Σσ²), the "
                      f"nearest other test image's μ **{e['gap']:.3g}** away: a ratio of **{ratio:.2g}**, "
-                     + ("so the posterior is narrow against the gap between images." if small else
-                        "so the posterior is **not** narrow against the gap between images."),
-                     "agrees" if small else "disagrees")
+                     f"{words[narrow]}{noise}.", narrow)
     share, share_mean = e["share_self"], e["share_self_mean"]
-    most = share >= NEAR_SELF_SHARE
+    most, noise = _claim(level_evidence(m, SELF_SHARE, NEAR_SELF_SHARE), "positive")
+    ending = {"agrees": ": a sampled z still decodes to x's own neighbourhood, so comparing it with x compares like "
+                        "with like",
+              "disagrees": ": most sampled z do **not** decode nearest to x itself",
+              NOT_SETTLED: ": whether most do is not settled at this budget"}
     text = (f"**{share:.1%}** of the decoded samples ({SAMPLES} per image) are nearest, among the test images, to "
-            f"x itself ({share_mean:.1%} of the posterior-mean decodings)")
-    return [spread, Finding(text + (": a sampled z still decodes to x's own neighbourhood, so comparing it with x "
-                                     "compares like with like." if most else
-                                     ": most sampled z do **not** decode nearest to x itself."),
-                            "agrees" if most else "disagrees")]
+            f"x itself ({share_mean:.1%} of the posterior-mean decodings); each image's share minus "
+            f"{NEAR_SELF_SHARE:.0%}{noise}")
+    return [spread, Finding(text + ending[most] + ".", most)]
 
 
 def _nll_finding(e: Mapping[str, float]) -> Finding:
@@ -183,22 +221,25 @@ def _nll_finding(e: Mapping[str, float]) -> Finding:
             f"D (log σ + ½ log 2π). With σ = {e['sigma']:.3g} and D = {e['dims']:.0f} that is "
             f"**{e['nll_sse_term']:,.1f} + ({e['nll_constant']:,.1f}) = {formula:,.1f} nats** per image, against "
             f"**{recon:,.1f}** from the model's likelihood code on the same z")
-    if same:
-        return Finding(text + ": the same number. The constant moves no gradient; 1/(2σ²) is the weight against "
-                       "the KL.", "agrees")
+    if same:  # an identity, checked: a calculation, which no measurement can contradict
+        return Finding("A calculation, not a test: " + text + ": the same number. The constant moves no gradient; "
+                       "1/(2σ²) is the weight against the KL.")
     return Finding(text + ": they **differ**, so this model's reconstruction term is not that Gaussian.",
                    "disagrees")
 
 
-def _expectation_finding(e: Mapping[str, float], recon_nats: float) -> Finding:
+def _expectation_finding(m: Measured) -> Finding:
+    e, recon_nats = m.extras, m.metrics.recon_nats
     ratio = e["mse_sampled"] / e["mse_mean"]
-    close = ratio <= SAMPLED_MSE_RATIO
+    close, noise = _claim(level_evidence(m, MSE_EXCESS, 0.0), "negative")
     text = (f"The ELBO's reconstruction term is E_q(z|x)[−log p(x|z)], an expectation over z ~ q: sampling z is what "
             f"estimates it (the run's test evaluation: {recon_nats:,.1f} nats per image). A sampled z's decoding has "
-            f"pixel MSE **{e['mse_sampled']:.3g}** against **{e['mse_mean']:.3g}** from μ ({ratio:.2f}×)")
-    if close:
-        return Finding(text + ": nearly as good, because q is narrow.", "agrees")
-    return Finding(text + ": sampling costs much more than the posterior's width would suggest.", "disagrees")
+            f"pixel MSE **{e['mse_sampled']:.3g}** against **{e['mse_mean']:.3g}** from μ ({ratio:.2f}×; each "
+            f"image's sampled MSE minus {SAMPLED_MSE_RATIO:g}× its μ's{noise})")
+    ending = {"agrees": ": nearly as good, because q is narrow.",
+              "disagrees": ": sampling costs much more than the posterior's width would suggest.",
+              NOT_SETTLED: ": whether it is nearly as good is not settled at this budget."}
+    return Finding(text + ending[close], close)
 
 
 def conclude(m: Mapping[str, Measured]) -> list[Finding]:
@@ -206,10 +247,10 @@ def conclude(m: Mapping[str, Measured]) -> list[Finding]:
     if gone:
         return [gone]
     e = m[KEY].extras
-    found = _neighbourhood_findings(e)
+    found = _neighbourhood_findings(m[KEY])
     if "nll_formula" in e:
         found.append(_nll_finding(e))
-    return found + [_expectation_finding(e, m[KEY].metrics.recon_nats)]
+    return found + [_expectation_finding(m[KEY])]
 
 
 LAB = Lab(
@@ -231,6 +272,7 @@ LAB = Lab(
              Column("recon term (nats)", "recon_term", ",.1f")),
     conclude=conclude,
     extras=extras,
+    paired=paired,
     instant=instant,
     pictures=pictures,
 )
