@@ -34,7 +34,8 @@ def reconstructions_ui(test: ImageDataset) -> None:
 def metrics_ui() -> None:
     st.subheader("Test metrics")
     table = compare.metrics_table(runs, state.evaluations(runs), labels)
-    st.table(table.styled(), hide_index=True)
+    for part in table.parts():
+        st.table(part, hide_index=True)
     st.caption(f"On the first {state.N_EVAL} test images of each run; IWAE with k = {state.IWAE_K}. "
                f"{compare.BEST_MARK.strip()}: the best of a column (equivalent β is a choice, not a result). "
                + table.note)

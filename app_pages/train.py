@@ -32,7 +32,7 @@ active = job is not None and not job.done
 
 blocked = form.start_blocked or (f"Start is disabled: {sweep.refused}" if sweep.refused else None) \
     or start_blocked(job, verdict, sweeping=sweep.spec is not None)
-left, right, note = st.columns([1, 1, 4], vertical_alignment="center")
+left, right, note = st.columns([2, 1, 3], vertical_alignment="center")  # "Start training" whole at 1024 px
 note.caption(server_line())
 left.button(f"Start {len(sweep.spec.values)} in lockstep" if sweep.spec else "Start training", key="train_start",
             type="primary", disabled=active or blocked is not None, on_click=submit, args=(config, sweep.spec))

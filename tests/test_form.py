@@ -145,3 +145,13 @@ def test_the_data_folder_and_downloads_are_the_host_s(host):
     missing = next(e.value for e in at.error if "MNIST" in e.value)
     assert str(host / "data") in missing and "ask the host" in missing
     assert at.button(key="train_start").disabled
+
+
+def test_the_time_budget_says_under_it_what_empty_and_zero_mean_and_both_mean_it():
+    at = open_train()
+    column = column_of(at, "cfg_time_budget")
+    assert [c.value for c in column.caption] == ["Empty or 0: no limit; else a number from 0.1 to 604800."]
+    assert "Empty or 0: no limit." in at.number_input(key="cfg_time_budget").help
+    for value in (0.0, None):
+        at.number_input(key="cfg_time_budget").set_value(value).run()
+        assert not at.error and not at.button(key="train_start").disabled  # no limit, as the caption says

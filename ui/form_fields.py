@@ -162,8 +162,15 @@ def _help(info: FieldInfo, text: str | None = None) -> str:
     if info.kind in ("integer", "number"):
         parts.append(f"Allowed: {range_text(info)}.")
     if info.optional and info.spec.none_means:
-        parts.append(f"Empty: {info.spec.none_means}.")
+        parts.append(empty_words(info) + ".")
     return " ".join(parts)
+
+
+def empty_words(info: FieldInfo) -> str:
+    """"Empty or 0: no limit": what an optional field's None stands for, and the values that give it
+    (to_config_value)."""
+    zero = info.spec.lo is not None and info.spec.lo > 0
+    return f"Empty{' or 0' if zero else ''}: {info.spec.none_means}"
 
 
 def _number_style(info: FieldInfo) -> dict[str, Any]:
@@ -203,6 +210,8 @@ class FieldReader:
         raw = col.number_input(label, key=f.key, help=_help(f.info), placeholder=f.info.spec.none_means or None,
                                disabled=use == "unused" and not refused, persist_state=PERSIST,
                                **_number_style(f.info))
+        if f.info.optional and f.info.spec.none_means:  # said under the field, not only in its help
+            col.caption(f"{empty_words(f.info)}; else {range_text(f.info)}.")
         return self._keep(col, f, label, raw)
 
     def select(self, col: Any, section: Section, name: str, *, help: str | None = None, **kw: Any) -> Any:

@@ -67,7 +67,7 @@ def _verdict(config: RunConfig) -> Verdict | None:
 def sweep_ui(config: RunConfig | None) -> SweepChoice:
     """Pick a field and its values; say per variant whether it works. One run when no field is picked."""
     st.markdown("**Train a family in lockstep** (optional)")
-    left, right = st.columns([1, 2])
+    left, right = st.columns([2, 3])  # "one run (no sweep)" whole at 1024 px
     path = left.selectbox("Sweep", (ONE_RUN, *sweepable_fields()), key=FIELD_KEY, format_func=_field_name,
                           persist_state="session",
                           help="Train one variant per value, everything else as above: the same initial weights, "

@@ -155,7 +155,8 @@ def loss_config_ui(form: FieldReader) -> LossConfig | None:
 
 def train_config_ui(form: FieldReader) -> TrainConfig | None:
     st.markdown("**Training**")
-    c1, c2, c3, c4, c5, c6 = st.columns(6)
+    c1, c2, c3 = st.columns(3)  # two rows of three: six to a row cut their labels on a 1024-pixel projector
+    c4, c5, c6 = st.columns(3)
     values = {name: form.number(col, "train", name)
               for col, name in zip((c1, c2, c3, c4, c6), ("epochs", "time_budget_s", "batch_size", "lr", "seed"))}
     schedule = form.select(c5, "train", "lr_schedule")
@@ -167,7 +168,7 @@ def _use_loaded_settings() -> None:
 
 
 def form_header_ui() -> None:
-    c1, c2 = st.columns([3, 1])
+    c1, c2 = st.columns([3, 2])
     c1.caption("This browser remembers these settings across pages and reloads; after a run they show what it used.")
     c2.button("Use the loaded model's settings", key="cfg_use_loaded", on_click=_use_loaded_settings,
               help="Fill the form with the settings the model loaded in the sidebar was trained with.")

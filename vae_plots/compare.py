@@ -6,6 +6,7 @@ compared in pixel space, where runs with different normalizations meet; nats onl
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -139,6 +140,7 @@ def _percent(v: float) -> str:
     return f"{v:.2%}"
 
 
+ESTIMATED_COLUMNS = 4  # the first COLUMNS, each measured image by image: the first of the page's two tables
 COLUMNS: tuple[MetricColumn, ...] = (
     MetricColumn("ELBO (nats)", "higher", lambda m: m.elbo_nats, lambda v: figures.format_number(v, 1), nats=True,
                  mc_se=lambda m: m.elbo_mc_se, per_image=lambda p: p.elbo, spread_se=lambda m: m.elbo_se),
@@ -227,22 +229,29 @@ class MetricsTable:
     best: tuple[frozenset[int], ...]  # per column, the rows holding its best value
     note: str  # why a column has no best mark, or ""
 
-    def frame(self) -> pd.DataFrame:
-        """One row per run: its label, then the formatted values."""
-        data = {"run": list(self.rows), **{c.title: [row[j] for row in self.cells] for j, c in enumerate(self.columns)}}
+    def frame(self, columns: range | None = None) -> pd.DataFrame:
+        """One row per run: its label, then the formatted values (of `columns`, by index; default all)."""
+        picked = range(len(self.columns)) if columns is None else columns
+        data = {"run": list(self.rows), **{self.columns[j].title: [row[j] for row in self.cells] for j in picked}}
         return pd.DataFrame(data)
 
-    def styled(self) -> Styler:
+    def styled(self, columns: range | None = None) -> Styler:
         """The frame with each run's label in its colour and the best cell of each column highlighted."""
         colors = run_colors(len(self.rows))
-        return self.frame().style.apply(self._styles, axis=None, colors=colors)
+        return self.frame(columns).style.apply(self._styles, axis=None, colors=colors)
+
+    def parts(self) -> list[Styler]:
+        """Two tables, the estimates and then the rest: side by side in one they overflow a 1024-pixel projector."""
+        return [self.styled(range(ESTIMATED_COLUMNS)), self.styled(range(ESTIMATED_COLUMNS, len(self.columns)))]
 
     def _styles(self, frame: pd.DataFrame, colors: list[str]) -> pd.DataFrame:
         styles = pd.DataFrame("", index=frame.index, columns=frame.columns)
-        styles["run"] = [f"color: {c}; font-weight: bold" for c in colors]
+        # a long label ("sigmoid/unit/continuous_bernoulli") may wrap anywhere rather than widen the table
+        styles["run"] = [f"color: {c}; font-weight: bold; overflow-wrap: anywhere" for c in colors]
         for column, best in zip(self.columns, self.best):
             for i in best:
-                styles.loc[i, column.title] = BEST_STYLE
+                if column.title in styles.columns:
+                    styles.loc[i, column.title] = BEST_STYLE
         return styles
 
 
@@ -370,8 +379,8 @@ ROW_LABELS_PX = 110  # a traversal's row labels: "z3 (12.5 nats)"
 
 
 def traversals_per_row(n_runs: int) -> int:
-    """Traversals side by side: all of them, but four as two rows of two (tiles a third wider than 15 pixels)."""
-    return 2 if n_runs == 4 else n_runs
+    """Two to a row: three side by side leave a 1024-pixel projector tiles of 15 pixels and cut the row labels."""
+    return min(n_runs, 2)
 
 
 def _traversal_height(n_runs: int, n_dims: int, n_values: int) -> int:
@@ -388,7 +397,7 @@ def traversals(runs: Sequence[LoadedRun], image: torch.Tensor, labels: Sequence[
         dims = views.informative_dims(run, n_dims)
         fig = views.traversal(run, image, dims, span, n_values)
         # A line per part of the label: a Plotly title does not wrap, and a column is narrow.
-        lines = [f'<span style="color:{color}">{part}</span>' for part in label.split(" · ")]
+        lines = [f'<span style="color:{color}">{part}</span>' for part in re.split(r" · |/", label)]
         fig.update_layout(title=dict(text="<br>".join(lines), x=0.01, xanchor="left"), margin_t=30 + 22 * len(lines),
                           height=_traversal_height(len(runs), len(dims), n_values) + 22 * (len(lines) - 1))
         figs.append(fig)

@@ -195,9 +195,10 @@ def error_heatmap(errors: np.ndarray, ncols: int, *, title: str | None = None,
     trace = go.Heatmap(
         z=z, zmin=0.0, zmax=zmax,  # anchor the scale at zero error so the darkest colour means "exact"
         colorscale=SEQUENTIAL, hovertemplate="%{z:.4g}<extra></extra>",
-        # Horizontal, under the tiles: a vertical bar sits at the paper's edge, far from square-pixel tiles.
+        # Horizontal, under the tiles: a vertical bar sits at the paper's edge, far from square-pixel tiles. Its
+        # title above it: beside it, a long title squeezed a narrow figure's bar to nothing.
         colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-0.03, yanchor="top", len=0.6,
-                      thickness=12, title=dict(text=colorbar_title, side="right")),
+                      thickness=12, title=dict(text=colorbar_title, side="top")),
     )
     layout = _grid_axes(h, w, 1, nrows, ncols, row_labels, None)
     return _figure([trace], layout, title, _auto_height(z.shape[0], z.shape[1], (50 if title else 10) + 70))
