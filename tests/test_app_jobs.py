@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from ui.session import OLD_LINK_NOTICE, TOKEN_KEY
 from ui.state import DEFAULT_BUNDLED
-from vae_core.runs import bundled_models_dir
+from vae_core.runs import bundled_models_dir, run_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = "app_pages/train.py"
@@ -80,7 +80,7 @@ def test_the_picker_tells_my_runs_from_the_class(runs_dir):
     time.sleep(2.1)  # the run list is cached for 2 s, server-wide
     again = browser(token, page="app_pages/reconstructions.py")  # the same browser, reloaded
     other = browser(page="app_pages/reconstructions.py")  # somebody else
-    suffix = f"#{run.name[-4:]}"
+    suffix = f"#{run_tag(run.name)}"
     assert any(o.startswith("you ") and suffix in o for o in again.sidebar.selectbox(key="model_choice").options)
     assert any(o.startswith("class ") and suffix in o for o in other.sidebar.selectbox(key="model_choice").options)
     assert not any(o.startswith("you ") for o in other.sidebar.selectbox(key="model_choice").options)

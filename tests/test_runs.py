@@ -257,3 +257,19 @@ def test_the_runs_folder_default_is_the_hosts(tmp_path, monkeypatch):
     assert resolve_data_dir(None) == host.data_dir == tmp_path / "d"
     monkeypatch.setenv("VAE_LAB_RUNS", "")
     assert runs.default_runs_dir() == HostSettings.from_env().runs_dir == Path("runs")
+
+
+def test_a_families_runs_have_distinct_tags_that_name_their_variant(tmp_path):
+    """The picker's label ends in run_tag: the last four characters alone gave "1-s0" to both x0.1 and x1."""
+    from vae_core.labs import lab
+    from vae_core.labs.base import LabSettings
+    from vae_core.runs import run_tag
+    from vae_core.sweep import parse_sweep, plan_sweep
+
+    family = lab("zscore-tanh").family(LabSettings())
+    names = [d.name for d in plan_sweep(family.configs[0], family, tmp_path).run_dirs]
+    tags = [run_tag(n) for n in names]
+    assert len(set(tags)) == len(tags) == 18 and tags[3].endswith(" · fixed_x0.1-s0"), tags
+    swept = plan_sweep(family.configs[0], parse_sweep("lr=0.001,0.01"), tmp_path).run_dirs
+    assert [run_tag(d.name).split(" · ")[1] for d in swept] == ["lr-0.001", "lr-0.01"]
+    assert run_tag("odd-name") == "name"

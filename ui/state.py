@@ -25,7 +25,7 @@ from vae_core.evaluate import EvalMetrics, evaluate
 from vae_core.host import HostSettings
 from vae_core.images.private import PrivateSpace
 from vae_core.runs import (CONFIG, LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
-                           load_run, read_samples)
+                           load_run, read_samples, run_tag)
 from vae_plots.views import dataset_words
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,9 @@ class ModelChoice:
             return f"★ {what}"
         when = time.strftime("%H:%M", time.localtime(i.created))
         who = {"yours": "you", "private": "you, private"}.get(self.owner, "class")
-        # The folder's random suffix keeps labels unique: Streamlit maps a selectbox label back to an option.
-        return f"{who} {when}{STATUS_MARK.get(i.status, f' · {i.status}')} · {what} #{i.name[-4:]}"
+        # The folder's random part keeps labels unique (Streamlit maps a selectbox label back to an option), and
+        # a sweep's variants say their value
+        return f"{who} {when}{STATUS_MARK.get(i.status, f' · {i.status}')} · {what} #{run_tag(i.name)}"
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

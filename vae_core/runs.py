@@ -137,6 +137,18 @@ def run_name(config: RunConfig) -> str:
     return f"{stamp}-{d.dataset}-{d.normalization}-{m.output_activation}-{l.likelihood}-{uuid.uuid4().hex[:4]}"
 
 
+def run_tag(name: str) -> str:
+    """What tells a run folder apart in a picker: run_name's random part, and a sweep variant's value after it
+    ("ab12 · lr-0.01", "c3d4 · fixed_x0.1-s2"); a name of another shape, its last four characters."""
+    parts = name.split("-")
+    if len(parts) < RUN_NAME_PARTS:
+        return name[-4:]
+    return parts[RUN_NAME_PARTS - 1] + (f" · {'-'.join(parts[RUN_NAME_PARTS:])}" if len(parts) > RUN_NAME_PARTS else "")
+
+
+RUN_NAME_PARTS = 7  # run_name: date, time, dataset, normalization, activation, likelihood, random part
+
+
 def _json_safe(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -25,7 +25,7 @@ from vae_core.families import TOGGLE_FIELDS, differences
 from vae_core.latent import embed, reconstruct
 from vae_core.likelihoods import likelihood_spec
 from vae_core.paired import PairedDifference, better_by, paired_difference, unpaired_difference
-from vae_core.runs import LoadedRun
+from vae_core.runs import LoadedRun, run_tag
 
 from . import figures, views
 
@@ -69,7 +69,7 @@ def run_labels(runs: Sequence[LoadedRun]) -> list[str]:
         prefix = f"{run.config.data.dataset} " if len(datasets) > 1 else ""
         labels.append(prefix + " · ".join(parts))
     # Runs identical in every compared field (the same config saved twice) still need telling apart.
-    return [f"{label} #{run.name[-4:]}" if labels.count(label) > 1 else label for label, run in zip(labels, runs)]
+    return [f"{label} #{run_tag(run.name)}" if labels.count(label) > 1 else label for label, run in zip(labels, runs)]
 
 
 def colored(labels: Sequence[str]) -> list[str]:
