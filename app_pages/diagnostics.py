@@ -2,8 +2,9 @@ import math
 
 import streamlit as st
 
+from ui.deferred import estimate, flipped, refresh_when_ready
 from ui.family import warm_siblings
-from ui.state import current_run, evaluate_cached, page_test_images, run_mtime
+from ui.state import current_run, page_test_images
 from ui.widgets import chart, monte_carlo, url_choice
 from vae_core.compatibility import ACTIVATION_RANGE
 from vae_core.evaluate import COLLAPSE_KL
@@ -18,6 +19,7 @@ run = current_run()
 test = page_test_images(run)
 cfg = run.config
 act = cfg.model.output_activation
+defer = flipped(run)  # a flip shows the new model at once; its estimates follow when computed
 
 st.title("Diagnostics")
 st.caption(f"What the loaded model ({run.name}) can and cannot do, measured on its test images.")
@@ -52,7 +54,9 @@ def likelihood_ui() -> None:
     k = url_choice(left, "select_slider", "Importance samples k (IWAE)", [1, 2, 5, 10, 20, 50, 100, 200], IWAE_K,
                    "iwae_k")
     n = url_choice(right, "select_slider", "Test images", [100, 200, 500, 1000, 2000], IWAE_N, "iwae_n")
-    m = evaluate_cached(str(run.path), run_mtime(run), min(n, len(test)), k)
+    m = estimate(run, min(n, len(test)), k, defer)
+    if m is None:
+        return
     c = [*st.columns(2), *st.columns(2)]  # two to a row: a 1024-pixel projector shows each value whole
     c[0].metric("ELBO", format_number(m.elbo_nats, 1), monte_carlo(m.elbo_mc_se, 1), "off", delta_arrow="off",
                 help="nats/image, one z sample per image. " + views.uncertainty_words(m.elbo_mc_se, m.elbo_se,
@@ -87,7 +91,9 @@ def likelihood_ui() -> None:
 @st.fragment
 def posterior_ui() -> None:
     st.subheader("Is the latent space used?")
-    m = evaluate_cached(str(run.path), run_mtime(run), min(POSTERIOR_N, len(test)), 0)
+    m = estimate(run, min(POSTERIOR_N, len(test)), 0, defer)
+    if m is None:
+        return
     c = st.columns(3)
     c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}", help=views.ACTIVE_UNIT_WORDS)
     c[1].metric("KL, nats/image", format_number(m.kl_nats), help=f"on {m.n_test} test images")
@@ -113,6 +119,8 @@ st.divider()
 likelihood_ui()
 st.divider()
 posterior_ui()
+if defer:
+    refresh_when_ready()
 # A flip loads a sibling: its costly estimates, at this page's settings, computed while the class looks at these.
 warm_siblings(run, [(min(int(st.session_state.get("iwae_n", IWAE_N)), len(test)), int(st.session_state.get(
     "iwae_k", IWAE_K))), (min(POSTERIOR_N, len(test)), 0)])

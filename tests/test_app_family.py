@@ -2,6 +2,7 @@
 missing sibling says how to make it, and a link that names an unknown run falls back with a notice."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,23 @@ def test_a_sibling_that_cannot_exist_says_why():
     at.sidebar.button_group(key="toggle_model_output_activation").set_value("tanh").run()
     hint = " ".join(i.value for i in at.sidebar.info)
     assert "**tanh** cannot be trained" in hint and "Bernoulli" in hint and "sweep" not in hint
+
+
+def test_a_flip_on_diagnostics_draws_at_once_and_its_estimates_follow(family):
+    """A flip does not wait for the sibling's IWAE bound: the page says it is computing, then shows it."""
+    at = open_app(run=family["sigmoid"].name)
+    at.switch_page("app_pages/diagnostics.py").run()
+    assert any(m.label == "ELBO" for m in at.metric)  # a first visit computes at once
+    at.sidebar.button_group(key="toggle_model_output_activation").set_value("tanh").run()
+    assert not at.exception, [e.value for e in at.exception]
+    waiting = [i.value for i in at.info if i.value.startswith("Computing on")]
+    cards = [m.label for m in at.metric]
+    # the range section is drawn for the new model; the density and posterior sections either wait or are here
+    assert "Targets out of the output's reach" in cards and (waiting or "ELBO" in cards)
+    for _ in range(100):  # AppTest fires no run_every timer: rerun as the poller would
+        if "ELBO" in [m.label for m in at.metric] and "Active units" in [m.label for m in at.metric]:
+            break
+        time.sleep(0.1)
+        at.run()
+    assert {"ELBO", "Active units"} <= {m.label for m in at.metric} and not at.exception
+    assert "tanh output" in " ".join(c.value for c in at.sidebar.caption)

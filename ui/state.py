@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -240,19 +240,24 @@ class Warmer:
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae-lab-warm")
-        self._asked: set[tuple[str, float, int, int]] = set()
+        self._asked: dict[tuple[str, float, int, int], Future] = {}
         self._lock = threading.Lock()
 
     def warm(self, paths: list[str], requests: list[tuple[int, int]]) -> None:
         """Each (n_images, iwae_k) of each run, in the background, into evaluate_cached's cache."""
         for path in paths:
             for n, k in requests:
-                key = (path, config_mtime(path), n, k)
-                with self._lock:
-                    if key in self._asked:
-                        continue
-                    self._asked.add(key)
-                self._pool.submit(_warm_one, *key)
+                self._ask((path, config_mtime(path), n, k))
+
+    def ready(self, path: str, n: int, k: int) -> bool:
+        """Whether evaluate_cached has this estimate; if it was never asked for, it is now."""
+        return self._ask((path, config_mtime(path), n, k)).done()
+
+    def _ask(self, key: tuple[str, float, int, int]) -> Future:
+        with self._lock:
+            if key not in self._asked:
+                self._asked[key] = self._pool.submit(_warm_one, *key)
+            return self._asked[key]
 
 
 def _warm_one(path: str, mtime: float, n: int, k: int) -> None:
