@@ -107,36 +107,47 @@ def rates(labs: list[str], steps: int) -> None:
               f"(STEP_BUDGETS says {budget.steps_per_s:g} steps/s)", flush=True)
 
 
-def seed_table(labs: list[str], windows: int, dataset: str) -> None:
+def seed_table(labs: list[str], windows: int, dataset: str, runs_dir: Path) -> None:
     """Each lab at its default budget, run as `lab ID --seed w` for w < windows (each on LAB_SEEDS seeds): the
     verdict of every finding per run, and whether the runs agree. Each seed's family is trained once (a variant
-    trained in a family on several seeds equals it trained alone), and each run is concluded from its seeds'."""
+    trained in a family on several seeds equals it trained alone), kept under runs_dir (a second call reuses it),
+    and each run is concluded from its seeds'."""
     from vae_core.labs.base import LAB_SEEDS
-    from vae_core.labs.run import conclude_family, run_lab
+    from vae_core.labs.run import conclude_family
 
     for lab_id in labs:
-        lab = LABS[lab_id]
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            one = {s: run_lab(lab, lab.settings(dataset=dataset, seed=s, seeds=1), Path(tmp) / str(s)).run_dirs
-                   for s in range(windows + LAB_SEEDS - 1)}
-            trained = time.perf_counter() - t0
-            rows = []
-            for w in range(windows):
-                settings = lab.settings(dataset=dataset, seed=w)
-                dirs = tuple(d for s in settings.seed_list for d in one[s])
-                rows.append([f.verdict for f in conclude_family(lab, settings, dirs).findings])
-                singles = [f.verdict for f in conclude_family(lab, lab.settings(dataset=dataset, seed=w, seeds=1),
-                                                              one[w]).findings]
-                print(f"{lab_id} seed {w}: one seed {singles}", flush=True)
-        print(f"\n### {lab_id} ({lab.budget.steps} steps, {LAB_SEEDS} seeds a run; {len(one)} seeds trained in "
-              f"{trained:.0f} s)\n", flush=True)
+        lab, t0 = LABS[lab_id], time.perf_counter()
+        one = {s: trained_seed(lab_id, dataset, s, runs_dir) for s in range(windows + LAB_SEEDS - 1)}
+        trained, rows = time.perf_counter() - t0, []
+        for w in range(windows):
+            settings = lab.settings(dataset=dataset, seed=w)
+            rows.append([f.verdict for f in conclude_family(lab, settings, tuple(
+                d for s in settings.seed_list for d in one[s])).findings])
+            singles = conclude_family(lab, lab.settings(dataset=dataset, seed=w, seeds=1), one[w]).findings
+            print(f"{lab_id} seed {w} alone: {[f.verdict for f in singles]}", flush=True)
+        print(f"\n### {lab_id} ({lab.budget.steps} steps, {LAB_SEEDS} seeds a run; {len(one)} seeds trained or "
+              f"read in {trained:.0f} s)\n", flush=True)
         print("| finding | " + " | ".join(f"--seed {w}" for w in range(windows)) + " | the same on all? |")
         print("|---|" + "---|" * (windows + 1))
         for i in range(max(map(len, rows))):
             cells = [r[i] if i < len(r) else "—" for r in rows]
             print(f"| {i + 1} | " + " | ".join(cells) + f" | {'yes' if len(set(cells)) == 1 else '**no**'} |",
                   flush=True)
+
+
+def trained_seed(lab_id: str, dataset: str, seed: int, runs_dir: Path) -> tuple[Path | None, ...]:
+    """The lab's family on one seed at its default budget: trained now, or read back from runs_dir."""
+    import json
+
+    from vae_core.labs.run import run_lab
+
+    record = runs_dir / lab_id / f"seed-{seed}.json"
+    if record.is_file():
+        return tuple(Path(d) if d else None for d in json.loads(record.read_text()))
+    lab = LABS[lab_id]
+    dirs = run_lab(lab, lab.settings(dataset=dataset, seed=seed, seeds=1), runs_dir / lab_id).run_dirs
+    record.write_text(json.dumps([str(d) if d else None for d in dirs]))
+    return dirs
 
 
 def main() -> None:
@@ -147,11 +158,13 @@ def main() -> None:
     parser.add_argument("--rates", action="store_true", help="measure each lab's training steps/s, no browser")
     parser.add_argument("--steps", type=int, default=60, help="steps trained per lab for --rates")
     parser.add_argument("--seeds", type=int, help="print each lab's verdicts at --seed 0 .. N-1, no browser")
+    parser.add_argument("--runs-dir", type=Path, default=REPO / "artifacts" / "lab-seeds",
+                        help="where --seeds keeps each seed's trained family (reused by a second call)")
     args = parser.parse_args()
     if args.rates:
         return rates(args.labs.split(","), args.steps)
     if args.seeds:
-        return seed_table(args.labs.split(","), args.seeds, args.dataset)
+        return seed_table(args.labs.split(","), args.seeds, args.dataset, args.runs_dir)
     if args.images:
         args.dataset = "images"
     data_dir = None if args.dataset in ("sprites", "images") else str(SHARED_DATA)

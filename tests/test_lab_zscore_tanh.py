@@ -159,5 +159,5 @@ def test_fit_measures_that_disagree_say_so_instead_of_a_verdict():
     m = _measured()
     m["tanh_sym"] = _variant("tanh · [-1, 1]", 19.0, 3.5, 92.0)  # higher PSNR, more bits than tanh_z
     finding = zscore_tanh.conclude(m)[2]
-    assert finding.verdict == "measured" and "is not clearly better than" in finding.text
+    assert finding.verdict == "not settled" and "is better by one measure and worse by the other than" in finding.text
     assert "**19.00 dB** against **17.00 dB**" in finding.text

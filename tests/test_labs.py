@@ -13,7 +13,7 @@ from vae_core.labs import LABS, lab
 import torch
 
 from vae_core.labs.base import (LAB_SEEDS, NOT_SETTLED, STEP_BUDGETS, Evidence, ImageValues, LabSettings, Measured, evidence,
-                                joint_verdict, step_plan, verdict)
+                                contradicted, joint_verdict, step_plan, verdict)
 from vae_core.labs.report import VERDICT_MARK
 from ui.labs import VERDICT_ICON
 from vae_core.labs.run import conclude_family, run_lab
@@ -201,7 +201,8 @@ def test_the_issue_17_numbers_pooled_over_three_seeds_are_not_settled():
 def test_several_measures_settle_a_claim_only_together():
     assert joint_verdict(["agrees", "agrees"]) == "agrees"
     assert joint_verdict(["agrees", NOT_SETTLED]) == NOT_SETTLED
-    assert joint_verdict(["agrees", "disagrees"]) == "measured"  # a real contradiction, not noise
+    assert joint_verdict(["agrees", "disagrees"]) == NOT_SETTLED and contradicted(["agrees", "disagrees"])
+    assert not contradicted(["agrees", NOT_SETTLED])
     assert all(v in VERDICT_MARK for v in ("agrees", "disagrees", NOT_SETTLED, "measured", "missing"))
 
 

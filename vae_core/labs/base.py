@@ -503,9 +503,12 @@ def verdict(found: Evidence, expected: Direction) -> Verdict:
 
 
 def joint_verdict(verdicts: Sequence[Verdict]) -> Verdict:
-    """Several measures of one claim: settled only where each is and all say the same; two settled measures
-    that contradict each other are a measurement, not noise."""
-    settled = {v for v in verdicts if v != NOT_SETTLED}
-    if len(settled) > 1:
-        return "measured"
-    return settled.pop() if settled and len(set(verdicts)) == 1 else NOT_SETTLED
+    """Several measures of one claim: settled only where each is and all say the same. Two settled measures that
+    contradict each other settle nothing either (contradicted() tells the finding to say so)."""
+    settled = set(verdicts)
+    return settled.pop() if len(settled) == 1 and NOT_SETTLED not in settled else NOT_SETTLED
+
+
+def contradicted(verdicts: Sequence[Verdict]) -> bool:
+    """Whether two measures of one claim are settled in opposite directions."""
+    return {"agrees", "disagrees"} <= set(verdicts)

@@ -30,7 +30,8 @@ from ..latent import embed
 from ..normalize import GREY_LEVELS
 from ..objective import equivalent_beta
 from .base import (NOT_SETTLED, Column, Direction, Evidence, Finding, Lab, LabRun, LabSettings, Measured, Variant,
-                   Verdict, base_config, evidence, joint_verdict, level_evidence, missing, vary, verdict)
+                   Verdict, base_config, contradicted, evidence, joint_verdict, level_evidence, missing, vary,
+                   verdict)
 
 BATCH, LATENT = 64, 8  # the question's B and L: its loss is beta_eff = 100 / (64 * 8)
 ASKER_BETA = 100.0
@@ -193,8 +194,9 @@ def _likelihood_finding(m: Mapping[str, Measured]) -> list[Finding]:
         return [Finding(text + f"The squared error through a sigmoid reaches black (under {GREY:g}) here too, beyond "
                         "the noise, so on this data it is not what greys the background, against the textbook "
                         "answer.", "disagrees")]
-    joint = joint_verdict([_settle(f, "negative") for f in found])
-    if black or joint == "measured":
+    each = [_settle(f, "negative") for f in found]
+    joint = joint_verdict(each)
+    if black or contradicted(each):
         return [Finding(text + f"One squared-error loss is black (under {GREY:g}) or darker than the Bernoulli, the "
                         "other grey: this run does not single out the squared error.", "measured")]
     if joint == "agrees":

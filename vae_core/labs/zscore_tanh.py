@@ -17,7 +17,8 @@ from ..evaluate import EvalMetrics
 from ..likelihoods import gaussian_log_prob
 from ..objective import kl_per_dimension
 from .base import (NOT_SETTLED, SETTLE_ADVICE, Column, Direction, Finding, Lab, LabRun, LabSettings, Measured,
-                   PairedMeasure, Variant, Verdict, base_config, evidence, joint_verdict, missing, vary, verdict)
+                   PairedMeasure, Variant, Verdict, base_config, contradicted, evidence, joint_verdict, missing, vary,
+                   verdict)
 
 SIGMA = 0.1  # normalized units: fixed, so that multiplying the data by c weighs its squared error c^2 times
 SCALES = (0.1, 1.0, 10.0)  # the data multiplied by each, and the same reconstruction probed at each
@@ -86,8 +87,8 @@ def _differences(texts: list[str]) -> str:
 
 RANGE_VERDICT = {"agrees": "The mismatch costs, beyond the noise: here the measurements agree with the textbook.",
                  "disagrees": "The mismatch did **not** cost, beyond the noise, against the textbook answer.",
-                 "measured": "The two measures of fit disagree beyond their noise: one run cannot say whether the "
-                             "mismatch costs.",
+                 "contradicted": "The two measures of fit disagree beyond their noise, so they do **not settle** "
+                                 "whether the mismatch costs.",
                  NOT_SETTLED: "Whether the mismatch costs is **not settled at this budget**: a difference is within "
                               "its noise or the seeds disagree."}
 
@@ -102,8 +103,9 @@ def _range_findings(m: Mapping[str, Measured]) -> list[Finding]:
                    "tanh output can never go.")]
     verdicts, texts = _fit(m["tanh_z"], m["linear_z"], worse=True)
     found = joint_verdict(verdicts) if verdicts else NOT_SETTLED
+    words = RANGE_VERDICT["contradicted" if contradicted(verdicts) else found]
     out.append(Finding(f"tanh · z-score {_versus(t, 'linear · z-score', lin)}; tanh minus linear, "
-                       f"{_differences(texts)}. {RANGE_VERDICT[found]}", found))
+                       f"{_differences(texts)}. {words}", found))
     return out
 
 
@@ -111,8 +113,8 @@ def _bits_text(metrics: EvalMetrics) -> str:
     return "—" if metrics.bits_per_dim is None else f"{metrics.bits_per_dim:.3f}"
 
 
-SYMMETRIC_VERB = {"agrees": "does better than", "disagrees": "does worse than", "measured": "is not clearly better "
-                  "than", NOT_SETTLED: "is not distinguishable, at this budget, from"}
+SYMMETRIC_VERB = {"agrees": "does better than", "disagrees": "does worse than", "contradicted": "is better by one "
+                  "measure and worse by the other than", NOT_SETTLED: "is not distinguishable, at this budget, from"}
 
 
 def _symmetric_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -122,8 +124,9 @@ def _symmetric_finding(m: Mapping[str, Measured]) -> list[Finding]:
     s, t = m["tanh_sym"].metrics, m["tanh_z"].metrics
     verdicts, texts = _fit(m["tanh_sym"], m["tanh_z"], worse=False)
     found = joint_verdict(verdicts) if verdicts else NOT_SETTLED
+    verb = SYMMETRIC_VERB["contradicted" if contradicted(verdicts) else found]
     return [Finding(f"tanh on [−1, 1] data (none out of reach: {s.frac_targets_unreachable:.1%}) "
-                    f"{SYMMETRIC_VERB[found]} tanh on z-scored data: it {_versus(s, 'tanh · z-score', t)}; "
+                    f"{verb} tanh on z-scored data: it {_versus(s, 'tanh · z-score', t)}; "
                     f"[−1, 1] minus z-score, {_differences(texts)} (bits/dim compares across normalizations: both "
                     "are the probability of the same 8-bit images).", found)]
 
