@@ -63,3 +63,11 @@ def test_the_first_steps_do_not_flatten_the_rest():
     recon = [1e5] * 5 + [100 - s / 10 for s in steps[5:]]  # a huge start, then the part worth seeing
     texts = [t.text for t in parse(training_curves_svg(steps, recon, steps, steps)).iter(f"{NS}text")]
     assert "1e+05" not in texts and "1,00,000" not in texts and "98.9" in texts  # the axis fits the settled part
+
+
+def test_a_lab_variant_keeps_one_colour_on_every_seed():
+    from ui.sweep_live import design_slots
+
+    labels = [f"{v} · seed {s}" for s in (0, 1, 2) for v in ("tanh · z-score", "linear · z-score")]
+    assert design_slots(labels) == [0, 1, 0, 1, 0, 1]
+    assert design_slots(["lr=0.001", "lr=0.01"]) == [0, 1]  # a sweep: one colour a value

@@ -2,6 +2,7 @@
 variant in its own colour (the colour it keeps in Compare)."""
 from __future__ import annotations
 
+import re
 from html import escape
 
 import streamlit as st
@@ -20,10 +21,19 @@ def swatch(i: int) -> str:
     return f'<span style="color:{sweep_colour(i)}">■</span>'
 
 
-def variant_line(i: int, v: VariantSnapshot) -> str:
+SEED_SUFFIX = re.compile(r" · seed \d+$")  # a lab family's label on one of its seeds (Lab.family)
+
+
+def design_slots(labels: list[str]) -> list[int]:
+    """Each variant's place in its design: a lab's variant keeps one colour on every seed."""
+    bases = [SEED_SUFFIX.sub("", label) for label in labels]
+    return [list(dict.fromkeys(bases)).index(b) for b in bases]
+
+
+def variant_line(colour: int, v: VariantSnapshot) -> str:
     """One variant: its colour, label, state, latest ELBO and (refused, diverged) why."""
     last = v.history[-1] if v.history else None
-    parts = [f"{swatch(i)} <b>{escape(v.label)}</b> — {STATUS_WORD.get(v.status, v.status)}"]
+    parts = [f"{swatch(colour)} <b>{escape(v.label)}</b> — {STATUS_WORD.get(v.status, v.status)}"]
     if last is not None:
         parts.append(f"step {last.step:,} · ELBO {last.elbo_nats:,.1f} nats")
     if v.message and v.status in ("refused", "diverged", "failed", "interrupted"):
@@ -32,16 +42,18 @@ def variant_line(i: int, v: VariantSnapshot) -> str:
 
 
 def variants_status_ui(snap: JobSnapshot) -> None:
+    slots = design_slots([v.label for v in snap.variants])
     with st.container(key="sweep_status"):
-        for i, v in enumerate(snap.variants):
-            st.markdown(variant_line(i, v), unsafe_allow_html=True)
+        for slot, v in zip(slots, snap.variants):
+            st.markdown(variant_line(slot, v), unsafe_allow_html=True)
 
 
 def sweep_curves_svg(snap: JobSnapshot, points: int) -> str | None:
     """Every variant's curves overlaid (None before any variant has a step)."""
+    slots = design_slots([v.label for v in snap.variants])
     runs = [curves([m.step for m in h], [m.recon_nats for m in h], [m.kl_nats for m in h],
-                   [m.elbo_nats for m in h], sweep_colour(i), v.label)
-            for i, v in enumerate(snap.variants) if (h := thin(v.history, points))]
+                   [m.elbo_nats for m in h], sweep_colour(slot), v.label)
+            for slot, v in zip(slots, snap.variants) if (h := thin(v.history, points))]
     return curves_svg(runs) if runs else None
 
 
@@ -55,7 +67,8 @@ def sweep_live_ui(snap: JobSnapshot, points: int) -> None:
             st.image(svg)
     with right:
         st.markdown("**Test reconstructions** (per variant: input over reconstruction)")
-        for i, v in enumerate(snap.variants):
-            if v.preview is not None:
-                st.markdown(f"{swatch(i)} {escape(v.label)} · step {v.preview.step:,}", unsafe_allow_html=True)
+        slots = design_slots([v.label for v in snap.variants])
+        for i, (slot, v) in enumerate(zip(slots, snap.variants)):
+            if v.preview is not None and slot not in slots[:i]:  # a lab's variant on its first seed
+                st.markdown(f"{swatch(slot)} {escape(v.label)} · step {v.preview.step:,}", unsafe_allow_html=True)
                 st.image(views.preview_picture(v.preview, PREVIEW_ZOOM))
