@@ -180,7 +180,7 @@ def test_a_lab_runs_on_the_uploaded_images(server):
         assert time.monotonic() < deadline and not at.exception, [e.value for e in at.exception]
         time.sleep(0.5)
         at.run()
-    assert "images, seed 0" in texts(at) and "sampled" in texts(at)
+    assert "images, seeds 0, 1 and 2" in texts(at) and "sampled" in texts(at)
 
 
 @pytest.mark.parametrize("data, message", [

@@ -231,3 +231,14 @@ def test_images_without_a_black_background_are_not_asked_about_one():
     for m in world.values():
         m.extras["background_share"] = lab2.MIN_BACKGROUND_SHARE
     assert len(lab2.conclude(world)) > 1  # at the threshold, the lab answers
+
+
+def test_each_images_background_averages_to_the_tables():
+    images = torch.full((3, 1, 2, 2), 200, dtype=torch.uint8)
+    images[0, :, 0] = 0  # two black pixels
+    images[1, :, :, 0] = 0  # two more; image 2 has none
+    recon = torch.full((3, 1, 2, 2), 0.4)
+    recon[1] = 0.1
+    found = lab2.paired(_lab_run(images, recon))["background"]
+    assert found[:2].tolist() == pytest.approx([0.4 * 255, 0.1 * 255]) and math.isnan(found[2].item())
+    assert lab2.extras(_lab_run(images, recon))["background"] == pytest.approx(0.25 * 255)  # images with black

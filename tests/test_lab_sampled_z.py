@@ -134,3 +134,18 @@ def test_swapping_the_sampled_and_mean_measurements_changes_the_findings():
 
 def test_a_missing_variant_gives_a_missing_finding():
     assert [f.verdict for f in sampled_z.conclude({})] == ["missing"]
+
+
+def test_the_per_image_margins_average_to_the_tables_numbers_on_the_bundled_run():
+    """paired() and extras() measure the same samples: each claim's margin, image by image, means the table's."""
+    from vae_core.labs.base import load_family
+
+    (variant,) = lab("sampled-z").design(SETTINGS)
+    lab_run = load_family([variant], [bundled_models_dir() / "sprites-sigmoid-unit-gaussian"])["model"][0]
+    lab_run = dataclasses.replace(lab_run, images=lab_run.images[:120])
+    e, p = sampled_z.extras(lab_run), sampled_z.paired(lab_run)
+    assert {k: v.shape for k, v in p.items()} == {k: (120,) for k in p}
+    assert p[sampled_z.SELF_SHARE].mean().item() == pytest.approx(e["share_self"], abs=1e-9)
+    excess = e["mse_sampled"] - sampled_z.SAMPLED_MSE_RATIO * e["mse_mean"]
+    assert p[sampled_z.MSE_EXCESS].mean().item() == pytest.approx(excess, rel=1e-5, abs=1e-9)
+    assert p[sampled_z.SPREAD_EXCESS].mean().item() == pytest.approx(e["spread"] - e["gap"], rel=1e-5)
