@@ -12,8 +12,8 @@ from vae_core.cli import main
 from vae_core.labs import LABS, lab
 import torch
 
-from vae_core.labs.base import (LAB_SEEDS, NOT_SETTLED, STEP_BUDGETS, Evidence, ImageValues, LabSettings, Measured, evidence,
-                                contradicted, joint_verdict, step_plan, verdict)
+from vae_core.labs.base import LAB_SEEDS, NOT_SETTLED, STEP_BUDGETS, ImageValues, LabSettings, Measured, step_plan
+from vae_core.labs.evidence import Evidence, evidence, contradicted, joint_verdict, verdict
 from vae_core.labs.report import VERDICT_MARK
 from ui.labs import VERDICT_ICON
 from vae_core.labs.run import conclude_family, run_lab

@@ -29,9 +29,9 @@ from ..config import LossConfig, ModelConfig
 from ..latent import embed
 from ..normalize import GREY_LEVELS
 from ..objective import equivalent_beta
-from .base import (NOT_SETTLED, Column, Direction, Evidence, Finding, Lab, LabRun, LabSettings, Measured, Variant,
-                   Verdict, base_config, contradicted, evidence, joint_verdict, level_evidence, missing, vary,
-                   verdict)
+from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, Verdict, base_config,
+                   missing, vary)
+from .evidence import Direction, Evidence, contradicted, evidence, joint_verdict, level_evidence, verdict
 
 BATCH, LATENT = 64, 8  # the question's B and L: its loss is beta_eff = 100 / (64 * 8)
 ASKER_BETA = 100.0

@@ -20,8 +20,9 @@ from ..config import LossConfig, ModelConfig, RunConfig
 from ..evaluate import EvalMetrics, evaluate
 from ..loss_code import MSE_SIGMA
 from ..objective import effective_beta, implied_sigma
-from .base import (NOT_SETTLED, Column, Direction, Evidence, Finding, Lab, LabRun, LabSettings, Measured, Variant,
-                   Verdict, base_config, evidence, missing, vary, verdict)
+from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, Verdict, base_config,
+                   missing, vary)
+from .evidence import Direction, Evidence, evidence, verdict
 
 FIXED_SIGMA = 1.0  # z-scored units: the data's own spread, i.e. the loss 0.5 * SSE ("MSE/2"), the usual default
 HAND_KL_WEIGHT = 1e-4  # F.mse_loss(x_hat, x) + 1e-4 * KL: the weight as people pick it

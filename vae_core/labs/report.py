@@ -14,8 +14,8 @@ import torch
 from ..data import pixels
 from ..job_state import to_pixels
 from ..paired import DISTINGUISHABLE_SE
-from .base import (Column, Family, LabRun, LabSettings, Measured, Variant, evidence, first_run, load_family,
-                   verdict)
+from .base import Column, Family, LabRun, LabSettings, Measured, Variant, first_run, load_family
+from .evidence import evidence, verdict
 from .run import LabOutcome
 
 N_SHOWN = 8  # test images per reconstruction row

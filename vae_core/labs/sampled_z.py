@@ -22,8 +22,9 @@ from ..objective import reconstruction_nats
 from ..runs import LoadedRun, RunLoadError, bundled_models_dir, read_config
 from ..zoo import ZooKey, entry_name, with_key
 from ..zoo import base_config as zoo_base_config
-from .base import (NOT_SETTLED, Column, Direction, Evidence, Finding, Lab, LabRun, LabSettings, Measured, Variant,
-                   Verdict, base_config, level_evidence, missing, verdict)
+from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, Verdict, base_config,
+                   missing)
+from .evidence import Direction, Evidence, level_evidence, verdict
 
 KEY = "model"
 ZOO_KEY = ZooKey("sigmoid", "unit", "gaussian")  # the bundled run this lab's variant is

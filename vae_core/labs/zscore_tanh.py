@@ -16,9 +16,9 @@ from ..config import LossConfig, ModelConfig
 from ..evaluate import EvalMetrics
 from ..likelihoods import gaussian_log_prob
 from ..objective import kl_per_dimension
-from .base import (NOT_SETTLED, SETTLE_ADVICE, Column, Direction, Finding, Lab, LabRun, LabSettings, Measured,
-                   PairedMeasure, Variant, Verdict, base_config, contradicted, evidence, joint_verdict, missing, vary,
-                   verdict)
+from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, PairedMeasure, Variant, Verdict,
+                   base_config, missing, vary)
+from .evidence import SETTLE_ADVICE, Direction, contradicted, evidence, joint_verdict, verdict
 
 SIGMA = 0.1  # normalized units: fixed, so that multiplying the data by c weighs its squared error c^2 times
 SCALES = (0.1, 1.0, 10.0)  # the data multiplied by each, and the same reconstruction probed at each
