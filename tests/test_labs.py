@@ -136,12 +136,16 @@ def test_the_labs_page_runs_every_lab_and_finds_its_answers_again_after_a_reload
         started = []
         for at, lab_id in zip((first, second), pair):
             at.selectbox(key="lab").set_value(lab_id).run()
+            # one seed each, but two for the one-model lab: the page measures every lab and a family on seeds
+            at.number_input(key=f"lab_seeds_{lab_id}").set_value(2 if lab_id == "sampled-z" else 1).run()
             started.append(press(at))
         for at, lab_id, before in zip((first, second), pair, started):
             found[lab_id] = wait(at, before)
             topic, charted = EXPECTED[lab_id]
             assert any(topic in f for f in found[lab_id]), (lab_id, found[lab_id])
             assert bool(at.get("plotly_chart")) == charted and at.get("download_button")  # its chart, its report
+            seeds = "seeds 0 and 1" if lab_id == "sampled-z" else "seed 0,"
+            assert any(seeds in c.value for c in at.caption), [c.value for c in at.caption]
     bundled = wait(second, press(second, "lab_instant"))  # the sampled-z lab, measured on the bundled model
     assert bundled != found["sampled-z"] and "What the bundled model measured" in [s.value for s in second.subheader]
     again = browser(first.session_state["client_token"])
