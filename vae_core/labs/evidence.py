@@ -54,7 +54,7 @@ class Evidence:
             return ""
         reason = "the seeds disagree in sign" if not self.signs_agree else \
             f"the difference is within {DISTINGUISHABLE_SE:g} standard errors of zero"
-        return f"{reason}: not settled at this budget; {SETTLE_ADVICE}"
+        return f"{reason}, so not settled at this budget ({SETTLE_ADVICE})"
 
 
 def evidence(a: Measured, b: Measured, measure: PairedMeasure) -> Evidence | None:

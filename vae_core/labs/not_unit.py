@@ -177,8 +177,8 @@ def _fixed_finding(m: Mapping[str, Measured]) -> Finding:
                        "says.", "agrees")
     if result == "disagrees":
         return Finding(text + ": the KL did **not** move the way the σ predicts.", "disagrees")
-    return Finding(text + f": whether the KL moved the way the σ predicts is {found.why_not_settled() if found else 'not settled'}.",
-                   NOT_SETTLED)
+    why = found.why_not_settled() if found else "nothing to pair"
+    return Finding(text + f": whether the KL moved the way the σ predicts: {why}.", NOT_SETTLED)
 
 
 def _hand_finding(m: Mapping[str, Measured]) -> Finding:
@@ -196,8 +196,8 @@ def _hand_finding(m: Mapping[str, Measured]) -> Finding:
     if result == "disagrees":
         return Finding(text + "does **not** follow the order of the two σ (the smaller σ should use z more).",
                        "disagrees")
-    return Finding(text + f"does not settle the order of the two σ: {found.why_not_settled() if found else 'nothing to pair'}.",
-                   NOT_SETTLED)
+    why = found.why_not_settled() if found else "nothing to pair"
+    return Finding(text + f"does not settle the order of the two σ: {why}.", NOT_SETTLED)
 
 
 def _elbo(measured: Measured) -> float:
