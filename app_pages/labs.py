@@ -4,7 +4,8 @@ from ui.labs import controls_ui, lab_job, lab_picker_ui, live_ui, result_ui, set
 
 st.title("Labs")
 st.caption("Four questions people bring to VAEs. Each lab trains a small family of models in lockstep on the "
-           "data you choose, then answers from what it measured on them.")
+           "data you choose, on several seeds, then answers from what it measured on them: a verdict only where "
+           "every seed agrees beyond the noise.")
 
 lab = lab_picker_ui()
 st.markdown(f"> *“{lab.question}”*")

@@ -161,6 +161,12 @@ def test_the_form_asks_for_steps_and_says_how_long_they_take(labs_server):
     budget = STEP_BUDGETS["zscore-tanh"]
     assert field.value == budget.steps and "Training steps" in field.label
     assert f"about {budget.seconds():.0f} s" in field.help and "same numbers" in field.help
+    expected = round(budget.seconds() * LAB_SEEDS)  # the whole family, its seeds in turn, said beside Run
+    said = f"6 models in lockstep on each of {LAB_SEEDS} seeds, {budget.steps} steps each: about " \
+           f"{expected // 60} min {expected % 60} s of training"
+    assert any(said in c.value for c in at.caption), [c.value for c in at.caption]
+    at.number_input(key="lab_seeds_zscore-tanh").set_value(1).run()
+    assert any("on each of 1 seed, " in c.value for c in at.caption)
     assert set(VERDICT_ICON) == set(VERDICT_MARK)  # every verdict has its icon and its words, "not settled" too
 
 

@@ -78,6 +78,12 @@ def settings_ui(lab: Lab) -> LabSettings | None:
     return LabSettings(dataset, None if dataset == "sprites" else data_dir, int(seed), steps, seeds=int(seeds))
 
 
+def duration_words(seconds: float) -> str:
+    """"45 s", "2 min 15 s"."""
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
 def expected_seconds(lab: Lab, settings: LabSettings) -> float:
     """The family's training time at the lab's measured rate: its steps on each seed, the seeds in turn."""
     return lab.budget.seconds(settings.steps) * settings.seeds
@@ -135,9 +141,11 @@ def controls_ui(lab: Lab, settings: LabSettings) -> None:
         dataset_problem(settings.dataset, settings.data_dir or "")
     n = len(lab.variants(settings))
     left, mid, right = st.columns([2, 2, 3], vertical_alignment="center")
-    left.button(f"Run this lab ({n} model{'s' if n > 1 else ''} × {settings.seeds} seed{'s' if settings.seeds > 1 else ''})",
-                key="lab_run", type="primary", disabled=active or problem is not None, on_click=start,
-                args=(lab, settings), help=f"about {expected_seconds(lab, settings):.0f} s on sprites here")
+    left.button("Run this lab", key="lab_run", type="primary", disabled=active or problem is not None, on_click=start,
+                args=(lab, settings))
+    st.caption(f"{n} model{'s' if n > 1 else ''}{' in lockstep' if n > 1 else ''} on each of {settings.seeds} "
+               f"seed{'s' if settings.seeds > 1 else ''}, {settings.steps:,} steps each: about "
+               f"{duration_words(expected_seconds(lab, settings))} of training on sprites here, then measuring.")
     instant = lab.instant(settings) if lab.instant else None
     if instant:
         mid.button("Measure the bundled model now", key="lab_instant", on_click=_show_instant,
