@@ -105,7 +105,9 @@ def test_a_direct_link_to_a_fresh_server_opens_the_page_inside_the_app(browser, 
 
 
 def choose(page, key: str, option: str) -> None:
-    """Pick `option` in the select box with widget key `key`, then settle."""
+    """Pick `option` in the select box with widget key `key`, then settle. The box is scrolled to the middle
+    first: clicked at the screen's edge, the scroll that brings it in closes the list it opened."""
+    page.locator(f".st-key-{key}").evaluate("el => el.scrollIntoView({block: 'center'})")
     page.locator(f".st-key-{key}").click()
     page.get_by_role("option", name=option, exact=True).click()
     wait_settled(page)
