@@ -262,3 +262,15 @@ def test_a_lab_with_the_same_seed_and_steps_is_reproduced_bit_for_bit(tmp_path):
     assert len(values) == 2 and not torch.equal(values[0].elbo, values[1].elbo)
     assert [f.text for f in first.findings] == [f.text for f in second.findings]
     assert all(load_run(d).metrics["steps"] == 3 for d in first.run_dirs if d)  # the budget, whatever the load
+
+
+def test_a_difference_is_placed_against_the_least_that_matters():
+    from vae_core.labs.evidence import against_margin
+
+    def seeds(*means: float, se: float = 0.1) -> Evidence:
+        return Evidence(tuple(PairedDifference(m, se, 100) for m in means))
+
+    assert against_margin(seeds(5.0, 4.0, 6.0), 3.0) == "above" and against_margin(seeds(-5.0, -4.0), 3.0) == "below"
+    assert against_margin(seeds(1.2, 1.1, 1.3), 3.0) == "within"  # settled, yet too small to see
+    assert against_margin(seeds(3.0, 3.1, 2.9), 3.0) == "unsure"  # at the margin
+    assert against_margin(seeds(6.0, -1.0, 8.0), 3.0) == "unsure"  # a seed of the other sign

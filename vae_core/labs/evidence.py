@@ -100,3 +100,18 @@ def joint_verdict(verdicts: Sequence[Verdict]) -> Verdict:
 def contradicted(verdicts: Sequence[Verdict]) -> bool:
     """Whether two measures of one claim are settled in opposite directions."""
     return {"agrees", "disagrees"} <= set(verdicts)
+
+
+Practical = Literal["above", "below", "within", "unsure"]
+
+
+def against_margin(found: Evidence, margin: float) -> Practical:
+    """Where a difference lies against ±margin, the least that matters (a few grey levels do not show): above or
+    below it beyond the noise with every seed's sign, within it (its 2-SE interval inside ±margin), or unsure."""
+    p = found.pooled
+    half = DISTINGUISHABLE_SE * p.se
+    if found.signs_agree and p.mean - half > margin:
+        return "above"
+    if found.signs_agree and p.mean + half < -margin:
+        return "below"
+    return "within" if abs(p.mean) + half < margin else "unsure"

@@ -31,7 +31,8 @@ from ..normalize import GREY_LEVELS
 from ..objective import equivalent_beta
 from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, Verdict, base_config,
                    missing, vary)
-from .evidence import Direction, Evidence, contradicted, evidence, joint_verdict, level_evidence, verdict
+from .evidence import (Direction, Evidence, Practical, against_margin, contradicted, evidence, joint_verdict,
+                       level_evidence, verdict)
 
 BATCH, LATENT = 64, 8  # the question's B and L: its loss is beta_eff = 100 / (64 * 8)
 ASKER_BETA = 100.0
@@ -39,6 +40,7 @@ MSE_SIGMA = 1 / math.sqrt(2)  # -log N(x; x_hat, 1/2) = squared error + const: m
 SPRITE_SIZE = 64
 MODEL = ModelConfig(latent_dim=LATENT, width=8, depth=4, output_activation="sigmoid")
 GREY = 10.0  # grey levels: a background above this looks grey, not black, on a screen (about 4% of 255)
+TOLERANCE = 3.0  # grey levels: two backgrounds closer than this look the same, however settled the difference
 BACKGROUND = "background"  # the extra and paired measure: reconstructed grey level where the input is black
 # Below this share of black test pixels the images have no black background to ask about (sprites: about 90%,
 # MNIST 81%, CIFAR-10 under 1%): a mean over so few pixels is not the asker's background.
@@ -150,6 +152,15 @@ def _settle(found: Evidence | None, expected: Direction) -> Verdict:
     return verdict(found, expected) if found is not None else NOT_SETTLED
 
 
+def _shift(found: Evidence | None) -> Practical:
+    """A difference of backgrounds against TOLERANCE: "above", "below", "within" or "unsure"."""
+    return against_margin(found, TOLERANCE) if found is not None else "unsure"
+
+
+DARKER: dict[Practical, Verdict] = {"below": "agrees", "above": "disagrees", "within": "disagrees",
+                                    "unsure": NOT_SETTLED}  # "a is darker than b", against what a - b was
+
+
 def _open(found: Evidence | None) -> str:
     """" (not settled: ...)" where the evidence leaves the question open; "" where it settles it."""
     return "" if found is not None and found.settled else \
@@ -169,13 +180,13 @@ def _beta_finding(m: Mapping[str, Measured]) -> list[Finding]:
             f"**{_bg(a):.1f}** ({e.metrics.active_units:.3g} against {a.metrics.active_units:.3g} active units, "
             f"{e.metrics.psnr_db:.2f} against {a.metrics.psnr_db:.2f} dB); the ELBO's minus the asker's, "
             f"{_diff(found)}. ")
-    found_verdict = _settle(found, "positive")
-    if found_verdict == "disagrees":
-        return [Finding(text + "The ELBO's β gives the darker background, so here the asker's β **is** part of "
-                        "the grey, against the textbook answer.", "disagrees")]
-    if found_verdict == "agrees":
-        return [Finding(text + "A heavier KL does not darken it: the β is not what greys the background, as the "
-                        "textbook says.", "agrees")]
+    shift = _shift(found)
+    if shift == "below":
+        return [Finding(text + f"The ELBO's β gives a background darker by more than {TOLERANCE:g} grey levels, so "
+                        "here the asker's β **is** part of the grey, against the textbook answer.", "disagrees")]
+    if shift in ("above", "within"):
+        return [Finding(text + f"A heavier KL does not darken it by {TOLERANCE:g} grey levels or more: the β is not "
+                        "what greys the background, as the textbook says.", "agrees")]
     return [Finding(text + "Whether the β greys it is not settled at this budget" + _open(found) + ".", NOT_SETTLED)]
 
 
@@ -194,7 +205,7 @@ def _likelihood_finding(m: Mapping[str, Measured]) -> list[Finding]:
         return [Finding(text + f"The squared error through a sigmoid reaches black (under {GREY:g}) here too, beyond "
                         "the noise, so on this data it is not what greys the background, against the textbook "
                         "answer.", "disagrees")]
-    each = [_settle(f, "negative") for f in found]
+    each = [DARKER[_shift(f)] for f in found]
     joint = joint_verdict(each)
     if black or contradicted(each):
         return [Finding(text + f"One squared-error loss is black (under {GREY:g}) or darker than the Bernoulli, the "
@@ -203,14 +214,15 @@ def _likelihood_finding(m: Mapping[str, Measured]) -> list[Finding]:
         return [Finding(text + "The squared error through a sigmoid keeps the background greyer and the Bernoulli "
                         "takes it darker, beyond the noise on every seed, as the textbook says.", "agrees")]
     if joint == "disagrees":
-        return [Finding(text + "The Bernoulli's background is **greyer** than the squared error's, beyond the noise, "
-                        "against the textbook answer.", "disagrees")]
+        return [Finding(text + f"The Bernoulli's background is not darker than the squared error's by {TOLERANCE:g} "
+                        "grey levels beyond the noise, against the textbook answer.", "disagrees")]
     unsettled = next((f for f in found if f is None or not f.settled), None)
     return [Finding(text + "Whether the likelihood is what greys it is not settled at this budget" + _open(unsettled)
                     + ".", NOT_SETTLED)]
 
 
-BN_EFFECT = {"agrees": "greys", "disagrees": "darkens", NOT_SETTLED: "does not clearly change"}  # its sign on bg
+BN_EFFECT: dict[Practical, str] = {"above": "greys", "below": "darkens", "within": "leaves",
+                                   "unsure": "does not clearly change"}
 
 
 def _bn_finding(m: Mapping[str, Measured]) -> list[Finding]:
@@ -222,7 +234,7 @@ def _bn_finding(m: Mapping[str, Measured]) -> list[Finding]:
         _settle(evidence(n, a, "psnr"), "positive")]
     shift, level = evidence(n, a, BACKGROUND), level_evidence(n, BACKGROUND, GREY)
     text = (f"BatchNorm before the sigmoid {helped} the asker's loss ({n.metrics.psnr_db:.2f} against "
-            f"{a.metrics.psnr_db:.2f} dB) and {BN_EFFECT[_settle(shift, 'positive')]} the background: "
+            f"{a.metrics.psnr_db:.2f} dB) and {BN_EFFECT[_shift(shift)]} the background: "
             f"**{_bg(n):.1f}** against {_bg(a):.1f} grey levels ({_diff(shift)}), its logits there averaging "
             f"{n.extras['background_logit']:.2f} against {a.extras['background_logit']:.2f} (black, under "
             f"{GREY:g} grey levels, needs below {BLACK_LOGIT:.1f}); its background minus {GREY:g}, {_diff(level)}. ")
@@ -243,7 +255,7 @@ def _bn_bernoulli(m: Mapping[str, Measured]) -> list[Finding]:
         return [gone]
     b, n = m["bernoulli"], m["bernoulli_bn"]
     shift = evidence(n, b, BACKGROUND)
-    return [Finding(f"With the Bernoulli too, BatchNorm {BN_EFFECT[_settle(shift, 'positive')]} the background: "
+    return [Finding(f"With the Bernoulli too, BatchNorm {BN_EFFECT[_shift(shift)]} the background: "
                     f"**{_bg(n):.1f}** against {_bg(b):.1f} grey levels ({_diff(shift)}; {n.metrics.psnr_db:.2f} "
                     f"against {b.metrics.psnr_db:.2f} dB).")]
 
