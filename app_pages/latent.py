@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui.state import current_run, page_test_images
+from ui.state import current_run, load_latent_map, page_test_images, run_mtime
 from ui.widgets import chart, url_choice, url_number, url_slider
 from vae_plots import views
 
@@ -54,7 +54,7 @@ def map_ui() -> None:
     options = ["label", *(f for f in test.factor_names if f != "shape")]
     color_by = url_choice(st, "selectbox", "Colour by", options, "label", "map_color",
                             format_func=lambda o: "class / shape" if o == "label" else o)
-    result = views.latent_map(run, test, color_by)
+    result = load_latent_map(str(run.path), run_mtime(run), color_by, len(test), run, test)
     st.caption(f"{result.note} {len(test)} test images.")
     chart(result.figure, key="map_chart")
 

@@ -32,10 +32,13 @@ def sibling_paths(run: RunInfo, choices: list[ModelChoice]) -> list[str]:
 
 def warm_siblings(loaded: LoadedRun, requests: list[tuple[int, int]]) -> None:
     """Evaluate, in the background, what a flip from the loaded run will show: each (n_images, iwae_k)."""
+    load_warmer().warm(_siblings_of(loaded), requests)
+
+
+def _siblings_of(loaded: LoadedRun) -> list[str]:
     choices = model_choices(client_token())
     own = next((c.info for c in choices if c.path == loaded.path), None)
-    if own is not None:
-        load_warmer().warm(sibling_paths(own, choices), requests)
+    return sibling_paths(own, choices) if own is not None else []
 
 
 def _format(axis: FamilyAxis, value: Any) -> str:
