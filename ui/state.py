@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -240,7 +241,7 @@ class Warmer:
     Diagnostics spent about 3 s in the IWAE bound and the posterior estimates."""
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae-lab-warm")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae-lab-warm", initializer=_lowest_priority)
         self._asked: dict[tuple, Future] = {}
         self._lock = threading.Lock()
 
@@ -259,6 +260,15 @@ class Warmer:
             if (work, *key) not in self._asked:
                 self._asked[(work, *key)] = self._pool.submit(_guessed, work, *key)
             return self._asked[(work, *key)]
+
+
+def _lowest_priority() -> None:
+    """Work done ahead must not slow the pages a class is drawing now: the thread yields the CPU to them (Linux
+    gives each thread its own nice value)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # another system: it runs at the server's priority
+        pass
 
 
 def _guessed(work: Callable[..., None], *args: Any) -> None:
