@@ -2,7 +2,7 @@ import math
 
 import streamlit as st
 
-from ui.deferred import estimate, flipped, refresh_when_ready
+from ui.deferred import estimate, flipped, pending, refresh_when_ready
 from ui.family import warm_siblings
 from ui.state import current_run, page_test_images
 from ui.widgets import chart, monte_carlo, url_choice
@@ -119,7 +119,7 @@ st.divider()
 likelihood_ui()
 st.divider()
 posterior_ui()
-if defer:
+if defer and pending():  # only while something is computing: an idle poller would rerun every half second
     refresh_when_ready()
 # A flip loads a sibling: its costly estimates, at this page's settings, computed while the class looks at these.
 warm_siblings(run, [(min(int(st.session_state.get("iwae_n", IWAE_N)), len(test)), int(st.session_state.get(

@@ -32,6 +32,11 @@ def estimate(run: LoadedRun, n_images: int, iwae_k: int, defer: bool) -> EvalMet
     return None
 
 
+def pending() -> bool:
+    """Whether this page is waiting for an estimate."""
+    return bool(st.session_state.get(PENDING_KEY))
+
+
 @st.fragment(run_every=POLL_S)
 def refresh_when_ready() -> None:
     """Redraw the page once every estimate it is waiting for is ready (drawn only where a flip may defer)."""
