@@ -92,6 +92,9 @@ class _Known(nn.Module):
     def decode_logits(self, mu):
         return torch.logit(self.pixels.clamp(1e-6, 1 - 1e-6))
 
+    def mean_of(self, logits):
+        return self.pixels
+
 
 def _lab_run(images: torch.Tensor, recon: torch.Tensor) -> LabRun:
     config = _variants()["asker"].config
@@ -108,7 +111,7 @@ def test_background_is_the_mean_grey_level_over_pixels_black_in_every_channel():
     recon[:, :, :2] = 0.2  # 51 grey levels on the background
     recon[0, :, 1] = -0.5  # clamped to 0 in pixel space
     recon[:, :, 0, 0] = 1.0  # the excluded pixel: would raise the mean if counted
-    found = lab2.extras(_lab_run(images, recon))
+    found = lab2.own(_lab_run(images, recon)).means
     # 14 background pixels: image 0, 3 at 51 (row 0 less the corner) and 4 at 0 (row 1); image 1, 3 + 4 at 51
     assert found["background"] == pytest.approx((3 + 3 + 4) * 51 / 14)
     assert found["background_share"] == pytest.approx(14 / 32)
@@ -117,7 +120,7 @@ def test_background_is_the_mean_grey_level_over_pixels_black_in_every_channel():
 
 def test_no_black_pixels_gives_nan_not_a_crash():
     images = torch.full((1, 3, 2, 2), 7, dtype=torch.uint8)
-    found = lab2.extras(_lab_run(images, torch.full((1, 3, 2, 2), 0.5)))
+    found = lab2.own(_lab_run(images, torch.full((1, 3, 2, 2), 0.5))).means
     assert math.isnan(found["background"]) and found["background_share"] == 0
     findings = lab2.conclude({"asker": _measured("asker", math.nan)})
     assert findings[0].verdict == "missing"
@@ -241,6 +244,6 @@ def test_each_images_background_averages_to_the_tables():
     images[1, :, :, 0] = 0  # two more; image 2 has none
     recon = torch.full((3, 1, 2, 2), 0.4)
     recon[1] = 0.1
-    found = lab2.paired(_lab_run(images, recon))["background"]
+    found = lab2.own(_lab_run(images, recon)).per_image["background"]
     assert found[:2].tolist() == pytest.approx([0.4 * 255, 0.1 * 255]) and math.isnan(found[2].item())
-    assert lab2.extras(_lab_run(images, recon))["background"] == pytest.approx(0.25 * 255)  # images with black
+    assert lab2.own(_lab_run(images, recon)).means["background"] == pytest.approx(0.25 * 255)  # images with black

@@ -112,7 +112,7 @@ def test_the_hand_picked_row_is_scored_at_the_sigma_it_shows():
 
 
 def test_extras_and_the_share_of_open_bins():
-    e = not_unit.extras(_tiny("gaussian"))
+    e = not_unit.own(_tiny("gaussian")).means
     assert e["frac_open_bins"] == 0.5  # 0 and 255 of 0, 255, 100, 7
     assert (e["sigma"], e["beta"], e["steps"]) == (1.0, 1.0, 7.0)
 

@@ -73,7 +73,7 @@ def test_extras_with_a_posterior_of_no_spread_decode_samples_as_the_mean():
     with torch.no_grad():
         lab_run.run.model.fc_logvar.weight.zero_()
         lab_run.run.model.fc_logvar.bias.fill_(-60.0)  # sigma = e^-30
-    e = sampled_z.extras(lab_run)
+    e = sampled_z.own(lab_run).means
     assert e["spread"] < 1e-12 and e["spread_over_gap"] < 1e-10
     assert e["share_self"] == e["share_self_mean"] and e["mse_sampled"] == pytest.approx(e["mse_mean"])
     assert e["nll_formula"] == pytest.approx(e["recon_term"], rel=1e-5)
@@ -137,13 +137,14 @@ def test_a_missing_variant_gives_a_missing_finding():
 
 
 def test_the_per_image_margins_average_to_the_tables_numbers_on_the_bundled_run():
-    """paired() and extras() measure the same samples: each claim's margin, image by image, means the table's."""
+    """own() measures the table and the pairs on the same samples: each claim's margin, image by image, means the table's."""
     from vae_core.labs.base import load_family
 
     (variant,) = lab("sampled-z").design(SETTINGS)
     lab_run = load_family([variant], [bundled_models_dir() / "sprites-sigmoid-unit-gaussian"])["model"][0]
     lab_run = dataclasses.replace(lab_run, images=lab_run.images[:120])
-    e, p = sampled_z.extras(lab_run), sampled_z.paired(lab_run)
+    found = sampled_z.own(lab_run)
+    e, p = found.means, found.per_image
     assert {k: v.shape for k, v in p.items()} == {k: (120,) for k in p}
     assert p[sampled_z.SELF_SHARE].mean().item() == pytest.approx(e["share_self"], abs=1e-9)
     excess = e["mse_sampled"] - sampled_z.SAMPLED_MSE_RATIO * e["mse_mean"]

@@ -118,7 +118,10 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent codes (B, L) -> the mean of p(x|z), (B, C, H, W), in normalized space."""
-        logits = self.decode_logits(z)
+        return self.mean_of(self.decode_logits(z))
+
+    def mean_of(self, logits: torch.Tensor) -> torch.Tensor:
+        """The decoder's pre-activation output -> the mean of p(x|z)."""
         if self.lik.density == "continuous_bernoulli":  # its mean is not its parameter lambda
             return continuous_bernoulli_mean(logits)
         return self.out_act(logits)

@@ -4,7 +4,7 @@ a conclusion computed from those measurements only.
 A lab's design (LabSettings -> variants) is trained as one family (sweep.FamilySpec) on several seeds
 (LAB_SEEDS): on each seed the variants train in lockstep, sharing their images, batches, initial weights and
 noise, so what differs between them is what the design varies. Each variant's numbers are its runs' own test
-evaluations (EvalMetrics, in metrics.json) plus the lab's own measurements on test images (`extras`), averaged
+evaluations (EvalMetrics, in metrics.json) plus the lab's own measurements on test images (`Lab.own`), averaged
 over the seeds, and its values image by image on each seed, which pair two variants (`evidence`). `conclude`
 reads nothing else: a verdict holds only where every seed agrees in sign and the pooled paired difference
 exceeds its noise; otherwise it says the question is not settled at this budget.
@@ -117,14 +117,14 @@ class ImageValues:
     bits: torch.Tensor | None  # bits/dim of the 8-bit images; None where the likelihood has none
     psnr: torch.Tensor  # dB
     kl: torch.Tensor  # nats
-    extras: Mapping[str, torch.Tensor] = field(default_factory=dict)  # the lab's own (Lab.paired), by name; nan: none
+    extras: Mapping[str, torch.Tensor] = field(default_factory=dict)  # the lab's own (OwnMeasures.per_image); nan: none
 
     def get(self, measure: str) -> torch.Tensor | None:
         return getattr(self, measure) if measure in BASE_MEASURES else self.extras.get(measure)
 
 
 BASE_MEASURES = ("elbo", "bits", "psnr", "kl")
-PairedMeasure = str  # one of BASE_MEASURES, or a name of the lab's own per-image values (Lab.paired)
+PairedMeasure = str  # one of BASE_MEASURES, or a name of the lab's own per-image values (OwnMeasures.per_image)
 
 
 @dataclass(frozen=True)
@@ -182,8 +182,14 @@ class LabRun:
         return self.run.normalizer.from_grey_levels(self.images)
 
 
-Extras = Callable[[LabRun], dict[str, float]]
-Paired = Callable[[LabRun], dict[str, torch.Tensor]]  # (N,) values per test image, by name; nan where undefined
+@dataclass(frozen=True)
+class OwnMeasures:
+    """A lab's own measurements of one variant on one seed, taken together so what they share is computed once."""
+    means: dict[str, float] = field(default_factory=dict)  # for the table and the sentences, by name
+    per_image: dict[str, torch.Tensor] = field(default_factory=dict)  # (N,) each, paired by evidence(); nan: none
+
+
+Own = Callable[[LabRun], OwnMeasures]
 Conclude = Callable[[Mapping[str, Measured]], list[Finding]]
 Pictures = Callable[[LabRun], list[tuple[str, torch.Tensor]]]  # (caption, (N, C, H, W) pixels in [0, 1]) rows
 
@@ -197,11 +203,10 @@ class Lab:
     design: Callable[[LabSettings], tuple[Variant, ...]]
     columns: tuple[Column, ...]
     conclude: Conclude
-    extras: Extras | None = None
+    own: Own | None = None  # the lab's own measurements, beside each run's test evaluation
     pictures: Pictures | None = None  # images of a variant the lab shows beside its reconstructions
     # Existing run folders for the design's variants (e.g. a bundled run), so a page measures with no training
     instant: Callable[[LabSettings], tuple[Path, ...] | None] | None = None
-    paired: Paired | None = None  # the lab's own per-image values, which evidence() pairs like the base measures
 
     def variants(self, settings: LabSettings) -> tuple[Variant, ...]:
         """The design's variants, as the conclusion and the table name them (on the first seed)."""
@@ -346,7 +351,8 @@ def _measure_seed(lab: Lab, lab_run: LabRun | None) -> SeedMeasures | None:
     metrics = _metrics(lab_run.run.metrics.get("test")) if lab_run else None
     if metrics is None:
         return None
-    return SeedMeasures(metrics, lab.extras(lab_run) if lab.extras else {}, image_values(lab_run, lab.paired))
+    own = lab.own(lab_run) if lab.own else OwnMeasures()
+    return SeedMeasures(metrics, own.means, image_values(lab_run, own.per_image))
 
 
 def mean_metrics(seeds: Sequence[EvalMetrics]) -> EvalMetrics:
@@ -379,14 +385,14 @@ def mean_extras(seeds: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def image_values(lab_run: LabRun, paired: Paired | None = None) -> ImageValues:
+def image_values(lab_run: LabRun, own: Mapping[str, torch.Tensor] | None = None) -> ImageValues:
     """The variant evaluated again on the lab's test images, image by image (as training's evaluation: seed 0,
-    so the means are the saved ones; metrics.json keeps no per-image values), with the lab's own (paired)."""
+    so the means are the saved ones; metrics.json keeps no per-image values), with the lab's own."""
     run = lab_run.run
     found = evaluate(run.model, run.normalizer, lab_run.images).per_image
     mu, logvar = run.model.encode(lab_run.x)
     return ImageValues(found.elbo, found.bits, found.psnr, kl_per_dimension(mu, logvar).sum(1),
-                       paired(lab_run) if paired else {})
+                       dict(own or {}))
 
 
 def _load(run_dir: Path | None) -> LoadedRun | None:

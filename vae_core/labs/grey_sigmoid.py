@@ -29,8 +29,8 @@ from ..config import LossConfig, ModelConfig
 from ..latent import embed
 from ..normalize import GREY_LEVELS
 from ..objective import equivalent_beta
-from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, Verdict, base_config,
-                   missing, vary)
+from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
+                   base_config, missing, vary)
 from .evidence import (Direction, Evidence, Practical, against_margin, contradicted, evidence, joint_verdict,
                        level_evidence, verdict)
 
@@ -94,31 +94,27 @@ def image_means(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).flatten(1).sum(1).double() / count
 
 
-@torch.no_grad()
-def backgrounds(lab_run: LabRun) -> torch.Tensor:
+def backgrounds(lab_run: LabRun, logits: torch.Tensor) -> torch.Tensor:
     """(N,) each test image's background: the reconstruction's mean grey level (0..255, the decoder's mean from the
-    posterior mean, clamped to pixels) over the image's black pixels; nan where it has none."""
+    posterior mean, whose logits are given, clamped to pixels) over the image's black pixels; nan where it has none."""
     run = lab_run.run
-    mu, _ = embed(run.model, lab_run.x)
-    levels = run.normalizer.inverse(run.model.decode(mu)).clamp(0, 1) * GREY_LEVELS
+    levels = run.normalizer.inverse(run.model.mean_of(logits)).clamp(0, 1) * GREY_LEVELS
     return image_means(levels, black_mask(lab_run.images))
 
 
-def paired(lab_run: LabRun) -> dict[str, torch.Tensor]:
-    return {BACKGROUND: backgrounds(lab_run)}
-
-
 @torch.no_grad()
-def extras(lab_run: LabRun) -> dict[str, float]:
-    """The equivalent β, the share of black test pixels, the background (the mean over images with black pixels
-    of each one's, as the paired differences count it) and the mean logit there (the sigmoid's input)."""
+def own(lab_run: LabRun) -> OwnMeasures:
+    """Each test image's background (paired); the equivalent β, the share of black test pixels, the background (the
+    mean over images with black pixels of each one's, as the paired differences count it) and the mean logit there
+    (the sigmoid's input)."""
     run, mask = lab_run.run, black_mask(lab_run.images)
     mu, _ = embed(run.model, lab_run.x)
-    found = backgrounds(lab_run)
-    found = found[torch.isfinite(found)]
-    return {"equivalent_beta": run_equivalent_beta(lab_run), "background_share": mask.double().mean().item(),
-            BACKGROUND: found.mean().item() if len(found) else math.nan,
-            "background_logit": masked_mean(run.model.decode_logits(mu), mask)}
+    logits = run.model.decode_logits(mu)
+    per_image = backgrounds(lab_run, logits)
+    found = per_image[torch.isfinite(per_image)]
+    return OwnMeasures({"equivalent_beta": run_equivalent_beta(lab_run), "background_share": mask.double().mean().item(),
+                        BACKGROUND: found.mean().item() if len(found) else math.nan,
+                        "background_logit": masked_mean(logits, mask)}, {BACKGROUND: per_image})
 
 
 # ----------------------------------------------------------------------------- concluding
@@ -310,6 +306,5 @@ LAB = Lab(
              Column("active units", "active_units", "d", "higher"),
              Column("PSNR (dB)", "psnr_db", ".2f", "higher", "psnr")),
     conclude=conclude,
-    extras=extras,
-    paired=paired,
+    own=own,
 )

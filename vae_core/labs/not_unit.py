@@ -20,8 +20,8 @@ from ..config import LossConfig, ModelConfig, RunConfig
 from ..evaluate import EvalMetrics, evaluate
 from ..loss_code import MSE_SIGMA
 from ..objective import effective_beta, implied_sigma
-from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, Verdict, base_config,
-                   missing, vary)
+from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
+                   base_config, missing, vary)
 from .evidence import Direction, Evidence, evidence, verdict
 
 FIXED_SIGMA = 1.0  # z-scored units: the data's own spread, i.e. the loss 0.5 * SSE ("MSE/2"), the usual default
@@ -81,21 +81,18 @@ def scored_at(lab_run: LabRun, sigma: float) -> EvalMetrics:
     return evaluate(model, lab_run.run.normalizer, lab_run.images)
 
 
-def paired(lab_run: LabRun) -> dict[str, torch.Tensor]:
-    """Each test image's ELBO (nats) and bits/dim scored at the σ in effect: what the rankings pair."""
-    found = scored_at(lab_run, sigma_in_effect(lab_run)).per_image
-    bits = found.bits if found.bits is not None else torch.full_like(found.elbo, math.nan)
-    return {ELBO_AT_SIGMA: found.elbo, BITS_AT_SIGMA: bits}
-
-
-def extras(lab_run: LabRun) -> dict[str, float]:
-    """The sigma in effect and the ELBO and bits/dim scored at it, the RMSE it should match, the beta the loss
-    amounts to, and the steps trained."""
+def own(lab_run: LabRun) -> OwnMeasures:
+    """The sigma in effect and the ELBO and bits/dim scored at it (each test image's, which the rankings pair, and
+    their means), the RMSE it should match, the beta the loss amounts to, and the steps trained."""
     config, sigma = lab_run.run.config, sigma_in_effect(lab_run)
     scored = scored_at(lab_run, sigma)
-    return {"sigma": sigma, "elbo_nats": scored.elbo_nats, "bits_per_dim": scored.bits_per_dim,
-            "rmse": rmse(lab_run), "beta": effective_beta(config.loss, *loss_shape(config)),
-            "steps": float(lab_run.run.metrics.get("steps", 0)), "frac_open_bins": open_bin_share(lab_run.images)}
+    found = scored.per_image
+    bits = found.bits if found.bits is not None else torch.full_like(found.elbo, math.nan)
+    return OwnMeasures({"sigma": sigma, "elbo_nats": scored.elbo_nats, "bits_per_dim": scored.bits_per_dim,
+                        "rmse": rmse(lab_run), "beta": effective_beta(config.loss, *loss_shape(config)),
+                        "steps": float(lab_run.run.metrics.get("steps", 0)),
+                        "frac_open_bins": open_bin_share(lab_run.images)},
+                       {ELBO_AT_SIGMA: found.elbo, BITS_AT_SIGMA: bits})
 
 
 def open_bin_share(images: torch.Tensor) -> float:
@@ -298,6 +295,5 @@ LAB = Lab(
              Column("KL (nats)", "kl_nats", ".1f"),
              Column("active units", "active_units", "d")),
     conclude=conclude,
-    extras=extras,
-    paired=paired,
+    own=own,
 )

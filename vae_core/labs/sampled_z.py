@@ -22,8 +22,8 @@ from ..objective import reconstruction_nats
 from ..runs import LoadedRun, RunLoadError, bundled_models_dir, read_config
 from ..zoo import ZooKey, entry_name, with_key
 from ..zoo import base_config as zoo_base_config
-from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, Variant, Verdict, base_config,
-                   missing)
+from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
+                   base_config, missing)
 from .evidence import Direction, Evidence, level_evidence, verdict
 
 KEY = "model"
@@ -116,37 +116,22 @@ def sample_decodings(run: LoadedRun, images: torch.Tensor, n: int, seed: int = 0
     return SampleDecodings(pixels(images), *(run.normalizer.inverse(t).clamp(0, 1) for t in (means, samples)))
 
 
-@torch.no_grad()
-def extras(lab_run: LabRun) -> dict[str, float]:
-    """The posterior's spread against the gap between images, which image a sampled decoding is nearest to,
-    the MSE of sampled and mean decodings, and the Gaussian NLL written out against the model's own."""
-    run, seed = lab_run.run, lab_run.run.config.train.seed
-    mu, logvar = run.model.encode(lab_run.x)
-    spread, gap = posterior_spread(logvar).mean().item(), nearest_other(mu).mean().item()
-    found = {"spread": spread, "gap": gap, "spread_over_gap": spread / gap}
-    decoded = sample_decodings(run, lab_run.images, SAMPLES, seed)
-    found |= _neighbours(decoded)
-    return found | _nll(lab_run, seed)
-
-
 SPREAD_EXCESS, SELF_SHARE, MSE_EXCESS = "spread_excess", "self_share", "mse_excess"  # paired, image by image
 
 
 @torch.no_grad()
-def paired(lab_run: LabRun) -> dict[str, torch.Tensor]:
-    """Image by image (N,), each claim's margin: the posterior's spread minus the gap to the nearest other μ, the
-    share of its decoded samples nearest to itself, and its sampled decodings' MSE minus SAMPLED_MSE_RATIO times
-    its posterior mean's."""
+def own(lab_run: LabRun) -> OwnMeasures:
+    """The posterior's spread against the gap between images (and image by image (N,), the spread minus the gap to
+    the nearest other μ), which image a sampled decoding is nearest to, the MSE of sampled and mean decodings, and
+    the Gaussian NLL written out against the model's own."""
     run, seed = lab_run.run, lab_run.run.config.train.seed
     mu, logvar = run.model.encode(lab_run.x)
-    decoded = sample_decodings(run, lab_run.images, SAMPLES, seed)
-    images = decoded.inputs.flatten(1)  # (N, D)
-    samples = decoded.samples.transpose(0, 1).flatten(2)  # (S, N, D)
-    mse_sampled = (samples - images).pow(2).mean((0, 2))  # (N,)
-    mse_mean = (decoded.means.flatten(1) - images).pow(2).mean(1)
-    return {SPREAD_EXCESS: (posterior_spread(logvar) - nearest_other(mu)).double(),
-            SELF_SHARE: nearest_self_shares(samples, images),
-            MSE_EXCESS: (mse_sampled - SAMPLED_MSE_RATIO * mse_mean).double()}
+    spread, gap = posterior_spread(logvar), nearest_other(mu)  # (N,) each
+    near = _neighbours(sample_decodings(run, lab_run.images, SAMPLES, seed))
+    means = {"spread": spread.mean().item(), "gap": gap.mean().item(),
+             "spread_over_gap": spread.mean().item() / gap.mean().item()}
+    return OwnMeasures(means | near.means | _nll(lab_run, seed),
+                       {SPREAD_EXCESS: (spread - gap).double()} | near.per_image)
 
 
 N_PICTURED = 6  # test images shown with their sampled decodings
@@ -159,13 +144,18 @@ def pictures(lab_run: LabRun) -> list[tuple[str, torch.Tensor]]:
              torch.cat([d.inputs[i:i + 1], d.means[i:i + 1], d.samples[i]])) for i in range(len(d.inputs))]
 
 
-def _neighbours(decoded: SampleDecodings) -> dict[str, float]:
-    """Nearest-image shares and pixel MSEs of the sampled and the posterior-mean decodings."""
+def _neighbours(decoded: SampleDecodings) -> OwnMeasures:
+    """Nearest-image shares and pixel MSEs of the sampled and the posterior-mean decodings; image by image (N,), the
+    share of an image's decoded samples nearest to itself, and its sampled decodings' MSE minus SAMPLED_MSE_RATIO
+    times its posterior mean's."""
     images = decoded.inputs.flatten(1)  # (N, D)
     samples = decoded.samples.transpose(0, 1).flatten(2)  # (S, N, D)
     means = decoded.means.flatten(1).unsqueeze(0)  # (1, N, D)
-    return {"share_self": nearest_self_share(samples, images), "share_self_mean": nearest_self_share(means, images),
-            "mse_sampled": (samples - images).pow(2).mean().item(), "mse_mean": (means - images).pow(2).mean().item()}
+    shares = nearest_self_shares(samples, images)  # (N,)
+    mse_sampled, mse_mean = (samples - images).pow(2).mean((0, 2)), (means - images).pow(2).mean((0, 2))  # (N,)
+    return OwnMeasures({"share_self": shares.mean().item(), "share_self_mean": nearest_self_share(means, images),
+                        "mse_sampled": mse_sampled.mean().item(), "mse_mean": mse_mean.mean().item()},
+                       {SELF_SHARE: shares, MSE_EXCESS: (mse_sampled - SAMPLED_MSE_RATIO * mse_mean).double()})
 
 
 def _nll(lab_run: LabRun, seed: int) -> dict[str, float]:
@@ -272,8 +262,7 @@ LAB = Lab(
              Column("NLL formula (nats)", "nll_formula", ",.1f"),
              Column("recon term (nats)", "recon_term", ",.1f")),
     conclude=conclude,
-    extras=extras,
-    paired=paired,
+    own=own,
     instant=instant,
     pictures=pictures,
 )

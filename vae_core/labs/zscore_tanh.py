@@ -16,8 +16,8 @@ from ..config import LossConfig, ModelConfig
 from ..evaluate import EvalMetrics
 from ..likelihoods import gaussian_log_prob
 from ..objective import kl_per_dimension
-from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, PairedMeasure, Variant, Verdict,
-                   base_config, missing, vary)
+from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, PairedMeasure,
+                   Variant, Verdict, base_config, missing, vary)
 from .evidence import SETTLE_ADVICE, Direction, contradicted, evidence, joint_verdict, verdict
 
 SIGMA = 0.1  # normalized units: fixed, so that multiplying the data by c weighs its squared error c^2 times
@@ -38,13 +38,13 @@ def design(settings: LabSettings) -> tuple[Variant, ...]:
 
 
 @torch.no_grad()
-def extras(lab_run: LabRun) -> dict[str, float]:
+def own(lab_run: LabRun) -> OwnMeasures:
     """The scale's equivalent beta, and for the fixed-sigma model at x1 the same reconstruction at each
     scale: -log N(c x; c x_hat, sigma^2) per image in nats, and the KL, which sees mu and sigma only."""
     scale = lab_run.run.config.data.data_scale
     found = {"beta_of_scale": 1 / scale**2}
     if lab_run.key != PROBED:
-        return found
+        return OwnMeasures(found)
     model, x = lab_run.run.model, lab_run.x
     mu, logvar = model.encode(x)
     x_hat = model.decode(mu)
@@ -54,7 +54,7 @@ def extras(lab_run: LabRun) -> dict[str, float]:
         found[f"probe_recon_x{c:g}"] = -gaussian_log_prob(c * x, c * x_hat, log_sigma).flatten(1).sum(1).mean().item()
         found[f"probe_sse_x{c:g}"] = c**2 * sse / (2 * SIGMA**2)  # the part that moves: c^2 SSE / (2 sigma^2)
     found["probe_kl"] = kl_per_dimension(mu, logvar).sum(1).mean().item()
-    return found
+    return OwnMeasures(found)
 
 
 FIT: tuple[tuple[PairedMeasure, Direction, str, int], ...] = (("bits", "positive", "bits/dim", 4),
@@ -188,5 +188,5 @@ LAB = Lab(
              Column("active units", "active_units", "d"),
              Column("β of the scale", "beta_of_scale", "g")),
     conclude=conclude,
-    extras=extras,
+    own=own,
 )
