@@ -6,9 +6,9 @@ from ui.deferred import estimate, flipped, pending, refresh_when_ready
 from ui.family import warm_siblings
 from ui.state import current_run, page_test_images
 from ui.widgets import chart, monte_carlo, url_choice
-from vae_core.compatibility import ACTIVATION_RANGE
-from vae_core.evaluate import COLLAPSE_KL
-from vae_core.objective import implied_sigma
+from vae_core.model.compatibility import ACTIVATION_RANGE
+from vae_core.model.evaluate import COLLAPSE_KL
+from vae_core.model.objective import implied_sigma
 from vae_plots import views
 from vae_plots.figures import format_number
 

@@ -6,8 +6,8 @@ from ui.sweep_form import sweep_ui
 from ui.sweep_live import sweep_live_ui
 from ui.train_form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
 from ui.widgets import chart, test_metrics_ui
-from vae_core.evaluate import COLLAPSE_KL, kl_collapse_alarm
-from vae_core.job_state import thin
+from vae_core.model.evaluate import COLLAPSE_KL, kl_collapse_alarm
+from vae_core.jobs.state import thin
 from vae_plots import views
 from vae_plots.live_svg import kl_bars_svg
 

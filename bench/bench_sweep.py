@@ -18,9 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
-from vae_core.normalize import fit_normalizer  # noqa: E402
-from vae_core.sweep import LockstepTrainer, parse_sweep, sweep_configs  # noqa: E402
-from vae_core.train import Trainer, make_run_config, prepare_data  # noqa: E402
+from vae_core.data.normalize import fit_normalizer  # noqa: E402
+from vae_core.training.sweeps import LockstepTrainer, parse_sweep, sweep_configs  # noqa: E402
+from vae_core.training.trainer import Trainer, make_run_config, prepare_data  # noqa: E402
 
 
 def lockstep(configs, images, normalizers) -> list[dict]:

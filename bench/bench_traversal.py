@@ -19,10 +19,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae_plots import views  # noqa: E402
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
-from vae_core.data import load_dataset  # noqa: E402
-from vae_core.jobs import TrainingJob  # noqa: E402
-from vae_core.runs import bundled_models_dir, load_run  # noqa: E402
-from vae_core.train import make_run_config  # noqa: E402
+from vae_core.data.datasets import load_dataset  # noqa: E402
+from vae_core.jobs.training_job import TrainingJob  # noqa: E402
+from vae_core.runs.folders import bundled_models_dir, load_run  # noqa: E402
+from vae_core.training.trainer import make_run_config  # noqa: E402
 
 DEFAULT = "sprites-sigmoid-unit-bernoulli"
 

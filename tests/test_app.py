@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 import ui.jobs
 from tests.tiny_runs import save_activation_family
 from ui.state import DEFAULT_BUNDLED
-from vae_core.runs import bundled_models_dir, load_run
+from vae_core.runs.folders import bundled_models_dir, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["app_pages/reconstructions.py", "app_pages/latent.py", "app_pages/train.py"]
@@ -173,11 +173,11 @@ def test_a_run_whose_dataset_is_missing_is_shown_on_the_test_images_it_carries(r
     import torch
 
     from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-    from vae_core.data import ImageDataset
-    from vae_core.models import build_model
-    from vae_core.normalize import fit_normalizer
-    from vae_core.runs import RunRecord, save_run
-    from vae_core.train import make_run_config
+    from vae_core.data.datasets import ImageDataset
+    from vae_core.model.vae import build_model
+    from vae_core.data.normalize import fit_normalizer
+    from vae_core.runs.folders import RunRecord, save_run
+    from vae_core.training.trainer import make_run_config
 
     empty = tmp_path / "no-data"
     empty.mkdir()

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from ui.session import OLD_LINK_NOTICE, TOKEN_KEY
 from ui.state import DEFAULT_BUNDLED
-from vae_core.runs import bundled_models_dir, run_tag
+from vae_core.runs.folders import bundled_models_dir, run_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = "app_pages/train.py"

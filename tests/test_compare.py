@@ -12,10 +12,10 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.tiny_runs import save_activation_family
-from vae_core.data import load_dataset
-from vae_core.evaluate import EvalMetrics, PerImage
-from vae_core.paired import paired_difference, unpaired_difference
-from vae_core.runs import bundled_models_dir, load_run
+from vae_core.data.datasets import load_dataset
+from vae_core.model.evaluate import EvalMetrics, PerImage
+from vae_core.model.paired import paired_difference, unpaired_difference
+from vae_core.runs.folders import bundled_models_dir, load_run
 from vae_plots import compare
 
 ROOT = Path(__file__).resolve().parents[1]

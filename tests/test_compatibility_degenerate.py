@@ -1,7 +1,7 @@
 """The degenerate verdict: a likelihood whose density is unbounded on the data's exact 0/1 pixels."""
 import torch
 
-from vae_core.compatibility import DEGENERATE_EDGE_SHARE, degeneracy, edge_share
+from vae_core.model.compatibility import DEGENERATE_EDGE_SHARE, degeneracy, edge_share
 
 
 def test_edge_share_counts_exact_black_and_white():

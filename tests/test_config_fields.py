@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from vae_core import cli
+from vae_core.cli import main as cli
 from vae_core.config import SECTIONS, RunConfig, check_field, field_options, fields_info, range_text
 
 FIELDS = [(section, info) for section, cls in SECTIONS.items() for info in fields_info(cls).values()]

@@ -1,4 +1,4 @@
-"""vae_core.data: generated sprites, torchvision sets from files, subsets, and clear errors."""
+"""vae_core.data.datasets: generated sprites, torchvision sets from files, subsets, and clear errors."""
 from __future__ import annotations
 
 import colorsys
@@ -15,9 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vae_core import data
+from vae_core.data import datasets as data
 from vae_core.config import DataConfig
-from vae_core.data import (SPRITE_SHAPES, DatasetNotFoundError, ImageDataset, dataset_shape, load_dataset,
+from vae_core.data.datasets import (SPRITE_SHAPES, DatasetNotFoundError, ImageDataset, dataset_shape, load_dataset,
                            make_sprites, pixels, resolve_data_dir)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,7 +221,7 @@ class TestHelpers:
         assert resolve_data_dir("explicit") == tmp_path / "explicit"
 
     def test_import_does_no_work_and_no_streamlit(self):
-        code = ("import sys, vae_core.data as d; "
+        code = ("import sys, vae_core.data.datasets as d; "
                 "assert 'streamlit' not in sys.modules; assert d._sprites.cache_info().currsize == 0")
         subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from vae_core.cli import main
+from vae_core.cli.main import main
 from vae_core.config import TrainConfig
-from vae_core.devices import resolve_device
-from vae_core.families import INCIDENTAL
-from vae_core.sweep import SHARED_FIELDS
+from vae_core.training.devices import resolve_device
+from vae_core.runs.families import INCIDENTAL
+from vae_core.training.sweeps import SHARED_FIELDS
 
 
 def test_auto_is_an_accelerator_where_there_is_one_else_the_cpu():
@@ -48,8 +48,8 @@ def test_a_run_records_how_it_was_trained_and_evaluate_repeats_it(tmp_path, caps
 
 def test_bf16_runs_the_network_in_bfloat16_and_reports_float32_terms(monkeypatch):
     from vae_core.config import DataConfig, LossConfig, ModelConfig
-    from vae_core.sweep import LockstepTrainer
-    from vae_core.train import make_run_config, prepare_data
+    from vae_core.training.sweeps import LockstepTrainer
+    from vae_core.training.trainer import make_run_config, prepare_data
 
     def train(precision: str):
         config = make_run_config(DataConfig(n_train=64, n_test=16), ModelConfig(width=8, latent_dim=3),

@@ -12,15 +12,15 @@ from streamlit.testing.v1 import AppTest
 from torch.distributions import Bernoulli, ContinuousBernoulli, Laplace, Normal
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.data import load_dataset, pixels
-from vae_core.evaluate import (ACTIVE_UNIT_THRESHOLD, BERNOULLI_BPD_NOTE, COLLAPSE_KL, COLLAPSE_MIN_STEPS, bits_per_dim,
+from vae_core.data.datasets import load_dataset, pixels
+from vae_core.model.evaluate import (ACTIVE_UNIT_THRESHOLD, BERNOULLI_BPD_NOTE, COLLAPSE_KL, COLLAPSE_MIN_STEPS, bits_per_dim,
                                count_active_units, evaluate, iwae_bound, kl_collapse_alarm, posterior_collapse,
                                range_fractions)
-from vae_core.likelihoods import discrete_log_prob
-from vae_core.models import build_model
-from vae_core.normalize import fit_normalizer
-from vae_core.objective import effective_beta, loss_terms
-from vae_core.runs import bundled_models_dir, load_run
+from vae_core.model.likelihoods import discrete_log_prob
+from vae_core.model.vae import build_model
+from vae_core.data.normalize import fit_normalizer
+from vae_core.model.objective import effective_beta, loss_terms
+from vae_core.runs.folders import bundled_models_dir, load_run
 from ui.sidebar import run_summary
 from vae_plots import views
 

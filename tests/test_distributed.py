@@ -18,10 +18,10 @@ from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.distributed import Dist, check_batches, join, leave, rank0_clock, share_of, trainer_factory
-from vae_core.runs import load_run
-from vae_core.sweep import LockstepTrainer
-from vae_core.train import make_run_config, prepare_data
+from vae_core.training.distributed import Dist, check_batches, join, leave, rank0_clock, share_of, trainer_factory
+from vae_core.runs.folders import load_run
+from vae_core.training.sweeps import LockstepTrainer
+from vae_core.training.trainer import make_run_config, prepare_data
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD, PER_RANK = 2, 4
@@ -132,7 +132,7 @@ def torchrun_run(tmp_path_factory) -> Path:
 
 
 def test_a_torchrun_run_says_how_it_was_trained_and_equals_one_process(torchrun_run, tmp_path, capsys):
-    from vae_core.cli import main
+    from vae_core.cli.main import main
 
     metrics = json.loads((torchrun_run / "metrics.json").read_text())
     assert (metrics["world_size"], metrics["device"], metrics["precision"]) == (2, "cpu", "float32")

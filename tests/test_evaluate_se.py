@@ -9,10 +9,10 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vae_core.config import DataConfig, ModelConfig
-from vae_core.data import load_dataset, pixels
-from vae_core.evaluate import EvalMetrics, evaluate, psnr_db
-from vae_core.models import build_model
-from vae_core.normalize import fit_normalizer
+from vae_core.data.datasets import load_dataset, pixels
+from vae_core.model.evaluate import EvalMetrics, evaluate, psnr_db
+from vae_core.model.vae import build_model
+from vae_core.data.normalize import fit_normalizer
 
 N_PIXELS = 3 * 32 * 32
 

@@ -22,14 +22,14 @@ from streamlit.testing.v1 import AppTest
 
 from vae_plots import views
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-from vae_core.data import load_dataset, make_sprites
-from vae_core.evaluate import COLLAPSE_MIN_STEPS, posterior_collapse
-from vae_core.jobs import TrainingJob
-from vae_core.latent import project_2d
-from vae_core.models import build_model
-from vae_core.normalize import fit_normalizer
-from vae_core.runs import save_run
-from vae_core.train import TrainingData, make_run_config
+from vae_core.data.datasets import load_dataset, make_sprites
+from vae_core.model.evaluate import COLLAPSE_MIN_STEPS, posterior_collapse
+from vae_core.jobs.training_job import TrainingJob
+from vae_core.model.latent import project_2d
+from vae_core.model.vae import build_model
+from vae_core.data.normalize import fit_normalizer
+from vae_core.runs.folders import save_run
+from vae_core.training.trainer import TrainingData, make_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RECON, LATENT, DIAG, TRAIN = (f"app_pages/{p}.py" for p in ("reconstructions", "latent", "diagnostics", "train"))

@@ -10,7 +10,7 @@ from ui.form_fields import FORM_FIELDS
 from ui.session import load_client_registry
 from ui.state import DEFAULT_BUNDLED
 from vae_core.config import LossConfig, TrainConfig, check_field
-from vae_core.runs import load_run
+from vae_core.runs.folders import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, OTHER = "app_pages/train.py", "app_pages/latent.py"

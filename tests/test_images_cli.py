@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae_core.cli import main
+from vae_core.cli.main import main
 from vae_core.config import DataConfig
-from vae_core.data import dataset_shape
-from vae_core.runs import load_run, read_samples
+from vae_core.data.datasets import dataset_shape
+from vae_core.runs.folders import load_run, read_samples
 
 
 def folder_of_images(root, grey: bool = False):

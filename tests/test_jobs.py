@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-from vae_core.runs import list_runs, load_run, pid_alive
-from vae_core.train import make_run_config
-from vae_core.worker import ProcessJob
+from vae_core.runs.folders import list_runs, load_run, pid_alive
+from vae_core.training.trainer import make_run_config
+from vae_core.jobs.process_job import ProcessJob
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,7 +92,7 @@ PARENT = """
 import sys, time
 from pathlib import Path
 from tests.test_jobs import tiny_config
-from vae_core.worker import ProcessJob
+from vae_core.jobs.process_job import ProcessJob
 
 job = ProcessJob(tiny_config(), Path(sys.argv[1]), checkpoint_every_s=0.3).start()
 while not (job.run_dir / "metrics.json").exists():
@@ -126,7 +126,7 @@ def test_when_the_server_ends_the_child_saves_the_run_as_interrupted(tmp_path, d
 
 def test_importing_the_worker_and_scheduler_starts_nothing():
     code = ("import multiprocessing, multiprocessing.spawn as spawn, sys, threading; "
-            "import vae_core.worker, vae_core.scheduler; "
+            "import vae_core.jobs.process_job, vae_core.jobs.scheduler; "
             "assert multiprocessing.active_children() == [] and threading.active_count() == 1; "
             "assert not hasattr(spawn.get_preparation_data, 'vae_lab'); "
             "assert 'streamlit' not in sys.modules and 'plotly' not in sys.modules")

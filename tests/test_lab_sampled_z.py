@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig
-from vae_core.evaluate import EvalMetrics
+from vae_core.model.evaluate import EvalMetrics
 from vae_core.labs import lab
 from vae_core.labs import sampled_z
 from vae_core.labs.base import ImageValues, LabRun, LabSettings, Measured
-from vae_core.models import build_model
-from vae_core.normalize import Normalizer
-from vae_core.runs import LoadedRun, bundled_models_dir, read_config
+from vae_core.model.vae import build_model
+from vae_core.data.normalize import Normalizer
+from vae_core.runs.folders import LoadedRun, bundled_models_dir, read_config
 
 SETTINGS = LabSettings()
 

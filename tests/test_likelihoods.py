@@ -11,14 +11,14 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Laplace, Normal
 
-from vae_core.compatibility import compatibility
+from vae_core.model.compatibility import compatibility
 from vae_core.config import ModelConfig
-from vae_core.likelihoods import (UNIT_LOG_SIGMA_FLOOR, continuous_bernoulli_log_norm,
+from vae_core.model.likelihoods import (UNIT_LOG_SIGMA_FLOOR, continuous_bernoulli_log_norm,
                                   continuous_bernoulli_log_prob, continuous_bernoulli_mean, discrete_log_prob,
                                   gaussian_log_prob, laplace_log_prob, log_prob, optimal_log_sigma)
-from vae_core.models import build_model
-from vae_core.normalize import GREY_LEVELS, Normalizer, fit_normalizer
-from vae_core.objective import reconstruction_nats
+from vae_core.model.vae import build_model
+from vae_core.data.normalize import GREY_LEVELS, Normalizer, fit_normalizer
+from vae_core.model.objective import reconstruction_nats
 
 F64 = torch.float64
 BAND = 1e-2  # |lambda - 0.5| below which the library switches to its Taylor expansions
@@ -440,7 +440,7 @@ def test_the_registry_covers_every_likelihood_and_its_sigma():
     from typing import get_args
 
     from vae_core.config import LikelihoodName
-    from vae_core.likelihoods import LIKELIHOODS, likelihood_spec
+    from vae_core.model.likelihoods import LIKELIHOODS, likelihood_spec
 
     assert set(LIKELIHOODS) == set(get_args(LikelihoodName))
     for name, lik in LIKELIHOODS.items():

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch.distributions import ContinuousBernoulli, Normal, kl_divergence
 
 from vae_core.config import LossConfig, ModelConfig, field_options
-from vae_core.likelihoods import LIKELIHOODS, optimal_log_sigma
-from vae_core.loss_code import MSE_SIGMA, loss_code
-from vae_core.models import VAE, VAEOutput, build_model
-from vae_core.objective import kl_per_dimension, kl_weight, reconstruction_nats, training_loss
+from vae_core.model.likelihoods import LIKELIHOODS, optimal_log_sigma
+from vae_core.model.loss_code import MSE_SIGMA, loss_code
+from vae_core.model.vae import VAE, VAEOutput, build_model
+from vae_core.model.objective import kl_per_dimension, kl_weight, reconstruction_nats, training_loss
 
 B, C, H, L = 6, 1, 4, 3
 N_PIXELS = C * H * H

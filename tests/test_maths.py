@@ -5,13 +5,13 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from vae_core.compatibility import compatibility
+from vae_core.model.compatibility import compatibility
 from vae_core.config import LossConfig, ModelConfig
-from vae_core.evaluate import bits_per_dim
-from vae_core.likelihoods import bernoulli_log_prob, discrete_log_prob, gaussian_log_prob
-from vae_core.models import build_model
-from vae_core.normalize import fit_normalizer
-from vae_core.objective import kl_per_dimension, loss_terms, reconstruction_nats
+from vae_core.model.evaluate import bits_per_dim
+from vae_core.model.likelihoods import bernoulli_log_prob, discrete_log_prob, gaussian_log_prob
+from vae_core.model.vae import build_model
+from vae_core.data.normalize import fit_normalizer
+from vae_core.model.objective import kl_per_dimension, loss_terms, reconstruction_nats
 
 torch.manual_seed(0)
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.latent import interpolate, project_2d, reconstruct, sample_prior, traverse
-from vae_core.models import ConvVAE, MLPVAE, build_model, count_parameters
+from vae_core.model.latent import interpolate, project_2d, reconstruct, sample_prior, traverse
+from vae_core.model.vae import ConvVAE, MLPVAE, build_model, count_parameters
 
 
 # --- build -------------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def test_project_2d_uses_pca_beyond_two_dimensions():
 # --- layering ----------------------------------------------------------------------------------
 
 def test_importing_vae_core_does_not_import_streamlit():
-    code = ("import sys, vae_core.cli, vae_plots.views, vae_core.jobs, vae_core.evaluate, vae_core.runs; "
+    code = ("import sys, vae_core.cli.main, vae_plots.views, vae_core.jobs.training_job, vae_core.model.evaluate, vae_core.runs.folders; "
             "print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

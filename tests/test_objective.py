@@ -9,9 +9,9 @@ from streamlit.testing.v1 import AppTest
 from torch.distributions import Normal
 
 from vae_core.config import LossConfig, ModelConfig
-from vae_core.likelihoods import LIKELIHOODS
-from vae_core.models import build_model
-from vae_core.objective import (effective_beta, equivalent_beta, free_bits_words, implied_sigma, kl_per_dimension,
+from vae_core.model.likelihoods import LIKELIHOODS
+from vae_core.model.vae import build_model
+from vae_core.model.objective import (effective_beta, equivalent_beta, free_bits_words, implied_sigma, kl_per_dimension,
                                 kl_weight, loss_terms, reconstruction_nats, reduction_factors, training_loss)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import stat
 import pytest
 
 from vae_core.host import HostSettingError, HostSettings
-from vae_core.images.private import UPLOADS_KEPT, PrivateSpace, delete_expired, save_for_everyone
-from vae_core.images.source import MB, UploadLimits, UploadRefused
+from vae_core.data.images.private import UPLOADS_KEPT, PrivateSpace, delete_expired, save_for_everyone
+from vae_core.data.images.source import MB, UploadLimits, UploadRefused
 
 
 def test_a_space_is_private_and_named_by_a_hash_of_the_token(tmp_path):

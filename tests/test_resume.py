@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae_core.cli import main
-from vae_core.runs import load_run
-from vae_core.train_state import TRAIN_STATE, read_train_state
+from vae_core.cli.main import main
+from vae_core.runs.folders import load_run
+from vae_core.training.state import TRAIN_STATE, read_train_state
 
 TINY = ["--n-train", "96", "--n-test", "16", "--width", "8", "--latent-dim", "3", "--batch-size", "32",
         "--likelihood", "gaussian", "--quiet"]
@@ -41,8 +41,8 @@ def test_two_epochs_equal_one_then_one_more(tmp_path, capsys, loss):
 def test_a_run_stopped_mid_epoch_resumes_on_the_same_batches(tmp_path, capsys):
     """A budget-stopped run is at a step inside an epoch: the resumed run skips the batches already seen."""
     from vae_core.config import DataConfig, ModelConfig, LossConfig, TrainConfig
-    from vae_core.jobs import TrainingJob, run_in_foreground
-    from vae_core.train import make_run_config
+    from vae_core.jobs.training_job import TrainingJob, run_in_foreground
+    from vae_core.training.trainer import make_run_config
 
     config = make_run_config(DataConfig(n_train=96, n_test=16), ModelConfig(width=8, latent_dim=3),
                              LossConfig("gaussian"), TrainConfig(epochs=2, batch_size=32))

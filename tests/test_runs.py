@@ -14,11 +14,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vae_core import runs
+from vae_core.runs import folders as runs
 from vae_core.config import LossConfig, ModelConfig, RunConfig
-from vae_core.models import build_model
-from vae_core.normalize import fit_normalizer
-from vae_core.runs import RunLoadError, list_runs, load_run, save_run
+from vae_core.model.vae import build_model
+from vae_core.data.normalize import fit_normalizer
+from vae_core.runs.folders import RunLoadError, list_runs, load_run, save_run
 
 CONFIG = RunConfig(model=ModelConfig(width=8, latent_dim=3), loss=LossConfig(likelihood="gaussian_learned"))
 
@@ -199,7 +199,7 @@ def test_bundled_runs_say_what_they_are():
 HOLD_A_TEMPORARY = """
 import sys, time
 from pathlib import Path
-from vae_core import runs
+from vae_core.runs import folders as runs
 tmp = runs._temporary(Path(sys.argv[1]) / "run", "tmp")
 tmp.mkdir()
 print(tmp.name, flush=True)
@@ -247,7 +247,7 @@ def test_a_reader_caught_between_the_two_renames_of_a_save_waits_for_it(saved, m
 
 
 def test_the_runs_folder_default_is_the_hosts(tmp_path, monkeypatch):
-    from vae_core.data import resolve_data_dir
+    from vae_core.data.datasets import resolve_data_dir
     from vae_core.host import HostSettings
 
     monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "r"))
@@ -263,8 +263,8 @@ def test_a_families_runs_have_distinct_tags_that_name_their_variant(tmp_path):
     """The picker's label ends in run_tag: the last four characters alone gave "1-s0" to both x0.1 and x1."""
     from vae_core.labs import lab
     from vae_core.labs.base import LabSettings
-    from vae_core.runs import run_tag
-    from vae_core.sweep import parse_sweep, plan_sweep
+    from vae_core.runs.folders import run_tag
+    from vae_core.training.sweeps import parse_sweep, plan_sweep
 
     family = lab("zscore-tanh").family(LabSettings())
     names = [d.name for d in plan_sweep(family.configs[0], family, tmp_path).run_dirs]

@@ -7,9 +7,9 @@ import pytest
 
 from tests.test_jobs import read_metrics, tiny_config, wait_for
 from vae_core.host import HostSettings
-from vae_core.job_state import JobSnapshot
-from vae_core.runs import load_run
-from vae_core.scheduler import KEEP_DONE, JobScheduler
+from vae_core.jobs.state import JobSnapshot
+from vae_core.runs.folders import load_run
+from vae_core.jobs.scheduler import KEEP_DONE, JobScheduler
 
 
 def settings(tmp_path: Path, **kw) -> HostSettings:

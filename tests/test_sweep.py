@@ -10,15 +10,15 @@ import torch
 
 from tests.test_jobs import wait_for
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.job_state import JobSnapshot, thin_snapshot
-from vae_core.jobs import TrainingJob
-from vae_core.normalize import fit_normalizer
-from vae_core.runs import list_runs, load_run
-from vae_core.sweep import (SWEEP_MAX_VARIANTS, FamilySpec, GroupedLockstep, LockstepTrainer, NothingToTrain,
+from vae_core.jobs.state import JobSnapshot, thin_snapshot
+from vae_core.jobs.training_job import TrainingJob
+from vae_core.data.normalize import fit_normalizer
+from vae_core.runs.folders import list_runs, load_run
+from vae_core.training.sweeps import (SWEEP_MAX_VARIANTS, FamilySpec, GroupedLockstep, LockstepTrainer, NothingToTrain,
                             SweepSpec, check_lockstep, lockstep_groups, parse_sweep, sweep_configs, sweepable_fields)
-from vae_core.sweep_manifest import list_sweeps, read_manifest
-from vae_core.train import Trainer, TrainingDiverged, make_run_config, prepare_data
-from vae_core.worker import ProcessJob
+from vae_core.runs.manifest import list_sweeps, read_manifest
+from vae_core.training.trainer import Trainer, TrainingDiverged, make_run_config, prepare_data
+from vae_core.jobs.process_job import ProcessJob
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,7 +243,7 @@ class _DivergesAtStep3(Trainer):
 
 
 def test_a_diverged_variant_is_saved_as_diverged_and_the_job_goes_on(tmp_path, data, monkeypatch):
-    monkeypatch.setattr("vae_core.sweep.Trainer", _DivergesAtStep3)
+    monkeypatch.setattr("vae_core.training.sweeps.Trainer", _DivergesAtStep3)
     job = TrainingJob(tiny(), tmp_path, data=data, sweep=parse_sweep("beta=1,2")).start()
     assert job.join(120)
     snap = job.snapshot()
@@ -292,7 +292,7 @@ def test_a_sweep_in_a_child_process_streams_each_variant_and_saves_them(tmp_path
 
 def test_the_scheduler_submits_a_sweep_as_one_job(tmp_path):
     from tests.test_scheduler import settings
-    from vae_core.scheduler import JobScheduler
+    from vae_core.jobs.scheduler import JobScheduler
 
     made = []
 
@@ -336,7 +336,7 @@ def test_the_cli_prints_one_run_folder_per_variant_and_why_one_was_refused(tmp_p
     (["--sweep", "beta=1,2", "--out", "somewhere"], "--out names one run folder"),
 ])
 def test_a_bad_sweep_gives_one_line_and_status_2(tmp_path, capsys, args, message):
-    from vae_core.cli import main
+    from vae_core.cli.main import main
 
     assert main(["train", "--n-train", "64", "--runs-dir", str(tmp_path), *args]) == 2
     out, err = capsys.readouterr()

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-from vae_core.evaluate import evaluate
-from vae_core.job_state import History
-from vae_core.jobs import TrainingJob, history_rows
-from vae_core.normalize import fit_normalizer
-from vae_core.runs import load_run
-from vae_core.train import (NOISE_SEED_OFFSET, SIGMA_FIT_BATCH, Trainer, TrainingDiverged, make_run_config,
+from vae_core.model.evaluate import evaluate
+from vae_core.jobs.state import History
+from vae_core.jobs.training_job import TrainingJob, history_rows
+from vae_core.data.normalize import fit_normalizer
+from vae_core.runs.folders import load_run
+from vae_core.training.trainer import (NOISE_SEED_OFFSET, SIGMA_FIT_BATCH, Trainer, TrainingDiverged, make_run_config,
                              prepare_data)
 
 
@@ -174,7 +174,7 @@ def test_a_diverging_job_says_so_and_saves_its_last_good_weights(tmp_path, data)
 
 
 def test_a_failed_save_is_reported_not_lost_silently(tmp_path, data, monkeypatch):
-    import vae_core.jobs as jobs
+    import vae_core.jobs.training_job as jobs
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -1,4 +1,4 @@
-"""vae_core.images: a person's own images, read safely from a folder or a .zip.
+"""vae_core.data.images: a person's own images, read safely from a folder or a .zip.
 
 A corpus of malformed and hostile uploads, every one generated here (no binary files are committed), each
 with its expected outcome; then the layouts, labels, colour, squaring, sizes and the summary; then a real
@@ -31,8 +31,8 @@ import torch
 from PIL import Image
 
 from vae_core.config import DataConfig
-from vae_core.images.dataset import UNLABELLED, UserImages, read_images
-from vae_core.images.source import MB, UploadLimits, UploadRefused
+from vae_core.data.images.dataset import UNLABELLED, UserImages, read_images
+from vae_core.data.images.source import MB, UploadLimits, UploadRefused
 
 CIFAR_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-5k-png.zip"
 GOOD = 77  # the grey level of every ordinary image, so that the hostile one is the image that is not
@@ -767,7 +767,7 @@ def test_summary_counts_skips_by_reason(tmp_path):
 def test_cifar10_png_zip():
     if not CIFAR_ZIP.exists():
         pytest.skip(f"{CIFAR_ZIP} is absent")
-    from vae_core.images.stats import image_stats
+    from vae_core.data.images.stats import image_stats
     result = read_images(CIFAR_ZIP, _cfg(CIFAR_ZIP))
     assert (len(result.train), len(result.test)) == (4000, 1000)
     assert result.layout == "split" and len(result.train.label_names) == 10

@@ -10,15 +10,17 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vae_core import cli, run_samples, runs
+from vae_core.cli import main as cli
+from vae_core.runs import samples as run_samples
+from vae_core.runs import folders as runs
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.data import ImageDataset, load_dataset
-from vae_core.evaluate import EvalMetrics
-from vae_core.models import build_model
-from vae_core.normalize import fit_normalizer
-from vae_core.run_samples import samples_to_keep
-from vae_core.runs import RunLoadError, load_run, read_samples, save_run
-from vae_core.train import Trainer, make_run_config, prepare_data
+from vae_core.data.datasets import ImageDataset, load_dataset
+from vae_core.model.evaluate import EvalMetrics
+from vae_core.model.vae import build_model
+from vae_core.data.normalize import fit_normalizer
+from vae_core.runs.samples import samples_to_keep
+from vae_core.runs.folders import RunLoadError, load_run, read_samples, save_run
+from vae_core.training.trainer import Trainer, make_run_config, prepare_data
 from vae_core.zoo import KEY_FIELDS, ZooEntry, build_zoo, refresh_run, zoo_configs
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # real files, outside the repo

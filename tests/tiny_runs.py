@@ -5,9 +5,9 @@ import dataclasses
 from pathlib import Path
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-from vae_core.models import build_model
-from vae_core.runs import RunRecord, save_run
-from vae_core.train import make_run_config, prepare_data
+from vae_core.model.vae import build_model
+from vae_core.runs.folders import RunRecord, save_run
+from vae_core.training.trainer import make_run_config, prepare_data
 
 
 def save_activation_family(root: Path, activations: tuple[str, ...] = ("sigmoid", "tanh")) -> dict[str, Path]:

@@ -11,10 +11,10 @@ import torch
 from ui.family import candidates
 from ui.session import client_token
 from ui.state import ModelChoice, config_mtime, evaluate_cached, load_run_cached, model_choices
-from vae_core.data import DatasetNotFoundError
-from vae_core.evaluate import EvalMetrics
-from vae_core.families import family_of
-from vae_core.runs import LoadedRun, RunLoadError
+from vae_core.data.datasets import DatasetNotFoundError
+from vae_core.model.evaluate import EvalMetrics
+from vae_core.runs.families import family_of
+from vae_core.runs.folders import LoadedRun, RunLoadError
 from vae_plots import compare
 
 PARAM = "compare"  # the URL query parameter: the compared runs' folder names, comma-separated

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.state import evaluate_cached, load_warmer, run_mtime
-from vae_core.evaluate import EvalMetrics
-from vae_core.runs import LoadedRun
+from vae_core.model.evaluate import EvalMetrics
+from vae_core.runs.folders import LoadedRun
 
 SHOWN_KEY = "deferred_shown_run"  # session: the run the deferring page last drew, to tell a flip from a visit
 PENDING_KEY = "deferred_pending"  # session: the (path, n_images, iwae_k) estimates the page is waiting for

@@ -14,7 +14,7 @@ import streamlit as st
 
 from ui.session import client_record
 from vae_core.config import SECTIONS, FieldInfo, RunConfig, check_field, fields_info, range_text
-from vae_core.train import make_run_config
+from vae_core.training.trainer import make_run_config
 
 Section = Literal["data", "model", "loss", "train"]
 Use = Literal["used", "unused"]  # an unused field (σ under a Bernoulli) is greyed out, unless it is refused

@@ -36,7 +36,7 @@ THIRD_PARTY = (
     "torch",
     "torch.nn.functional",
     "torchvision",
-    "torchvision.datasets",  # vae_core.data imports it inside a function (slow): import it here instead
+    "torchvision.datasets",  # vae_core.data.datasets imports it inside a function (slow): import it here instead
     "safetensors.torch",
     "plotly.graph_objects",
     "plotly.io",

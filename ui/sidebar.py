@@ -8,7 +8,7 @@ import streamlit as st
 from ui.family import family_toggle_ui
 from ui.session import client_token
 from ui.state import ModelChoice, current_run, model_choices, set_run
-from vae_core.runs import LoadedRun
+from vae_core.runs.folders import LoadedRun
 from vae_plots.figures import format_number
 from vae_plots.views import dataset_words, run_beta
 

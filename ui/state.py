@@ -22,11 +22,11 @@ import torch
 
 from ui.session import client_token
 from vae_core.config import DataConfig
-from vae_core.data import DatasetNotFoundError, ImageDataset, load_dataset
-from vae_core.evaluate import EvalMetrics, evaluate
+from vae_core.data.datasets import DatasetNotFoundError, ImageDataset, load_dataset
+from vae_core.model.evaluate import EvalMetrics, evaluate
 from vae_core.host import HostSettings
-from vae_core.images.private import PrivateSpace
-from vae_core.runs import (CONFIG, LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
+from vae_core.data.images.private import PrivateSpace
+from vae_core.runs.folders import (CONFIG, LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
                            load_run, read_samples, run_tag)
 from vae_plots.views import LatentMap, dataset_words, latent_map
 

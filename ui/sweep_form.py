@@ -1,4 +1,4 @@
-"""The Train page's sweep: one field over several values, trained as a family in lockstep (vae_core.sweep)."""
+"""The Train page's sweep: one field over several values, trained as a family in lockstep (vae_core.training.sweeps)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,11 +9,11 @@ import streamlit as st
 
 from ui.sweep_live import swatch
 from ui.train_form import load_target_range
-from vae_core.compatibility import Verdict, compatibility
+from vae_core.model.compatibility import Verdict, compatibility
 from vae_core.config import RunConfig, field_info, field_value
-from vae_core.data import DatasetNotFoundError
-from vae_core.families import field_label
-from vae_core.sweep import SWEEP_MAX_VARIANTS, SweepSpec, format_value, sweep_configs, sweepable_fields
+from vae_core.data.datasets import DatasetNotFoundError
+from vae_core.runs.families import field_label
+from vae_core.training.sweeps import SWEEP_MAX_VARIANTS, SweepSpec, format_value, sweep_configs, sweepable_fields
 
 FIELD_KEY = "cfg_sweep_field"  # widget: the swept field ("" = one run)
 VALUES_KEY = "cfg_sweep_values_{field}"  # widget: the values, one per field (a field's options differ)

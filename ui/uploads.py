@@ -16,14 +16,14 @@ import streamlit as st
 
 from ui.session import client_record, client_token
 from vae_core.config import DataConfig
-from vae_core.data import DatasetNotFoundError
+from vae_core.data.datasets import DatasetNotFoundError
 from vae_core.host import HostSettings
-from vae_core.images.dataset import UserImages, read_images
-from vae_core.images.private import PrivateSpace, delete_expired
-from vae_core.images.source import MB, UploadLimits
-from vae_core.images.stats import ImageStats, image_stats
-from vae_core.normalize import fit_normalizer
-from vae_core.train import TargetRange, target_range_of
+from vae_core.data.images.dataset import UserImages, read_images
+from vae_core.data.images.private import PrivateSpace, delete_expired
+from vae_core.data.images.source import MB, UploadLimits
+from vae_core.data.images.stats import ImageStats, image_stats
+from vae_core.data.normalize import fit_normalizer
+from vae_core.training.trainer import TargetRange, target_range_of
 
 RANGES_KEY = "images_ranges"  # session: each data config's target range on this browser's images
 READ_KEY = "images_read"  # session: the last Read, so a rerun does not decode the images again

@@ -95,12 +95,12 @@ class HostSettings:
 
 
 def _default_upload_mb() -> int:
-    from .images.source import MB, UploadLimits
+    from vae_core.data.images.source import MB, UploadLimits
 
     return UploadLimits().upload_bytes // MB
 
 
 def _uploads_dir(env: Mapping[str, str]) -> Path:
-    from .images.private import default_uploads_root
+    from vae_core.data.images.private import default_uploads_root
 
     return Path(env.get("VAE_LAB_UPLOADS") or default_uploads_root()).expanduser().absolute()

@@ -21,10 +21,10 @@ from typing import Any, Callable, Iterator, Sequence, get_args
 
 import torch
 
-from .compatibility import compatibility, degeneracy
-from .config import (DataConfig, DatasetName, LikelihoodName, LossConfig, ModelConfig, Normalization,
+from vae_core.model.compatibility import compatibility, degeneracy
+from vae_core.config import (DataConfig, DatasetName, LikelihoodName, LossConfig, ModelConfig, Normalization,
                      OutputActivation, RunConfig, TrainConfig)
-from .runs import LoadedRun, RunInfo, RunLoadError, list_runs, read_config, read_metrics
+from vae_core.runs.folders import LoadedRun, RunInfo, RunLoadError, list_runs, read_config, read_metrics
 
 # 10 epochs of 20,000 sprites: the whole zoo takes about 25 minutes with 2 processes on a 2-core machine.
 ZOO_EPOCHS = 10
@@ -63,7 +63,7 @@ def entry_name(dataset: str, key: ZooKey) -> str:
 
 def base_config(dataset: DatasetName = "sprites", data_dir: str | None = None) -> RunConfig:
     """What every zoo entry shares; the image shape comes from the dataset."""
-    from .train import make_run_config  # train imports the models; a listing does not need them
+    from vae_core.training.trainer import make_run_config  # train imports the models; a listing does not need them
 
     return make_run_config(DataConfig(dataset=dataset, image_size=32, data_dir=data_dir),
                            ModelConfig(arch="conv", latent_dim=10, width=32, depth=3),
@@ -96,7 +96,7 @@ class ZooResult:
 
 def train_entry(entry: ZooEntry, out_dir: Path) -> ZooResult:
     """Train and save one entry into out_dir/<name>, as `python -m vae_core train --out` does."""
-    from .jobs import run_in_foreground
+    from vae_core.jobs.training_job import run_in_foreground
 
     start = time.monotonic()
     snap = run_in_foreground(entry.config, Path(out_dir), Path(out_dir) / entry.name)
@@ -127,7 +127,7 @@ def check_workers(workers: int) -> None:
 
 def _check_data(config: RunConfig) -> None:
     """Fail once, here, when the dataset is missing, rather than once per entry in the workers."""
-    from .data import load_dataset
+    from vae_core.data.datasets import load_dataset
 
     load_dataset(config.data, "test")
 
@@ -150,9 +150,9 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
     training set, then the whole test split, the run's loss, evaluate's default seed and batch size) under the
     run's thread count, so it writes what a rebuild would.
     """
-    from .data import load_dataset
-    from .evaluate import evaluate
-    from .runs import load_run, read_samples, save_run
+    from vae_core.data.datasets import load_dataset
+    from vae_core.model.evaluate import evaluate
+    from vae_core.runs.folders import load_run, read_samples, save_run
 
     run = load_run(run_dir)
     images = load_dataset(run.config.data, "test").images
@@ -167,8 +167,8 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
 
 def _refit_sigma(run: LoadedRun) -> None:
     """gaussian_optimal: the sigma* of the whole training set, as training's end now keeps (Trainer.fit_sigma)."""
-    from .data import load_dataset
-    from .train import fit_optimal_log_sigma
+    from vae_core.data.datasets import load_dataset
+    from vae_core.training.trainer import fit_optimal_log_sigma
 
     if run.model.lik.sigma != "optimal":
         return

@@ -17,15 +17,15 @@ import plotly.graph_objects as go
 import torch
 from pandas.io.formats.style import Styler
 
-from vae_core.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
-from vae_core.data import pixels
-from vae_core.evaluate import EvalMetrics, PerImage
+from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
+from vae_core.data.datasets import pixels
+from vae_core.model.evaluate import EvalMetrics, PerImage
 from vae_core.config import field_value
-from vae_core.families import TOGGLE_FIELDS, differences
-from vae_core.latent import embed, reconstruct
-from vae_core.likelihoods import likelihood_spec
-from vae_core.paired import PairedDifference, better_by, paired_difference, unpaired_difference
-from vae_core.runs import LoadedRun, run_tag
+from vae_core.runs.families import TOGGLE_FIELDS, differences
+from vae_core.model.latent import embed, reconstruct
+from vae_core.model.likelihoods import likelihood_spec
+from vae_core.model.paired import PairedDifference, better_by, paired_difference, unpaired_difference
+from vae_core.runs.folders import LoadedRun, run_tag
 
 from . import figures, views
 

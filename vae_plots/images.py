@@ -6,9 +6,9 @@ import math
 import plotly.graph_objects as go
 import torch
 
-from vae_core.compatibility import ACTIVATION_RANGE
-from vae_core.data import ImageDataset, pixels
-from vae_core.normalize import Normalizer
+from vae_core.model.compatibility import ACTIVATION_RANGE
+from vae_core.data.datasets import ImageDataset, pixels
+from vae_core.data.normalize import Normalizer
 
 from . import figures
 

@@ -12,16 +12,16 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from vae_core.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
+from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
 from vae_core.config import RunConfig
-from vae_core.data import ImageDataset, pixels
-from vae_core.evaluate import (ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL, EvalMetrics, posterior_collapse, range_fractions,
+from vae_core.data.datasets import ImageDataset, pixels
+from vae_core.model.evaluate import (ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL, EvalMetrics, posterior_collapse, range_fractions,
                                too_early_for_collapse)
-from vae_core.job_state import Preview
-from vae_core.latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
-from vae_core.objective import EquivalentBeta, equivalent_beta
-from vae_core.runs import LoadedRun
-from vae_core.train import StepMetrics
+from vae_core.jobs.state import Preview
+from vae_core.model.latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
+from vae_core.model.objective import EquivalentBeta, equivalent_beta
+from vae_core.runs.folders import LoadedRun
+from vae_core.training.trainer import StepMetrics
 
 from . import diagnostic_figures, figures, live_svg
 

@@ -1,8 +1,8 @@
 """The four questions as labs (base.py says what a lab is); LABS lists them in the order people ask them."""
 from __future__ import annotations
 
-from . import grey_sigmoid, not_unit, sampled_z, zscore_tanh
-from .base import Lab
+from vae_core.labs import grey_sigmoid, not_unit, sampled_z, zscore_tanh
+from vae_core.labs.base import Lab
 
 LABS: dict[str, Lab] = {lab.id: lab for lab in (zscore_tanh.LAB, grey_sigmoid.LAB, not_unit.LAB, sampled_z.LAB)}
 

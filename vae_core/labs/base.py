@@ -21,13 +21,13 @@ from typing import Any, Literal
 
 import torch
 
-from ..config import DataConfig, DatasetName, LossConfig, ModelConfig, RunConfig, TrainConfig
-from ..evaluate import EvalMetrics, evaluate
-from ..objective import kl_per_dimension
-from ..runs import LoadedRun, RunLoadError, load_run, read_samples
-from ..sweep import FAMILY_MAX_SEEDS, FamilySpec
-from ..data import SPRITES_TRAIN, load_dataset
-from ..train import make_run_config
+from vae_core.config import DataConfig, DatasetName, LossConfig, ModelConfig, RunConfig, TrainConfig
+from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.model.objective import kl_per_dimension
+from vae_core.runs.folders import LoadedRun, RunLoadError, load_run, read_samples
+from vae_core.training.sweeps import FAMILY_MAX_SEEDS, FamilySpec
+from vae_core.data.datasets import SPRITES_TRAIN, load_dataset
+from vae_core.training.trainer import make_run_config
 
 # Test images each variant is evaluated on and the lab measures: the same images for both (the whole split
 # would cost minutes on MNIST); each estimate comes with its standard error.

@@ -25,13 +25,13 @@ from collections.abc import Mapping
 
 import torch
 
-from ..config import LossConfig, ModelConfig
-from ..latent import embed
-from ..normalize import GREY_LEVELS
-from ..objective import equivalent_beta
-from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
+from vae_core.config import LossConfig, ModelConfig
+from vae_core.model.latent import embed
+from vae_core.data.normalize import GREY_LEVELS
+from vae_core.model.objective import equivalent_beta
+from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
                    base_config, missing, vary)
-from .evidence import (Direction, Evidence, Practical, against_margin, contradicted, evidence, joint_verdict,
+from vae_core.labs.evidence import (Direction, Evidence, Practical, against_margin, contradicted, evidence, joint_verdict,
                        level_evidence, verdict)
 
 BATCH, LATENT = 64, 8  # the question's B and L: its loss is beta_eff = 100 / (64 * 8)

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import pixels
-from ..job_state import to_pixels
-from ..paired import DISTINGUISHABLE_SE
-from .base import Column, Family, LabRun, LabSettings, Measured, Variant, first_run, load_family
-from .evidence import evidence, verdict
-from .run import LabOutcome
+from vae_core.data.datasets import pixels
+from vae_core.jobs.state import to_pixels
+from vae_core.model.paired import DISTINGUISHABLE_SE
+from vae_core.labs.base import Column, Family, LabRun, LabSettings, Measured, Variant, first_run, load_family
+from vae_core.labs.evidence import evidence, verdict
+from vae_core.labs.run import LabOutcome
 
 N_SHOWN = 8  # test images per reconstruction row
 Rows = list[tuple[str, np.ndarray]]  # (caption, (n, H, W, C) uint8) picture rows

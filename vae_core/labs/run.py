@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..job_state import JobUpdate
-from ..jobs import run_in_foreground
-from ..sweep import SweepPlan
-from .base import KEY_MARK, Family, Finding, Lab, LabSettings, Measured, Variant, load_family, measure
+from vae_core.jobs.state import JobUpdate
+from vae_core.jobs.training_job import run_in_foreground
+from vae_core.training.sweeps import SweepPlan
+from vae_core.labs.base import KEY_MARK, Family, Finding, Lab, LabSettings, Measured, Variant, load_family, measure
 
 
 @dataclass(frozen=True)

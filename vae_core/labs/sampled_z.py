@@ -14,17 +14,17 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunConfig
-from ..data import pixels
-from ..latent import reconstruct
-from ..likelihoods import HALF_LOG_2PI
-from ..objective import reconstruction_nats
-from ..runs import LoadedRun, RunLoadError, bundled_models_dir, read_config
-from ..zoo import ZooKey, entry_name, with_key
-from ..zoo import base_config as zoo_base_config
-from .base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
+from vae_core.config import RunConfig
+from vae_core.data.datasets import pixels
+from vae_core.model.latent import reconstruct
+from vae_core.model.likelihoods import HALF_LOG_2PI
+from vae_core.model.objective import reconstruction_nats
+from vae_core.runs.folders import LoadedRun, RunLoadError, bundled_models_dir, read_config
+from vae_core.zoo import ZooKey, entry_name, with_key
+from vae_core.zoo import base_config as zoo_base_config
+from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
                    base_config, missing)
-from .evidence import Direction, Evidence, level_evidence, verdict
+from vae_core.labs.evidence import Direction, Evidence, level_evidence, verdict
 
 KEY = "model"
 ZOO_KEY = ZooKey("sigmoid", "unit", "gaussian")  # the bundled run this lab's variant is

@@ -1,0 +1,1 @@
+"""python -m vae_core <command>: the terminal front end."""

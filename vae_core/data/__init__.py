@@ -1,0 +1,1 @@
+"""Datasets behind one interface and the input normalizations."""

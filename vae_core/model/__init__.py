@@ -1,0 +1,1 @@
+"""The VAE, its likelihoods, the objective and everything measured on a trained model."""

@@ -1,0 +1,1 @@
+"""Run folders on disk: saving, loading, listing, carried samples, sweep manifests, families."""

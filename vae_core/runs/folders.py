@@ -1,0 +1,457 @@
+"""Run folders: weights.safetensors + config.json + metrics.json, saved atomically, loaded without
+unpickling anything. A checkpoint is untrusted input: every field is validated before use."""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, TypeVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vae_core import host
+from vae_core.config import RunConfig
+from vae_core.model.vae import VAE, build_model
+from vae_core.data.datasets import ImageDataset
+from vae_core.data.normalize import Normalizer
+from vae_core.runs.samples import SAMPLES, SamplesError, read_samples_file, write_samples
+from vae_core.training.state import TRAIN_STATE, TrainState, write_train_state
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+FORMAT = "vae-lab-run/1"
+WEIGHTS, CONFIG, METRICS = "weights.safetensors", "config.json", "metrics.json"
+MAX_JSON_BYTES = 8 * 2**20  # a config or metrics file bigger than this is not one of ours
+MAX_WEIGHTS_BYTES = 512 * 2**20
+STALE_HEARTBEAT_MIN_S = 30.0  # a "running" run silent this long (or 3 checkpoint intervals) was interrupted
+SWAP_RETRY_S = 0.2  # a reader that caught a run between a save's two renames looks again after this
+STALE_TEMPORARY_S = 3600.0  # a save's temporary folder this old is debris, whoever wrote it
+
+# metrics.json's status; "interrupted": the process that trained it is gone (derived, or saved by the child)
+RunStatus = Literal["running", "finished", "stopped", "diverged", "interrupted", "failed"]
+
+
+class RunLoadError(ValueError):
+    """A run folder that cannot be loaded; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    path: Path
+    config: RunConfig
+    normalizer: Normalizer
+    model: VAE  # eval mode; treat as read-only (it may be shared between sessions)
+    metrics: dict[str, Any]  # status, test metrics, training summary and history
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What metrics.json holds. A checkpoint of a job still training has status "running"."""
+    status: RunStatus
+    message: str = ""
+    steps: int = 0
+    test: dict[str, Any] = field(default_factory=dict)  # EvalMetrics.to_dict(); empty if not evaluated
+    history: dict[str, list[float]] = field(default_factory=dict)  # column-wise, first step kept
+    owner: str | None = None  # who started the job (a session), None from the CLI
+    started: float | None = None  # unix time the job started
+    pid: int | None = None  # the process that wrote it
+    host: str | None = None  # the machine that process runs on
+    heartbeat: float | None = None  # unix time of this save
+    checkpoint_every_s: float | None = None  # the writer's checkpoint interval
+    sweep: str | None = None  # the sweep this run is a variant of (the sweep's id), None if trained alone
+    world_size: int = 1  # processes that trained it together
+    device: str = "cpu"  # the device type it trained on: cpu, cuda or mps
+    precision: str = "float32"  # float32, or bf16: the network in bfloat16 (autocast), weights and terms float32
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def writer_fields() -> dict[str, Any]:
+    """The pid, host and heartbeat that let a reader tell a live "running" run from an interrupted one."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run picker shows, read from config.json and metrics.json only (no weights)."""
+    path: Path
+    status: str  # a RunStatus, or "unknown" / "unreadable"
+    created: float  # unix time the job started, else config.json's modification time
+    dataset: str | None = None
+    normalization: str | None = None
+    output_activation: str | None = None
+    likelihood: str | None = None
+    latent_dim: int | None = None
+    owner: str | None = None
+    steps: int | None = None
+    test_elbo_nats: float | None = None
+    config: RunConfig | None = None  # None when unreadable
+    sweep: str | None = None  # RunRecord.sweep
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def summary(self) -> str:
+        """One readable line, e.g. "sprites · unit → sigmoid · bernoulli · 10-d · 4,013 steps · ELBO -121.0"."""
+        parts = [self.dataset or "?", f"{self.normalization} → {self.output_activation}", self.likelihood or "?",
+                 f"{self.latent_dim}-d" if self.latent_dim else "?-d"]
+        if self.steps is not None:
+            parts.append(f"{self.steps:,} steps")
+        if self.test_elbo_nats is not None:
+            parts.append(f"ELBO {self.test_elbo_nats:.1f}")
+        return " · ".join(parts)
+
+
+def default_runs_dir() -> Path:
+    """Where runs trained by users go: the host's setting (host.runs_dir: $VAE_LAB_RUNS, else ./runs)."""
+    return host.runs_dir()
+
+
+def bundled_models_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def run_name(config: RunConfig) -> str:
+    """A readable, unique-enough folder name: time, dataset, activation, likelihood."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    m, d, l = config.model, config.data, config.loss
+    return f"{stamp}-{d.dataset}-{d.normalization}-{m.output_activation}-{l.likelihood}-{uuid.uuid4().hex[:4]}"
+
+
+def run_tag(name: str) -> str:
+    """What tells a run folder apart in a picker: run_name's random part, and a sweep variant's value after it
+    ("ab12 · lr-0.01", "c3d4 · fixed_x0.1-s2"); a name of another shape, its last four characters."""
+    parts = name.split("-")
+    if len(parts) < RUN_NAME_PARTS:
+        return name[-4:]
+    return parts[RUN_NAME_PARTS - 1] + (f" · {'-'.join(parts[RUN_NAME_PARTS:])}" if len(parts) > RUN_NAME_PARTS else "")
+
+
+RUN_NAME_PARTS = 7  # run_name: date, time, dataset, normalization, activation, likelihood, random part
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalizer,
+             metrics: dict[str, Any], samples: ImageDataset | None = None,
+             train_state: TrainState | None = None) -> Path:
+    """Write the run folder atomically: a crash mid-save leaves any previous run at run_dir intact.
+
+    samples: test images kept beside the weights (see run_samples.samples_to_keep), or None.
+    train_state: what resuming it needs beyond the weights (train_state.py), or None.
+    """
+    run_dir = Path(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(run_dir, "tmp")
+    tmp.mkdir()
+    try:
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        cfg = {"format": FORMAT, "run": config.to_dict(), "normalization": normalizer.to_dict()}
+        _write(tmp / CONFIG, json.dumps(cfg, indent=2).encode())
+        _write(tmp / METRICS, json.dumps(_json_safe(metrics), indent=2).encode())
+        if samples is not None:
+            write_samples(tmp / SAMPLES, samples)
+        if train_state is not None:
+            write_train_state(tmp / TRAIN_STATE, train_state)
+        _swap_in(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def read_samples(run_dir: str | Path) -> ImageDataset | None:
+    """The test images the run carries; None if it has none; RunLoadError if they are bad."""
+    path = Path(run_dir) / SAMPLES
+    if not path.is_file():
+        return None
+    try:
+        return read_samples_file(path, read_config(Path(run_dir))[0])
+    except SamplesError as e:
+        raise RunLoadError(str(e)) from None
+
+
+def _temporary(run_dir: Path, kind: Literal["tmp", "old"]) -> Path:
+    """A hidden sibling named after its writer's pid, so a cleanup can tell a live save from debris."""
+    return run_dir.parent / f".{run_dir.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _swap_in(tmp: Path, run_dir: Path) -> None:
+    if not run_dir.exists():
+        os.rename(tmp, run_dir)
+        return
+    old = _temporary(run_dir, "old")
+    os.rename(run_dir, old)
+    os.rename(tmp, run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise RunLoadError(f"{path.name} is missing from {path.parent}: a run folder holds "
+                           f"{WEIGHTS}, {CONFIG} and {METRICS}.")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise RunLoadError(f"{path} is larger than {MAX_JSON_BYTES // 2**20} MB: not a VAE Lab file.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunLoadError(f"{path} is not valid JSON ({e}). Re-save the run or pick another.") from None
+
+
+def read_config(run_dir: Path) -> tuple[RunConfig, Normalizer]:
+    raw = _read_json(Path(run_dir) / CONFIG)
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise RunLoadError(f"{run_dir}/{CONFIG} is not a VAE Lab run config (expected format {FORMAT!r}).")
+    try:
+        return RunConfig.from_dict(raw.get("run")), Normalizer.from_dict(raw.get("normalization") or {})
+    except ValueError as e:
+        raise RunLoadError(f"{run_dir}/{CONFIG} is invalid: {e}") from None
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise RunLoadError(f"{WEIGHTS} is missing from {path.parent}. VAE Lab loads only safetensors "
+                           "weights (never pickled .pt/.pth files, which can run code when loaded).")
+    if path.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise RunLoadError(f"{path} is larger than {MAX_WEIGHTS_BYTES // 2**20} MB: too big for these models.")
+    return _read_tensors(path)
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise RunLoadError(f"{path} is not a readable safetensors file ({e}).") from None
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Rebuild the model from config.json and load its weights; raise RunLoadError with the reason."""
+    return _across_a_swap(_load_run, Path(run_dir))
+
+
+def _across_a_swap(read: Callable[[Path], R], run_dir: Path) -> R:
+    """read(run_dir), tried again once if it failed while a checkpoint was being swapped in."""
+    try:
+        return read(run_dir)
+    except (RunLoadError, OSError):
+        if not _save_in_progress(run_dir):
+            raise
+    time.sleep(SWAP_RETRY_S)  # the swap is two renames: over within milliseconds
+    return read(run_dir)
+
+
+def _save_in_progress(run_dir: Path) -> bool:
+    name = glob.escape(run_dir.name)
+    return any(next(run_dir.parent.glob(f".{name}.{kind}-*"), None) for kind in ("tmp", "old"))
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """metrics.json of a run, checked to be a JSON object (no weights read)."""
+    metrics = _read_json(Path(run_dir) / METRICS)
+    if not isinstance(metrics, dict):
+        raise RunLoadError(f"{run_dir}/{METRICS} must be a JSON object.")
+    return metrics
+
+
+def _load_run(run_dir: Path) -> LoadedRun:
+    if not run_dir.is_dir():
+        raise RunLoadError(f"{run_dir} is not a folder: a run is a folder with {WEIGHTS}, {CONFIG}, {METRICS}.")
+    config, normalizer = read_config(run_dir)
+    if len(normalizer.shift) != config.model.channels:
+        raise RunLoadError(f"{run_dir}/{CONFIG}: the normalization has {len(normalizer.shift)} channels "
+                           f"but the model has {config.model.channels}.")
+    state = _read_weights(run_dir / WEIGHTS)
+    # The sigma floor follows from the normalization (no run saves it): runs saved before it existed load alike.
+    model = build_model(config.model, config.loss.likelihood, config.loss.sigma, sigma_floor=normalizer.sigma_floor())
+    _check_state(state, model, run_dir)
+    model.load_state_dict(state, strict=True)
+    model.eval().requires_grad_(False)
+    metrics = _read_json(run_dir / METRICS)
+    if not isinstance(metrics, dict):
+        raise RunLoadError(f"{run_dir}/{METRICS} must be a JSON object.")
+    return LoadedRun(run_dir, config, normalizer, model, metrics)
+
+
+def _check_state(state: dict[str, torch.Tensor], model: VAE, run_dir: Path) -> None:
+    expected = model.state_dict()
+    missing, extra = set(expected) - set(state), set(state) - set(expected)
+    if missing or extra:
+        raise RunLoadError(f"{run_dir}/{WEIGHTS} does not match its config: missing {sorted(missing)[:5]}, "
+                           f"unexpected {sorted(extra)[:5]}.")
+    for k, v in state.items():
+        if v.shape != expected[k].shape or v.dtype != expected[k].dtype:
+            raise RunLoadError(f"{run_dir}/{WEIGHTS}: tensor {k} is {v.dtype} {tuple(v.shape)}, but the "
+                               f"config needs {expected[k].dtype} {tuple(expected[k].shape)}.")
+        if not torch.isfinite(v).all():
+            raise RunLoadError(f"{run_dir}/{WEIGHTS}: tensor {k} holds NaN or infinite values.")
+
+
+_RUN_NAME = re.compile(r"^[^.]")  # temporary and replaced folders start with a dot
+
+
+def list_runs(*roots: Path) -> list[RunInfo]:
+    """Run folders directly under each root, newest first; folders without a config are skipped."""
+    found = []
+    for root in roots:
+        if not Path(root).is_dir():
+            continue
+        for d in Path(root).iterdir():
+            if d.is_dir() and _RUN_NAME.match(d.name) and (d / CONFIG).is_file():
+                try:
+                    found.append(run_info(d))
+                except OSError:
+                    continue  # deleted while we looked
+    return sorted(found, key=lambda r: r.created, reverse=True)
+
+
+def run_info(run_dir: Path) -> RunInfo:
+    """What the run is and how it ended, without loading its weights; a bad file makes it "unreadable"."""
+    run_dir = Path(run_dir)
+    try:
+        return _across_a_swap(_run_info, run_dir)
+    except RunLoadError:
+        return RunInfo(run_dir, "unreadable", (run_dir / CONFIG).stat().st_mtime)
+
+
+def _run_info(run_dir: Path) -> RunInfo:
+    created = (run_dir / CONFIG).stat().st_mtime
+    config, normalizer = read_config(run_dir)
+    metrics = _read_json(run_dir / METRICS)
+    if not isinstance(metrics, dict):
+        raise RunLoadError(f"{run_dir}/{METRICS} must be a JSON object.")
+    test = metrics.get("test")
+    return RunInfo(run_dir, live_status(metrics), created=_number(metrics.get("started")) or created,
+                   dataset=config.data.dataset, normalization=normalizer.kind,
+                   output_activation=config.model.output_activation, likelihood=config.loss.likelihood,
+                   latent_dim=config.model.latent_dim, owner=_text(metrics.get("owner")),
+                   steps=_integer(metrics.get("steps")),
+                   test_elbo_nats=_number(test.get("elbo_nats")) if isinstance(test, dict) else None,
+                   config=config, sweep=_text(metrics.get("sweep")))
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value[:200] if isinstance(value, str) else None
+
+
+def live_status(metrics: dict[str, Any], now: float | None = None) -> str:
+    """metrics.json's status, except that a "running" run whose writer is gone is "interrupted"."""
+    status = str(metrics.get("status", "unknown"))
+    if status != "running":
+        return status
+    return "running" if _writer_alive(metrics, time.time() if now is None else now) else "interrupted"
+
+
+def _writer_alive(metrics: dict[str, Any], now: float) -> bool:
+    heartbeat, interval = _number(metrics.get("heartbeat")), _number(metrics.get("checkpoint_every_s")) or 5.0
+    if heartbeat is None or now - heartbeat > max(STALE_HEARTBEAT_MIN_S, 3 * interval):
+        return False  # also catches a pid that was reused after the writer died
+    pid = _integer(metrics.get("pid"))
+    if pid is None or metrics.get("host") != socket.gethostname():
+        return True  # another machine's process: only its heartbeat can tell
+    return pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (a zombie, dead but unreaped, counts as gone)."""
+    if pid <= 0:
+        return False  # kill(0) or kill(-n) would signal a whole process group
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux): trust kill()
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    removed: list[Path]  # leftover temporary folders deleted
+    restored: list[Path]  # runs put back from a save that died between its two renames
+
+
+def cleanup_stale_temporaries(root: Path) -> Cleanup:
+    """Remove the temporaries of saves that crashed (writer dead, or over an hour old); a live save's stay."""
+    removed, restored = [], []
+    root = Path(root)
+    if not root.is_dir():
+        return Cleanup(removed, restored)
+    stale = sorted((d for d in root.iterdir() if d.is_dir() and _stale(d)), key=lambda d: d.name)
+    for d in sorted(stale, key=lambda d: ".tmp-" not in d.name):  # a complete new save wins over the old one
+        target = root / _TEMPORARY.match(d.name)["name"]
+        if not target.exists() and all((d / f).is_file() for f in (WEIGHTS, CONFIG, METRICS)):
+            os.rename(d, target)
+            restored.append(target)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    if removed or restored:
+        log.info("cleaned up %s: removed %s, restored %s", root, [p.name for p in removed], [p.name for p in restored])
+    return Cleanup(removed, restored)
+
+
+def _stale(d: Path) -> bool:
+    m = _TEMPORARY.match(d.name)
+    if not m:
+        return False
+    try:
+        old = time.time() - d.stat().st_mtime > STALE_TEMPORARY_S
+    except OSError:
+        return False  # it went away meanwhile: its save finished
+    return old or (m["pid"] is not None and not pid_alive(int(m["pid"])))

@@ -1,0 +1,1 @@
+"""The trainer, its resumable state, lockstep families, torchrun and devices."""
