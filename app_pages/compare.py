@@ -3,7 +3,7 @@ import streamlit as st
 from ui import compare as state
 from ui.state import current_run, page_test_images
 from ui.widgets import chart, url_choice, url_number
-from vae_core.data.datasets import ImageDataset
+from vae_core.data.base import ImageDataset
 from vae_plots import compare
 
 N_SHOWN = 8  # test images in the reconstruction rows: 32-pixel tiles stay visible at half a screen wide

@@ -19,7 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
 from vae_core.data.normalize import fit_normalizer  # noqa: E402
-from vae_core.training.sweeps import LockstepTrainer, parse_sweep, sweep_configs  # noqa: E402
+from vae_core.training.lockstep import LockstepTrainer
+from vae_core.training.sweeps import parse_sweep, sweep_configs
 from vae_core.training.trainer import Trainer, make_run_config, prepare_data  # noqa: E402
 
 

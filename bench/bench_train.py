@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
-from vae_core.data.datasets import pixels  # noqa: E402
+from vae_core.data.base import pixels
 from vae_core.model.vae import build_model  # noqa: E402
 from vae_core.training.trainer import Trainer, make_run_config, prepare_data  # noqa: E402
 

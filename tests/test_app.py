@@ -173,7 +173,7 @@ def test_a_run_whose_dataset_is_missing_is_shown_on_the_test_images_it_carries(r
     import torch
 
     from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-    from vae_core.data.datasets import ImageDataset
+    from vae_core.data.base import ImageDataset
     from vae_core.model.vae import build_model
     from vae_core.data.normalize import fit_normalizer
     from vae_core.runs.folders import RunRecord, save_run

@@ -116,7 +116,8 @@ def test_every_loss_and_architecture_choice_is_a_flag_saved_in_the_run(tmp_path)
 
 
 def test_mnist_has_defaults_of_its_own_that_flags_override():
-    from vae_core.cli.main import build_parser, config_from_args
+    from vae_core.cli.main import build_parser
+    from vae_core.cli.options import config_from_args
     from vae_core.config import DATASET_DEFAULTS, field_value
 
     parser = build_parser()
@@ -133,7 +134,8 @@ def test_mnist_has_defaults_of_its_own_that_flags_override():
 
 
 def test_under_torchrun_the_batch_size_is_each_process_and_a_sweep_is_refused():
-    from vae_core.cli.main import _per_process, build_parser
+    from vae_core.cli.main import build_parser
+    from vae_core.cli.train import _per_process
     from vae_core.training.distributed import Dist
 
     ns = build_parser().parse_args(["train", "--dataset", "mnist", "--quiet"])

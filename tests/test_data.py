@@ -1,4 +1,4 @@
-"""vae_core.data.datasets: generated sprites, torchvision sets from files, subsets, and clear errors."""
+"""vae_core.data: generated sprites, torchvision sets from files, subsets, and clear errors."""
 from __future__ import annotations
 
 import colorsys
@@ -15,10 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vae_core.data import datasets as data
+from vae_core.data import sprites as sprite_module
 from vae_core.config import DataConfig
-from vae_core.data.datasets import (SPRITE_SHAPES, DatasetNotFoundError, ImageDataset, dataset_shape, load_dataset,
-                           make_sprites, pixels, resolve_data_dir)
+from vae_core.data.datasets import dataset_shape, load_dataset, resolve_data_dir
+from vae_core.data.sprites import SPRITE_SHAPES, make_sprites
+from vae_core.data.base import DatasetNotFoundError, ImageDataset, pixels
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # real files, outside the repo
@@ -27,9 +28,9 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # real fi
 @pytest.fixture(autouse=True)
 def _fresh_sprite_cache():
     """Each test starts and ends with an empty sprite cache (64 px train alone is ~250 MB)."""
-    data._sprites.cache_clear()
+    sprite_module.sprite_split.cache_clear()
     yield
-    data._sprites.cache_clear()
+    sprite_module.sprite_split.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ class TestSpriteContents:
     def test_factors_in_their_ranges(self, sprites):
         shape, scale, rot, x, y, hue = sprites.factors.unbind(1)
         assert torch.equal(shape, shape.round()) and shape.min() == 0 and shape.max() == 3
-        lo, hi = data.SCALE_RANGE
+        lo, hi = sprite_module.SCALE_RANGE
         assert (scale >= lo).all() and (scale <= hi).all() and 0.2 <= lo < hi <= 0.6
         assert (rot >= 0).all() and (rot < 2 * math.pi).all() and rot.max() > 5
         assert (x - scale / 2 > 0).all() and (x + scale / 2 < 1).all()  # the enclosing circle stays inside
@@ -105,8 +106,8 @@ class TestSpriteContents:
     def test_each_shape_has_its_area(self, sprites):
         # area / enclosing circle's area: square 2/pi, ellipse 0.55 (its axis ratio), equilateral triangle
         # 3*sqrt(3)/(4*pi), star 5 * inner ratio * sin(36 deg) / pi; checks each SDF's size and soft edge
-        expected = [2 / math.pi, data.ELLIPSE_MINOR, 3 * math.sqrt(3) / (4 * math.pi),
-                    5 * data.STAR_INNER * math.sin(math.radians(36)) / math.pi]
+        expected = [2 / math.pi, sprite_module.ELLIPSE_MINOR, 3 * math.sqrt(3) / (4 * math.pi),
+                    5 * sprite_module.STAR_INNER * math.sin(math.radians(36)) / math.pi]
         circle = math.pi * (sprites.factors[:, 1] * 16) ** 2  # (N,) in pixels
         fill = _lit(sprites).sum(dim=(1, 2)) / circle  # (N,)
         for k, want in enumerate(expected):
@@ -119,7 +120,7 @@ class TestSpriteContents:
 class TestSpriteReproducibility:
     def test_same_seed_same_bytes(self):
         a = make_sprites(64, seed=5).images.clone()
-        data._sprites.cache_clear()  # force a real second generation
+        sprite_module.sprite_split.cache_clear()  # force a real second generation
         assert torch.equal(a, make_sprites(64, seed=5).images)
 
     def test_different_seed_differs(self):
@@ -140,8 +141,8 @@ class TestSpriteReproducibility:
 
     def test_test_split_alone_generates_only_the_test_split(self):
         test = load_dataset(DataConfig(), "test")
-        assert len(test) == data.SPRITES_TEST == 2000
-        info = data._sprites.cache_info()
+        assert len(test) == sprite_module.SPRITES_TEST == 2000
+        info = sprite_module.sprite_split.cache_info()
         assert (info.misses, info.currsize) == (1, 1)
 
     def test_64px_is_the_same_scene_in_more_detail(self):
@@ -210,7 +211,7 @@ class TestHelpers:
         assert dataset_shape(DataConfig(dataset="mnist")) == (1, 28)
         assert dataset_shape(DataConfig(dataset="fashion_mnist")) == (1, 28)
         assert dataset_shape(DataConfig(dataset="cifar10", data_dir="/nonexistent")) == (3, 32)
-        assert data._sprites.cache_info().currsize == 0
+        assert sprite_module.sprite_split.cache_info().currsize == 0
 
     def test_resolve_data_dir_order(self, tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path)
@@ -221,8 +222,8 @@ class TestHelpers:
         assert resolve_data_dir("explicit") == tmp_path / "explicit"
 
     def test_import_does_no_work_and_no_streamlit(self):
-        code = ("import sys, vae_core.data.datasets as d; "
-                "assert 'streamlit' not in sys.modules; assert d._sprites.cache_info().currsize == 0")
+        code = ("import sys, vae_core.data.datasets, vae_core.data.sprites as s; "
+                "assert 'streamlit' not in sys.modules; assert s.sprite_split.cache_info().currsize == 0")
         subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 
 

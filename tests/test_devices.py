@@ -9,8 +9,8 @@ import torch
 
 from vae_core.cli.main import main
 from vae_core.config import TrainConfig
-from vae_core.training.devices import resolve_device
 from vae_core.runs.families import INCIDENTAL
+from vae_core.training.devices import resolve_device
 from vae_core.training.sweeps import SHARED_FIELDS
 
 
@@ -48,7 +48,7 @@ def test_a_run_records_how_it_was_trained_and_evaluate_repeats_it(tmp_path, caps
 
 def test_bf16_runs_the_network_in_bfloat16_and_reports_float32_terms(monkeypatch):
     from vae_core.config import DataConfig, LossConfig, ModelConfig
-    from vae_core.training.sweeps import LockstepTrainer
+    from vae_core.training.lockstep import LockstepTrainer
     from vae_core.training.trainer import make_run_config, prepare_data
 
     def train(precision: str):

@@ -12,7 +12,8 @@ from streamlit.testing.v1 import AppTest
 from torch.distributions import Bernoulli, ContinuousBernoulli, Laplace, Normal
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.data.datasets import load_dataset, pixels
+from vae_core.data.datasets import load_dataset
+from vae_core.data.base import pixels
 from vae_core.model.evaluate import (ACTIVE_UNIT_THRESHOLD, BERNOULLI_BPD_NOTE, COLLAPSE_KL, COLLAPSE_MIN_STEPS, bits_per_dim,
                                count_active_units, evaluate, iwae_bound, kl_collapse_alarm, posterior_collapse,
                                range_fractions)

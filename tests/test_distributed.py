@@ -18,9 +18,9 @@ from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.training.distributed import Dist, check_batches, join, leave, rank0_clock, share_of, trainer_factory
 from vae_core.runs.folders import load_run
-from vae_core.training.sweeps import LockstepTrainer
+from vae_core.training.distributed import Dist, check_batches, join, leave, rank0_clock, share_of, trainer_factory
+from vae_core.training.lockstep import LockstepTrainer
 from vae_core.training.trainer import make_run_config, prepare_data
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vae_core.config import DataConfig, ModelConfig
-from vae_core.data.datasets import load_dataset, pixels
+from vae_core.data.datasets import load_dataset
+from vae_core.data.base import pixels
 from vae_core.model.evaluate import EvalMetrics, evaluate, psnr_db
 from vae_core.model.vae import build_model
 from vae_core.data.normalize import fit_normalizer

@@ -22,7 +22,8 @@ from streamlit.testing.v1 import AppTest
 
 from vae_plots import views
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-from vae_core.data.datasets import load_dataset, make_sprites
+from vae_core.data.datasets import load_dataset
+from vae_core.data.sprites import make_sprites
 from vae_core.model.evaluate import COLLAPSE_MIN_STEPS, posterior_collapse
 from vae_core.jobs.training_job import TrainingJob
 from vae_core.model.latent import project_2d

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.runs.families import differences, family_axes, family_of, siblings
-from vae_core.runs.folders import RunInfo
+from vae_core.runs.listing import RunInfo
 
 
 def config(act="sigmoid", norm="unit", lik="gaussian", **loss) -> RunConfig:

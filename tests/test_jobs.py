@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-from vae_core.runs.folders import list_runs, load_run, pid_alive
-from vae_core.training.trainer import make_run_config
 from vae_core.jobs.process_job import ProcessJob
+from vae_core.runs.folders import load_run
+from vae_core.runs.listing import list_runs, pid_alive
+from vae_core.training.trainer import make_run_config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,11 +14,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vae_core.runs import folders as runs
 from vae_core.config import LossConfig, ModelConfig, RunConfig
-from vae_core.model.vae import build_model
 from vae_core.data.normalize import fit_normalizer
-from vae_core.runs.folders import RunLoadError, list_runs, load_run, save_run
+from vae_core.model.vae import build_model
+from vae_core.runs import folders as runs
+from vae_core.runs import listing
+from vae_core.runs.folders import RunLoadError, load_run, save_run
+from vae_core.runs.listing import list_runs
 
 CONFIG = RunConfig(model=ModelConfig(width=8, latent_dim=3), loss=LossConfig(likelihood="gaussian_learned"))
 
@@ -159,13 +161,13 @@ def test_a_running_run_whose_process_is_gone_is_interrupted(saved):
     now = time.time()
     live = {"status": "running", "pid": os.getpid(), "host": socket.gethostname(), "heartbeat": now,
             "checkpoint_every_s": 5}
-    assert runs.live_status(live, now) == "running"
-    assert runs.live_status({**live, "pid": dead_pid()}, now) == "interrupted"
-    assert runs.live_status(live, now + 29) == "running"
-    assert runs.live_status(live, now + 31) == "interrupted"  # a reused pid cannot keep it "running"
-    assert runs.live_status({**live, "checkpoint_every_s": 60}, now + 170) == "running"  # 3 intervals
-    assert runs.live_status({**live, "host": "elsewhere", "pid": dead_pid()}, now) == "running"  # only the heartbeat
-    assert runs.live_status({**live, "status": "finished", "pid": dead_pid()}, now) == "finished"
+    assert listing.live_status(live, now) == "running"
+    assert listing.live_status({**live, "pid": dead_pid()}, now) == "interrupted"
+    assert listing.live_status(live, now + 29) == "running"
+    assert listing.live_status(live, now + 31) == "interrupted"  # a reused pid cannot keep it "running"
+    assert listing.live_status({**live, "checkpoint_every_s": 60}, now + 170) == "running"  # 3 intervals
+    assert listing.live_status({**live, "host": "elsewhere", "pid": dead_pid()}, now) == "running"  # only the heartbeat
+    assert listing.live_status({**live, "status": "finished", "pid": dead_pid()}, now) == "finished"
     run = load_run(saved)
     save_run(saved, run.model, CONFIG, run.normalizer, {**live, "pid": dead_pid(), "steps": 7})
     assert [(r.status, r.steps) for r in list_runs(saved.parent)] == [("interrupted", 7)]
@@ -212,7 +214,7 @@ def test_cleanup_removes_temporaries_of_dead_writers_only(saved, tmp_path):
                               text=True, cwd=Path(__file__).resolve().parent.parent)
     dead_tmp = tmp_path / writer.stdout.readline().strip()
     assert dead_tmp.is_dir() and f".run.tmp-{writer.pid}-" in dead_tmp.name
-    assert runs.cleanup_stale_temporaries(tmp_path).removed == []  # its writer may still be saving
+    assert listing.cleanup_stale_temporaries(tmp_path).removed == []  # its writer may still be saving
     writer.kill()
     writer.wait(10)
     live_tmp = runs._temporary(saved, "tmp")
@@ -221,7 +223,7 @@ def test_cleanup_removes_temporaries_of_dead_writers_only(saved, tmp_path):
     legacy.mkdir()
     recent_legacy.mkdir()
     os.utime(legacy, (time.time() - 7200, time.time() - 7200))
-    result = runs.cleanup_stale_temporaries(tmp_path)
+    result = listing.cleanup_stale_temporaries(tmp_path)
     assert sorted(p.name for p in result.removed) == sorted([dead_tmp.name, legacy.name]) and result.restored == []
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".run.old-4567cdef", live_tmp.name, "run"])
 
@@ -231,7 +233,7 @@ def test_cleanup_restores_a_run_caught_between_the_two_renames_of_a_save(saved, 
     complete = tmp_path / f".run.tmp-{pid}-0123abcd"
     saved.rename(tmp_path / f".run.old-{pid}-4567cdef")
     shutil.copytree(tmp_path / f".run.old-{pid}-4567cdef", complete)
-    result = runs.cleanup_stale_temporaries(tmp_path)
+    result = listing.cleanup_stale_temporaries(tmp_path)
     assert result.restored == [saved] and [p.name for p in result.removed] == [f".run.old-{pid}-4567cdef"]
     assert load_run(saved).metrics["status"] == "finished"
 
@@ -243,7 +245,7 @@ def test_a_reader_caught_between_the_two_renames_of_a_save_waits_for_it(saved, m
     assert load_run(saved).metrics["status"] == "finished"
     saved.rename(old)
     threading.Timer(0.05, lambda: old.rename(saved)).start()
-    assert runs.run_info(saved).status == "finished"
+    assert listing.run_info(saved).status == "finished"
 
 
 def test_the_runs_folder_default_is_the_hosts(tmp_path, monkeypatch):
@@ -261,10 +263,11 @@ def test_the_runs_folder_default_is_the_hosts(tmp_path, monkeypatch):
 
 def test_a_families_runs_have_distinct_tags_that_name_their_variant(tmp_path):
     """The picker's label ends in run_tag: the last four characters alone gave "1-s0" to both x0.1 and x1."""
+    from vae_core.jobs.plan import plan_sweep
     from vae_core.labs import lab
     from vae_core.labs.base import LabSettings
     from vae_core.runs.folders import run_tag
-    from vae_core.training.sweeps import parse_sweep, plan_sweep
+    from vae_core.training.sweeps import parse_sweep
 
     family = lab("zscore-tanh").family(LabSettings())
     names = [d.name for d in plan_sweep(family.configs[0], family, tmp_path).run_dirs]

@@ -10,15 +10,17 @@ import torch
 
 from tests.test_jobs import wait_for
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+from vae_core.data.normalize import fit_normalizer
+from vae_core.jobs.process_job import ProcessJob
 from vae_core.jobs.state import JobSnapshot, thin_snapshot
 from vae_core.jobs.training_job import TrainingJob
-from vae_core.data.normalize import fit_normalizer
-from vae_core.runs.folders import list_runs, load_run
-from vae_core.training.sweeps import (SWEEP_MAX_VARIANTS, FamilySpec, GroupedLockstep, LockstepTrainer, NothingToTrain,
-                            SweepSpec, check_lockstep, lockstep_groups, parse_sweep, sweep_configs, sweepable_fields)
+from vae_core.runs.folders import load_run
+from vae_core.runs.listing import list_runs
 from vae_core.runs.manifest import list_sweeps, read_manifest
+from vae_core.training.lockstep import GroupedLockstep, LockstepTrainer, NothingToTrain
+from vae_core.training.sweeps import (SWEEP_MAX_VARIANTS, FamilySpec, SweepSpec, check_lockstep, lockstep_groups,
+                                      parse_sweep, sweep_configs, sweepable_fields)
 from vae_core.training.trainer import Trainer, TrainingDiverged, make_run_config, prepare_data
-from vae_core.jobs.process_job import ProcessJob
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,7 +245,7 @@ class _DivergesAtStep3(Trainer):
 
 
 def test_a_diverged_variant_is_saved_as_diverged_and_the_job_goes_on(tmp_path, data, monkeypatch):
-    monkeypatch.setattr("vae_core.training.sweeps.Trainer", _DivergesAtStep3)
+    monkeypatch.setattr("vae_core.training.lockstep.Trainer", _DivergesAtStep3)
     job = TrainingJob(tiny(), tmp_path, data=data, sweep=parse_sweep("beta=1,2")).start()
     assert job.join(120)
     snap = job.snapshot()

@@ -11,15 +11,17 @@ import torch
 from safetensors.torch import save_file
 
 from vae_core.cli import main as cli
-from vae_core.runs import samples as run_samples
-from vae_core.runs import folders as runs
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.data.datasets import ImageDataset, load_dataset
+from vae_core.data.datasets import load_dataset
+from vae_core.data.base import ImageDataset
+from vae_core.data.normalize import fit_normalizer
 from vae_core.model.evaluate import EvalMetrics
 from vae_core.model.vae import build_model
-from vae_core.data.normalize import fit_normalizer
-from vae_core.runs.samples import samples_to_keep
+from vae_core.runs import folders as runs
+from vae_core.runs import listing
+from vae_core.runs import samples as run_samples
 from vae_core.runs.folders import RunLoadError, load_run, read_samples, save_run
+from vae_core.runs.samples import samples_to_keep
 from vae_core.training.trainer import Trainer, make_run_config, prepare_data
 from vae_core.zoo import KEY_FIELDS, ZooEntry, build_zoo, refresh_run, zoo_configs
 
@@ -127,7 +129,7 @@ def test_the_bundled_runs_carry_the_current_evaluation():
     """Every bundled run's test block has every EvalMetrics field (`zoo refresh` wrote it) and a bits/dim
     that is a discrete likelihood: never negative; none for the Bernoulli."""
     fields = {f.name for f in dataclasses.fields(EvalMetrics)} - {"per_image"}  # kept in memory, never saved
-    for info in runs.list_runs(runs.bundled_models_dir()):
+    for info in listing.list_runs(runs.bundled_models_dir()):
         test = runs.read_metrics(info.path)["test"]
         assert set(test) == fields, info.name
         if info.name.endswith("-bernoulli"):
@@ -209,7 +211,7 @@ def test_an_mnist_zoo_run_carries_its_test_samples(tmp_path):
 
 def test_the_bundled_models_are_the_zoo():
     """models/ holds exactly the sprites zoo, each run trained from its zoo config to the end."""
-    bundled = {r.name: r for r in runs.list_runs(runs.bundled_models_dir())}
+    bundled = {r.name: r for r in listing.list_runs(runs.bundled_models_dir())}
     entries = zoo_configs()
     assert sorted(bundled) == sorted(e.name for e in entries)
     for e in entries:

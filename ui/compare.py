@@ -11,7 +11,7 @@ import torch
 from ui.family import candidates
 from ui.session import client_token
 from ui.state import ModelChoice, config_mtime, evaluate_cached, load_run_cached, model_choices
-from vae_core.data.datasets import DatasetNotFoundError
+from vae_core.data.base import DatasetNotFoundError
 from vae_core.model.evaluate import EvalMetrics
 from vae_core.runs.families import family_of
 from vae_core.runs.folders import LoadedRun, RunLoadError

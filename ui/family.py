@@ -8,10 +8,11 @@ import streamlit as st
 
 from ui.session import client_token
 from ui.state import ModelChoice, load_warmer, model_choices, set_run
-from vae_core.model.compatibility import compatibility
 from vae_core.config import with_value
+from vae_core.model.compatibility import compatibility
 from vae_core.runs.families import TOGGLE_FIELDS, FamilyAxis, family_axes, field_label, siblings
-from vae_core.runs.folders import LoadedRun, RunInfo
+from vae_core.runs.folders import LoadedRun
+from vae_core.runs.listing import RunInfo
 
 TOGGLE_KEY = "toggle_{field}"  # session: one segmented control per field (dots become underscores: CSS class names)
 HINT_KEY = "toggle_hint"  # session: why the last pick did nothing, said once

@@ -11,14 +11,14 @@ from ui.form_fields import set_form_values
 from ui.jobs import load_scheduler
 from ui.session import client_token
 from ui.state import RUN_KEY, default_run_path, load_run_infos, run_params, set_run
-from ui.uploads import (READ_KEY, Read, choose, chosen_images, forget, host, images_refusal, in_host_folder, my_space, read,
-                        save_upload)
+from ui.uploads import (READ_KEY, Read, choose, chosen_images, forget, host, images_refusal, in_host_folder, my_space,
+                        read, save_upload)
 from vae_core.config import DataConfig, Normalization, OutputActivation, field_info, field_options
 from vae_core.data.images.dataset import IMAGE_OPTIONS
 from vae_core.data.images.private import save_for_everyone
 from vae_core.data.images.source import REASON_WORDS, UploadRefused
 from vae_core.data.normalize import fit_normalizer
-from vae_core.runs.folders import list_runs
+from vae_core.runs.listing import list_runs
 from vae_plots.images import preview, reach_rows, values_histogram
 
 SAVED_KEY = "images_saved_upload"  # session: the uploader's file id already copied into the private space

@@ -15,11 +15,11 @@ from ui.session import client_record, client_token
 from ui.state import load_run_infos, run_params, set_run
 from ui.uploads import images_refusal, runs_dir_for
 from vae_core.config import RunConfig
-from vae_core.host import HostSettings
-from vae_core.model.compatibility import Verdict
 from vae_core.data.images.private import PrivateSpace
-from vae_core.runs.folders import cleanup_stale_temporaries
+from vae_core.host import HostSettings
 from vae_core.jobs.scheduler import JobRecord, JobScheduler
+from vae_core.model.compatibility import Verdict
+from vae_core.runs.listing import cleanup_stale_temporaries
 from vae_core.training.sweeps import Family
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from ui.sweep_live import sweep_live_ui
 from ui.uploads import chosen_images, my_runs_dirs, read
 from ui.widgets import chart, url_choice
 from vae_core.config import DataConfig, RunConfig, field_options
-from vae_core.data.datasets import DatasetNotFoundError, load_dataset
+from vae_core.data.datasets import load_dataset
+from vae_core.data.base import DatasetNotFoundError
 from vae_core.host import HostSettings
 from vae_core.labs import LABS, Lab
 from vae_core.data.images.source import UploadRefused

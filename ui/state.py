@@ -11,10 +11,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal
 
 import streamlit as st
@@ -22,12 +22,14 @@ import torch
 
 from ui.session import client_token
 from vae_core.config import DataConfig
-from vae_core.data.datasets import DatasetNotFoundError, ImageDataset, load_dataset
-from vae_core.model.evaluate import EvalMetrics, evaluate
-from vae_core.host import HostSettings
+from vae_core.data.datasets import load_dataset
+from vae_core.data.base import DatasetNotFoundError, ImageDataset
 from vae_core.data.images.private import PrivateSpace
-from vae_core.runs.folders import (CONFIG, LoadedRun, RunInfo, RunLoadError, bundled_models_dir, default_runs_dir, list_runs,
-                           load_run, read_samples, run_tag)
+from vae_core.host import HostSettings
+from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.runs.folders import (CONFIG, LoadedRun, RunLoadError, bundled_models_dir, default_runs_dir, load_run,
+                                   read_samples, run_tag)
+from vae_core.runs.listing import RunInfo, list_runs
 from vae_plots.views import LatentMap, dataset_words, latent_map
 
 log = logging.getLogger(__name__)

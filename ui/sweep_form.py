@@ -11,7 +11,7 @@ from ui.sweep_live import swatch
 from ui.train_form import load_target_range
 from vae_core.model.compatibility import Verdict, compatibility
 from vae_core.config import RunConfig, field_info, field_value
-from vae_core.data.datasets import DatasetNotFoundError
+from vae_core.data.base import DatasetNotFoundError
 from vae_core.runs.families import field_label
 from vae_core.training.sweeps import SWEEP_MAX_VARIANTS, SweepSpec, format_value, sweep_configs, sweepable_fields
 

@@ -12,7 +12,7 @@ from ui.uploads import chosen_images, images_target_range, read
 from ui.state import current_run
 from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, compatibility, compatibility_matrix
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
-from vae_core.data.datasets import DatasetNotFoundError
+from vae_core.data.base import DatasetNotFoundError
 from vae_core.host import HostSettingError, HostSettings
 from vae_core.data.images.source import UploadRefused
 from vae_core.model.likelihoods import LIKELIHOODS

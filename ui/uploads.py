@@ -16,7 +16,7 @@ import streamlit as st
 
 from ui.session import client_record, client_token
 from vae_core.config import DataConfig
-from vae_core.data.datasets import DatasetNotFoundError
+from vae_core.data.base import DatasetNotFoundError
 from vae_core.host import HostSettings
 from vae_core.data.images.dataset import UserImages, read_images
 from vae_core.data.images.private import PrivateSpace, delete_expired

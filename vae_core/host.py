@@ -1,46 +1,21 @@
 """The host's settings: the one place where whoever runs the server decides how it is shared.
 
-Every setting is an environment variable read when the server (or the CLI) starts; a student in a
-browser can change none of them. The README's "Hosting a class" table lists the same names.
-
-| variable                     | default                  | what it sets                                   |
-|------------------------------|--------------------------|------------------------------------------------|
-| VAE_LAB_MAX_JOBS             | CPU cores - 1 (min 1)    | training jobs running at once, server-wide     |
-| VAE_LAB_MAX_QUEUE            | 64                       | jobs waiting for a slot, server-wide           |
-| VAE_LAB_JOB_TIME_CAP_S       | 600                      | wall-clock cap of one job, in seconds          |
-| VAE_LAB_CHECKPOINT_EVERY_S   | 5                        | seconds between a running job's checkpoints    |
-| VAE_LAB_RUNS                 | ./runs                   | where trained runs are saved                   |
-| VAE_LAB_DATA                 | ./data                   | where MNIST, Fashion-MNIST and CIFAR-10 live   |
-| VAE_LAB_ALLOW_DOWNLOAD       | 0                        | 1: the app may download a missing dataset      |
-| VAE_LAB_UPLOADS              | <tmp>/vae-lab-uploads-<uid> | each browser's private uploads and runs     |
-| VAE_LAB_UPLOAD_TTL_S         | 7200                     | an unused upload (and its unsaved runs) is deleted after this |
-| VAE_LAB_MAX_UPLOAD_MB        | 200                      | the largest .zip a browser may upload          |
-| VAE_LAB_IMAGE_FOLDERS        | (none)                   | server folders a browser may read images from (os.pathsep-separated) |
+Every setting is an environment variable read when the server (or the CLI) starts; a student in a browser can
+change none of them. SETTINGS is their one table: HostSettings reads it, and the README's "Hosting a class"
+table is `settings_table()` (a test holds the two together).
 """
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Literal, Mapping
 
-
+MB = 2**20
 RUNS_ENV, DATA_ENV = "VAE_LAB_RUNS", "VAE_LAB_DATA"
 DEFAULT_RUNS_DIR, DEFAULT_DATA_DIR = "runs", "data"  # relative to the server's working directory
-
-
-def runs_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where trained runs are saved: $VAE_LAB_RUNS, else ./runs (an empty variable counts as unset)."""
-    return Path((os.environ if env is None else env).get(RUNS_ENV) or DEFAULT_RUNS_DIR)
-
-
-def data_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where the torchvision datasets live: $VAE_LAB_DATA, else ./data (an empty variable counts as unset)."""
-    return Path((os.environ if env is None else env).get(DATA_ENV) or DEFAULT_DATA_DIR)
-
-
-class HostSettingError(ValueError):
-    """An environment variable holds a value the server cannot use; the message names it."""
+DEFAULT_UPLOAD_MB = 200  # the largest upload a browser may send, unless the host says otherwise
 
 
 def _default_max_jobs() -> int:
@@ -48,59 +23,118 @@ def _default_max_jobs() -> int:
     return max(1, cores - 1)  # one core stays free for the pages
 
 
-def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float, integer: bool = False) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+def default_uploads_root() -> Path:
+    """A folder of this user's under the system's temporary folder."""
+    return Path(tempfile.gettempdir()) / f"vae-lab-uploads-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: the HostSettings field it sets, its default, its range, and what it means."""
+    env: str
+    field: str
+    kind: Literal["integer", "number", "path", "switch", "paths"]
+    default: Any  # a value, or a function of no arguments that computes it where it depends on the machine
+    shown: str  # the default as the README's table shows it
+    words: str  # what it sets
+    lo: float = 0.0
+    hi: float = 0.0
+
+    def value(self, env: Mapping[str, str]) -> Any:
+        """The setting read from env (an empty variable counts as unset); HostSettingError says what is wrong."""
+        raw = env.get(self.env, "").strip()
+        if not raw:
+            return self.default() if callable(self.default) else self.default
+        return _READERS[self.kind](self, raw)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("VAE_LAB_MAX_JOBS", "max_jobs", "integer", _default_max_jobs, "CPU cores − 1 (at least 1)",
+            "training jobs running at once, server-wide; the rest wait in a queue that shows each person their "
+            "place", 1, 256),
+    Setting("VAE_LAB_MAX_QUEUE", "max_queue", "integer", 64, "64", "jobs waiting for a slot", 0, 10_000),
+    Setting("VAE_LAB_JOB_TIME_CAP_S", "job_time_cap_s", "number", 600.0, "600",
+            "no job trains longer than this (a longer time budget is capped, and the page says so)", 1.0, 7 * 86400),
+    Setting("VAE_LAB_CHECKPOINT_EVERY_S", "checkpoint_every_s", "number", 5.0, "5",
+            "seconds between a running job's checkpoints", 0.5, 3600),
+    Setting(RUNS_ENV, "runs_dir", "path", Path(DEFAULT_RUNS_DIR), f"`./{DEFAULT_RUNS_DIR}`", "where runs are saved"),
+    Setting(DATA_ENV, "data_dir", "path", Path(DEFAULT_DATA_DIR), f"`./{DEFAULT_DATA_DIR}`",
+            "where MNIST, Fashion-MNIST and CIFAR-10 are read from"),
+    Setting("VAE_LAB_ALLOW_DOWNLOAD", "allow_download", "switch", False, "0",
+            f"1: the app may download a missing dataset into `{DATA_ENV}`"),
+    Setting("VAE_LAB_UPLOADS", "uploads_dir", "path", default_uploads_root, "`<tmp>/vae-lab-uploads-<uid>`",
+            "each browser's private space: its uploads and the runs trained on them"),
+    Setting("VAE_LAB_UPLOAD_TTL_S", "upload_ttl_s", "number", 7200.0, "7200",
+            "a space unused this long is deleted (unless a job trains on it)", 60.0, 30 * 86400),
+    Setting("VAE_LAB_MAX_UPLOAD_MB", "max_upload_mb", "integer", DEFAULT_UPLOAD_MB, str(DEFAULT_UPLOAD_MB),
+            "the largest .zip a browser may upload", 1, 4096),
+    Setting("VAE_LAB_IMAGE_FOLDERS", "image_folders", "paths", (), "(none)",
+            "server folders a browser may read images from, `:`-separated; off by default, so a student cannot "
+            "read the server's folders"),
+)
+
+
+class HostSettingError(ValueError):
+    """An environment variable holds a value the server cannot use; the message names it."""
+
+
+def _number(setting: Setting, raw: str) -> float:
+    integer = setting.kind == "integer"
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
-        raise HostSettingError(f"{name}={raw!r} is not {'an integer' if integer else 'a number'}.") from None
-    if not lo <= value <= hi:
-        raise HostSettingError(f"{name}={raw} is out of range; it must be from {lo:g} to {hi:g}.")
+        raise HostSettingError(f"{setting.env}={raw!r} is not {'an integer' if integer else 'a number'}.") from None
+    if not setting.lo <= value <= setting.hi:
+        raise HostSettingError(f"{setting.env}={raw} is out of range; it must be from {setting.lo:g} to "
+                               f"{setting.hi:g}.")
     return value
+
+
+_READERS = {
+    "integer": _number, "number": _number,
+    "path": lambda s, raw: Path(raw),
+    "switch": lambda s, raw: raw == "1",
+    "paths": lambda s, raw: tuple(Path(p).expanduser().absolute() for p in raw.split(os.pathsep) if p.strip()),
+}
+
+
+_SETTING = {s.field: s for s in SETTINGS}
+
+
+def runs_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where trained runs are saved: $VAE_LAB_RUNS, else ./runs."""
+    return _SETTING["runs_dir"].value(os.environ if env is None else env)
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the torchvision datasets live: $VAE_LAB_DATA, else ./data."""
+    return _SETTING["data_dir"].value(os.environ if env is None else env)
 
 
 @dataclass(frozen=True)
 class HostSettings:
-    max_jobs: int  # training jobs running at once, server-wide
-    max_queue: int  # jobs waiting for a slot
-    job_time_cap_s: float  # no job trains longer than this
-    checkpoint_every_s: float  # a running job saves its run folder this often
+    """Every setting of SETTINGS, read once (see each Setting's words)."""
+    max_jobs: int
+    max_queue: int
+    job_time_cap_s: float
+    checkpoint_every_s: float
     runs_dir: Path
     data_dir: Path
     allow_download: bool
-    uploads_dir: Path = Path()  # each browser's private space: its uploads and the runs trained on them
-    upload_ttl_s: float = 7200.0  # an unused space is deleted after this
-    max_upload_mb: int = 200  # the largest upload (from_env's default: UploadLimits')
-    image_folders: tuple[Path, ...] = ()  # server folders a browser may name; none by default
+    uploads_dir: Path = Path()  # the defaults of the settings a test seldom sets
+    upload_ttl_s: float = _SETTING["upload_ttl_s"].default
+    max_upload_mb: int = DEFAULT_UPLOAD_MB
+    image_folders: tuple[Path, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "HostSettings":
         env = os.environ if env is None else env
-        return cls(
-            max_jobs=int(_number(env, "VAE_LAB_MAX_JOBS", _default_max_jobs(), 1, 256, integer=True)),
-            max_queue=int(_number(env, "VAE_LAB_MAX_QUEUE", 64, 0, 10_000, integer=True)),
-            job_time_cap_s=_number(env, "VAE_LAB_JOB_TIME_CAP_S", 600.0, 1.0, 7 * 24 * 3600),
-            checkpoint_every_s=_number(env, "VAE_LAB_CHECKPOINT_EVERY_S", 5.0, 0.5, 3600),
-            runs_dir=runs_dir(env),
-            data_dir=data_dir(env),
-            allow_download=env.get("VAE_LAB_ALLOW_DOWNLOAD", "0").strip() == "1",
-            uploads_dir=_uploads_dir(env),
-            upload_ttl_s=_number(env, "VAE_LAB_UPLOAD_TTL_S", 7200.0, 60.0, 30 * 24 * 3600),
-            max_upload_mb=int(_number(env, "VAE_LAB_MAX_UPLOAD_MB", _default_upload_mb(), 1, 4096, integer=True)),
-            image_folders=tuple(Path(p).expanduser().absolute()
-                                for p in env.get("VAE_LAB_IMAGE_FOLDERS", "").split(os.pathsep) if p.strip()),
-        )
+        found = {s.field: s.value(env) for s in SETTINGS}
+        found["uploads_dir"] = Path(found["uploads_dir"]).expanduser().absolute()
+        return cls(**found)
 
 
-def _default_upload_mb() -> int:
-    from vae_core.data.images.source import MB, UploadLimits
-
-    return UploadLimits().upload_bytes // MB
-
-
-def _uploads_dir(env: Mapping[str, str]) -> Path:
-    from vae_core.data.images.private import default_uploads_root
-
-    return Path(env.get("VAE_LAB_UPLOADS") or default_uploads_root()).expanduser().absolute()
+def settings_table() -> str:
+    """The README's table of the host's settings (Markdown)."""
+    rows = [f"| `{s.env}` | {s.shown} | {s.words} |" for s in SETTINGS]
+    return "\n".join(["| variable | default | what it sets |", "|---|---|---|", *rows])

@@ -21,10 +21,11 @@ from typing import Any, Callable, Iterator, Sequence, get_args
 
 import torch
 
-from vae_core.model.compatibility import compatibility, degeneracy
 from vae_core.config import (DataConfig, DatasetName, LikelihoodName, LossConfig, ModelConfig, Normalization,
-                     OutputActivation, RunConfig, TrainConfig)
-from vae_core.runs.folders import LoadedRun, RunInfo, RunLoadError, list_runs, read_config, read_metrics
+                             OutputActivation, RunConfig, TrainConfig)
+from vae_core.model.compatibility import compatibility, degeneracy
+from vae_core.runs.folders import LoadedRun, RunLoadError, read_config, read_metrics
+from vae_core.runs.listing import RunInfo, list_runs
 
 # 10 epochs of 20,000 sprites: the whole zoo takes about 25 minutes with 2 processes on a 2-core machine.
 ZOO_EPOCHS = 10

@@ -18,7 +18,7 @@ import torch
 from pandas.io.formats.style import Styler
 
 from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
-from vae_core.data.datasets import pixels
+from vae_core.data.base import pixels
 from vae_core.model.evaluate import EvalMetrics, PerImage
 from vae_core.config import field_value
 from vae_core.runs.families import TOGGLE_FIELDS, differences

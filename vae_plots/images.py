@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import torch
 
 from vae_core.model.compatibility import ACTIVATION_RANGE
-from vae_core.data.datasets import ImageDataset, pixels
+from vae_core.data.base import ImageDataset, pixels
 from vae_core.data.normalize import Normalizer
 
 from . import figures

@@ -14,7 +14,7 @@ import torch
 
 from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
 from vae_core.config import RunConfig
-from vae_core.data.datasets import ImageDataset, pixels
+from vae_core.data.base import ImageDataset, pixels
 from vae_core.model.evaluate import (ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL, EvalMetrics, posterior_collapse, range_fractions,
                                too_early_for_collapse)
 from vae_core.jobs.state import Preview

@@ -16,14 +16,14 @@ SHOWN_SKIPS = 20  # skipped files listed one per line; the rest are counted in t
 
 
 def add_images_parser(sub: Any) -> None:
-    from vae_core.cli.main import _arg_type, option_flag, option_help
+    from vae_core.cli.options import arg_type, option_flag, option_help
 
     cmd = sub.add_parser("images", help="check a folder or a .zip of your images before training on it")
     cmd.add_argument("images", help="a folder or a .zip of PNG, JPEG, BMP, WebP, GIF or TIFF images")
     for name in (*IMAGE_OPTIONS, "seed"):
         info = fields_info(DataConfig)[name]
         cmd.add_argument(option_flag("data", name), dest=name, default=info.default, help=option_help(info),
-                         **_arg_type(info))
+                         **arg_type(info))
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
 
 

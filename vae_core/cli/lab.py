@@ -8,8 +8,8 @@ from typing import Any
 
 from vae_core.config import DataConfig, field_options, fields_info
 from vae_core.data.images.dataset import IMAGE_OPTIONS
-from vae_core.training.sweeps import FAMILY_MAX_SEEDS
 from vae_core.labs.base import LAB_SEEDS, STEP_BUDGETS, LabSettings, lab_images
+from vae_core.training.sweeps import FAMILY_MAX_SEEDS
 
 
 def add_lab_parser(sub: Any) -> None:
@@ -41,12 +41,12 @@ def budgets_help() -> str:
 
 
 def _add_images_options(lab: argparse.ArgumentParser) -> None:
-    from vae_core.cli.main import _arg_type, option_flag, option_help
+    from vae_core.cli.options import arg_type, option_flag, option_help
 
     for name in IMAGE_FIELDS:
         info = fields_info(DataConfig)[name]
         lab.add_argument(option_flag("data", name), dest=name, default=info.default, help=option_help(info),
-                         **_arg_type(info))
+                         **arg_type(info))
 
 
 def lab_settings(ns: argparse.Namespace) -> LabSettings:
@@ -67,10 +67,10 @@ def lab_settings(ns: argparse.Namespace) -> LabSettings:
 
 
 def cmd_lab(ns: argparse.Namespace) -> int:
-    from vae_core.runs.folders import default_runs_dir
     from vae_core.labs import lab
     from vae_core.labs.report import table, write_report
     from vae_core.labs.run import conclude_family, run_lab
+    from vae_core.runs.folders import default_runs_dir
 
     chosen = lab(ns.lab_id)
     settings = lab_settings(ns)

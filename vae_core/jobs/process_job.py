@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vae_core.config import RunConfig
+from vae_core.jobs.plan import SweepPlan
 from vae_core.jobs.state import HISTORY_CAP, JobSnapshot, JobState, JobUpdate, StopSignal, failure_updates
 from vae_core.jobs.training_job import TrainingJob, host_checkpoint_every_s, planned_sweep
 from vae_core.runs.folders import CONFIG, run_name
-from vae_core.training.sweeps import Family, SweepPlan
+from vae_core.training.sweeps import Family
 from vae_core.training.trainer import StepMetrics
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class ProcessJob:
             pass  # the child closed its end: it finished, or it died
         finally:
             receive.close()
-        self._process.join(CHILD_EXIT_WAIT_S)  # reaps it: a zombie would still look alive to runs.pid_alive
+        self._process.join(CHILD_EXIT_WAIT_S)  # reaps it: a zombie would still look alive to runs.listing.pid_alive
         if not (snap := self._state.snapshot()).done:
             for update in failure_updates(snap, self._death_message()):
                 self._state.apply(update)
@@ -177,7 +178,6 @@ def _skip_main_module_in_children() -> None:
 
         preparation_data.vae_lab = True  # type: ignore[attr-defined]
         multiprocessing.spawn.get_preparation_data = preparation_data
-
 
 
 # ----------------------------------------------------------------------------- in the child process

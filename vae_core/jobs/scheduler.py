@@ -19,9 +19,9 @@ from typing import Callable, Literal, Protocol
 
 from vae_core.config import RunConfig
 from vae_core.host import HostSettings
+from vae_core.jobs.process_job import ProcessJob
 from vae_core.jobs.state import JobSnapshot, JobStatus, thin_snapshot
 from vae_core.training.sweeps import Family, sweep_configs
-from vae_core.jobs.process_job import ProcessJob
 
 log = logging.getLogger(__name__)
 

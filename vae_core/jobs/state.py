@@ -12,9 +12,9 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import numpy as np
 import torch
 
+from vae_core.jobs.plan import SweepPlan
 from vae_core.model.compatibility import Verdict
 from vae_core.model.evaluate import EvalMetrics
-from vae_core.training.sweeps import SweepPlan
 from vae_core.training.trainer import StepMetrics
 
 JobStatus = Literal["starting", "running", "finished", "stopped", "diverged", "interrupted", "failed"]

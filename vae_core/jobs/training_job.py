@@ -23,23 +23,25 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from vae_core.model.compatibility import Verdict
 from vae_core.config import RunConfig
-from vae_core.data.datasets import DatasetNotFoundError, pixels
-from vae_core.model.evaluate import EvalMetrics, evaluate
-from vae_core.host import HostSettings
-from vae_core.jobs.state import (HISTORY_CAP, N_PREVIEW, JobSnapshot, JobState, JobUpdate, Preview, StopSignal,
-                        VariantStatus, failure_updates, to_pixels)
-from vae_core.model.latent import reconstruct
+from vae_core.data.base import DatasetNotFoundError, pixels
 from vae_core.data.normalize import fit_normalizer
+from vae_core.host import HostSettings
+from vae_core.jobs.plan import SweepPlan, plan_sweep
+from vae_core.jobs.state import (HISTORY_CAP, N_PREVIEW, JobSnapshot, JobState, JobUpdate, Preview, StopSignal,
+                                 VariantStatus, failure_updates, to_pixels)
+from vae_core.model.compatibility import Verdict
+from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.model.latent import reconstruct
+from vae_core.runs.folders import RunRecord, RunStatus, load_run, run_name, save_run
+from vae_core.runs.listing import writer_fields
+from vae_core.runs.manifest import ManifestVariant, SweepManifest, write_manifest
+from vae_core.runs.samples import samples_to_keep
 from vae_core.training.devices import resolve_device
 from vae_core.training.distributed import Dist, join, rank0_clock, trainer_factory
-from vae_core.runs.samples import samples_to_keep
+from vae_core.training.lockstep import GroupedLockstep, LockstepStep, LockstepTrainer, NothingToTrain
 from vae_core.training.state import RESUME_MAY_CHANGE, TRAIN_STATE, read_train_state, same_run
-from vae_core.runs.folders import RunRecord, RunStatus, load_run, run_name, save_run, writer_fields
-from vae_core.training.sweeps import (Family, GroupedLockstep, LockstepStep, LockstepTrainer, NothingToTrain, SweepPlan, format_value,
-                    lockstep_groups, plan_sweep)
-from vae_core.runs.manifest import ManifestVariant, SweepManifest, write_manifest
+from vae_core.training.sweeps import Family, format_value, lockstep_groups
 from vae_core.training.trainer import StepMetrics, Trainer, TrainingData, check_compatibility, prepare_data
 
 log = logging.getLogger(__name__)

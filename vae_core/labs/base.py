@@ -26,7 +26,8 @@ from vae_core.model.evaluate import EvalMetrics, evaluate
 from vae_core.model.objective import kl_per_dimension
 from vae_core.runs.folders import LoadedRun, RunLoadError, load_run, read_samples
 from vae_core.training.sweeps import FAMILY_MAX_SEEDS, FamilySpec
-from vae_core.data.datasets import SPRITES_TRAIN, load_dataset
+from vae_core.data.datasets import load_dataset
+from vae_core.data.sprites import SPRITES_TRAIN
 from vae_core.training.trainer import make_run_config
 
 # Test images each variant is evaluated on and the lab measures: the same images for both (the whole split

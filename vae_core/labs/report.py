@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vae_core.data.datasets import pixels
+from vae_core.data.base import pixels
 from vae_core.jobs.state import to_pixels
 from vae_core.model.paired import DISTINGUISHABLE_SE
 from vae_core.labs.base import Column, Family, LabRun, LabSettings, Measured, Variant, first_run, load_family

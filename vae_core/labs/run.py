@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vae_core.jobs.plan import SweepPlan
 from vae_core.jobs.state import JobUpdate
 from vae_core.jobs.training_job import run_in_foreground
-from vae_core.training.sweeps import SweepPlan
 from vae_core.labs.base import KEY_MARK, Family, Finding, Lab, LabSettings, Measured, Variant, load_family, measure
 
 

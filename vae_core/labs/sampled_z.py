@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from vae_core.config import RunConfig
-from vae_core.data.datasets import pixels
+from vae_core.data.base import pixels
 from vae_core.model.latent import reconstruct
 from vae_core.model.likelihoods import HALF_LOG_2PI
 from vae_core.model.objective import reconstruction_nats

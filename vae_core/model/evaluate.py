@@ -25,7 +25,7 @@ import torch
 
 from vae_core.model.compatibility import ACTIVATION_RANGE, edge_share
 from vae_core.config import RunConfig
-from vae_core.data.datasets import pixels
+from vae_core.data.base import pixels
 from vae_core.model.likelihoods import discrete_log_prob
 from vae_core.model.vae import VAE, VAEOutput
 from vae_core.data.normalize import GREY_LEVELS, Normalizer

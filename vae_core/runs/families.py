@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from vae_core.config import FieldPath, RunConfig, field_info, field_value
 from vae_core.model.likelihoods import likelihood_spec
-from vae_core.runs.folders import RunInfo
+from vae_core.runs.listing import RunInfo
 
 # Always offered by the toggle, in this order: the three choices every question is about.
 TOGGLE_FIELDS: tuple[FieldPath, ...] = ("model.output_activation", "data.normalization", "loss.likelihood")

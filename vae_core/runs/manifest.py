@@ -1,7 +1,7 @@
 """A sweep's manifest: `<runs dir>/.sweeps/<sweep id>.json` lists the field (or a lab's name), the values and
 each variant's run folder with its status. Each variant's own metrics.json carries the sweep id
 (RunRecord.sweep), so a family is found without it; the manifest says how the whole family ended. The
-folder starts with a dot, so runs.list_runs and the cleanup of stale temporaries never look into it.
+folder starts with a dot, so runs.listing.list_runs and the cleanup of stale temporaries never look into it.
 """
 from __future__ import annotations
 

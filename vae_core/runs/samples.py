@@ -13,7 +13,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vae_core.config import RunConfig
-from vae_core.data.datasets import ImageDataset
+from vae_core.data.base import ImageDataset
 
 SAMPLES = "samples.safetensors"
 N_SAMPLES = 64  # test images a run of a torchvision set carries: enough to show, small to keep

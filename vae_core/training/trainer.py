@@ -15,7 +15,8 @@ import torch
 
 from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, compatibility
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.data.datasets import ImageDataset, dataset_shape, load_splits, pixels
+from vae_core.data.datasets import dataset_shape, load_splits
+from vae_core.data.base import ImageDataset, pixels
 from vae_core.training.state import TrainState
 from vae_core.model.evaluate import range_fractions
 from vae_core.model.likelihoods import log_sigma_of_mse

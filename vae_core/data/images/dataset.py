@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vae_core.config import DataConfig
-from vae_core.data.datasets import ImageDataset
+from vae_core.data.base import ImageDataset
 from vae_core.data.images.decode import NOTE_WORDS, Decoded, Note, Skip, decode
 from vae_core.data.images.source import REASON_WORDS, Entry, SkipReason, UploadLimits, UploadRefused, entries
 

@@ -132,8 +132,3 @@ def _is_space(path: Path) -> bool:
     hold other things (VAE_LAB_UPLOADS=/tmp)."""
     return (len(path.name) == SPACE_NAME_CHARS and all(c in "0123456789abcdef" for c in path.name)
             and not path.is_symlink() and (path / TOUCH).is_file())
-
-
-def default_uploads_root() -> Path:
-    """A folder of this user's under the system's temporary folder."""
-    return Path(tempfile.gettempdir()) / f"vae-lab-uploads-{os.getuid() if hasattr(os, 'getuid') else 'user'}"

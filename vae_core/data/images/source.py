@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Literal
 
-MB = 2**20
+from vae_core.host import DEFAULT_UPLOAD_MB, MB
 
 SkipReason = Literal["not_image", "damaged", "too_large", "outside", "link", "archive", "encrypted", "duplicate",
                      "empty", "too_deep", "system", "over_limit", "unsupported", "not_file", "unsplit"]
@@ -44,7 +44,7 @@ SYSTEM_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
 @dataclass(frozen=True)
 class UploadLimits:
     """What one upload may hold; each limit is named in the message that enforces it."""
-    upload_bytes: int = 200 * MB  # the zip itself
+    upload_bytes: int = DEFAULT_UPLOAD_MB * MB  # the zip itself (the host may change it)
     uncompressed_bytes: int = 1024 * MB  # every entry together, as read
     file_bytes: int = 32 * MB  # one file, uncompressed
     files: int = 50_000  # entries in a zip, files in a folder

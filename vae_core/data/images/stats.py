@@ -9,7 +9,7 @@ import torch
 
 from vae_core.model.compatibility import ACTIVATION_RANGE
 from vae_core.config import Normalization, OutputActivation
-from vae_core.data.datasets import pixels
+from vae_core.data.base import pixels
 from vae_core.data.normalize import fit_normalizer
 
 _CHUNK = 1024  # images normalized at once: a float copy of them all could be hundreds of MB
