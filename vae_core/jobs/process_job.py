@@ -1,7 +1,7 @@
 """A training job in a child process, so watching it costs the server almost nothing.
 
 In a thread the job shares the server's GIL: a watched run trained at 28 steps/s instead of 48 and
-every other page slowed down. Here the child runs jobs.TrainingJob's loop (the CLI's code path, with
+every other page slowed down. Here the child runs TrainingJob's loop (the CLI's code path, with
 its checkpoints) and streams JobUpdates (steps, uint8 previews, status) over a Pipe; a reader thread
 in the parent folds them into a JobState, so snapshot() never waits on the child.
 
@@ -16,21 +16,20 @@ import logging
 import multiprocessing
 import multiprocessing.spawn
 import os
-import secrets
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from vae_core.config import RunConfig
+from vae_core.jobs.job import BaseJob
 from vae_core.jobs.plan import SweepPlan
-from vae_core.jobs.state import HISTORY_CAP, JobSnapshot, JobState, JobUpdate, StopSignal, failure_updates
-from vae_core.jobs.training_job import TrainingJob, host_checkpoint_every_s, planned_sweep
-from vae_core.runs.folders import CONFIG, run_name
-from vae_core.training.sweeps import Family
+from vae_core.jobs.state import JobUpdate, StopSignal, failure_updates
+from vae_core.jobs.training_job import TrainingJob
+from vae_core.runs.folders import CONFIG
 from vae_core.training.trainer import StepMetrics
 
 log = logging.getLogger(__name__)
@@ -56,31 +55,12 @@ class ChildSpec:
 
 
 @dataclass
-class ProcessJob:
-    """The TrainingJob interface (start, stop, join, snapshot, token, run_dir), trained in a child process.
-
-    sweep: a family trained in lockstep (config is the base); run_dir is then the first variant's folder.
-    """
-    config: RunConfig
-    runs_dir: Path
-    run_dir: Path | None = None  # exact folder to save to; None: a new name under runs_dir, fixed now
-    owner: str | None = None
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(9))
-    checkpoint_every_s: float | None = None  # None: the host's setting (VAE_LAB_CHECKPOINT_EVERY_S)
-    preview_every_s: float = 1.0
-    history_cap: int = HISTORY_CAP
-    on_done: Callable[[], None] | None = None  # called in the reader thread once the job has ended
+class ProcessJob(BaseJob):
+    """A job trained in a child process: TrainingJob's loop there, its updates streamed back over a pipe."""
     startup_s: float | None = field(default=None, init=False)  # start() to the child's "running"
-    sweep: Family | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
 
     def __post_init__(self) -> None:
-        self.sweep = planned_sweep(self.sweep, self.config, self.runs_dir, self.run_dir)
-        if self.sweep is not None:
-            self.run_dir = self.sweep.run_dirs[0]
-        self.run_dir = Path(self.run_dir) if self.run_dir else Path(self.runs_dir) / run_name(self.config)
-        if self.checkpoint_every_s is None:
-            self.checkpoint_every_s = host_checkpoint_every_s()
-        self._state = JobState(self.history_cap, self.sweep)
+        super().__post_init__()
         self._process: Any = None
         self._stop: StopSignal | None = None
         self._reader: threading.Thread | None = None
@@ -110,9 +90,6 @@ class ProcessJob:
         if self._reader is not None:
             self._reader.join(timeout)
         return self._reader is None or not self._reader.is_alive()
-
-    def snapshot(self) -> JobSnapshot:
-        return self._state.snapshot()
 
     @property
     def pid(self) -> int | None:

@@ -19,9 +19,10 @@ from typing import Callable, Literal, Protocol
 
 from vae_core.config import RunConfig
 from vae_core.host import HostSettings
+from vae_core.jobs.plan import SweepPlan, plan_sweep
 from vae_core.jobs.process_job import ProcessJob
 from vae_core.jobs.state import JobSnapshot, JobStatus, thin_snapshot
-from vae_core.training.sweeps import Family, sweep_configs
+from vae_core.training.sweeps import Family
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class JobRecord:
     time_capped: bool  # True: the host's cap (VAE_LAB_JOB_TIME_CAP_S) cut the requested budget
     snapshot: JobSnapshot | None
     message: str  # what a person needs to know: the queue place, the cap, the job's own message
-    sweep: Family | None = None  # a sweep: the field and values its variants take (config is their base)
+    sweep: SweepPlan | None = None  # a sweep: its plan, the field and values its variants take (config: their base)
 
     @property
     def done(self) -> bool:
@@ -73,7 +74,7 @@ class _Entry:
     config: RunConfig
     submitted: float
     time_capped: bool
-    sweep: Family | None = None
+    sweep: SweepPlan | None = None
     runs_dir: Path | None = None  # where its runs go; None: the host's runs folder
     job: Job | None = None
     final: JobSnapshot | None = None  # kept once ended; the job object is then let go
@@ -96,8 +97,9 @@ class JobScheduler:
         its cap are the whole sweep's); a variant that cannot be built raises ValueError here.
         runs_dir: where its runs go (a browser's private space), else the host's runs folder.
         """
-        if sweep is not None:
-            sweep_configs(config, sweep)
+        config, capped = self._capped(config)
+        # planned here, once (ValueError naming a bad variant): the job and its child process keep this plan
+        plan = plan_sweep(config, sweep, runs_dir or self.settings.runs_dir) if sweep is not None else None
         with self._lock:
             self._update()
             if any(e.owner == owner for e in self._active_entries()):
@@ -106,8 +108,7 @@ class JobScheduler:
             if len(self._running) >= self.settings.max_jobs and len(self._queue) >= self.settings.max_queue:
                 raise ValueError(f"The server's training queue is full ({len(self._queue)} jobs waiting for "
                                  f"{self.settings.max_jobs} slots): try again in a few minutes.")
-            config, capped = self._capped(config)
-            entry = _Entry(secrets.token_urlsafe(9), owner, config, time.time(), capped, sweep, runs_dir)
+            entry = _Entry(secrets.token_urlsafe(9), owner, config, time.time(), capped, plan, runs_dir)
             self._queue.append(entry)
             self._update()
             return entry.token

@@ -7,7 +7,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -62,12 +62,14 @@ class History(Generic[T]):
         return len(self.points())
 
 
-def thin(points: tuple[T, ...], n: int) -> tuple[T, ...]:
-    """At most n points: every k-th from the first, then the last (for a chart or a kept record)."""
+def thin(points: Sequence[T], n: int) -> tuple[T, ...]:
+    """At most n points (n >= 2): every k-th from the first, then the last. The one thinning of a finished
+    curve, for a chart, a kept record or metrics.json (History thins a curve while it grows)."""
     if len(points) <= n:
-        return points
-    kept = points[::math.ceil((len(points) - 1) / (n - 1))]
-    return kept if kept[-1] is points[-1] else (*kept, points[-1])
+        return tuple(points)
+    stride = math.ceil((len(points) - 1) / (n - 1))
+    kept = tuple(points[::stride])
+    return kept if (len(points) - 1) % stride == 0 else (*kept, points[-1])
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """A training run in a background thread, safe to poll from a web page.
 
-The thread never touches any UI: it folds every change into a JobState (job_state.py) under a lock, checks a stop
-Event every step, stores errors instead of raising them, checkpoints its run folder every few seconds
+The thread never touches any UI: it folds every change into a JobState (jobs/state.py) under a lock, checks a
+stop Event every step, stores errors instead of raising them, checkpoints its run folder every few seconds
 (status "running") and saves it when it ends (finished, stopped, diverged, interrupted), so nothing
-trained is lost. worker.ProcessJob runs this same loop in a child process.
+trained is lost. jobs/process_job.py runs this same loop in a child process.
 
-A job trains one run, or a sweep (sweep.py): a family of variants in lockstep, each saved as its own
+A job trains one run, or a sweep (training/sweeps.py): a family of variants in lockstep, each saved as its own
 run folder. A single run is a job's only variant, whose updates are the job's own; a sweep's updates
 name their variant, and the job itself has a status and message of its own.
 """
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,14 +24,13 @@ import torch
 from vae_core.config import RunConfig
 from vae_core.data.base import DatasetNotFoundError, pixels
 from vae_core.data.normalize import fit_normalizer
-from vae_core.host import HostSettings
-from vae_core.jobs.plan import SweepPlan, plan_sweep
-from vae_core.jobs.state import (HISTORY_CAP, N_PREVIEW, JobSnapshot, JobState, JobUpdate, Preview, StopSignal,
-                                 VariantStatus, failure_updates, to_pixels)
+from vae_core.jobs.job import BaseJob
+from vae_core.jobs.state import (N_PREVIEW, JobSnapshot, JobUpdate, Preview, StopSignal, VariantStatus, failure_updates,
+                                 thin, to_pixels)
 from vae_core.model.compatibility import Verdict
 from vae_core.model.evaluate import EvalMetrics, evaluate
 from vae_core.model.latent import reconstruct
-from vae_core.runs.folders import RunRecord, RunStatus, load_run, run_name, save_run
+from vae_core.runs.folders import RunRecord, RunStatus, load_run, save_run
 from vae_core.runs.listing import writer_fields
 from vae_core.runs.manifest import ManifestVariant, SweepManifest, write_manifest
 from vae_core.runs.samples import samples_to_keep
@@ -45,18 +42,6 @@ from vae_core.training.sweeps import Family, format_value, lockstep_groups
 from vae_core.training.trainer import StepMetrics, Trainer, TrainingData, check_compatibility, prepare_data
 
 log = logging.getLogger(__name__)
-
-def host_checkpoint_every_s() -> float:
-    return HostSettings.from_env().checkpoint_every_s
-
-
-def planned_sweep(sweep: Family | SweepPlan | None, config: RunConfig, runs_dir: Path,
-                  run_dir: Path | None) -> SweepPlan | None:
-    """A job's sweep with its id and folders fixed (a spec is planned now; a plan is kept)."""
-    if sweep is not None and run_dir is not None:
-        raise ValueError("run_dir names one run folder, but a sweep saves one per variant under runs_dir.")
-    return sweep if sweep is None or isinstance(sweep, SweepPlan) else plan_sweep(config, sweep, runs_dir)
-
 
 @dataclass
 class _Variant:
@@ -72,35 +57,19 @@ class _Variant:
 
 
 @dataclass
-class TrainingJob:
-    """A single run, or a sweep (`sweep`: config is then the base every variant changes one field of)."""
-    config: RunConfig
-    runs_dir: Path
+class TrainingJob(BaseJob):
+    """A job trained in a thread of this process (the CLI's, and the child process's of a ProcessJob)."""
     data: TrainingData | None = None  # None: loaded in the thread (a download must not block the page)
-    run_dir: Path | None = None  # exact folder to save to; None: a new name under runs_dir, fixed now
-    history_cap: int = HISTORY_CAP
-    preview_every_s: float = 1.0
     on_step: Callable[[StepMetrics], None] | None = None  # a single run's steps, in the worker thread
-    owner: str | None = None  # who started it (a session); None from the CLI
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(9))
-    checkpoint_every_s: float | None = None  # None: the host's setting (VAE_LAB_CHECKPOINT_EVERY_S)
     on_update: Callable[[JobUpdate], None] | None = None  # every change, in the worker thread
-    on_done: Callable[[], None] | None = None  # after the final state is set, in the worker thread
     interrupted: Callable[[], str | None] | None = None  # why the job must end now (its server is gone)
     stop_event: StopSignal = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
-    sweep: Family | SweepPlan | None = None  # a spec is planned now (its id and folders fixed); a plan is kept
     resume: bool = False  # continue the run saved at run_dir (its weights, optimizer, step and history)
     dist: Dist | None = None  # under torchrun: this process's place (rank 0 alone evaluates and saves)
 
     def __post_init__(self) -> None:
-        self.sweep = planned_sweep(self.sweep, self.config, self.runs_dir, self.run_dir)
-        if self.sweep is not None:
-            self.run_dir = self.sweep.run_dirs[0]  # the first variant's: a sweep has one folder per variant
-        self.run_dir = Path(self.run_dir) if self.run_dir else Path(self.runs_dir) / run_name(self.config)
-        if self.checkpoint_every_s is None:
-            self.checkpoint_every_s = host_checkpoint_every_s()
-        self._state = JobState(self.history_cap, self.sweep)
+        super().__post_init__()
         self._started = time.time()
         self._last_checkpoint = 0.0
         self._variants: list[_Variant] = []
@@ -121,9 +90,6 @@ class TrainingJob:
         if self._thread is not None:
             self._thread.join(timeout)
         return self._thread is None or not self._thread.is_alive()
-
-    def snapshot(self) -> JobSnapshot:
-        return self._state.snapshot()
 
     def _emit(self, update: JobUpdate) -> None:
         self._state.apply(update)
@@ -156,21 +122,31 @@ class TrainingJob:
             self._write_manifest("failed")
 
     def _run(self) -> None:
+        """The job from start to end, top to bottom: set up, one lockstep step at a time, evaluate and save."""
         self.device = resolve_device(self.config.train.device)  # a missing accelerator fails the job, saying so
         if self.dist is not None:
-            self.device = join(self.dist, self.device)
-        data = self.data or prepare_data(self.config)
+            self.device = join(self.dist, self.device)  # under torchrun: this process's device of the group
+        data = self.data or prepare_data(self.config)  # here, in the thread: a download must not block the page
         self._variants = self._make_variants(data)
-        lockstep = self._lockstep(data)
+        lockstep = self._lockstep(data)  # a refused variant is announced and left out; all refused: the job fails
         if self.resume:
             self._resume(lockstep)
         self._emit(JobUpdate(status="running"))
         self._write_manifest("running")
         self._last_checkpoint = time.monotonic()
-        ending, message = self._train(lockstep)
-        for v in self._live():
-            self._finish(v, ending, message)
-        self._conclude(ending)
+        ending = None
+        for step in lockstep.steps():  # one shared batch, one optimizer step for each variant still training
+            self._record_step(step)  # curves and, every preview_every_s, reconstructions for the page
+            for i in step.diverged:  # its last finite weights are saved now; the others go on
+                self._finish(self._variants[i], "diverged", lockstep.messages[i])
+            self._maybe_checkpoint()  # a crash or a kill loses at most checkpoint_every_s of training
+            ending = self._ending()  # a stop, or its server gone
+            if ending and self.dist is None:  # under torchrun a stop reaches every process through agree()
+                break
+        status, message = ending or self._ending() or ("finished", "")
+        for v in self._live():  # whatever ended it, every live run is evaluated and saved: nothing is lost
+            self._finish(v, status, message)
+        self._conclude(status)
 
     def _make_variants(self, data: TrainingData) -> list[_Variant]:
         if self.sweep is None:
@@ -252,19 +228,6 @@ class TrainingJob:
 
     def _live(self) -> list[_Variant]:
         return [v for v in self._variants if v.status in ("starting", "running")]
-
-    def _train(self, lockstep: LockstepTrainer | GroupedLockstep) -> tuple[RunStatus, str]:
-        """Lockstep steps until the end, a stop or an interruption; a diverged variant is saved at once.
-        (Under torchrun a stop reaches every process through LockstepTrainer.agree, ending the steps.)"""
-        for step in lockstep.steps():
-            self._record_step(step)
-            for i in step.diverged:
-                self._finish(self._variants[i], "diverged", lockstep.messages[i])
-            self._maybe_checkpoint()
-            ending = self._ending()
-            if ending and self.dist is None:
-                return ending
-        return self._ending() or ("finished", "")
 
     def _ending(self) -> tuple[RunStatus, str] | None:
         """Why the job must end before its time: a stop, or its server is gone."""
@@ -379,25 +342,22 @@ HISTORY_FIELDS = ("step", "epoch", "recon_nats", "kl_nats", "elbo_nats", "elapse
 
 
 def history_rows(history: list[StepMetrics], max_rows: int = 1000) -> dict[str, list[float]]:
-    """Column-wise training history for metrics.json: every n-th point from the first, then the last
-    (at most max_rows + 1 rows, so a job's History of max_rows points and its latest is kept whole)."""
-    stride = max(1, math.ceil((len(history) - 1) / max_rows))
-    kept = history[::stride]
-    if history and kept[-1] is not history[-1]:
-        kept.append(history[-1])
+    """Column-wise training history for metrics.json, thinned to max_rows + 1 rows (so a job's History of max_rows
+    points and its latest is kept whole)."""
+    kept = thin(history, max_rows + 1)
     return {f: [getattr(m, f) for m in kept] for f in HISTORY_FIELDS}
 
 
 def resumed_history(earlier: dict[str, list[float]], new: dict[str, list[float]],
                     max_rows: int = 1000) -> dict[str, list[float]]:
-    """A resumed run's history: the earlier rows, then this job's (its clock continued), thinned to max_rows."""
+    """A resumed run's history: the earlier rows, then this job's (its clock continued), thinned to max_rows + 1."""
     if not earlier.get("step"):
         return new
     offset = earlier["elapsed_s"][-1] if earlier.get("elapsed_s") else 0.0
     rows = {f: list(earlier.get(f, [])) + [v + offset if f == "elapsed_s" else v for v in new.get(f, [])]
             for f in HISTORY_FIELDS}
-    stride = max(1, math.ceil((len(rows["step"]) - 1) / max_rows))
-    return {f: values[::stride] + ([values[-1]] if (len(values) - 1) % stride else []) for f, values in rows.items()}
+    kept = thin(range(len(rows["step"])), max_rows + 1)  # the same rows of every column
+    return {f: [values[i] for i in kept] for f, values in rows.items()}
 
 
 def run_in_foreground(config: RunConfig, runs_dir: Path, run_dir: Path | None = None,
