@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vae_core.config import DataConfig
 from vae_core.data.images.dataset import read_images
-from vae_core.data.images.stats import image_stats
+from vae_core.model.reach import image_stats
 
 CIFAR_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-5k-png.zip"
 REPEATS = 3

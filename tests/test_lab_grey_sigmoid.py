@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from vae_core.model.evaluate import EvalMetrics
+from vae_core.data.normalize import fit_normalizer
 from vae_core.labs import grey_sigmoid as lab2
 from vae_core.labs.base import ImageValues, LabRun, LabSettings, Measured
-from vae_core.data.normalize import fit_normalizer
+from vae_core.model.evaluate import EvalMetrics
 from vae_core.model.objective import effective_beta
 from vae_core.training.sweeps import SWEEP_MAX_VARIANTS, check_lockstep
 from vae_core.training.trainer import check_compatibility

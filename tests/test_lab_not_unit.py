@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig
-from vae_core.model.evaluate import EvalMetrics, evaluate
-from vae_core.labs import lab
-from vae_core.labs import not_unit
-from vae_core.labs.base import ImageValues, LabRun, LabSettings, Measured, Variant, measure
-from vae_core.model.likelihoods import discrete_log_prob
-from vae_core.model.vae import build_model
 from vae_core.data.normalize import Normalizer
+from vae_core.labs import lab, not_unit
+from vae_core.labs.base import ImageValues, LabRun, LabSettings, Measured, Variant
+from vae_core.labs.measure import measure
+from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.model.likelihoods import discrete_log_prob
 from vae_core.model.objective import effective_beta, implied_sigma, kl_per_dimension, training_loss
+from vae_core.model.vae import build_model
 from vae_core.runs.folders import LoadedRun
 
 SETTINGS = LabSettings()

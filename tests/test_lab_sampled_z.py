@@ -8,12 +8,11 @@ import pytest
 import torch
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig
-from vae_core.model.evaluate import EvalMetrics
-from vae_core.labs import lab
-from vae_core.labs import sampled_z
-from vae_core.labs.base import ImageValues, LabRun, LabSettings, Measured
-from vae_core.model.vae import build_model
 from vae_core.data.normalize import Normalizer
+from vae_core.labs import lab, sampled_z
+from vae_core.labs.base import ImageValues, LabRun, LabSettings, Measured
+from vae_core.model.evaluate import EvalMetrics
+from vae_core.model.vae import build_model
 from vae_core.runs.folders import LoadedRun, bundled_models_dir, read_config
 
 SETTINGS = LabSettings()
@@ -138,7 +137,7 @@ def test_a_missing_variant_gives_a_missing_finding():
 
 def test_the_per_image_margins_average_to_the_tables_numbers_on_the_bundled_run():
     """own() measures the table and the pairs on the same samples: each claim's margin, image by image, means the table's."""
-    from vae_core.labs.base import load_family
+    from vae_core.labs.measure import load_family
 
     (variant,) = lab("sampled-z").design(SETTINGS)
     lab_run = load_family([variant], [bundled_models_dir() / "sprites-sigmoid-unit-gaussian"])["model"][0]

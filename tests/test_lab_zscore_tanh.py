@@ -9,11 +9,11 @@ import torch
 from torch.distributions import Normal
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig
-from vae_core.model.evaluate import EvalMetrics
+from vae_core.data.normalize import Normalizer
 from vae_core.labs import lab, zscore_tanh
 from vae_core.labs.base import NOT_SETTLED, ImageValues, LabRun, LabSettings, Measured
+from vae_core.model.evaluate import EvalMetrics
 from vae_core.model.vae import build_model
-from vae_core.data.normalize import Normalizer
 from vae_core.runs.folders import LoadedRun
 
 SETTINGS = LabSettings()

@@ -6,21 +6,20 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
+from ui.labs import VERDICT_ICON
 from vae_core.cli.main import main
 from vae_core.labs import LABS, lab
-import torch
-
 from vae_core.labs.base import LAB_SEEDS, NOT_SETTLED, STEP_BUDGETS, ImageValues, LabSettings, Measured, step_plan
-from vae_core.labs.evidence import Evidence, evidence, contradicted, joint_verdict, verdict
+from vae_core.labs.evidence import Evidence, contradicted, evidence, joint_verdict, verdict
 from vae_core.labs.report import VERDICT_MARK
-from ui.labs import VERDICT_ICON
 from vae_core.labs.run import conclude_family, run_lab
 from vae_core.model.paired import DISTINGUISHABLE_SE, PairedDifference
 from vae_core.runs.folders import load_run
-from vae_core.training.trainer import steps_per_epoch
 from vae_core.training.sweeps import SWEEP_MAX_VARIANTS, check_lockstep, lockstep_groups
+from vae_core.training.trainer import steps_per_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS_PAGE = "app_pages/labs.py"

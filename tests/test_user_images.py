@@ -767,7 +767,7 @@ def test_summary_counts_skips_by_reason(tmp_path):
 def test_cifar10_png_zip():
     if not CIFAR_ZIP.exists():
         pytest.skip(f"{CIFAR_ZIP} is absent")
-    from vae_core.data.images.stats import image_stats
+    from vae_core.model.reach import image_stats
     result = read_images(CIFAR_ZIP, _cfg(CIFAR_ZIP))
     assert (len(result.train), len(result.test)) == (4000, 1000)
     assert result.layout == "split" and len(result.train.label_names) == 10

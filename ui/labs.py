@@ -14,19 +14,20 @@ from ui.sweep_live import sweep_live_ui
 from ui.uploads import chosen_images, my_runs_dirs, read
 from ui.widgets import chart, url_choice
 from vae_core.config import DataConfig, RunConfig, field_options
-from vae_core.data.datasets import load_dataset
 from vae_core.data.base import DatasetNotFoundError
-from vae_core.host import HostSettings
-from vae_core.labs import LABS, Lab
+from vae_core.data.datasets import load_dataset
 from vae_core.data.images.source import UploadRefused
-from vae_core.labs.base import LAB_SEEDS, LabSettings, StepPlan, lab_images, load_family
-from vae_core.training.sweeps import FAMILY_MAX_SEEDS
+from vae_core.host import HostSettings
+from vae_core.jobs.scheduler import JobRecord
+from vae_core.labs import LABS, Lab
+from vae_core.labs.base import LAB_SEEDS, LabSettings, StepPlan, lab_images
+from vae_core.labs.measure import load_family
 from vae_core.labs.report import (BEST_NOTE, VERDICT_MARK, Rows, Table, averaged_words, picture_rows,
                                   reconstruction_rows, report_files, report_zip, row_strip, seeds_words, table)
 from vae_core.labs.run import LabOutcome, conclude_family
 from vae_core.runs.folders import RunLoadError, read_config
-from vae_core.jobs.scheduler import JobRecord
 from vae_core.runs.manifest import list_sweeps
+from vae_core.training.sweeps import FAMILY_MAX_SEEDS
 from vae_plots.labs import lab_chart
 from vae_plots.views import dataset_words
 

@@ -8,17 +8,17 @@ import streamlit as st
 
 from ui.form_fields import (DATA_SCALES, FieldReader, FormResult, Refusal, apply_config_to_form, remember_form,
                             restore_form)
-from ui.uploads import chosen_images, images_target_range, read
 from ui.state import current_run
-from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, compatibility, compatibility_matrix
+from ui.uploads import chosen_images, images_target_range, read
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
 from vae_core.data.base import DatasetNotFoundError
-from vae_core.host import HostSettingError, HostSettings
 from vae_core.data.images.source import UploadRefused
+from vae_core.host import HostSettingError, HostSettings
+from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, compatibility, compatibility_matrix
 from vae_core.model.likelihoods import LIKELIHOODS
 from vae_core.model.loss_code import loss_code
 from vae_core.model.objective import effective_beta, free_bits_words, implied_sigma, reduction_factors
-from vae_core.training.trainer import TargetRange, target_range
+from vae_core.model.reach import TargetRange, target_range
 
 ASK_THE_HOST = ("On this server the data folder and downloads are the host's settings: ask the host to put the "
                 "dataset there, or to allow downloads.")

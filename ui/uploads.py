@@ -17,13 +17,12 @@ import streamlit as st
 from ui.session import client_record, client_token
 from vae_core.config import DataConfig
 from vae_core.data.base import DatasetNotFoundError
-from vae_core.host import HostSettings
 from vae_core.data.images.dataset import UserImages, read_images
 from vae_core.data.images.private import PrivateSpace, delete_expired
 from vae_core.data.images.source import MB, UploadLimits
-from vae_core.data.images.stats import ImageStats, image_stats
 from vae_core.data.normalize import fit_normalizer
-from vae_core.training.trainer import TargetRange, target_range_of
+from vae_core.host import HostSettings
+from vae_core.model.reach import ImageStats, TargetRange, image_stats, target_range_of
 
 RANGES_KEY = "images_ranges"  # session: each data config's target range on this browser's images
 READ_KEY = "images_read"  # session: the last Read, so a rerun does not decode the images again

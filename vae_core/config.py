@@ -17,7 +17,8 @@ from typing import Any, Literal, get_args
 
 DatasetName = Literal["sprites", "mnist", "fashion_mnist", "cifar10", "images"]
 Square = Literal["crop", "pad"]
-Color = Literal["auto", "grey", "rgb"]
+ImageColor = Literal["grey", "rgb"]  # what a person's images turned out to be
+Color = Literal["auto", ImageColor]  # auto: RGB unless every image is grey
 Orientation = Literal["exif", "stored"]
 Normalization = Literal["unit", "symmetric", "zscore"]
 OutputActivation = Literal["sigmoid", "tanh", "linear"]

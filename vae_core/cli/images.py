@@ -33,7 +33,7 @@ def data_config(ns: argparse.Namespace) -> DataConfig:
 
 def cmd_images(ns: argparse.Namespace) -> int:
     from vae_core.data.images.dataset import read_images
-    from vae_core.data.images.stats import image_stats
+    from vae_core.model.reach import image_stats
 
     read = read_images(ns.images, data_config(ns))
     stats = image_stats(read.train.images)

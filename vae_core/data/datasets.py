@@ -118,5 +118,3 @@ def _read_images(cfg: DataConfig):
         return read_images(cfg.images, cfg)
     except (UploadRefused, OSError) as e:
         raise DatasetNotFoundError(f"Your images at {cfg.images} cannot be used: {e}") from e
-
-

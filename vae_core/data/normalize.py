@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vae_core.config import Normalization
+from vae_core.config import DataConfig, Normalization
 
 GREY_LEVELS = 255  # pixels are k / 255 for k in 0..255 (torchvision's ToTensor convention)
 # The smallest decoder sigma, in pixel units ([0, 1]): a quarter of a grey level. A sigma below it only chases
@@ -97,6 +97,11 @@ def fit_normalizer(kind: Normalization, images: torch.Tensor, data_scale: float 
     else:
         shift, scale = _channel_stats(images)
     return Normalizer(kind, shift, tuple(c / data_scale for c in scale))
+
+
+def run_normalizer(data: DataConfig, train_images: torch.Tensor) -> Normalizer:
+    """The normalizer a run with this data section fits on its training images (uint8): the one way runs fit it."""
+    return fit_normalizer(data.normalization, train_images, data.data_scale)
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

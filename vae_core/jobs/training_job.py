@@ -23,7 +23,7 @@ import torch
 
 from vae_core.config import RunConfig
 from vae_core.data.base import DatasetNotFoundError, pixels
-from vae_core.data.normalize import fit_normalizer
+from vae_core.data.normalize import run_normalizer
 from vae_core.jobs.job import BaseJob
 from vae_core.jobs.state import (N_PREVIEW, JobSnapshot, JobUpdate, Preview, StopSignal, VariantStatus, failure_updates,
                                  thin, to_pixels)
@@ -39,7 +39,7 @@ from vae_core.training.distributed import Dist, join, rank0_clock, trainer_facto
 from vae_core.training.lockstep import GroupedLockstep, LockstepStep, LockstepTrainer, NothingToTrain
 from vae_core.training.state import RESUME_MAY_CHANGE, TRAIN_STATE, read_train_state, same_run
 from vae_core.training.sweeps import Family, format_value, lockstep_groups
-from vae_core.training.trainer import StepMetrics, Trainer, TrainingData, check_compatibility, prepare_data
+from vae_core.training.trainer import StepMetrics, Trainer, TrainingData, prepare_data
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,7 @@ class TrainingJob(BaseJob):
             if config.data.seed not in self._seeded:
                 self._seeded[config.data.seed] = prepare_data(config)
             data = self._seeded[config.data.seed]
-        normalizer = fit_normalizer(config.data.normalization, data.train.images, config.data.data_scale)
-        return dataclasses.replace(data, normalizer=normalizer)
+        return dataclasses.replace(data, normalizer=run_normalizer(config.data, data.train.images))
 
     def _lockstep(self, data: TrainingData) -> LockstepTrainer | GroupedLockstep:
         """The variants' trainers; each refused one says why (all refused: raise, the job fails)."""
@@ -184,7 +183,7 @@ class TrainingJob(BaseJob):
             v.trainer = trainer
             if trainer is not None:
                 self._emit_to(v, JobUpdate(status="running" if self.sweep else None,
-                                           verdict=check_compatibility(v.config, v.data.normalizer)))
+                                           verdict=trainer.verdict))
         return lockstep
 
     def _distributed(self) -> dict[str, Any]:

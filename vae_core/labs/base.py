@@ -12,9 +12,8 @@ exceeds its noise; otherwise it says the question is not settled at this budget.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,12 +21,10 @@ from typing import Any, Literal
 import torch
 
 from vae_core.config import DataConfig, DatasetName, LossConfig, ModelConfig, RunConfig, TrainConfig
-from vae_core.model.evaluate import EvalMetrics, evaluate
-from vae_core.model.objective import kl_per_dimension
-from vae_core.runs.folders import LoadedRun, RunLoadError, load_run, read_samples
-from vae_core.training.sweeps import FAMILY_MAX_SEEDS, FamilySpec
-from vae_core.data.datasets import load_dataset
 from vae_core.data.sprites import SPRITES_TRAIN
+from vae_core.model.evaluate import EvalMetrics
+from vae_core.runs.folders import LoadedRun
+from vae_core.training.sweeps import FAMILY_MAX_SEEDS, FamilySpec
 from vae_core.training.trainer import make_run_config
 
 # Test images each variant is evaluated on and the lab measures: the same images for both (the whole split
@@ -35,6 +32,17 @@ from vae_core.training.trainer import make_run_config
 LAB_TEST_IMAGES = 500
 LAB_BATCH = TrainConfig().batch_size  # every lab trains its variants on batches of this many images
 LAB_SEEDS = 3  # a lab trains its family on this many seeds: a verdict holds only where every one agrees
+LAB_PREFIX = "lab:"  # a lab's family is named "lab:<id>": its job, its manifest and its runs' sweep say so
+
+
+def family_name(lab_id: str) -> str:
+    """The name of a lab's family: "lab:zscore-tanh"."""
+    return LAB_PREFIX + lab_id
+
+
+def lab_id_of(family: str) -> str | None:
+    """The lab whose family this is ("lab:zscore-tanh" -> "zscore-tanh"); None for a sweep of a field."""
+    return family[len(LAB_PREFIX):] if family.startswith(LAB_PREFIX) else None
 
 
 @dataclass(frozen=True)
@@ -217,9 +225,9 @@ class Lab:
         """The design on each seed, seed by seed; with several seeds, each label and key names its seed."""
         several = settings.seeds > 1
         seeded = [(s, v) for s in settings.seed_list for v in self.design(settings.at_seed(s))]
-        return FamilySpec(f"lab:{self.id}", tuple(f"{v.label} · seed {s}" if several else v.label for s, v in seeded),
-                          tuple(v.config for _, v in seeded),
-                          tuple(f"{v.key}-s{s}" if several else v.key for s, v in seeded))
+        labels = tuple(f"{v.label} · seed {s}" if several else v.label for s, v in seeded)
+        keys = tuple(f"{v.key}-s{s}" if several else v.key for s, v in seeded)
+        return FamilySpec(family_name(self.id), labels, tuple(v.config for _, v in seeded), keys)
 
     @property
     def budget(self) -> StepBudget:
@@ -271,149 +279,6 @@ def vary(config: RunConfig, **sections: dict[str, Any]) -> RunConfig:
     """The config with fields of its sections replaced: vary(c, model={"output_activation": "tanh"})."""
     parts = {name: dataclasses.replace(getattr(config, name), **changes) for name, changes in sections.items()}
     return dataclasses.replace(config, **parts)
-
-
-# ----------------------------------------------------------------------------- measuring a trained family
-
-def test_images(run: LoadedRun, n: int = LAB_TEST_IMAGES) -> torch.Tensor:
-    """The first n test images of the run's data (its carried samples where the dataset is gone, and always for a
-    person's images: a process-wide cache must not hold anyone's upload)."""
-    if run.config.data.dataset == "images":
-        return _carried(run)[:n]
-    try:
-        # the images do not depend on how they are normalized: one cache entry for a family's variants
-        return _test_split(dataclasses.replace(run.config.data, normalization="unit", data_scale=1.0))[:n]
-    except (ValueError, OSError):
-        if read_samples(run.path) is None:
-            raise
-        return _carried(run)[:n]
-
-
-def _carried(run: LoadedRun) -> torch.Tensor:
-    samples = read_samples(run.path)
-    if samples is None:
-        raise RunLoadError(f"{run.path} carries no test images, and its dataset is not on this machine.")
-    return samples.images
-
-
-@functools.lru_cache(maxsize=4)
-def _test_split(data: DataConfig) -> torch.Tensor:
-    """Cached: a family's variants share their data, and a lab reads it for each (uint8, treated as read-only).
-    The test split alone: prepare_data would load (or generate) the training split too."""
-    return load_dataset(data, "test").images
-
-
-Family = dict[str, tuple[LabRun | None, ...]]  # a trained family's loaded runs by variant key, one per seed (None: missing)
-
-
-def load_family(variants: Sequence[Variant], run_dirs: Sequence[Path | None], seeds: Sequence[int] = (0,)) -> Family:
-    """Each saved variant's run on each seed (run_dirs seed by seed, as Lab.family orders them), loaded once for
-    measuring and picturing; one that cannot be loaded is None, a variant with none is left out."""
-    family = {}
-    for i, variant in enumerate(variants):
-        dirs = [run_dirs[k * len(variants) + i] if k * len(variants) + i < len(run_dirs) else None
-                for k in range(len(seeds))]
-        runs = tuple(LabRun(variant.key, run, test_images(run), seed) if (run := _load(d)) else None
-                     for d, seed in zip(dirs, seeds))
-        if any(runs):
-            family[variant.key] = runs
-    return family
-
-
-def first_run(family: Family, key: str) -> LabRun | None:
-    """A variant's run on the first seed it was saved on: the one a page pictures."""
-    return next((r for r in family.get(key, ()) if r is not None), None)
-
-
-@dataclass(frozen=True)
-class SeedMeasures:
-    """One variant on one seed: its run's test evaluation, the lab's extras and its values image by image."""
-    metrics: EvalMetrics
-    extras: dict[str, float]
-    values: ImageValues
-
-
-def measure(lab: Lab, variants: Sequence[Variant], family: Family) -> dict[str, Measured]:
-    """Each loaded variant's numbers, by key, averaged over its seeds; one with no test evaluation is left out."""
-    measured = {}
-    for variant in variants:
-        seeds = [_measure_seed(lab, r) for r in family.get(variant.key, ())]
-        done = [s for s in seeds if s is not None]
-        if done:
-            measured[variant.key] = Measured(variant.label, mean_metrics([s.metrics for s in done]),
-                                             mean_extras([s.extras for s in done]),
-                                             first_run(family, variant.key).run.config,
-                                             tuple(s.values if s else None for s in seeds),
-                                             tuple(s.extras if s else None for s in seeds))
-    return measured
-
-
-def _measure_seed(lab: Lab, lab_run: LabRun | None) -> SeedMeasures | None:
-    metrics = _metrics(lab_run.run.metrics.get("test")) if lab_run else None
-    if metrics is None:
-        return None
-    own = lab.own(lab_run) if lab.own else OwnMeasures()
-    return SeedMeasures(metrics, own.means, image_values(lab_run, own.per_image))
-
-
-def mean_metrics(seeds: Sequence[EvalMetrics]) -> EvalMetrics:
-    """Evaluations on several seeds, field by field: the mean; a standard error, that of the mean of independent
-    estimates; a flag, a note or a count that differs, the first seed's."""
-    if len(seeds) == 1:
-        return seeds[0]
-    return EvalMetrics(**{f.name: _mean_field(f.name, [getattr(m, f.name) for m in seeds])
-                          for f in dataclasses.fields(EvalMetrics) if f.name != "per_image"})
-
-
-def _mean_field(name: str, values: list[Any]) -> Any:
-    if any(v is None for v in values):
-        return None
-    if all(v == values[0] for v in values):
-        return values[0]
-    if isinstance(values[0], list):
-        return [sum(column) / len(values) for column in zip(*values)]
-    if isinstance(values[0], (bool, str)) or name in ("n_test", "iwae_k"):
-        return values[0]
-    if name.endswith("_se"):
-        return math.sqrt(sum(v * v for v in values)) / len(values)
-    return sum(values) / len(values)
-
-
-def mean_extras(seeds: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """The extras every seed measured, averaged over the seeds."""
-    keys = set.intersection(*(set(e) for e in seeds)) if seeds else set()
-    return {k: sum(e[k] for e in seeds) / len(seeds) for k in seeds[0] if k in keys} if seeds else {}
-
-
-@torch.no_grad()
-def image_values(lab_run: LabRun, own: Mapping[str, torch.Tensor] | None = None) -> ImageValues:
-    """The variant evaluated again on the lab's test images, image by image (as training's evaluation: seed 0,
-    so the means are the saved ones; metrics.json keeps no per-image values), with the lab's own."""
-    run = lab_run.run
-    found = evaluate(run.model, run.normalizer, lab_run.images).per_image
-    mu, logvar = run.model.encode(lab_run.x)
-    return ImageValues(found.elbo, found.bits, found.psnr, kl_per_dimension(mu, logvar).sum(1),
-                       dict(own or {}))
-
-
-def _load(run_dir: Path | None) -> LoadedRun | None:
-    if run_dir is None:
-        return None
-    try:
-        return load_run(run_dir)
-    except RunLoadError:
-        return None
-
-
-def _metrics(test: Any) -> EvalMetrics | None:
-    """A run's stored test evaluation; fields it lacks take their defaults, fields this version lacks are dropped."""
-    if not isinstance(test, dict) or not test:
-        return None
-    known = {f.name for f in dataclasses.fields(EvalMetrics)}
-    try:
-        return EvalMetrics(**{k: v for k, v in test.items() if k in known})
-    except TypeError:  # a required field is missing: not an evaluation this version can read
-        return None
 
 
 def missing(measured: Mapping[str, Measured], *keys: str) -> Finding | None:

@@ -10,8 +10,8 @@ from typing import Literal
 
 import torch
 
-from vae_core.model.paired import DISTINGUISHABLE_SE, PairedDifference, paired_difference, pooled
 from vae_core.labs.base import NOT_SETTLED, Measured, PairedMeasure, Verdict
+from vae_core.model.paired import DISTINGUISHABLE_SE, PairedDifference, paired_difference, pooled
 
 Direction = Literal["positive", "negative"]  # the sign of a - b the textbook expects
 SETTLE_ADVICE = "more steps (--steps) or more seeds (--seeds) would settle it"

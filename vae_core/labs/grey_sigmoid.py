@@ -26,17 +26,17 @@ from collections.abc import Mapping
 import torch
 
 from vae_core.config import LossConfig, ModelConfig
-from vae_core.model.latent import embed
 from vae_core.data.normalize import GREY_LEVELS
+from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant,
+                                Verdict, base_config, missing, vary)
+from vae_core.labs.evidence import (Direction, Evidence, Practical, against_margin, contradicted, evidence,
+                                    joint_verdict, level_evidence, verdict)
+from vae_core.model.latent import embed
+from vae_core.model.likelihoods import MSE_SIGMA
 from vae_core.model.objective import equivalent_beta
-from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
-                   base_config, missing, vary)
-from vae_core.labs.evidence import (Direction, Evidence, Practical, against_margin, contradicted, evidence, joint_verdict,
-                       level_evidence, verdict)
 
 BATCH, LATENT = 64, 8  # the question's B and L: its loss is beta_eff = 100 / (64 * 8)
 ASKER_BETA = 100.0
-MSE_SIGMA = 1 / math.sqrt(2)  # -log N(x; x_hat, 1/2) = squared error + const: mse_loss(reduction="sum")
 SPRITE_SIZE = 64
 MODEL = ModelConfig(latent_dim=LATENT, width=8, depth=4, output_activation="sigmoid")
 GREY = 10.0  # grey levels: a background above this looks grey, not black, on a screen (about 4% of 255)

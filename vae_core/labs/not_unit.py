@@ -17,12 +17,12 @@ from collections.abc import Mapping
 import torch
 
 from vae_core.config import LossConfig, ModelConfig, RunConfig
-from vae_core.model.evaluate import EvalMetrics, evaluate
-from vae_core.model.loss_code import MSE_SIGMA
-from vae_core.model.objective import effective_beta, implied_sigma
-from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
-                   base_config, missing, vary)
+from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant,
+                                Verdict, base_config, missing, vary)
 from vae_core.labs.evidence import Direction, Evidence, evidence, verdict
+from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.model.likelihoods import MSE_SIGMA
+from vae_core.model.objective import effective_beta, implied_sigma
 
 FIXED_SIGMA = 1.0  # z-scored units: the data's own spread, i.e. the loss 0.5 * SSE ("MSE/2"), the usual default
 HAND_KL_WEIGHT = 1e-4  # F.mse_loss(x_hat, x) + 1e-4 * KL: the weight as people pick it

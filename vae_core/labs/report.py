@@ -13,10 +13,11 @@ import torch
 
 from vae_core.data.base import pixels
 from vae_core.jobs.state import to_pixels
-from vae_core.model.paired import DISTINGUISHABLE_SE
-from vae_core.labs.base import Column, Family, LabRun, LabSettings, Measured, Variant, first_run, load_family
+from vae_core.labs.base import Column, LabRun, LabSettings, Measured, Variant
 from vae_core.labs.evidence import evidence, verdict
+from vae_core.labs.measure import Family, first_run, load_family
 from vae_core.labs.run import LabOutcome
+from vae_core.model.paired import DISTINGUISHABLE_SE
 
 N_SHOWN = 8  # test images per reconstruction row
 Rows = list[tuple[str, np.ndarray]]  # (caption, (n, H, W, C) uint8) picture rows

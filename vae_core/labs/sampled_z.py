@@ -16,15 +16,16 @@ import torch
 
 from vae_core.config import RunConfig
 from vae_core.data.base import pixels
+from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant,
+                                Verdict, base_config, missing)
+from vae_core.labs.evidence import Direction, Evidence, level_evidence, verdict
 from vae_core.model.latent import reconstruct
 from vae_core.model.likelihoods import HALF_LOG_2PI
 from vae_core.model.objective import reconstruction_nats
 from vae_core.runs.folders import LoadedRun, RunLoadError, bundled_models_dir, read_config
-from vae_core.zoo import ZooKey, entry_name, with_key
+from vae_core.zoo import ZooKey
 from vae_core.zoo import base_config as zoo_base_config
-from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, Variant, Verdict,
-                   base_config, missing)
-from vae_core.labs.evidence import Direction, Evidence, level_evidence, verdict
+from vae_core.zoo import entry_name, with_key
 
 KEY = "model"
 ZOO_KEY = ZooKey("sigmoid", "unit", "gaussian")  # the bundled run this lab's variant is

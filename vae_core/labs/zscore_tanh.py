@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+
 import torch
 
 from vae_core.config import LossConfig, ModelConfig
+from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures,
+                                PairedMeasure, Variant, Verdict, base_config, missing, vary)
+from vae_core.labs.evidence import SETTLE_ADVICE, Direction, contradicted, evidence, joint_verdict, verdict
 from vae_core.model.evaluate import EvalMetrics
 from vae_core.model.likelihoods import gaussian_log_prob
 from vae_core.model.objective import kl_per_dimension
-from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures, PairedMeasure,
-                   Variant, Verdict, base_config, missing, vary)
-from vae_core.labs.evidence import SETTLE_ADVICE, Direction, contradicted, evidence, joint_verdict, verdict
 
 SIGMA = 0.1  # normalized units: fixed, so that multiplying the data by c weighs its squared error c^2 times
 SCALES = (0.1, 1.0, 10.0)  # the data multiplied by each, and the same reconstruction probed at each

@@ -23,13 +23,14 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from vae_core.model.compatibility import ACTIVATION_RANGE, edge_share
 from vae_core.config import RunConfig
 from vae_core.data.base import pixels
-from vae_core.model.likelihoods import discrete_log_prob
-from vae_core.model.vae import VAE, VAEOutput
 from vae_core.data.normalize import GREY_LEVELS, Normalizer
+from vae_core.model.compatibility import ACTIVATION_RANGE, edge_share
+from vae_core.model.likelihoods import discrete_log_prob
 from vae_core.model.objective import equivalent_beta, kl_per_dimension, reconstruction_nats
+from vae_core.model.reach import outside_share
+from vae_core.model.vae import VAE, VAEOutput
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active if Cov_x(E_q[z_u]) > 0.01
 COLLAPSE_KL = 0.01  # nats: training's live alarm (kl_collapse_alarm) and the KL figure's line
@@ -159,7 +160,7 @@ def _slices(n_rows: int, n_images: int, step: int) -> Iterator[tuple[slice, slic
 def range_fractions(x: torch.Tensor, x_hat: torch.Tensor, activation: str) -> tuple[float, float]:
     """(fraction of targets outside the activation's range, fraction of outputs within 1e-3 of a bound)."""
     lo, hi = ACTIVATION_RANGE[activation]
-    unreachable = ((x < lo) | (x > hi)).double().mean().item()
+    unreachable = outside_share(x, activation)
     if math.isinf(lo):
         return unreachable, 0.0
     saturated = ((x_hat - lo < SATURATION_EPS) | (hi - x_hat < SATURATION_EPS)).double().mean().item()

@@ -22,6 +22,8 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # normalized units (VAE.log_sigma_floor, from Normalizer.sigma_floor). A caller without a model (the extra z
 # samples of a gaussian_optimal training step) floors at the unit normalization's value.
 UNIT_LOG_SIGMA_FLOOR = math.log(SIGMA_FLOOR_PIXELS)
+# -log N(x; x_hat, 1/2) = squared error + const: F.mse_loss(reduction="sum") is the Gaussian NLL with this sigma
+MSE_SIGMA = 1 / math.sqrt(2)
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,9 @@ import math
 from dataclasses import dataclass
 
 from vae_core.config import LossConfig
+from vae_core.model.likelihoods import MSE_SIGMA
 from vae_core.model.objective import effective_beta, implied_sigma
 
-MSE_SIGMA = 1 / math.sqrt(2)  # mse_loss(reduction="sum") is the Gaussian NLL with this sigma, constants aside
 # Each likelihood's NLL: {r} is the reduction= of an F.* call (where it has one), {tail} the reductions applied
 # to the per-value tensor (B, C, H, W) right after the call: appended after "/ sigma" it would bind to the number.
 NLL = {
@@ -116,4 +116,3 @@ def _words(over_values: str, over_batch: str, n: int, what: str, batch_size: int
         f"averaged over the {n:,} {what} of an image"
     batch = f"summed over the batch of {batch_size}" if over_batch == "sum" else "averaged over the batch"
     return f"{values}, then {batch}"
-

@@ -20,7 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vae_core.config import LikelihoodName, ModelConfig
-from vae_core.model.likelihoods import UNIT_LOG_SIGMA_FLOOR, continuous_bernoulli_mean, likelihood_spec, optimal_log_sigma
+from vae_core.model.likelihoods import (UNIT_LOG_SIGMA_FLOOR, continuous_bernoulli_mean, likelihood_spec,
+                                        optimal_log_sigma)
 
 
 @dataclass(frozen=True)

@@ -279,5 +279,3 @@ def _check_state(state: dict[str, torch.Tensor], model: VAE, run_dir: Path) -> N
                                f"config needs {expected[k].dtype} {tuple(expected[k].shape)}.")
         if not torch.isfinite(v).all():
             raise RunLoadError(f"{run_dir}/{WEIGHTS}: tensor {k} holds NaN or infinite values.")
-
-

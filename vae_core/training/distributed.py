@@ -19,9 +19,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from vae_core.config import LossConfig, RunConfig
-from vae_core.model.vae import VAE, BatchShare
 from vae_core.data.normalize import Normalizer
 from vae_core.model.objective import LossTerms, loss_terms
+from vae_core.model.vae import VAE, BatchShare
 from vae_core.training.trainer import BatchMeans, Trainer
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # what torchrun sets in each process it starts

@@ -184,5 +184,3 @@ class GroupedLockstep:
         for j, i in enumerate(group):
             metrics[i] = step.metrics[j]
         return LockstepStep(step.step, tuple(metrics), tuple(group[j] for j in step.diverged))
-
-

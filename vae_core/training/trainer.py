@@ -13,16 +13,15 @@ from typing import Iterator
 
 import torch
 
-from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, compatibility
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+from vae_core.data.base import ImageDataset
 from vae_core.data.datasets import dataset_shape, load_splits
-from vae_core.data.base import ImageDataset, pixels
-from vae_core.training.state import TrainState
-from vae_core.model.evaluate import range_fractions
+from vae_core.data.normalize import Normalizer, run_normalizer
+from vae_core.model.compatibility import Verdict, compatibility
 from vae_core.model.likelihoods import log_sigma_of_mse
-from vae_core.model.vae import VAE, build_model
-from vae_core.data.normalize import Normalizer, fit_normalizer
 from vae_core.model.objective import LossTerms, loss_terms
+from vae_core.model.vae import VAE, build_model
+from vae_core.training.state import TrainState
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ class TrainingData:
 def prepare_data(config: RunConfig) -> TrainingData:
     """Load both splits and fit the normalization on the training split."""
     train, test = load_splits(config.data)
-    return TrainingData(train, test, fit_normalizer(config.data.normalization, train.images, config.data.data_scale))
+    return TrainingData(train, test, run_normalizer(config.data, train.images))
 
 
 def check_compatibility(config: RunConfig, normalizer: Normalizer) -> Verdict:
@@ -133,7 +132,7 @@ class Trainer:
     def __init__(self, config: RunConfig, images: torch.Tensor, normalizer: Normalizer,
                  model: VAE | None = None, generator: torch.Generator | None = None,
                  device: str | torch.device = "cpu"):
-        check_compatibility(config, normalizer)
+        self.verdict = check_compatibility(config, normalizer)  # refused: raises; else carried to the job's page
         self.config = config
         self.images = images  # (N, C, H, W) uint8, on the CPU
         self.normalizer = normalizer
@@ -296,24 +295,3 @@ def make_run_config(data: DataConfig, model: ModelConfig, loss: LossConfig, trai
     """Bundle the four parts, taking the model's image shape from the dataset."""
     channels, size = dataset_shape(data)
     return RunConfig(data, dataclasses.replace(model, channels=channels, image_size=size), loss, train)
-
-
-@dataclass(frozen=True)
-class TargetRange:
-    normalizer: Normalizer  # as training would fit it
-    lo: float  # smallest normalized value a pixel can take (over channels)
-    hi: float
-    frac_outside: dict[str, float]  # per output activation: share of normalized test values out of its reach
-
-
-def target_range(data: DataConfig) -> TargetRange:
-    """What the chosen normalization (and data scale) does to this data, before any training."""
-    prepared = prepare_data(RunConfig(data=data))
-    return target_range_of(prepared.normalizer, prepared.test.images)
-
-
-def target_range_of(normalizer: Normalizer, test_images: torch.Tensor) -> TargetRange:
-    """The normalized range and each activation's unreachable share of uint8 test images, under a normalizer."""
-    x = normalizer.forward(pixels(test_images))  # (N, C, H, W)
-    frac = {act: range_fractions(x, x, act)[0] for act in ACTIVATION_RANGE}
-    return TargetRange(normalizer, *normalizer.value_range(), frac)

@@ -12,13 +12,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from vae_core.config import DataConfig
+from vae_core.config import DataConfig, ImageColor
 from vae_core.data.base import ImageDataset
 from vae_core.data.images.decode import NOTE_WORDS, Decoded, Note, Skip, decode
 from vae_core.data.images.source import REASON_WORDS, Entry, SkipReason, UploadLimits, UploadRefused, entries
 
 Layout = Literal["split", "classes", "flat"]
-Color = Literal["grey", "rgb"]
 TRAIN_NAMES, TEST_NAMES = ("train",), ("test", "val", "valid", "validation")
 UNLABELLED = "unlabelled"  # the class of an image outside every class folder
 DATASET_NAME = "images"
@@ -41,7 +40,7 @@ class UserImages:
     test: ImageDataset
     layout: Layout
     split_by: Literal["folders", "seed"]  # train/ and test/ folders, or a seeded share of the images
-    color: Color  # what the images are: rgb where any one has color (the default of "auto")
+    color: ImageColor  # what the images are: rgb where any one has color (the default of "auto")
     outcomes: tuple[FileOutcome, ...]  # every file looked at, in name order
 
     @property
@@ -113,7 +112,7 @@ def _dataset(images: list[_Image], outcomes: list[FileOutcome], cfg: DataConfig)
     layout = _layout(images)
     if layout == "split":
         images, outcomes = _in_splits(images, outcomes)
-    color: Color = "grey" if all(i.decoded.grey for i in images) else "rgb"
+    color: ImageColor = "grey" if all(i.decoded.grey for i in images) else "rgb"
     tensors = _stack([i.decoded.pixels for i in images], color if cfg.color == "auto" else cfg.color)
     labels, names = _labels(images, layout)
     train_idx, test_idx = (_mixed(idx, cfg.seed) for idx in _split(images, layout, cfg))
@@ -160,7 +159,7 @@ def _in_splits(images: list[_Image], outcomes: list[FileOutcome]) -> tuple[list[
     return [i for i in images if i not in outside], outcomes
 
 
-def _stack(pixels: list[np.ndarray], color: Color) -> torch.Tensor:
+def _stack(pixels: list[np.ndarray], color: ImageColor) -> torch.Tensor:
     """(N, C, S, S) uint8: grey images repeated into RGB, or RGB made grey by ITU-R 601 luma (as Pillow's "L")."""
     out = []
     for p in pixels:

@@ -17,11 +17,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vae_core.config import Orientation, Square
 from vae_core.data.images.source import SkipReason, UploadLimits
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF", "TIFF")
-Square = Literal["crop", "pad"]
-Orientation = Literal["exif", "stored"]
 Note = Literal["16-bit", "palette", "cmyk", "alpha", "animated", "rotated", "renamed"]
 # How a summary counts each conversion: (one image, several).
 NOTE_WORDS: dict[Note, tuple[str, str]] = {
