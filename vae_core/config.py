@@ -238,8 +238,6 @@ class TrainConfig:
     seed: int = spec(0, "Seed", "initial weights, batch order and z samples.", lo=0, hi=MAX_SEED)
     num_threads: int | None = spec(None, "Training threads", "torch intra-op threads for training.",
                                    lo=1, hi=256, none_means="torch's default")
-    eval_every: int = spec(0, "Steps between test snapshots", "test-set snapshots in the history; 0 = never.",
-                           lo=0, hi=10_000_000)
     device: Device = spec("auto", "Device", "auto: a CUDA GPU, else Apple's MPS, else the CPU; where the run "
                           "trains, not what it learns.")
     precision: Precision = spec("float32", "Precision", "bf16: the network's products in bfloat16 (autocast; "
@@ -275,12 +273,15 @@ class RunConfig:
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+# Fields older run folders carry that nothing reads any more: dropped when such a run is read.
+RETIRED_FIELDS: dict[str, frozenset[str]] = {"train": frozenset({"eval_every"})}
 
 
 def _section_from_dict(cls: type, section: Any, name: str) -> Any:
     if not isinstance(section, dict):
         raise ValueError(f"config section {name!r} must be a JSON object.")
     known = {f.name for f in dataclasses.fields(cls)}
+    section = {k: v for k, v in section.items() if k not in RETIRED_FIELDS.get(name, ())}
     unknown = set(section) - known
     if unknown:
         raise ValueError(f"config section {name!r} has unknown fields {sorted(unknown)}.")

@@ -21,7 +21,7 @@ TOGGLE_FIELDS: tuple[FieldPath, ...] = ("model.output_activation", "data.normali
 ALL_VALUES: frozenset[FieldPath] = frozenset(TOGGLE_FIELDS[:2])  # few options: show them all, runs or not
 # Where a run was trained or on which machine: not a difference in what it learned.
 INCIDENTAL: frozenset[FieldPath] = frozenset(
-    {"data.data_dir", "data.download", "train.num_threads", "train.eval_every", "train.device"})
+    {"data.data_dir", "data.download", "train.num_threads", "train.device"})
 
 
 def field_label(path: FieldPath) -> str:

@@ -21,7 +21,7 @@ from vae_core.config import RunConfig
 
 TRAIN_STATE = "train_state.safetensors"
 # What a resumed run may change: how long and where it trains, never what it learns.
-RESUME_MAY_CHANGE = ("epochs", "time_budget_s", "device", "precision", "num_threads", "eval_every")
+RESUME_MAY_CHANGE = ("epochs", "time_budget_s", "device", "precision", "num_threads")
 FORMAT = "vae-lab-train-state/1"
 MAX_STATE_BYTES = 2 * 512 * 2**20  # Adam keeps two tensors per parameter: twice the largest weights file
 

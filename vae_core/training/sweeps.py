@@ -37,7 +37,6 @@ SHARED_FIELDS: dict[FieldPath, str] = {
     "train.epochs": "the variants train for the same number of steps",
     "train.time_budget_s": "the variants train for the same number of steps",
     "train.num_threads": "the variants share one job and its threads",
-    "train.eval_every": "the variants share one job and its schedule",
     "train.device": "the variants share one job and its device",
 }
 
