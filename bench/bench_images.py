@@ -2,7 +2,7 @@
 ../shared/data (5,000 images, 12 MB), read from the zip and from the same files in a folder, at 32 and 64
 pixels, then its statistics. Prints one line per measurement (the median of REPEATS reads).
 
-    PYTHONPATH=. python bench/bench_images.py
+    python -m bench.bench_images
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """How long does a lab take, from its button to its conclusion? Measured in Chromium against a fresh server.
 
-    python bench/bench_labs.py [--dataset sprites] [--labs zscore-tanh,grey-sigmoid,not-unit,sampled-z]
-    python bench/bench_labs.py --images ../shared/data/cifar10-5k-png.zip   # uploaded first, as a person would
-    python bench/bench_labs.py --rates [--steps 60]   # each lab's training steps/s, for base.STEP_BUDGETS
-    python bench/bench_labs.py --seeds 5   # each lab's verdicts at --seed 0..4 (3 seeds each), no browser
+    python -m bench.bench_labs [--dataset sprites] [--labs zscore-tanh,grey-sigmoid,not-unit,sampled-z]
+    python -m bench.bench_labs --images ../shared/data/cifar10-5k-png.zip   # uploaded first, as a person would
+    python -m bench.bench_labs --rates [--steps 60]   # each lab's training steps/s, for base.STEP_BUDGETS
+    python -m bench.bench_labs --seeds 5   # each lab's verdicts at --seed 0..4 (3 seeds each), no browser
 
 For each lab, with its defaults (its step budget, about 45 s of training here): pick it on the Labs page,
 press Run, wait until the conclusion is drawn, and report the wall time, the findings and the
@@ -14,15 +14,13 @@ the data, evaluating each variant and measuring the family.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.harness import REPO, VIEWPORT, chromium, go_to, running_server, wait_settled  # noqa: E402
-from vae_core.labs import LABS  # noqa: E402
-from vae_core.labs.base import LabSettings  # noqa: E402
+from browser_harness import REPO, VIEWPORT, chromium, go_to, running_server, wait_settled
+from vae_core.labs import LABS
+from vae_core.labs.base import LabSettings
 
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 TIMEOUT_MS = 600_000

@@ -1,6 +1,6 @@
 """MNIST's defaults within a minute: `python -m vae_core train --dataset mnist --time-budget 60`, no other flag.
 
-    python bench/bench_mnist.py [--budget 60] [--data-dir ../shared/data] [-- extra train flags]
+    python -m bench.bench_mnist [--budget 60] [--data-dir ../shared/data] [-- extra train flags]
 
 Trains through the CLI (a fresh process, as a person would), then prints the training time, the steps and
 epochs it reached, images/s, and the test -ELBO in nats (goal: at most 100 on grey MNIST with the defaults:

@@ -1,6 +1,6 @@
 """A family in lockstep vs the same variants one after the other, interleaved in one run.
 
-    python bench/bench_sweep.py [--steps 300] [--rounds 2] [--threads 1] [--sweep output_activation=sigmoid,tanh,linear]
+    python -m bench.bench_sweep [--steps 300] [--rounds 2] [--threads 1] [--sweep output_activation=sigmoid,tanh,linear]
 
 Each round trains the whole family both ways (LockstepTrainer; then one Trainer per variant in turn),
 the order alternating between rounds to be fair to both, and checks that both ways end with the same
@@ -10,18 +10,15 @@ steadier figure.
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
-from vae_core.data.normalize import fit_normalizer  # noqa: E402
+from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from vae_core.data.normalize import fit_normalizer
 from vae_core.training.lockstep import LockstepTrainer
 from vae_core.training.sweeps import parse_sweep, sweep_configs
-from vae_core.training.trainer import Trainer, make_run_config, prepare_data  # noqa: E402
+from vae_core.training.trainer import Trainer, make_run_config, prepare_data
 
 
 def lockstep(configs, images, normalizers) -> list[dict]:

@@ -1,6 +1,6 @@
 """How fast is the family toggle? Measured in Chromium against a fresh server.
 
-    python bench/bench_toggle.py [--rounds 5] [--run sprites-sigmoid-zscore-gaussian] [--page all]
+    python -m bench.bench_toggle [--rounds 5] [--run sprites-sigmoid-zscore-gaussian] [--page all]
 
 Opens a page on a bundled z-scored run and clicks the sidebar's output-activation toggle through
 sigmoid → tanh → linear → sigmoid ..., timing each click until the page has re-rendered with the new
@@ -18,8 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.harness import VIEWPORT, chart_signature, chromium, running_server, wait_settled  # noqa: E402
+from browser_harness import VIEWPORT, chromium, running_server, wait_settled
 
 GOAL_MEDIAN_S = 0.5
 GOAL_P90_S = 1.0

@@ -1,6 +1,6 @@
 """Trainer vs a plain PyTorch loop: same model, same data, same batches, interleaved in one run.
 
-    python bench/bench_train.py [--steps 60] [--rounds 5] [--threads 1]
+    python -m bench.bench_train [--steps 60] [--rounds 5] [--threads 1]
 
 Prints images/s for each and their ratio (goal: Trainer / plain >= 0.95). Machines here are shared
 and noisy, so rounds alternate between the two, the medians are compared, and the rate is given per
@@ -8,19 +8,16 @@ second of this process's CPU time (steady under load from other processes) as we
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
+from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from vae_core.data.base import pixels
-from vae_core.model.vae import build_model  # noqa: E402
-from vae_core.training.trainer import Trainer, make_run_config, prepare_data  # noqa: E402
+from vae_core.model.vae import build_model
+from vae_core.training.trainer import Trainer, make_run_config, prepare_data
 
 
 def plain_loop(model, optimizer, loader):

@@ -1,6 +1,6 @@
 """Server-side latency of a traversal update on the Latent space page, for the default bundled model.
 
-    python bench/bench_traversal.py [--calls 50]
+    python -m bench.bench_traversal [--calls 50]
 
 Times exactly what the page's fragment does on a slider move (encode the anchor, decode the grid,
 build the figure) plus the JSON encoding Streamlit does on it; goal: under 50 ms. It is measured
@@ -9,20 +9,18 @@ thread), to show whether the page stays responsive during training.
 """
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vae_plots import views  # noqa: E402
-from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
-from vae_core.data.datasets import load_dataset  # noqa: E402
-from vae_core.jobs.training_job import TrainingJob  # noqa: E402
-from vae_core.runs.folders import bundled_models_dir, load_run  # noqa: E402
-from vae_core.training.trainer import make_run_config  # noqa: E402
+from vae_plots import views
+from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from vae_core.data.datasets import load_dataset
+from vae_core.jobs.training_job import TrainingJob
+from vae_core.runs.folders import bundled_models_dir, load_run
+from vae_core.training.trainer import make_run_config
 
 DEFAULT = "sprites-sigmoid-unit-bernoulli"
 

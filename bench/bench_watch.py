@@ -1,6 +1,6 @@
 """Is watching a run free? Measured in Chromium against a fresh server.
 
-    python bench/bench_watch.py [--phase-s 15] [--rounds 3]
+    python -m bench.bench_watch [--phase-s 15] [--rounds 3]
 
 1. Steps/s of one job while nobody watches it (its tab closed) and while its owner watches the Train
    page (live curves every second), in alternating phases of one run; the ratio watched/unwatched
@@ -20,10 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.harness import (VIEWPORT, chart_signature, chromium, go_to, running_server,  # noqa: E402
-                               start_training, train_status, wait_changed, wait_settled)
-from vae_core.host import HostSettings  # noqa: E402
+from browser_harness import (VIEWPORT, chart_signature, chromium, go_to, running_server, start_training, train_status,
+                             wait_changed, wait_settled)
+from vae_core.host import HostSettings
 
 CHECKPOINT_EVERY_S = 1.0
 GOAL_RATIO, GOAL_TRAVERSAL_P90_S, GOAL_CURVE_INTERVAL_S = 0.9, 0.4, 1.0

@@ -1,6 +1,6 @@
 """Minimal reproduction of Streamlit's "Cached ForwardMsg MISS" (Streamlit 1.67; no VAE Lab code).
 
-    python bench/repro_forwardmsg_miss.py            # default config, then the workaround
+    python -m bench.repro_forwardmsg_miss            # default config, then the workaround
 
 The race (the second scenario of streamlit/streamlit PR #11302, which left it open as "not sure if
 this scenario is feasible"; reports: issues #11357, #15816, #16570):

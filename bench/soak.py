@@ -2,7 +2,7 @@
 some of them training. Prints the server's memory curve, slider and page-switch latency, and every
 error seen (exception boxes, frontend errors, tracebacks in the server's log).
 
-    python bench/soak.py [--sessions 10] [--minutes 5] [--trainers 2] [--json artifacts/soak.json]
+    python -m bench.soak [--sessions 10] [--minutes 5] [--trainers 2] [--json artifacts/soak.json]
 
 Goals (exit status 1 if one is missed): no exception and no frontend error; memory flat after
 warm-up (peak below 2x the warmed-up level) and back down once the sessions close; p90 slider
@@ -21,10 +21,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.harness import (VIEWPORT, chart_signature, children, chromium,  # noqa: E402
-                               exception_texts, go_to, record_errors, rss_mb, running_server, start_training,
-                               wait_changed, wait_settled)
+from browser_harness import (VIEWPORT, chart_signature, children, chromium, exception_texts, go_to, record_errors,
+                             rss_mb, running_server, start_training, wait_changed, wait_settled)
 
 PAGES = ["Reconstructions", "Latent space", "Diagnostics", "Compare", "Train"]
 # page -> (the chart's key, the slider's key) moved on that page

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import ui.jobs
-from tests.tiny_runs import save_activation_family
+from tests.helpers import save_activation_family
 from ui.state import DEFAULT_BUNDLED
 from vae_core.runs.folders import bundled_models_dir, load_run
 

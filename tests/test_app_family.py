@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.tiny_runs import save_activation_family
+from tests.helpers import save_activation_family
 from ui.state import DEFAULT_BUNDLED
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from tests.tiny_runs import save_activation_family
+from tests.helpers import save_activation_family
 from vae_core.data.datasets import load_dataset
 from vae_core.model.evaluate import EvalMetrics, PerImage
 from vae_core.model.paired import paired_difference, unpaired_difference

@@ -73,13 +73,18 @@ def picker(at: AppTest) -> list[str]:
     return list(at.sidebar.selectbox[0].options)
 
 
+def saved_runs(runs: Path) -> list[Path]:
+    """Run folders under runs, never a save in progress (a hidden .<name>.tmp-... folder until its rename)."""
+    return [c.parent for c in runs.glob("*/config.json") if not c.parent.name.startswith(".")]
+
+
 def wait_for_run(at: AppTest, runs: Path, timeout_s: float = 60) -> Path:
     deadline = time.monotonic() + timeout_s
-    while not list(runs.glob("*/config.json")):
+    while not saved_runs(runs):
         assert time.monotonic() < deadline and not at.exception, [e.value for e in at.exception]
         time.sleep(0.3)
         at.run()
-    return next(runs.glob("*/config.json")).parent
+    return saved_runs(runs)[0]
 
 
 def test_an_upload_is_summarized_and_measured_before_training(server):

@@ -1,5 +1,4 @@
 """Jobs in a child process: live steps and previews, checkpoints, stop, kill -9 of the child, death of the parent."""
-import json
 import math
 import os
 import signal
@@ -12,38 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from tests.helpers import read_metrics, tiny_config, wait_for
 from vae_core.jobs.process_job import ProcessJob
 from vae_core.runs.folders import load_run
 from vae_core.runs.listing import list_runs, pid_alive
 from vae_core.training.trainer import make_run_config
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def tiny_config(epochs: int = 1000, time_budget_s: float | None = 60.0):
-    """128 sprites, a 2-block conv VAE: a few ms a step; the budget ends a test that forgets to stop."""
-    return make_run_config(DataConfig(n_train=128, n_test=32), ModelConfig(width=8, depth=2, latent_dim=4),
-                           LossConfig(likelihood="bernoulli"),
-                           TrainConfig(epochs=epochs, batch_size=32, lr=2e-3, time_budget_s=time_budget_s))
-
-
-def wait_for(condition, timeout: float = 60.0, every: float = 0.05):
-    """Poll until condition() is truthy and return its value; fail with the timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def read_metrics(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def test_a_process_job_streams_steps_checkpoints_and_saves_when_stopped(tmp_path):
@@ -92,7 +66,7 @@ def test_a_killed_child_leaves_a_loadable_interrupted_run(tmp_path, monkeypatch)
 PARENT = """
 import sys, time
 from pathlib import Path
-from tests.test_jobs import tiny_config
+from tests.helpers import tiny_config
 from vae_core.jobs.process_job import ProcessJob
 
 job = ProcessJob(tiny_config(), Path(sys.argv[1]), checkpoint_every_s=0.3).start()

@@ -1,21 +1,13 @@
 """The server-wide queue: a few jobs at once, FIFO, one per owner, a time cap, cancel and stop."""
-import dataclasses
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.test_jobs import read_metrics, tiny_config, wait_for
-from vae_core.host import HostSettings
+from tests.helpers import read_metrics, settings, tiny_config, wait_for
 from vae_core.jobs.state import JobSnapshot
 from vae_core.runs.folders import load_run
 from vae_core.jobs.scheduler import KEEP_DONE, JobScheduler
-
-
-def settings(tmp_path: Path, **kw) -> HostSettings:
-    base = HostSettings(max_jobs=1, max_queue=4, job_time_cap_s=60.0, checkpoint_every_s=5.0, runs_dir=tmp_path,
-                        data_dir=tmp_path, allow_download=False)
-    return dataclasses.replace(base, **kw)
 
 
 class FakeJob:

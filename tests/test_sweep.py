@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_jobs import wait_for
+from tests.helpers import settings, wait_for
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data.normalize import fit_normalizer
 from vae_core.jobs.process_job import ProcessJob
@@ -293,7 +293,6 @@ def test_a_sweep_in_a_child_process_streams_each_variant_and_saves_them(tmp_path
 
 
 def test_the_scheduler_submits_a_sweep_as_one_job(tmp_path):
-    from tests.test_scheduler import settings
     from vae_core.jobs.scheduler import JobScheduler
 
     made = []

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from .conftest import PLOTLY, assert_no_exception, running_app, screenshot, wait_settled
-from .harness import chart_signature, go_to
+from browser_harness import PLOTLY, chart_signature, go_to, wait_settled
+from tests.helpers import assert_no_exception, running_app, screenshot
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from .conftest import VIEWPORT, exception_texts, running_app, screenshot, wait_settled
+from browser_harness import VIEWPORT, exception_texts, wait_settled
+from tests.helpers import running_app, screenshot
 
 pytestmark = pytest.mark.e2e
 

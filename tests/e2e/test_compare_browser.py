@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from .conftest import PLOTLY, assert_no_exception, screenshot, wait_settled
+from browser_harness import PLOTLY, wait_settled
+from tests.helpers import assert_no_exception, screenshot
 
 pytestmark = pytest.mark.e2e
 

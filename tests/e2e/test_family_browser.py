@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .conftest import assert_no_exception, screenshot, wait_settled
-from .harness import VIEWPORT
+from browser_harness import VIEWPORT, wait_settled
+from tests.helpers import assert_no_exception, screenshot
 
 pytestmark = pytest.mark.e2e
 

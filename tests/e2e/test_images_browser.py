@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import assert_no_exception, screenshot, wait_settled
-from .harness import REPO, VIEWPORT, go_to, running_server
+from browser_harness import REPO, VIEWPORT, go_to, running_server, wait_settled
+from tests.helpers import assert_no_exception, screenshot
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .conftest import VIEWPORT, assert_no_exception, screenshot, wait_for_status, wait_settled
-from .harness import children, go_to, running_server, start_training
+from browser_harness import VIEWPORT, children, go_to, running_server, start_training, wait_settled
+from tests.helpers import assert_no_exception, screenshot, wait_for_status
 
 pytestmark = pytest.mark.e2e
 

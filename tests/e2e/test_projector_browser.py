@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import assert_no_exception, screenshot, wait_settled
+from browser_harness import wait_settled
+from tests.helpers import assert_no_exception, screenshot
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PLOTLY, assert_no_exception, screenshot, wait_for_status, wait_settled
-from .harness import chart_signature, fill_number, go_to
+from browser_harness import PLOTLY, chart_signature, fill_number, go_to, wait_settled
+from tests.helpers import assert_no_exception, screenshot, wait_for_status
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""A real server and Debian's Chromium, without pytest: shared by the browser tests and bench/.
+"""A real server and Debian's Chromium, without pytest: shared by the browser tests (tests/e2e) and bench/.
 
 See ../shared/notes/browser-testing.md for why these exact flags and waits.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

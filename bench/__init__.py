@@ -1,0 +1,1 @@
+"""Benchmarks and reproductions, run as modules from the repo root: `python -m bench.<script> [--help]`."""
