@@ -1,6 +1,9 @@
 import pytest
 import torch
 
+from vae_core.config import DataConfig
+from vae_core.data.datasets import load_dataset
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
@@ -15,3 +18,9 @@ def _one_torch_thread():
 def _private_uploads(tmp_path, monkeypatch):
     """Each test's browsers keep their uploads in its own folder, never in the machine's shared one."""
     monkeypatch.setenv("VAE_LAB_UPLOADS", str(tmp_path / "uploads"))
+
+
+@pytest.fixture(scope="module")
+def sprites_test():
+    """The sprites' test split, its first 64: (64, 3, 32, 32) uint8."""
+    return load_dataset(DataConfig(n_test=64), "test").images

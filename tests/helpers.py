@@ -1,4 +1,5 @@
-"""Helpers that several test files share: tiny configs and run folders, polling, and the browser tests' checks.
+"""Helpers that several test files share: tiny configs and run folders, an untrained sprite model and a reference
+bin mass, uploads of a person's own images and the checks around reading them, polling, and the browser tests' checks.
 
 Fixtures live in conftest.py; the browser and the server themselves in browser_harness, which bench/ shares.
 """
@@ -6,15 +7,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
+import os
+import signal
 import time
+import tracemalloc
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
+from torch.distributions import ContinuousBernoulli
 
 from browser_harness import REPO, ServerError, exception_texts, start_server, stop_server, train_status
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+from vae_core.data.images.dataset import UserImages, read_images
+from vae_core.data.images.source import MB, UploadLimits, UploadRefused
 from vae_core.host import HostSettings
 from vae_core.model.vae import build_model
 from vae_core.runs.folders import RunRecord, save_run
@@ -53,6 +66,165 @@ def settings(tmp_path: Path, **kw) -> HostSettings:
     base = HostSettings(max_jobs=1, max_queue=4, job_time_cap_s=60.0, checkpoint_every_s=5.0, runs_dir=tmp_path,
                         data_dir=tmp_path, allow_download=False)
     return dataclasses.replace(base, **kw)
+
+
+# --------------------------------------------------------------------------- evaluation: a model and a reference
+
+SPRITE_MODEL = dict(channels=3, image_size=32, latent_dim=4, width=8, depth=3)
+
+
+def sprite_model(likelihood="gaussian", sigma=0.1, seed=0, **kw):
+    """An untrained, seeded VAE for the 32 x 32 sprites, in eval mode; kw overrides SPRITE_MODEL's fields."""
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(**{**SPRITE_MODEL, **kw}), likelihood, sigma).eval()
+
+
+def reference_log_mass(px, lo, hi):
+    """(B,) log P(k|z) per image: each pixel's bin mass as a difference of torch's CDFs (float64 here)."""
+    if isinstance(px, ContinuousBernoulli):  # its support is [0, 1]
+        lo, hi = lo.clamp(0, 1), hi.clamp(0, 1)
+    return (px.cdf(hi) - px.cdf(lo)).log().flatten(1).sum(1)
+
+
+# --------------------------------------------------------------------------- user images: making images and uploads
+# A person's own images (vae_core.data.images): the good images every upload holds, and the zips they come in.
+
+GOOD = 77  # the grey level of every ordinary image, so that the hostile one is the image that is not
+GOOD_NAMES = ("good.png", "good2.png")  # two: a seeded split needs at least two usable images
+PEAK_BYTES = 16 * MB  # no case holds more than this at once (the zip bomb alone would be 40 MB)
+
+
+def encoded(im: Image.Image, fmt: str, **save) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+def good_png(level: int = GOOD, size: tuple[int, int] = (32, 32)) -> bytes:
+    return encoded(Image.new("L", size, level), "PNG")
+
+
+def noise(fmt: str, size: int = 32, seed: int = 0, **save) -> bytes:
+    """Random RGB pixels: nothing compresses, so a cut lands in the pixel data."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return encoded(Image.fromarray(pixels), fmt, **save)
+
+
+Data = bytes | Callable[[], bytes]
+Builder = Callable[[Path], Path]  # writes an upload under the given folder; returns its path
+
+
+def as_bytes(d: Data) -> bytes:
+    return d() if callable(d) else d
+
+
+def zipped(*items: tuple[str | zipfile.ZipInfo, Data], good: bool = True,
+           patch: Callable[[bytes], bytes] | None = None) -> Builder:
+    """A zip of the good images (unless good=False) and the items, in order; patch rewrites its bytes after."""
+    def build(where: Path) -> Path:
+        buf = io.BytesIO()
+        with warnings.catch_warnings(), zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            warnings.simplefilter("ignore")  # zipfile warns of a duplicate name, which is the point
+            if good:
+                for name in GOOD_NAMES:
+                    zf.writestr(name, good_png())
+            for name, data in items:
+                zf.writestr(name, as_bytes(data))
+        path = where / "upload.zip"
+        path.write_bytes(patch(buf.getvalue()) if patch else buf.getvalue())
+        return path
+    return build
+
+
+# --------------------------------------------------------------------------- user images: expected outcomes
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    reasons: frozenset[str]  # one reason, or either of two where both are right
+
+
+def skipped(*reasons: str) -> Skipped:
+    return Skipped(frozenset(reasons))
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    notes: tuple[str, ...] = ()  # exactly these conversions
+    pixels: Callable[[np.ndarray], bool] | None = None  # on the hostile image, (C, H, W) uint8
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    match: str  # a regex the UploadRefused message must match (re.search)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    build: Builder
+    item: str  # the hostile file, as its outcome names it (the last outcome of that name)
+    expect: Skipped | Loaded | Refused
+    limits: UploadLimits = UploadLimits()
+    cfg: dict = dataclasses.field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- user images: running a case
+
+class _Deadline(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """A case that hangs (a pipe opened for reading, a loop of pages) fails instead of stalling the suite."""
+    def expire(*_):
+        raise _Deadline(f"still reading after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def no_programs(*args, **kwargs):
+    raise AssertionError(f"the loader started a program: {args[:1]}")  # Ghostscript, for one
+
+
+def files_under(root: Path) -> set[str]:
+    """Every path under root, links not followed (a pipe is listed, not opened)."""
+    found = set()
+    for top, dirs, files in os.walk(root):
+        found |= {os.path.relpath(os.path.join(top, n), root) for n in dirs + files}
+    return found
+
+
+def evil_anywhere(tmp_path: Path) -> set[str]:
+    """Names like evil.png where an extracting loader would have written them."""
+    return {str(d / n) for d in (tmp_path.parent, Path("/tmp"), Path.cwd(), Path("/"))
+            for n in os.listdir(d) if "evil" in n}
+
+
+def hostile_image(result: UserImages) -> np.ndarray:
+    """The one loaded image that is not GOOD's grey, as (C, H, W)."""
+    images = torch.cat([result.train.images, result.test.images]).numpy()
+    others = [im for im in images if not (im == GOOD).all()]
+    assert len(others) == 1, f"{len(others)} images besides the good ones"
+    return others[0]
+
+
+def read_case(case: Case, upload: Path) -> tuple[UserImages | None, UploadRefused | None, int]:
+    """read_images under a deadline and a memory trace: (result, refusal, peak bytes)."""
+    cfg = DataConfig(dataset="images", images=str(upload), **case.cfg)
+    tracemalloc.start()
+    try:
+        with deadline(10):
+            return read_images(upload, cfg, case.limits), None, tracemalloc.get_traced_memory()[1]
+    except UploadRefused as e:
+        return None, e, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 # --------------------------------------------------------------------------- waiting on jobs
