@@ -1,18 +1,20 @@
 import streamlit as st
 
-from ui import compare as state
+from ui.compare_url import MAX_RUNS, MIN_RUNS
+from ui.parts import compare as parts
 from ui.state import current_run, page_test_images
 from ui.widgets import chart, url_choice, url_number
 from vae_core.data.base import ImageDataset
-from vae_plots import compare
+from vae_plots import compare_views as compare
+from vae_plots.compare_table import BEST_MARK, metrics_table
 
 N_SHOWN = 8  # test images in the reconstruction rows: 32-pixel tiles stay visible at half a screen wide
 
 st.title("Compare")
 st.caption("Two to four runs on the same test images, one colour per run on every figure.")
-runs = state.compare_picker_ui(current_run())
-if len(runs) < compare.MIN_RUNS:
-    st.info(f"Pick {compare.MIN_RUNS} to {compare.MAX_RUNS} runs to compare.")
+runs = parts.compare_picker_ui(current_run())
+if len(runs) < MIN_RUNS:
+    st.info(f"Pick {MIN_RUNS} to {MAX_RUNS} runs to compare.")
     st.stop()
 labels = compare.run_labels(runs)
 if not compare.same_images(runs):
@@ -25,7 +27,7 @@ def reconstructions_ui(test: ImageDataset) -> None:
     st.subheader("Reconstructions")
     start = url_number(st, "First test image", 0, len(test) - N_SHOWN, 0, "compare_start") \
         if len(test) > N_SHOWN else 0
-    result = state.reconstructions(runs, test.images[start:start + N_SHOWN], start)
+    result = parts.reconstructions(runs, test.images[start:start + N_SHOWN], start)
     chart(result.grid, key="compare_grid")
     st.markdown("**Per-pixel squared error**, pixel space, one colour scale for every run")
     chart(result.errors, key="compare_errors")
@@ -33,11 +35,11 @@ def reconstructions_ui(test: ImageDataset) -> None:
 
 def metrics_ui() -> None:
     st.subheader("Test metrics")
-    table = compare.metrics_table(runs, state.evaluations(runs), labels)
+    table = metrics_table(runs, parts.evaluations(runs), labels)
     for part in table.parts():
         st.table(part, hide_index=True)
-    st.caption(f"On the first {state.N_EVAL} test images of each run; IWAE with k = {state.IWAE_K}. "
-               f"{compare.BEST_MARK.strip()}: the best of a column (equivalent β is a choice, not a result). "
+    st.caption(f"On the first {parts.N_EVAL} test images of each run; IWAE with k = {parts.IWAE_K}. "
+               f"{BEST_MARK.strip()}: the best of a column (equivalent β is a choice, not a result). "
                + table.note)
 
 
@@ -59,7 +61,7 @@ def traversals_ui(test: ImageDataset) -> None:
 def ranges_ui(test: ImageDataset) -> None:
     st.subheader("Output ranges")
     st.caption("Where each run's outputs land in pixel units, over the targets (the same test images for all).")
-    chart(state.range_histograms(runs, test.images[:state.N_EVAL]), key="compare_ranges")
+    chart(parts.range_histograms(runs, test.images[:parts.N_EVAL]), key="compare_ranges")
 
 
 def curves_ui() -> None:

@@ -1,7 +1,7 @@
 """Your images: upload a .zip, see what normalization does to it, then train on it."""
 import streamlit as st
 
-from ui.images_ui import (delete_ui, look_ui, next_ui, privacy_ui, private_runs_ui, read_ui, settings_ui, source_ui,
+from ui.parts.images import (delete_ui, look_ui, next_ui, privacy_ui, private_runs_ui, read_ui, settings_ui, source_ui,
                           stats_ui, summary_ui)
 
 st.title("Your images")

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui.labs import controls_ui, lab_job, lab_picker_ui, live_ui, result_ui, settings_ui
+from ui.parts.labs import controls_ui, lab_job, lab_picker_ui, live_ui, result_ui, settings_ui
 
 st.title("Labs")
 st.caption("Four questions people bring to VAEs. Each lab trains a small family of models in lockstep on the "

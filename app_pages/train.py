@@ -1,10 +1,10 @@
 import streamlit as st
 
 from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, start_blocked, stop, submit
+from ui.parts.train.form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
+from ui.parts.train.sweep import sweep_ui
 from ui.state import current_run
-from ui.sweep_form import sweep_ui
 from ui.sweep_live import sweep_live_ui
-from ui.train_form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
 from ui.widgets import chart, test_metrics_ui
 from vae_core.model.evaluate import COLLAPSE_KL, kl_collapse_alarm
 from vae_core.jobs.state import thin

@@ -1,4 +1,5 @@
-"""The Compare page: its figures (vae_plots.compare) and the page itself, headless (AppTest)."""
+"""The Compare page: its figures and table (vae_plots.compare_views, compare_table), its URL (ui.compare_url)
+and the page itself, headless (AppTest)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,11 +13,13 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers import save_activation_family
+from ui import compare_url
 from vae_core.data.datasets import load_dataset
 from vae_core.model.evaluate import EvalMetrics, PerImage
 from vae_core.model.paired import paired_difference, unpaired_difference
 from vae_core.runs.folders import bundled_models_dir, load_run
-from vae_plots import compare
+from vae_plots import compare_table
+from vae_plots import compare_views as compare
 
 ROOT = Path(__file__).resolve().parents[1]
 # A family of the zoo: z-scored sprites, fixed-σ Gaussian, the three output activations.
@@ -82,23 +85,23 @@ def test_best_is_marked_in_each_columns_direction(runs):
     two = [runs[1], with_loss(runs[1], beta=2.0)]  # one normalization, one likelihood: nats compare
     a = per_image([v + 5 for v in HARD_AND_EASY], [3.0, 3.1, 2.9, 3.0, 3.05, 2.95])
     b = per_image(HARD_AND_EASY, [1.5, 1.6, 1.4, 1.5, 1.55, 1.45])
-    table = compare.metrics_table(two, [measured(a, frac_outputs_saturated=0.2, effective_beta=2.0),
-                                        measured(b, frac_outputs_saturated=0.1)], ["a", "b"])
+    table = compare_table.metrics_table(two, [measured(a, frac_outputs_saturated=0.2, effective_beta=2.0),
+                                              measured(b, frac_outputs_saturated=0.1)], ["a", "b"])
     best = {c.title: b for c, b in zip(table.columns, table.best)}
     assert best["ELBO (nats)"] == {0} and best["bits/dim"] == {1}
     assert best["outputs saturated"] == frozenset()  # fewer saturated outputs is not better in itself
     assert best["equivalent β"] == frozenset()  # a choice, not a result
     assert best["PSNR (dB)"] == frozenset()  # equal values: no best
-    assert table.cells[0][0].endswith(compare.BEST_MARK) and not table.cells[1][0].endswith(compare.BEST_MARK)
+    assert table.cells[0][0].endswith(compare_table.BEST_MARK) and not table.cells[1][0].endswith(compare_table.BEST_MARK)
     assert table.note == ""
-    assert compare.best_rows([None, float("nan"), 3.0, 1.0], "higher") == {2}
+    assert compare_table.best_rows([None, float("nan"), 3.0, 1.0], "higher") == {2}
 
 
 def test_a_difference_within_two_paired_standard_errors_has_no_winner(runs):
     two = [runs[1], with_loss(runs[1], beta=2.0)]
     noisy = [v + d for v, d in zip(HARD_AND_EASY, (3.0, -2.0, 2.5, -1.5, 2.0, -2.5))]  # +0.25 on average, ± 0.9
-    table = compare.metrics_table(two, [measured(per_image(noisy, [2.0] * 6)),
-                                        measured(per_image(HARD_AND_EASY, [2.0] * 6))], ["a", "b"])
+    table = compare_table.metrics_table(two, [measured(per_image(noisy, [2.0] * 6)),
+                                              measured(per_image(HARD_AND_EASY, [2.0] * 6))], ["a", "b"])
     assert table.best[0] == frozenset()
     assert "not distinguishable" in table.note and "paired over 6 images" in table.note
     # Far apart in spread over images, yet 5 nats apart on every image: the paired difference settles it.
@@ -111,14 +114,14 @@ def test_a_difference_within_two_paired_standard_errors_has_no_winner(runs):
 
 def test_a_column_without_an_uncertainty_marks_no_best(runs):
     two = [runs[1], with_loss(runs[1], beta=2.0)]
-    table = compare.metrics_table(two, [metrics(elbo_nats=-90.0), metrics(elbo_nats=-95.0)], ["a", "b"])
+    table = compare_table.metrics_table(two, [metrics(elbo_nats=-90.0), metrics(elbo_nats=-95.0)], ["a", "b"])
     assert table.best[0] == frozenset() and "no standard error is known" in table.note
 
 
 def test_nats_are_not_ranked_across_normalizations(runs):
     bernoulli = load_run(bundled_models_dir() / "sprites-sigmoid-unit-bernoulli")  # unit data, no bits/dim
-    table = compare.metrics_table([bernoulli, runs[1]], [metrics(elbo_nats=-90.0, bits_per_dim=None),
-                                             metrics(elbo_nats=-95.0)], ["a", "b"])
+    table = compare_table.metrics_table([bernoulli, runs[1]], [metrics(elbo_nats=-90.0, bits_per_dim=None),
+                                                   metrics(elbo_nats=-95.0)], ["a", "b"])
     assert table.best[0] == frozenset() and "normalized" in table.note
     assert table.cells[0][2] == "—"  # a Bernoulli has no bits/dim
     styled = table.styled().to_html()
@@ -152,10 +155,10 @@ def test_labels_are_short_and_distinct(runs):
 
 def test_a_links_selection_is_checked():
     known, fallback = ["a", "b", "c", "d", "e"], ("a", "b")
-    assert compare.parse_selection("a, c,a", known, fallback) == compare.Selection(("a", "c"), (), "")
-    too_many = compare.parse_selection("a,b,c,d,e", known, fallback)
+    assert compare_url.parse_selection("a, c,a", known, fallback) == compare_url.Selection(("a", "c"), (), "")
+    too_many = compare_url.parse_selection("a,b,c,d,e", known, fallback)
     assert too_many.names == ("a", "b", "c", "d") and "“e”" in too_many.notice
-    bogus = compare.parse_selection("x" * 500 + ",b", known, fallback)
+    bogus = compare_url.parse_selection("x" * 500 + ",b", known, fallback)
     assert bogus.names == fallback and "default" in bogus.notice and len(bogus.notice) < 300
 
 

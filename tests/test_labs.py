@@ -9,7 +9,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from ui.labs import VERDICT_ICON
+from ui.parts.labs import VERDICT_ICON
 from vae_core.cli.main import main
 from vae_core.labs import LABS, lab
 from vae_core.labs.base import LAB_SEEDS, NOT_SETTLED, STEP_BUDGETS, ImageValues, LabSettings, Measured, step_plan

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.compare import show_next as show_in_compare
+from ui.compare_url import show_next as show_in_compare
 from ui.form_fields import apply_config_to_form
 from ui.session import client_record, client_token
 from ui.state import load_run_infos, run_params, set_run
-from ui.uploads import images_refusal, runs_dir_for
+from ui.space import images_refusal, runs_dir_for
 from vae_core.config import RunConfig
 from vae_core.data.images.private import PrivateSpace
 from vae_core.host import HostSettings

@@ -3,16 +3,18 @@
 
 def main() -> None:
     """One run of the app for one browser session: pages, navigation, sidebar."""
+    # Imports here, not at the top: ui/preload.py imports every ui module, this one included, so a top-level
+    # `import ui.preload` would close a circle through it.
     import streamlit as st
 
     # First, before any page code: imports everything pages use, once, under this module's import lock (a
     # lazy import raced between the sessions of a fresh server; see ui/preload.py).
     import ui.preload  # noqa: F401  (imported for its side effect)
-    from ui.jobs import job_sidebar_ui, load_scheduler
+    from ui.jobs import busy_spaces, job_sidebar_ui, load_scheduler
     from ui.session import identity_ui
     from ui.sidebar import model_sidebar_ui, share_ui
     from ui.state import configure_torch, notices_ui
-    from ui.uploads import keep_alive
+    from ui.space import keep_alive
 
     SIDEBAR_PX = 380  # wide enough for a run's label: whose, when, activation/normalization/likelihood
 
@@ -39,7 +41,7 @@ def main() -> None:
     # First: a job that just ended changes the loaded model (a sweep watched on Train opens in Compare).
     job_sidebar_ui(poll=page.url_path not in WATCHING, opens_compare=page.url_path == "train")
     model_sidebar_ui()
-    keep_alive()  # this browser still uses its private space; spaces unused for the host's stated time go
+    keep_alive(busy_spaces)  # this browser still uses its private space; spaces unused for the host's stated time go
     notices_ui()
     page.run()
     share_ui()

@@ -54,8 +54,6 @@ THIRD_PARTY = (
 OWN_PACKAGES = ("vae_core", "vae_plots", "ui")
 SKIP = {"vae_core.__main__", __name__}
 
-LOADED_IN_S: float = 0.0  # how long the preload took, for the curious (and the tests)
-
 
 def _import_package(name: str) -> list[ModuleType]:
     package = importlib.import_module(name)
@@ -111,7 +109,7 @@ def preload() -> float:
     return time.perf_counter() - start
 
 
-LOADED_IN_S = preload()
+preload()
 # What the imports built lives as long as the server: out of the collector's sight, so that every
 # later collection walks only what sessions create (a full collection otherwise walks all of torch).
 gc.freeze()

@@ -1,8 +1,12 @@
-"""The one place (besides pages) that imports streamlit: cached loaders, session keys, the loaded model.
+"""The loaded run and what pages load for it: the runs this browser may pick (bundled, its own, those on its
+private images, the class's), the one the URL names (?run=, so a link reproduces it), cached loaders (runs, test
+images, the test images a run carries, evaluations, the latent map), the background evaluator that computes ahead
+what a toggle flip will ask for, and the notices left by what a link asked for and did not get.
 
-Caching rules: st.cache_resource objects are shared by every browser session, so only read-only
-things go there (eval-mode models from checkpoints, uint8 test images). The model being trained is
-never cached: it lives in the session's TrainingJob.
+Caching rules: st.cache_resource and st.cache_data are shared by every browser session, so only read-only things
+go there (eval-mode models from checkpoints, uint8 test images, evaluations). The test images a run on a person's
+images carries stay in that browser's session. The model being trained is never here: its job owns it, outside
+every page (vae_core.jobs; ui/jobs.py shows it).
 """
 from __future__ import annotations
 

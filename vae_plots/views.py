@@ -34,12 +34,6 @@ def dataset_words(dataset: str | None) -> str:
     return "your images" if dataset == "images" else str(dataset)
 
 
-def with_error(value: float | None, se: float | None, decimals: int = 2) -> str:
-    """An estimate and a standard error, e.g. "-813.7 ± 0.4"; no ± where there is none (metrics saved before)."""
-    text = figures.format_number(value, decimals)
-    return text if value is None or se is None else f"{text} ± {figures.format_number(se, decimals)}"
-
-
 def uncertainty_words(mc_se: float | None, spread_se: float | None, n: int | None, decimals: int = 2) -> str:
     """What a card's ± is (the Monte-Carlo error over z), and the spread over the test images beside it."""
     f = lambda v: figures.format_number(v, decimals)  # noqa: E731

@@ -1,5 +1,5 @@
-"""The Compare page's state: which runs it compares (in the URL, so a link shows the same view) and its
-cached work. A link that names unknown runs, or too many, falls back with a short notice, never an exception."""
+"""The Compare page's parts: which runs it compares (kept in the URL by ui/compare_url.py, so a link shows the
+same view) and its cached work."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from ui.compare_url import MAX_RUNS, MIN_RUNS, Selection, asked_text, own_writing, parse_selection, write_url
 from ui.family import candidates
 from ui.session import client_token
 from ui.state import ModelChoice, config_mtime, evaluate_cached, load_run_cached, model_choices
@@ -15,12 +16,9 @@ from vae_core.data.base import DatasetNotFoundError
 from vae_core.model.evaluate import EvalMetrics
 from vae_core.runs.families import family_of
 from vae_core.runs.folders import LoadedRun, RunLoadError
-from vae_plots import compare
+from vae_plots import compare_views
 
-PARAM = "compare"  # the URL query parameter: the compared runs' folder names, comma-separated
 PICK_KEY = "compare_pick"  # widget: the compared runs' paths
-WROTE_KEY = "compare_wrote"  # session: what this session last wrote to the URL (anything else came from a link)
-KEPT_KEY = "compare_kept"  # session: the same, kept across page changes (a widget's state is not)
 N_EVAL, IWAE_K = 200, 10  # measured: three runs evaluate in ~3 s on one core (cold), then cached
 
 
@@ -30,49 +28,33 @@ def family_paths(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str
     if own is None:
         return [str(loaded.path)]
     family = [str(r.path) for r in family_of(own.info, candidates(own.info, list(choices.values())))]
-    others = [p for p in family if p != str(loaded.path)][:compare.MAX_RUNS - 1]
+    others = [p for p in family if p != str(loaded.path)][:MAX_RUNS - 1]
     return [p for p in family if p == str(loaded.path) or p in others]
 
 
 def default_paths(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str]:
     """The loaded run's family; without one, the loaded run and the next bundled runs (three in all)."""
     family = family_paths(loaded, choices)
-    if len(family) >= compare.MIN_RUNS:
+    if len(family) >= MIN_RUNS:
         return family
     bundled = [p for p, c in choices.items() if c.owner == "bundled" and p != str(loaded.path)]
     return [str(loaded.path), *bundled][:3]
 
 
-def _write_url(paths: list[str]) -> None:
-    text = ",".join(Path(p).name for p in paths)
-    st.session_state[WROTE_KEY] = st.session_state[KEPT_KEY] = text
-    st.query_params[PARAM] = text
-
-
-def show_next(paths: list[str]) -> dict[str, str]:
-    """Compare shows these runs when it next draws, from whatever page; returns its query parameter, which
-    st.switch_page must be given (it drops every other)."""
-    text = ",".join(Path(p).name for p in paths[:compare.MAX_RUNS])
-    st.session_state[KEPT_KEY] = text  # read when a page change has dropped the parameter
-    st.query_params[PARAM] = text  # read first: this page may be Compare, holding another selection
-    return {PARAM: text}
-
-
 def _pick(paths: list[str]) -> None:
     st.session_state[PICK_KEY] = paths
-    _write_url(paths)
+    write_url(paths)
 
 
 def _asked(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str]:
     """The runs a link asks for (checked, a notice for what it drops), else this session's, else the default."""
-    text = st.query_params.get(PARAM)
-    if text is not None and text == st.session_state.get(WROTE_KEY) and PICK_KEY in st.session_state:
+    if own_writing() and PICK_KEY in st.session_state:
         return list(st.session_state[PICK_KEY])  # our own writing: the widget holds it
-    text = text if text is not None else st.session_state.get(KEPT_KEY)
+    text = asked_text()
     names = {c.path.name: p for p, c in reversed(choices.items())}  # a name shared by two runs: the first listed
     fallback = [Path(p).name for p in default_paths(loaded, choices)]
-    chosen = compare.parse_selection(text, list(names), fallback) if text is not None else \
-        compare.Selection(tuple(fallback), (), "")
+    chosen = parse_selection(text, list(names), fallback) if text is not None else \
+        Selection(tuple(fallback), (), "")
     if chosen.notice:
         st.warning(chosen.notice, icon=":material/link:")
     paths = [names[n] for n in chosen.names if n in names]
@@ -95,13 +77,13 @@ def compare_picker_ui(loaded: LoadedRun) -> list[LoadedRun]:
     """The run picker (the sidebar's labels) and the family button; returns the runs picked."""
     choices = {str(c.path): c for c in model_choices(client_token())}
     st.session_state[PICK_KEY] = [p for p in _asked(loaded, choices) if p in choices]
-    st.multiselect("Runs to compare", list(choices), key=PICK_KEY, max_selections=compare.MAX_RUNS,
-                   format_func=lambda p: choices[p].label, on_change=lambda: _write_url(st.session_state[PICK_KEY]))
+    st.multiselect("Runs to compare", list(choices), key=PICK_KEY, max_selections=MAX_RUNS,
+                   format_func=lambda p: choices[p].label, on_change=lambda: write_url(st.session_state[PICK_KEY]))
     family = family_paths(loaded, choices)
     st.button("Compare the loaded run's family", key="compare_family", on_click=_pick, args=(family,),
-              disabled=len(family) < compare.MIN_RUNS,
+              disabled=len(family) < MIN_RUNS,
               help="The loaded run and the runs that differ from it in one field only."
-              if len(family) >= compare.MIN_RUNS else "The loaded run has no siblings yet: no run differs from it "
+              if len(family) >= MIN_RUNS else "The loaded run has no siblings yet: no run differs from it "
               "in one field only.")
     return _load(st.session_state[PICK_KEY])
 
@@ -124,19 +106,21 @@ def _key(runs: list[LoadedRun]) -> tuple[tuple[str, ...], tuple[float, ...]]:
     return tuple(str(r.path) for r in runs), tuple(config_mtime(str(r.path)) for r in runs)
 
 
-def reconstructions(runs: list[LoadedRun], images: torch.Tensor, start: int) -> compare.CompareReconstructions:
+def reconstructions(runs: list[LoadedRun], images: torch.Tensor, start: int) -> compare_views.CompareReconstructions:
+    """Each run's reconstructions of these test images (the first is number `start`), from the server's cache."""
     return load_reconstructions(*_key(runs), start, images)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def load_reconstructions(paths: tuple[str, ...], mtimes: tuple[float, ...], start: int,
-                         _images: torch.Tensor) -> compare.CompareReconstructions:
+                         _images: torch.Tensor) -> compare_views.CompareReconstructions:
     """Cached: a class opening one link asks for the same rows again and again (figures are only read)."""
     runs = [load_run_cached(p, m) for p, m in zip(paths, mtimes)]
-    return compare.reconstructions(runs, _images, compare.run_labels(runs))
+    return compare_views.reconstructions(runs, _images, compare_views.run_labels(runs))
 
 
 def range_histograms(runs: list[LoadedRun], images: torch.Tensor) -> go.Figure:
+    """Where each run's outputs land in pixels, from the server's cache."""
     return load_range_histograms(*_key(runs), images)
 
 
@@ -144,4 +128,4 @@ def range_histograms(runs: list[LoadedRun], images: torch.Tensor) -> go.Figure:
 def load_range_histograms(paths: tuple[str, ...], mtimes: tuple[float, ...], _images: torch.Tensor) -> go.Figure:
     """Cached: it encodes and decodes N_EVAL images per run (~0.2 s for three); the figure is only read."""
     runs = [load_run_cached(p, m) for p, m in zip(paths, mtimes)]
-    return compare.range_histograms(runs, _images, compare.run_labels(runs))
+    return compare_views.range_histograms(runs, _images, compare_views.run_labels(runs))

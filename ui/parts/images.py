@@ -11,15 +11,15 @@ from ui.form_fields import set_form_values
 from ui.jobs import load_scheduler
 from ui.session import client_token
 from ui.state import RUN_KEY, default_run_path, load_run_infos, run_params, set_run
-from ui.uploads import (READ_KEY, Read, choose, chosen_images, forget, host, images_refusal, in_host_folder, my_space,
-                        read, save_upload)
+from ui.my_images import Read, choose, chosen_images, forget, last_read, read
+from ui.space import host, in_host_folder, my_space, save_upload
 from vae_core.config import DataConfig, Normalization, OutputActivation, field_info, field_options
 from vae_core.data.images.dataset import IMAGE_OPTIONS
 from vae_core.data.images.private import save_for_everyone
 from vae_core.data.images.source import REASON_WORDS, UploadRefused
 from vae_core.data.normalize import fit_normalizer
 from vae_core.runs.listing import list_runs
-from vae_plots.images import preview, reach_rows, values_histogram
+from vae_plots.image_figures import preview, reach_rows, values_histogram
 
 SAVED_KEY = "images_saved_upload"  # session: the uploader's file id already copied into the private space
 SHOWN_FILES = 1000  # rows of the skipped-files table
@@ -80,8 +80,8 @@ def settings_ui(data: DataConfig) -> DataConfig:
         values[name] = col.selectbox(spec.label, options, index=options.index(getattr(data, name)),
                                      key=f"images_{name}", help=spec.help)
     spec = field_info("data.test_share").spec
-    last = st.session_state.get(READ_KEY)
-    by_folders = isinstance(last, Read) and last.data.images == data.images and last.images.split_by == "folders"
+    last = last_read()
+    by_folders = last is not None and last.data.images == data.images and last.images.split_by == "folders"
     values["test_share"] = cols[4].number_input(spec.label, spec.lo, spec.hi, float(data.test_share), spec.step,
                                                 key="images_test_share", disabled=by_folders,
                                                 help="these images' train/ and test/ folders are their split"
@@ -190,11 +190,3 @@ def delete_ui() -> None:
     load_run_infos.clear()
     st.session_state.pop(SAVED_KEY, None)
     st.rerun()
-
-
-def refusal_ui(data: DataConfig) -> bool:
-    """Say so (and stop) where the chosen images are no longer this browser's to use."""
-    why = images_refusal(data.images)
-    if why:
-        st.error(why)
-    return why is not None

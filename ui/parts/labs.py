@@ -10,8 +10,9 @@ import streamlit as st
 from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, stop, submit
 from ui.session import client_token
 from ui.state import config_mtime
+from ui.my_images import chosen_images, read
+from ui.space import my_runs_dirs
 from ui.sweep_live import sweep_live_ui
-from ui.uploads import chosen_images, my_runs_dirs, read
 from ui.widgets import chart, url_choice
 from vae_core.config import DataConfig, RunConfig, field_options
 from vae_core.data.base import DatasetNotFoundError
@@ -28,7 +29,7 @@ from vae_core.labs.run import LabOutcome, conclude_family
 from vae_core.runs.folders import RunLoadError, read_config
 from vae_core.runs.manifest import list_sweeps
 from vae_core.training.sweeps import FAMILY_MAX_SEEDS
-from vae_plots.labs import lab_chart
+from vae_plots.lab_charts import lab_chart
 from vae_plots.views import dataset_words
 
 LIVE_POINTS = 400

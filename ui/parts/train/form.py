@@ -6,10 +6,10 @@ from typing import Any
 
 import streamlit as st
 
-from ui.form_fields import (DATA_SCALES, FieldReader, FormResult, Refusal, apply_config_to_form, remember_form,
-                            restore_form)
+from ui.form_fields import apply_config_to_form, remember_form, restore_form
+from ui.my_images import chosen_images, images_target_range, read
+from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult, Refusal
 from ui.state import current_run
-from ui.uploads import chosen_images, images_target_range, read
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.data.images.source import UploadRefused

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from ui.sweep_live import swatch
-from ui.train_form import load_target_range
+from ui.parts.train.form import load_target_range
 from vae_core.model.compatibility import Verdict, compatibility
 from vae_core.config import RunConfig, field_info, field_value
 from vae_core.data.base import DatasetNotFoundError

@@ -1,0 +1,1 @@
+"""The Train page's parts: its form (form, fields) and its sweep (sweep)."""
