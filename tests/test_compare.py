@@ -92,7 +92,8 @@ def test_best_is_marked_in_each_columns_direction(runs):
     assert best["outputs saturated"] == frozenset()  # fewer saturated outputs is not better in itself
     assert best["equivalent β"] == frozenset()  # a choice, not a result
     assert best["PSNR (dB)"] == frozenset()  # equal values: no best
-    assert table.cells[0][0].endswith(compare_table.BEST_MARK) and not table.cells[1][0].endswith(compare_table.BEST_MARK)
+    assert (table.cells[0][0].endswith(compare_table.BEST_MARK)
+            and not table.cells[1][0].endswith(compare_table.BEST_MARK))
     assert table.note == ""
     assert compare_table.best_rows([None, float("nan"), 3.0, 1.0], "higher") == {2}
 
