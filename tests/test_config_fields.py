@@ -104,3 +104,15 @@ def test_a_retired_field_of_an_older_run_is_dropped_and_no_longer_a_flag(capsys)
     with pytest.raises(SystemExit):
         cli.main(["train", "--eval-every", "10"])
     assert "unrecognized arguments: --eval-every" in capsys.readouterr().err
+
+
+def test_the_test_images_key_ignores_what_a_run_makes_of_them():
+    import torch
+
+    from vae_core.config import DataConfig, images_only
+    from vae_core.data.datasets import load_dataset
+
+    flipped = DataConfig(n_test=50, normalization="zscore", data_scale=10.0, n_train=200)
+    assert images_only(flipped) == images_only(DataConfig(n_test=50))  # a toggle flip reuses the cached images
+    assert images_only(DataConfig(n_test=50, seed=1)) != images_only(DataConfig(n_test=50))
+    assert torch.equal(load_dataset(flipped, "test").images, load_dataset(images_only(flipped), "test").images)

@@ -11,13 +11,15 @@ import streamlit as st
 
 from ui.compare_url import show_next as show_in_compare
 from ui.form_fields import apply_config_to_form
+from ui.pages import COMPARE
 from ui.session import client_record, client_token
-from ui.state import load_run_infos, run_params, set_run
 from ui.space import images_refusal, runs_dir_for
+from ui.state import load_run_infos, run_params, set_run
 from vae_core.config import RunConfig
 from vae_core.data.images.private import PrivateSpace
 from vae_core.host import HostSettings
 from vae_core.jobs.scheduler import JobRecord, JobScheduler
+from vae_core.labs.base import lab_id_of
 from vae_core.model.compatibility import Verdict
 from vae_core.runs.listing import cleanup_stale_temporaries
 from vae_core.training.sweeps import Family
@@ -28,7 +30,6 @@ LOADED_ON_END = ("finished", "stopped")  # runs that become the loaded model by 
 POLL_S = 0.8  # how often a page looks at a running job: with its jitter, curves redraw at least once a second
 NOTICE_KEY = "job_notice"  # session: what happened to the job since the page last drew (one message)
 REFUSED_KEY = "job_refused"  # session: why the server refused the last Start
-COMPARE_PAGE = "app_pages/compare.py"  # where a finished sweep opens
 
 
 def load_scheduler() -> JobScheduler:
@@ -108,8 +109,8 @@ def settle_ended_job(job: JobRecord | None, watching: bool = False) -> None:
 def _settle_sweep(job: JobRecord, watching: bool) -> None:
     variants = job.snapshot.variants
     saved = [v.run_dir for v in variants if v.run_dir is not None and v.status in LOADED_ON_END]
-    lab = job.sweep is not None and job.sweep.field.startswith("lab:")
-    what = f"Your lab {job.sweep.field[4:]} {job.status} (its conclusion is on the Labs page)" if lab else \
+    lab = lab_id_of(job.sweep.field) if job.sweep is not None else None
+    what = f"Your lab {lab} {job.status} (its conclusion is on the Labs page)" if lab else \
         f"Your sweep of {job.sweep.field if job.sweep else 'a field'} {job.status}"
     if not saved:
         st.session_state[NOTICE_KEY] = ("warning", f"{what}: none of its variants finished or stopped, so the "
@@ -122,7 +123,7 @@ def _settle_sweep(job: JobRecord, watching: bool) -> None:
                                                f"{' (the Compare page shows them)' if family else ''}; "
                                                f"{Path(saved[0]).name} is the loaded model.")
     if watching and family:
-        st.switch_page(COMPARE_PAGE, query_params={**run_params(), **shown})  # it keeps only what it is given
+        st.switch_page(COMPARE.path, query_params={**run_params(), **shown})  # it keeps only what it is given
 
 
 def notice_ui() -> None:

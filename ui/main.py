@@ -11,6 +11,7 @@ def main() -> None:
     # lazy import raced between the sessions of a fresh server; see ui/preload.py).
     import ui.preload  # noqa: F401  (imported for its side effect)
     from ui.jobs import busy_spaces, job_sidebar_ui, load_scheduler
+    from ui.pages import LABS, PAGES, TRAIN
     from ui.session import identity_ui
     from ui.sidebar import model_sidebar_ui, share_ui
     from ui.state import configure_torch, notices_ui
@@ -24,22 +25,12 @@ def main() -> None:
     configure_torch()
     load_scheduler()  # once per server (cached): clears what a crash left half-written before anyone trains
 
-    # The pages live in app_pages/, not pages/: Streamlit treats a folder named pages/ as old-style pages
-    # until st.navigation runs, so a fresh server's first request for a page URL would bypass this script.
-    pages = [
-        st.Page("app_pages/reconstructions.py", title="Reconstructions", icon=":material/compare:", default=True),
-        st.Page("app_pages/latent.py", title="Latent space", icon=":material/explore:"),
-        st.Page("app_pages/diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:"),
-        st.Page("app_pages/compare.py", title="Compare", icon=":material/view_column:"),
-        st.Page("app_pages/images.py", title="Your images", icon=":material/photo_library:"),
-        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("app_pages/labs.py", title="Labs", icon=":material/science:"),
-    ]
-    WATCHING = ("train", "labs")  # pages that poll this browser's job themselves
+    pages = [st.Page(p.path, title=p.title, icon=p.icon, default=p is PAGES[0]) for p in PAGES]
+    WATCHING = (TRAIN.url_path, LABS.url_path)  # pages that poll this browser's job themselves
     page = st.navigation(pages)
     identity_ui()  # before anything asks who this browser is: drops an old link's u= (see ui/session.py)
     # First: a job that just ended changes the loaded model (a sweep watched on Train opens in Compare).
-    job_sidebar_ui(poll=page.url_path not in WATCHING, opens_compare=page.url_path == "train")
+    job_sidebar_ui(poll=page.url_path not in WATCHING, opens_compare=page.url_path == TRAIN.url_path)
     model_sidebar_ui()
     keep_alive(busy_spaces)  # this browser still uses its private space; spaces unused for the host's stated time go
     notices_ui()

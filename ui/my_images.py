@@ -16,7 +16,7 @@ from ui.space import images_refusal, limits, my_space
 from vae_core.config import DataConfig
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.data.images.dataset import UserImages, read_images
-from vae_core.data.normalize import fit_normalizer
+from vae_core.data.normalize import run_normalizer
 from vae_core.model.reach import ImageStats, TargetRange, image_stats, target_range_of
 
 RANGES_KEY = "images_ranges"  # session: each data config's target range on this browser's images
@@ -77,7 +77,7 @@ def images_target_range(data: DataConfig) -> TargetRange:
     kept = st.session_state.setdefault(RANGES_KEY, {})
     if data not in kept:
         train = read(chosen).images
-        normalizer = fit_normalizer(data.normalization, train.train.images, data.data_scale)
+        normalizer = run_normalizer(data, train.train.images)
         kept[data] = target_range_of(normalizer, train.test.images)
     return kept[data]
 

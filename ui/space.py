@@ -13,6 +13,8 @@ from pathlib import Path
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from ui.session import client_token
+from vae_core.config import DataConfig
+from vae_core.data.images.dataset import DATASET_NAME
 from vae_core.data.images.private import PrivateSpace, delete_expired
 from vae_core.data.images.source import MB, UploadLimits
 from vae_core.host import HostSettings
@@ -20,6 +22,12 @@ from vae_core.host import HostSettings
 EXPIRE_EVERY_S = 60.0  # how often (at most) a page run looks for expired spaces
 _expired_at = [0.0]
 _expire_lock = threading.Lock()
+
+
+def private(data: DataConfig) -> bool:
+    """Whether data is a person's own images: what is made of them stays in this session, never in a cache every
+    browser shares (the one rule every loader of test images, target ranges and samples asks)."""
+    return data.dataset == DATASET_NAME
 
 
 def host() -> HostSettings:

@@ -25,7 +25,8 @@ import streamlit as st
 import torch
 
 from ui.session import client_token
-from vae_core.config import DataConfig
+from ui.space import private
+from vae_core.config import DataConfig, images_only
 from vae_core.data.datasets import load_dataset
 from vae_core.data.base import DatasetNotFoundError, ImageDataset
 from vae_core.data.images.private import PrivateSpace
@@ -190,7 +191,7 @@ def _page_data(run: LoadedRun) -> DataConfig:
     """The run's test split as the pages use it: at most PAGE_TEST_IMAGES, never a download."""
     data = run.config.data
     n = PAGE_TEST_IMAGES if data.n_test is None else min(data.n_test, PAGE_TEST_IMAGES)
-    return dataclasses.replace(data, n_test=n, download=False)
+    return images_only(dataclasses.replace(data, n_test=n, download=False))
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -202,7 +203,7 @@ def _load_shared_samples(path: str, mtime: float) -> ImageDataset | None:
 def load_run_samples(path: str, mtime: float) -> ImageDataset | None:
     """The test images a run carries: from the server's cache, except a person's images, which stay in this
     session (the shared cache must not hold anyone's upload)."""
-    if load_run_cached(path, mtime).config.data.dataset != "images":
+    if not private(load_run_cached(path, mtime).config.data):
         return _load_shared_samples(path, mtime)
     key = (path, mtime)
     kept = st.session_state.get(PRIVATE_SAMPLES_KEY)
@@ -217,7 +218,7 @@ def page_test_images(run: LoadedRun) -> ImageDataset:
     test images the run carries; else the page stops with the reason."""
     data = run.config.data
     missing: Exception | None = None
-    if data.dataset != "images":  # a person's images: always the run's own copy (the upload may be gone)
+    if not private(data):  # a person's images: always the run's own copy (the upload may be gone)
         try:
             return load_test_images(_page_data(run))
         except (DatasetNotFoundError, ValueError) as e:
@@ -306,7 +307,7 @@ def _evaluate(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetric
 
 def _test_images(run: LoadedRun, path: str, mtime: float) -> ImageDataset:
     """The test images its pages show, without a page: the run's own for a person's images, else its dataset's."""
-    if run.config.data.dataset == "images":
+    if private(run.config.data):
         return load_run_samples(path, mtime)
     return load_test_images(_page_data(run))
 

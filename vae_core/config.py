@@ -272,6 +272,17 @@ class RunConfig:
         return cls(**parts)
 
 
+# What a run makes of its images, not which images they are: the normalization and its scale, and the size of the
+# train split (a test split is drawn apart from it).
+NOT_THE_TEST_IMAGES = ("normalization", "data_scale", "n_train")
+
+
+def images_only(data: DataConfig) -> DataConfig:
+    """data with the fields that do not change its test images at their defaults: one cache key per set of them."""
+    return dataclasses.replace(data, **{name: DataConfig.__dataclass_fields__[name].default
+                                        for name in NOT_THE_TEST_IMAGES})
+
+
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
 # Fields older run folders carry that nothing reads any more: dropped when such a run is read.
 RETIRED_FIELDS: dict[str, frozenset[str]] = {"train": frozenset({"eval_every"})}

@@ -9,11 +9,12 @@ import streamlit as st
 
 from ui.form_fields import set_form_values
 from ui.jobs import load_scheduler
-from ui.session import client_token
-from ui.state import RUN_KEY, default_run_path, load_run_infos, run_params, set_run
 from ui.my_images import Read, choose, chosen_images, forget, last_read, read
+from ui.pages import LABS, TRAIN
+from ui.session import client_token
 from ui.space import host, in_host_folder, my_space, save_upload
-from vae_core.config import DataConfig, Normalization, OutputActivation, field_info, field_options
+from ui.state import RUN_KEY, default_run_path, load_run_infos, run_params, set_run
+from vae_core.config import DataConfig, ModelConfig, Normalization, OutputActivation, field_info, field_options
 from vae_core.data.images.dataset import IMAGE_OPTIONS
 from vae_core.data.images.private import save_for_everyone
 from vae_core.data.images.source import REASON_WORDS, UploadRefused
@@ -23,7 +24,6 @@ from vae_plots.image_figures import preview, reach_rows, values_histogram
 
 SAVED_KEY = "images_saved_upload"  # session: the uploader's file id already copied into the private space
 SHOWN_FILES = 1000  # rows of the skipped-files table
-TRAIN_PAGE, LABS_PAGE = "app_pages/train.py", "app_pages/labs.py"
 
 
 def privacy_ui() -> None:
@@ -131,10 +131,9 @@ def stats_ui(r: Read) -> None:
     st.dataframe(reach_rows(s.outside, s.value_range), width="stretch", hide_index=True)
     st.caption("Each cell: the share of the normalized values the output activation cannot produce.")
     c1, c2 = st.columns(2)
-    norm: Normalization = c1.selectbox("Normalization", field_options(DataConfig, "normalization"), index=2,
-                                       key="images_hist_norm")
-    act: OutputActivation = c2.selectbox("Output activation", ("sigmoid", "tanh", "linear"), index=1,
-                                         key="images_hist_act")
+    norms, acts = field_options(DataConfig, "normalization"), field_options(ModelConfig, "output_activation")
+    norm: Normalization = c1.selectbox("Normalization", norms, index=norms.index("zscore"), key="images_hist_norm")
+    act: OutputActivation = c2.selectbox("Output activation", acts, index=acts.index("tanh"), key="images_hist_act")
     normalizer = fit_normalizer(norm, r.images.train.images)
     st.plotly_chart(values_histogram(r.images.train.images, normalizer, act), key="images_hist",
                     config={"displayModeBar": False})
@@ -147,8 +146,8 @@ def _train_on_them() -> None:
 def next_ui() -> None:
     c1, c2 = st.columns(2)
     if c1.button("Train on these images", key="images_train", type="primary", on_click=_train_on_them):
-        st.switch_page(TRAIN_PAGE, query_params=run_params())
-    c2.page_link(LABS_PAGE, label="Or run a lab on them (pick “images” as the data)", icon=":material/science:")
+        st.switch_page(TRAIN.path, query_params=run_params())
+    c2.page_link(LABS.path, label="Or run a lab on them (pick “images” as the data)", icon=LABS.icon)
 
 
 def private_runs_ui() -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import streamlit as st
 
 from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, stop, submit
-from ui.session import client_token
-from ui.state import config_mtime
 from ui.my_images import chosen_images, read
+from ui.pages import IMAGES
+from ui.session import client_token
 from ui.space import my_runs_dirs
+from ui.state import config_mtime
 from ui.sweep_live import sweep_live_ui
 from ui.widgets import chart, url_choice
 from vae_core.config import DataConfig, RunConfig, field_options
@@ -21,7 +22,7 @@ from vae_core.data.images.source import UploadRefused
 from vae_core.host import HostSettings
 from vae_core.jobs.scheduler import JobRecord
 from vae_core.labs import LABS, Lab
-from vae_core.labs.base import LAB_SEEDS, LabSettings, StepPlan, lab_images
+from vae_core.labs.base import LAB_SEEDS, LabSettings, StepPlan, family_name, lab_images
 from vae_core.labs.measure import load_family
 from vae_core.labs.report import (BEST_NOTE, VERDICT_MARK, Rows, Table, averaged_words, picture_rows,
                                   reconstruction_rows, report_files, report_zip, row_strip, seeds_words, table)
@@ -35,7 +36,6 @@ from vae_plots.views import dataset_words
 LIVE_POINTS = 400
 MAX_STEPS = 5_000  # a lab's step budget in the form: beyond it, a family takes far longer than a lesson
 PRIVATE_VIEWS_KEY = "lab_private_views"  # session: measured views of labs on this browser's own images
-IMAGES_PAGE = "app_pages/images.py"
 INSTANT_KEY = "lab_instant_{lab}"  # session: the settings whose bundled runs this lab shows, instead of a job's
 # Plain glyphs in Streamlit's colours: an emoji needs a font that a classroom's browser may lack.
 VERDICT_ICON = {"agrees": ":green[**✔**]", "disagrees": ":red[**✘**]", "not settled": ":gray[**○**]",
@@ -118,7 +118,7 @@ def my_lab_images() -> LabImages | None:
     if r is None:
         st.warning("No images of yours on this server yet: upload a .zip on the Your images page, or pick "
                    "another dataset.")
-        st.page_link(IMAGES_PAGE, label="Your images", icon=":material/photo_library:")
+        st.page_link(IMAGES.path, label=IMAGES.title, icon=IMAGES.icon)
         return None
     st.caption(f"**Your images:** {r.images.summary()}")
     return LabImages(lab_images(r.chosen, len(r.images.test)), len(r.images.train))
@@ -127,7 +127,7 @@ def my_lab_images() -> LabImages | None:
 def lab_job(lab: Lab) -> JobRecord | None:
     """This browser's job, if it is this lab's family."""
     job = my_job()
-    return job if job is not None and job.sweep is not None and job.sweep.field == f"lab:{lab.id}" else None
+    return job if job is not None and job.sweep is not None and job.sweep.field == family_name(lab.id) else None
 
 
 def start(lab: Lab, settings: LabSettings) -> None:
@@ -193,7 +193,7 @@ def latest_source(lab: Lab) -> LabSource | None:
     if instant is not None and lab.instant and (dirs := lab.instant(instant)):
         return LabSource(instant, tuple(str(d) for d in dirs), bundled=True)
     found = [(m, runs_dir) for runs_dir in my_runs_dirs() for m in list_sweeps(runs_dir)
-             if m.field == f"lab:{lab.id}" and m.owner == client_token() and m.status not in ("running", "queued")]
+             if m.field == family_name(lab.id) and m.owner == client_token() and m.status not in ("running", "queued")]
     for m, runs_dir in sorted(found, key=lambda f: f[0].started or 0.0, reverse=True):
         dirs = tuple(str(runs_dir / v.run) if v.run else None for v in m.variants)
         if any(dirs):

@@ -8,7 +8,9 @@ import streamlit as st
 
 from ui.form_fields import apply_config_to_form, remember_form, restore_form
 from ui.my_images import chosen_images, images_target_range, read
+from ui.pages import IMAGES
 from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult, Refusal
+from ui.space import private
 from ui.state import current_run
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
 from vae_core.data.base import DatasetNotFoundError
@@ -22,14 +24,13 @@ from vae_core.model.reach import TargetRange, target_range
 
 ASK_THE_HOST = ("On this server the data folder and downloads are the host's settings: ask the host to put the "
                 "dataset there, or to allow downloads.")
-IMAGES_PAGE = "app_pages/images.py"
 TRAIN_THREADS = 1  # one core per job: the host's job slots share the CPU, and the pages need a core too
 
 
 def load_target_range(data: DataConfig) -> TargetRange:
     """What the normalization does to this data; a person's images are measured from this session's read of them
     (reading them again for every normalization would take seconds each)."""
-    return images_target_range(data) if data.dataset == "images" else _load_target_range(data)
+    return images_target_range(data) if private(data) else _load_target_range(data)
 
 
 @st.cache_data(max_entries=32, show_spinner="Measuring the normalized data…")
@@ -89,7 +90,7 @@ def images_data_ui(form: FieldReader, **values: Any) -> DataConfig | None:
     if r is None:
         form.refusals.append(Refusal(None, "Your images", problem))
         st.warning(problem)
-        st.page_link(IMAGES_PAGE, label="Your images", icon=":material/photo_library:")
+        st.page_link(IMAGES.path, label=IMAGES.title, icon=IMAGES.icon)
         return None
     st.caption(f"**Your images:** {r.images.summary()} Used as {r.chosen.color}, {r.chosen.image_size} × "
                f"{r.chosen.image_size} pixels: change that on the Your images page.")
