@@ -6,8 +6,8 @@ from ui.parts.train.sweep import sweep_ui
 from ui.state import current_run
 from ui.sweep_live import sweep_live_ui
 from ui.widgets import chart, test_metrics_ui
+from vae_core.jobs.progress import thin
 from vae_core.model.evaluate import COLLAPSE_KL, kl_collapse_alarm
-from vae_core.jobs.state import thin
 from vae_plots import views
 from vae_plots.live_svg import kl_bars_svg
 

@@ -1,4 +1,4 @@
-"""The layers of DESIGN.md: imports point down (app_pages -> ui -> vae_plots -> vae_core), never up.
+"""The layers (README, "Layout"): imports point down (app_pages -> ui -> vae_plots -> vae_core), never up.
 
 vae_core is what a trainer on a GPU node or under torchrun loads: it must pull in neither streamlit
 nor plotly (nor pandas, which plotly drags in), and must never import the layers above it.

@@ -10,7 +10,7 @@ import torch
 
 from vae_core.cli.main import main
 from vae_core.runs.folders import load_run
-from vae_core.training.state import TRAIN_STATE, read_train_state
+from vae_core.training.resume import TRAIN_STATE, read_train_state
 
 TINY = ["--n-train", "96", "--n-test", "16", "--width", "8", "--latent-dim", "3", "--batch-size", "32",
         "--likelihood", "gaussian", "--quiet"]
@@ -40,7 +40,7 @@ def test_two_epochs_equal_one_then_one_more(tmp_path, capsys, loss):
 
 def test_a_run_stopped_mid_epoch_resumes_on_the_same_batches(tmp_path, capsys):
     """A budget-stopped run is at a step inside an epoch: the resumed run skips the batches already seen."""
-    from vae_core.config import DataConfig, ModelConfig, LossConfig, TrainConfig
+    from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
     from vae_core.jobs.training_job import TrainingJob, run_in_foreground
     from vae_core.training.trainer import make_run_config
 

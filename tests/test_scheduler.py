@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import read_metrics, settings, tiny_config, wait_for
-from vae_core.jobs.state import JobSnapshot
-from vae_core.runs.folders import load_run
+from vae_core.jobs.progress import JobSnapshot
 from vae_core.jobs.scheduler import KEEP_DONE, JobScheduler
+from vae_core.runs.folders import load_run
 
 
 class FakeJob:

@@ -12,7 +12,7 @@ from tests.helpers import settings, wait_for
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data.normalize import fit_normalizer
 from vae_core.jobs.process_job import ProcessJob
-from vae_core.jobs.state import JobSnapshot, thin_snapshot
+from vae_core.jobs.progress import JobSnapshot, thin_snapshot
 from vae_core.jobs.training_job import TrainingJob
 from vae_core.runs.folders import load_run
 from vae_core.runs.listing import list_runs

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-from vae_core.model.evaluate import evaluate
-from vae_core.jobs.state import History
-from vae_core.jobs.training_job import TrainingJob, history_rows
 from vae_core.data.normalize import fit_normalizer
+from vae_core.jobs.progress import History
+from vae_core.jobs.training_job import TrainingJob, history_rows
+from vae_core.model.evaluate import evaluate
 from vae_core.runs.folders import load_run
 from vae_core.training.trainer import (NOISE_SEED_OFFSET, SIGMA_FIT_BATCH, Trainer, TrainingDiverged, make_run_config,
-                             prepare_data)
+                                       prepare_data)
 
 
 def small_config(**train):

@@ -7,7 +7,7 @@ from html import escape
 
 import streamlit as st
 
-from vae_core.jobs.state import JobSnapshot, VariantSnapshot, thin
+from vae_core.jobs.progress import JobSnapshot, VariantSnapshot, thin
 from vae_plots import views
 from vae_plots.live_svg import curves, curves_svg, sweep_colour
 

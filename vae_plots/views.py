@@ -12,19 +12,18 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
 from vae_core.config import RunConfig
 from vae_core.data.base import ImageDataset, pixels
-from vae_core.model.evaluate import (ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL, EvalMetrics, posterior_collapse, range_fractions,
-                               too_early_for_collapse)
-from vae_core.jobs.state import Preview
+from vae_core.jobs.progress import Preview
+from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
+from vae_core.model.evaluate import (ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL, EvalMetrics, posterior_collapse,
+                                     range_fractions, too_early_for_collapse)
 from vae_core.model.latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
 from vae_core.model.objective import EquivalentBeta, equivalent_beta
 from vae_core.runs.folders import LoadedRun
 from vae_core.training.trainer import StepMetrics
 
 from . import diagnostic_figures, figures, live_svg
-
 
 TRAVERSAL_MAX_DIMS = 16  # rows of a traversal: beyond this the tiles shrink below what a projector shows
 

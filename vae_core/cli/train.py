@@ -14,7 +14,7 @@ from vae_core.config import RunConfig, default_for
 
 
 def add_train_parser(sub: Any) -> None:
-    from vae_core.training.state import RESUME_MAY_CHANGE
+    from vae_core.training.resume import RESUME_MAY_CHANGE
 
     train = sub.add_parser("train", help="train a VAE and save a run folder", epilog=dataset_defaults_text())
     add_config_options(train)
@@ -109,7 +109,7 @@ def _resume(ns: argparse.Namespace, dist: Any) -> int:
     """train --resume RUN_DIR: the run's own config, with only what RESUME_MAY_CHANGE names changed."""
     from vae_core.jobs.training_job import run_in_foreground
     from vae_core.runs.folders import read_config
-    from vae_core.training.state import RESUME_MAY_CHANGE
+    from vae_core.training.resume import RESUME_MAY_CHANGE
 
     given = {k: v for k, v in vars(ns).items() if "." in k}
     others = sorted(option_flag(*k.split(".")) for k in given if not k.startswith("train.")

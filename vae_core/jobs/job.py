@@ -10,7 +10,7 @@ from typing import Callable
 from vae_core.config import RunConfig
 from vae_core.host import HostSettings
 from vae_core.jobs.plan import SweepPlan, plan_sweep
-from vae_core.jobs.state import HISTORY_CAP, JobSnapshot, JobState
+from vae_core.jobs.progress import HISTORY_CAP, JobSnapshot, JobState
 from vae_core.runs.folders import run_name
 from vae_core.training.sweeps import Family
 

@@ -27,7 +27,7 @@ from typing import Any
 from vae_core.config import RunConfig
 from vae_core.jobs.job import BaseJob
 from vae_core.jobs.plan import SweepPlan
-from vae_core.jobs.state import JobUpdate, StopSignal, failure_updates
+from vae_core.jobs.progress import JobUpdate, StopSignal, failure_updates
 from vae_core.jobs.training_job import TrainingJob
 from vae_core.runs.folders import CONFIG
 from vae_core.training.trainer import StepMetrics

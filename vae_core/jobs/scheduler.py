@@ -21,7 +21,7 @@ from vae_core.config import RunConfig
 from vae_core.host import HostSettings
 from vae_core.jobs.plan import SweepPlan, plan_sweep
 from vae_core.jobs.process_job import ProcessJob
-from vae_core.jobs.state import JobSnapshot, JobStatus, thin_snapshot
+from vae_core.jobs.progress import JobSnapshot, JobStatus, thin_snapshot
 from vae_core.training.sweeps import Family
 
 log = logging.getLogger(__name__)

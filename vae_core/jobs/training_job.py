@@ -1,6 +1,6 @@
 """A training run in a background thread, safe to poll from a web page.
 
-The thread never touches any UI: it folds every change into a JobState (jobs/state.py) under a lock, checks a
+The thread never touches any UI: it folds every change into a JobState (jobs/progress.py) under a lock, checks a
 stop Event every step, stores errors instead of raising them, checkpoints its run folder every few seconds
 (status "running") and saves it when it ends (finished, stopped, diverged, interrupted), so nothing
 trained is lost. jobs/process_job.py runs this same loop in a child process.
@@ -25,8 +25,8 @@ from vae_core.config import RunConfig
 from vae_core.data.base import DatasetNotFoundError, pixels
 from vae_core.data.normalize import run_normalizer
 from vae_core.jobs.job import BaseJob
-from vae_core.jobs.state import (N_PREVIEW, JobSnapshot, JobUpdate, Preview, StopSignal, VariantStatus, failure_updates,
-                                 thin, to_pixels)
+from vae_core.jobs.progress import (N_PREVIEW, JobSnapshot, JobUpdate, Preview, StopSignal, VariantStatus,
+                                    failure_updates, thin, to_pixels)
 from vae_core.model.compatibility import Verdict
 from vae_core.model.evaluate import EvalMetrics, evaluate
 from vae_core.model.latent import reconstruct
@@ -37,7 +37,7 @@ from vae_core.runs.samples import samples_to_keep
 from vae_core.training.devices import resolve_device
 from vae_core.training.distributed import Dist, join, rank0_clock, trainer_factory
 from vae_core.training.lockstep import GroupedLockstep, LockstepStep, LockstepTrainer, NothingToTrain
-from vae_core.training.state import RESUME_MAY_CHANGE, TRAIN_STATE, read_train_state, same_run
+from vae_core.training.resume import RESUME_MAY_CHANGE, TRAIN_STATE, read_train_state, same_run
 from vae_core.training.sweeps import Family, format_value, lockstep_groups
 from vae_core.training.trainer import StepMetrics, Trainer, TrainingData, prepare_data
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from vae_core.data.base import pixels
-from vae_core.jobs.state import to_pixels
+from vae_core.jobs.progress import to_pixels
 from vae_core.labs.base import Column, LabRun, LabSettings, Measured, Variant
 from vae_core.labs.evidence import evidence, verdict
 from vae_core.labs.measure import Family, first_run, load_family

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vae_core.jobs.plan import SweepPlan
-from vae_core.jobs.state import JobUpdate
+from vae_core.jobs.progress import JobUpdate
 from vae_core.jobs.training_job import run_in_foreground
 from vae_core.labs.base import KEY_MARK, Finding, Lab, LabSettings, Measured, Variant
 from vae_core.labs.measure import Family, load_family, measure

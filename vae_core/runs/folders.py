@@ -25,7 +25,7 @@ from vae_core.data.base import ImageDataset
 from vae_core.data.normalize import Normalizer
 from vae_core.model.vae import VAE, build_model
 from vae_core.runs.samples import SAMPLES, SamplesError, read_samples_file, write_samples
-from vae_core.training.state import TRAIN_STATE, TrainState, write_train_state
+from vae_core.training.resume import TRAIN_STATE, TrainState, write_train_state
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

@@ -21,7 +21,7 @@ from vae_core.model.compatibility import Verdict, compatibility
 from vae_core.model.likelihoods import log_sigma_of_mse
 from vae_core.model.objective import LossTerms, loss_terms
 from vae_core.model.vae import VAE, build_model
-from vae_core.training.state import TrainState
+from vae_core.training.resume import TrainState
 
 
 @dataclass(frozen=True)
