@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+pytest.register_assert_rewrite("tests.helpers")  # its shared checks report like a test's own asserts
+
 from vae_core.config import DataConfig
 from vae_core.data.datasets import load_dataset
 

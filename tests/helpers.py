@@ -10,7 +10,9 @@ import dataclasses
 import io
 import json
 import os
+import re
 import signal
+import subprocess
 import time
 import tracemalloc
 import warnings
@@ -321,3 +323,37 @@ def wait_for_status(page, word: str, timeout_s: float) -> str:
     shot = screenshot(page, f"FAILED-train-no-{word}")
     pytest.fail(f"status never contained {word!r} within {timeout_s:.0f} s; last status: {text!r} "
                 f"(screenshot {shot})", pytrace=False)
+
+
+def check_hostile_upload(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hostile item gets its stated outcome; nothing is written, no program runs, memory stays bounded (the
+    corpus is split over two test files by what it attacks; both run their cases through this one check)."""
+    made = tmp_path / "made"
+    made.mkdir()
+    upload = case.build(made)
+    before, evil_before = files_under(tmp_path), evil_anywhere(tmp_path)
+    monkeypatch.setattr(subprocess, "Popen", no_programs)
+
+    result, refused, peak = read_case(case, upload)
+
+    assert files_under(tmp_path) == before, "the loader wrote files"
+    assert evil_anywhere(tmp_path) == evil_before, "a file escaped the upload"
+    assert peak < PEAK_BYTES, f"held {peak / MB:.1f} MB at once"
+    if isinstance(case.expect, Refused):
+        assert refused is not None, f"not refused: {result.summary()}"
+        assert re.search(case.expect.match, str(refused)), str(refused)
+        return
+    assert refused is None, f"refused: {refused}"
+    mine = [o for o in result.outcomes if o.name == case.item]
+    assert mine, f"no outcome named {case.item!r} among {[o.name for o in result.outcomes]}"
+    outcome = mine[-1]
+    assert any(o.skip is None for o in result.outcomes if o.name != case.item), "no ordinary image loaded"
+    if isinstance(case.expect, Skipped):
+        assert outcome.skip in case.expect.reasons, f"{outcome.skip}: {outcome.detail}"
+        assert outcome.detail
+        return
+    assert outcome.skip is None, f"{outcome.skip}: {outcome.detail}"
+    assert sorted(outcome.notes) == sorted(case.expect.notes)
+    if case.expect.pixels:
+        image = hostile_image(result)
+        assert case.expect.pixels(image), image

@@ -10,10 +10,8 @@ import errno
 import gzip
 import io
 import os
-import re
 import stat
 import struct
-import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -23,13 +21,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import (GOOD, GOOD_NAMES, Builder, Case, Data, Loaded, Refused, as_bytes, check_hostile_upload,
+                           good_png, noise, skipped, zipped)
 from vae_core.config import DataConfig
 from vae_core.data.images.dataset import read_images
 from vae_core.data.images.source import MB, UploadLimits
-from tests.helpers import (GOOD, GOOD_NAMES, PEAK_BYTES, Builder, Case, Data, Loaded, Refused, Skipped, as_bytes,
-                           evil_anywhere, files_under, good_png, hostile_image, no_programs, noise, read_case, skipped,
-                           zipped)
-
 
 # ----------------------------------------------------------------------------- making images
 
@@ -281,35 +277,7 @@ CORPUS: list[Case] = [
 @pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
 def test_hostile_upload(case: Case, tmp_path: Path, monkeypatch):
     """The hostile item gets its stated outcome; nothing is written, no program runs, memory stays bounded."""
-    made = tmp_path / "made"
-    made.mkdir()
-    upload = case.build(made)
-    before, evil_before = files_under(tmp_path), evil_anywhere(tmp_path)
-    monkeypatch.setattr(subprocess, "Popen", no_programs)
-
-    result, refused, peak = read_case(case, upload)
-
-    assert files_under(tmp_path) == before, "the loader wrote files"
-    assert evil_anywhere(tmp_path) == evil_before, "a file escaped the upload"
-    assert peak < PEAK_BYTES, f"held {peak / MB:.1f} MB at once"
-    if isinstance(case.expect, Refused):
-        assert refused is not None, f"not refused: {result.summary()}"
-        assert re.search(case.expect.match, str(refused)), str(refused)
-        return
-    assert refused is None, f"refused: {refused}"
-    mine = [o for o in result.outcomes if o.name == case.item]
-    assert mine, f"no outcome named {case.item!r} among {[o.name for o in result.outcomes]}"
-    outcome = mine[-1]
-    assert any(o.skip is None for o in result.outcomes if o.name != case.item), "no ordinary image loaded"
-    if isinstance(case.expect, Skipped):
-        assert outcome.skip in case.expect.reasons, f"{outcome.skip}: {outcome.detail}"
-        assert outcome.detail
-        return
-    assert outcome.skip is None, f"{outcome.skip}: {outcome.detail}"
-    assert sorted(outcome.notes) == sorted(case.expect.notes)
-    if case.expect.pixels:
-        image = hostile_image(result)
-        assert case.expect.pixels(image), image
+    check_hostile_upload(case, tmp_path, monkeypatch)
 
 
 def test_corpus_is_large_and_named_once():

@@ -5,9 +5,7 @@ A corpus of image files, every one generated here (no binary files are committed
 """
 from __future__ import annotations
 
-import re
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 from typing import Callable
@@ -16,10 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import Case, Loaded, check_hostile_upload, encoded, good_png, noise, skipped, zipped
 from vae_core.data.images.source import MB
-from tests.helpers import (PEAK_BYTES, Case, Loaded, Refused, Skipped, encoded, evil_anywhere, files_under, good_png,
-                           hostile_image, no_programs, noise, read_case, skipped, zipped)
-
 
 # ----------------------------------------------------------------------------- making images
 
@@ -188,32 +184,4 @@ CORPUS: list[Case] = [
 @pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
 def test_hostile_upload(case: Case, tmp_path: Path, monkeypatch):
     """The hostile item gets its stated outcome; nothing is written, no program runs, memory stays bounded."""
-    made = tmp_path / "made"
-    made.mkdir()
-    upload = case.build(made)
-    before, evil_before = files_under(tmp_path), evil_anywhere(tmp_path)
-    monkeypatch.setattr(subprocess, "Popen", no_programs)
-
-    result, refused, peak = read_case(case, upload)
-
-    assert files_under(tmp_path) == before, "the loader wrote files"
-    assert evil_anywhere(tmp_path) == evil_before, "a file escaped the upload"
-    assert peak < PEAK_BYTES, f"held {peak / MB:.1f} MB at once"
-    if isinstance(case.expect, Refused):
-        assert refused is not None, f"not refused: {result.summary()}"
-        assert re.search(case.expect.match, str(refused)), str(refused)
-        return
-    assert refused is None, f"refused: {refused}"
-    mine = [o for o in result.outcomes if o.name == case.item]
-    assert mine, f"no outcome named {case.item!r} among {[o.name for o in result.outcomes]}"
-    outcome = mine[-1]
-    assert any(o.skip is None for o in result.outcomes if o.name != case.item), "no ordinary image loaded"
-    if isinstance(case.expect, Skipped):
-        assert outcome.skip in case.expect.reasons, f"{outcome.skip}: {outcome.detail}"
-        assert outcome.detail
-        return
-    assert outcome.skip is None, f"{outcome.skip}: {outcome.detail}"
-    assert sorted(outcome.notes) == sorted(case.expect.notes)
-    if case.expect.pixels:
-        image = hostile_image(result)
-        assert case.expect.pixels(image), image
+    check_hostile_upload(case, tmp_path, monkeypatch)

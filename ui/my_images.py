@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui.session import client_record
-from ui.space import images_refusal, limits, my_space
+from ui.space import images_refusal, limits, my_space, session_cached, session_latest
 from vae_core.config import DataConfig
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.data.images.dataset import UserImages, read_images
@@ -52,20 +52,18 @@ def choose(data: DataConfig) -> None:
 
 def last_read() -> Read | None:
     """This session's last read, if any."""
-    last = st.session_state.get(READ_KEY)
-    return last if isinstance(last, Read) else None
+    return session_latest(READ_KEY)
 
 
 def read(data: DataConfig) -> Read:
     """The images as data asks (this session's last read when it asked the same); raises UploadRefused."""
-    last = last_read()
-    if last is not None and last.data == data and Path(data.images).exists():
-        return last
+    return session_cached(READ_KEY, (data, Path(data.images).exists()), lambda: _read(data))  # gone: read (raises)
+
+
+def _read(data: DataConfig) -> Read:
     with st.spinner("Reading your images…"):
         images = read_images(data.images, data, limits())
-        result = Read(data, images, image_stats(images.train.images))
-    st.session_state[READ_KEY] = result
-    return result
+        return Read(data, images, image_stats(images.train.images))
 
 
 def images_target_range(data: DataConfig) -> TargetRange:
@@ -74,12 +72,11 @@ def images_target_range(data: DataConfig) -> TargetRange:
     chosen = chosen_images()
     if chosen is None or chosen.images != data.images:
         raise DatasetNotFoundError("These images are not this browser's current ones: upload them again.")
-    kept = st.session_state.setdefault(RANGES_KEY, {})
-    if data not in kept:
-        train = read(chosen).images
-        normalizer = run_normalizer(data, train.train.images)
-        kept[data] = target_range_of(normalizer, train.test.images)
-    return kept[data]
+    return session_cached(RANGES_KEY, data, lambda: _target_range(read(chosen).images, data), keep=32)
+
+
+def _target_range(images: UserImages, data: DataConfig) -> TargetRange:
+    return target_range_of(run_normalizer(data, images.train.images), images.test.images)
 
 
 def forget() -> None:

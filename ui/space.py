@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any, TypeVar
 
+import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from ui.session import client_token
@@ -19,6 +21,7 @@ from vae_core.data.images.private import PrivateSpace, delete_expired
 from vae_core.data.images.source import MB, UploadLimits
 from vae_core.host import HostSettings
 
+T = TypeVar("T")
 EXPIRE_EVERY_S = 60.0  # how often (at most) a page run looks for expired spaces
 _expired_at = [0.0]
 _expire_lock = threading.Lock()
@@ -28,6 +31,24 @@ def private(data: DataConfig) -> bool:
     """Whether data is a person's own images: what is made of them stays in this session, never in a cache every
     browser shares (the one rule every loader of test images, target ranges and samples asks)."""
     return data.dataset == DATASET_NAME
+
+
+def session_cached(slot: str, key: Hashable, compute: Callable[[], T], keep: int = 1) -> T:
+    """What is made of a person's images, kept in this browser's session only: computed once per key, the newest
+    `keep` keys kept (a read or a sample of images can be tens of MB). The one private cache (see `private`)."""
+    kept: dict = st.session_state.setdefault(slot, {})
+    if key not in kept:
+        value = compute()  # a refusal raises here and keeps nothing
+        while len(kept) >= keep:
+            kept.pop(next(iter(kept)))
+        kept[key] = value
+    return kept[key]
+
+
+def session_latest(slot: str) -> Any:
+    """The value session_cached kept last in slot; None where it holds none."""
+    kept = st.session_state.get(slot)
+    return next(reversed(kept.values())) if kept else None
 
 
 def host() -> HostSettings:

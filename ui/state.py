@@ -25,7 +25,7 @@ import streamlit as st
 import torch
 
 from ui.session import client_token
-from ui.space import private
+from ui.space import private, session_cached
 from vae_core.config import DataConfig, images_only
 from vae_core.data.datasets import load_dataset
 from vae_core.data.base import DatasetNotFoundError, ImageDataset
@@ -205,12 +205,7 @@ def load_run_samples(path: str, mtime: float) -> ImageDataset | None:
     session (the shared cache must not hold anyone's upload)."""
     if not private(load_run_cached(path, mtime).config.data):
         return _load_shared_samples(path, mtime)
-    key = (path, mtime)
-    kept = st.session_state.get(PRIVATE_SAMPLES_KEY)
-    if kept is None or kept[0] != key:
-        kept = (key, read_samples(path))
-        st.session_state[PRIVATE_SAMPLES_KEY] = kept  # one run's at a time: they can be 12 MB
-    return kept[1]
+    return session_cached(PRIVATE_SAMPLES_KEY, (path, mtime), lambda: read_samples(path))  # one run's: up to 12 MB
 
 
 def page_test_images(run: LoadedRun) -> ImageDataset:
