@@ -1,12 +1,14 @@
 import streamlit as st
 
 from ui.compare_url import MAX_RUNS, MIN_RUNS
+from ui.downloads import download_ui, pictures_ui
 from ui.parts import compare as parts
 from ui.state import current_run, page_test_images
 from ui.widgets import chart, url_choice, url_number
 from vae_core.data.base import ImageDataset
+from vae_core.export import frames as f
 from vae_plots import compare_views as compare
-from vae_plots.compare_table import BEST_MARK, metrics_table
+from vae_plots.compare_table import BEST_MARK, metrics_csv, metrics_table
 
 N_SHOWN = 8  # test images in the reconstruction rows: 32-pixel tiles stay visible at half a screen wide
 
@@ -31,16 +33,21 @@ def reconstructions_ui(test: ImageDataset) -> None:
     chart(result.grid, key="compare_grid")
     st.markdown("**Per-pixel squared error**, pixel space, one colour scale for every run")
     chart(result.errors, key="compare_errors")
+    shown = test.images[start:start + N_SHOWN]
+    pictures_ui(st, "compare-reconstructions", "compare_recon",  # made when clicked: inputs, then a row a run
+                lambda: f.mosaic(f.compare_rows(runs, shown)))
 
 
 def metrics_ui() -> None:
     st.subheader("Test metrics")
-    table = metrics_table(runs, parts.evaluations(runs), labels)
+    evaluations = parts.evaluations(runs)
+    table = metrics_table(runs, evaluations, labels)
     for part in table.parts():
         st.table(part, hide_index=True)
     st.caption(f"On the first {parts.N_EVAL} test images of each run; IWAE with k = {parts.IWAE_K}. "
                f"{BEST_MARK.strip()}: the best of a column (equivalent β is a choice, not a result). "
                + table.note)
+    download_ui(st, "CSV", lambda: metrics_csv(runs, evaluations, labels), "compare-metrics.csv", "compare_csv")
 
 
 @st.fragment

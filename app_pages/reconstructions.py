@@ -1,7 +1,9 @@
 import streamlit as st
 
+from ui.downloads import pictures_ui
 from ui.state import current_run, page_test_images
 from ui.widgets import chart, test_metrics_ui, url_number, url_slider
+from vae_core.export import frames as f
 from vae_plots import views
 
 run = current_run()
@@ -24,6 +26,10 @@ def reconstructions_ui() -> None:
     chart(grid, key="recon_grid")
     st.markdown("**Per-pixel squared error** (pixel space, mean over channels)")
     chart(errors, key="recon_error")
+    pictures_ui(st, f"{run.path.name}-reconstructions", "recon",  # made when clicked
+                lambda: f.mosaic(f.reconstruction_rows(run, images)))
+    pictures_ui(st, f"{run.path.name}-errors", "recon_errors",
+                lambda: f.mosaic(f.heat(f.error_maps(f.reconstruction_rows(run, images)))))
     sigma_fig = views.sigma_map(run, images)
     if sigma_fig is not None:
         st.markdown("**The decoder's σ per pixel** (pixel units, mean over channels): where it admits uncertainty")

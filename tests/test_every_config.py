@@ -195,7 +195,7 @@ def check_latent(at: AppTest, spec: Case) -> None:
     if latent_dim == 1:
         assert "traverse_dims" not in widget_keys(at)  # min = max: no slider, a caption says why
     else:
-        assert at.slider(key="traverse_dims").max == min(latent_dim, views.TRAVERSAL_MAX_DIMS)
+        assert at.slider(key="traverse_dims").max == min(latent_dim, TRAVERSAL_MAX_DIMS)
     points = figure(at, "map_chart")["data"]
     assert sum(len(values(t["x"])) for t in points) == n_test
     assert all(np.isfinite(values(t["x"]).astype(float)).all() for t in points)

@@ -7,7 +7,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("vae_core", "ui", "vae_plots", "app_pages")
 MAX_LINES = 400
 # vae_core's rooms from the bottom up: a module imports its own room or one below (README, "Layout")
-ROOMS = ("config", "host", "data", "model", "training", "runs", "jobs", "zoo", "labs", "cli", "__main__")
+ROOMS = ("config", "host", "data", "model", "training", "runs", "export", "jobs", "zoo", "labs", "cli", "__main__")
 LAYERS = ("vae_core", "vae_plots", "ui", "app_pages", "app")  # the same, between the packages
 
 

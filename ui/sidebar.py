@@ -5,6 +5,7 @@ import time
 
 import streamlit as st
 
+from ui.downloads import run_zip_ui
 from ui.family import family_toggle_ui
 from ui.session import client_token
 from ui.state import ModelChoice, current_run, model_choices, set_run
@@ -33,6 +34,7 @@ def model_sidebar_ui() -> LoadedRun:
         choice = choices.get(str(run.path))
         family_toggle_ui(choice.info if choice else None, list(choices.values()))
         st.caption(run_summary(run, choice))
+        run_zip_ui(st, run.path)
     return run
 
 

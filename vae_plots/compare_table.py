@@ -2,6 +2,8 @@
 Monte-Carlo estimate's best only where it beats every other run by more than its noise."""
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -173,6 +175,19 @@ def metrics_table(runs: Sequence[LoadedRun], metrics: Sequence[EvalMetrics | Non
                         "likelihood of grey levels): they do not compare across these runs, so no best is marked. "
                         "Bits/dim does compare.")
     return MetricsTable(tuple(labels), COLUMNS, cells, best, " ".join(notes))
+
+
+def metrics_csv(runs: Sequence[LoadedRun], metrics: Sequence[EvalMetrics | None], labels: Sequence[str]) -> str:
+    """The table as CSV with every number whole: a row a run (its label and folder), a column a metric, and beside
+    each Monte-Carlo estimate its Monte-Carlo standard error; empty where a run has no value."""
+    header = ["run", "folder"] + [t for c in COLUMNS for t in (c.title, f"{c.title} MC SE")[:1 + bool(c.mc_se)]]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for run, m, label in zip(runs, metrics, labels):
+        cells = [(_value(c, m), *((c.mc_se(m) if m is not None else None,) if c.mc_se else ())) for c in COLUMNS]
+        writer.writerow([label, run.path.name, *("" if v is None else repr(float(v)) for cs in cells for v in cs)])
+    return out.getvalue()
 
 
 def _degenerate_notes(runs: Sequence[LoadedRun], metrics: Sequence[EvalMetrics | None],

@@ -16,12 +16,13 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from vae_core.model.compatibility import ACTIVATION_RANGE
-from vae_core.data.base import pixels
 from vae_core.config import field_value
-from vae_core.runs.families import TOGGLE_FIELDS, differences
-from vae_core.model.latent import embed, reconstruct
+from vae_core.data.base import pixels
+from vae_core.export.frames import compare_rows, informative_dims
+from vae_core.model.compatibility import ACTIVATION_RANGE
+from vae_core.model.latent import embed
 from vae_core.model.likelihoods import likelihood_spec
+from vae_core.runs.families import TOGGLE_FIELDS, differences
 from vae_core.runs.folders import LoadedRun, run_tag
 
 from . import figures, views
@@ -96,20 +97,15 @@ class CompareReconstructions:
     zmax: float  # the top of that shared scale (pixel units squared)
 
 
-def _pixel_reconstruction(run: LoadedRun, p: torch.Tensor) -> np.ndarray:
-    """Pixels (N, C, H, W) in [0, 1] -> the run's reconstructions from the posterior mean, in pixels."""
-    return views._to_pixels(run, reconstruct(run.model, run.normalizer.forward(p)))
-
-
 def reconstructions(runs: Sequence[LoadedRun], images: torch.Tensor, labels: Sequence[str]) -> CompareReconstructions:
-    """The same inputs reconstructed by each run; errors in pixel space, so normalizations compare."""
-    p = pixels(images)  # (N, C, H, W)
-    outs = np.stack([_pixel_reconstruction(run, p) for run in runs])  # (R, N, C, H, W)
-    rows = colored(labels)
-    grid = figures.image_grid(np.concatenate([p.numpy()[None], outs]), len(images), row_labels=["input", *rows])
-    errors = ((outs - p.numpy()[None]) ** 2).mean(2)  # (R, N, H, W)
+    """The same inputs reconstructed by each run (as their download); errors in pixel space, so normalizations
+    compare."""
+    rows = compare_rows(runs, images)  # (1 + R, N, C, H, W)
+    labelled = colored(labels)
+    grid = figures.image_grid(rows, len(images), row_labels=["input", *labelled])
+    errors = ((rows[1:] - rows[:1]) ** 2).mean(2)  # (R, N, H, W)
     # One heatmap for every run: one trace, so one colour scale, and the worst run sets its top.
-    fig = figures.error_heatmap(errors.reshape(-1, *errors.shape[2:]), len(images), row_labels=rows,
+    fig = figures.error_heatmap(errors.reshape(-1, *errors.shape[2:]), len(images), row_labels=labelled,
                                 colorbar_title="squared error (pixels in [0, 1])")
     return CompareReconstructions(grid, fig, float(fig.data[0].zmax))
 
@@ -211,7 +207,7 @@ def traversals(runs: Sequence[LoadedRun], image: torch.Tensor, labels: Sequence[
     """One traversal of the same anchor image per run, each over its own n_dims most informative dimensions."""
     figs = []
     for run, label, color in zip(runs, labels, run_colors(len(runs))):
-        dims = views.informative_dims(run, n_dims)
+        dims = informative_dims(run, n_dims)
         fig = views.traversal(run, image, dims, span, n_values)
         # A line per part of the label: a Plotly title does not wrap, and a column is narrow.
         lines = [f'<span style="color:{color}">{part}</span>' for part in re.split(r" · |/", label)]

@@ -14,18 +14,19 @@ import torch
 
 from vae_core.config import RunConfig
 from vae_core.data.base import ImageDataset, pixels
+from vae_core.export.frames import (INTERPOLATION_STEPS, PRIOR_COLUMNS, PRIOR_SAMPLES, TRAVERSAL_MAX_DIMS,
+                                    TRAVERSAL_VALUES, error_maps, interpolation_row, prior_grid, reconstruction_rows,
+                                    to_pixels, traversal_grid)
 from vae_core.jobs.progress import Preview
 from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
 from vae_core.model.evaluate import (ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL, EvalMetrics, posterior_collapse,
                                      range_fractions, too_early_for_collapse)
-from vae_core.model.latent import embed, interpolate, project_2d, reconstruct, sample_prior, traverse
+from vae_core.model.latent import embed, project_2d, reconstruct
 from vae_core.model.objective import EquivalentBeta, equivalent_beta
 from vae_core.runs.folders import LoadedRun
 from vae_core.training.trainer import StepMetrics
 
 from . import diagnostic_figures, figures, live_svg
-
-TRAVERSAL_MAX_DIMS = 16  # rows of a traversal: beyond this the tiles shrink below what a projector shows
 
 
 def dataset_words(dataset: str | None) -> str:
@@ -56,11 +57,6 @@ def _test_metrics(run: LoadedRun) -> dict:
     return test if isinstance(test, dict) else {}
 
 
-def _to_pixels(run: LoadedRun, x: torch.Tensor) -> np.ndarray:
-    """Normalized tensor (..., C, H, W) -> pixels in [0, 1] as numpy, for display."""
-    return run.normalizer.inverse(x).clamp(0, 1).numpy()
-
-
 def _normalized(run: LoadedRun, images: torch.Tensor) -> torch.Tensor:
     return run.normalizer.forward(pixels(images))
 
@@ -68,11 +64,9 @@ def _normalized(run: LoadedRun, images: torch.Tensor) -> torch.Tensor:
 def reconstruction_figures(run: LoadedRun, images: torch.Tensor) -> tuple[go.Figure, go.Figure]:
     """Inputs over their reconstructions from the posterior mean; and the per-pixel squared error
     in pixel space (mean over channels), from the same reconstructions."""
-    p = pixels(images)  # (N, C, H, W)
-    p_hat = _to_pixels(run, reconstruct(run.model, run.normalizer.forward(p)))
-    grid = figures.image_grid(np.stack([p.numpy(), p_hat]), len(images), row_labels=["input", "reconstruction"])
-    errors = ((p_hat - p.numpy()) ** 2).mean(1)  # (N, H, W)
-    return grid, figures.error_heatmap(errors, len(images))
+    rows = reconstruction_rows(run, images)  # (2, N, C, H, W), as their download
+    grid = figures.image_grid(rows, len(images), row_labels=["input", "reconstruction"])
+    return grid, figures.error_heatmap(error_maps(rows), len(images))
 
 
 def posterior_samples(run: LoadedRun, image: torch.Tensor, n_samples: int = 7, seed: int = 0) -> go.Figure:
@@ -80,7 +74,7 @@ def posterior_samples(run: LoadedRun, image: torch.Tensor, n_samples: int = 7, s
     x = _normalized(run, image[None])
     mean = reconstruct(run.model, x)  # (1, C, H, W)
     samples = reconstruct(run.model, x, "sample", n_samples, seed)[:, 0]  # (S, C, H, W)
-    row = np.concatenate([pixels(image[None]).numpy(), _to_pixels(run, mean), _to_pixels(run, samples)])
+    row = np.concatenate([pixels(image[None]).numpy(), to_pixels(run, mean), to_pixels(run, samples)])
     labels = ["input", "mean z"] + [f"z ~ q #{i + 1}" for i in range(n_samples)]
     return figures.image_grid(row[None], len(row), col_labels=labels)
 
@@ -90,36 +84,26 @@ def traversal_dims_limit(run: LoadedRun) -> int:
     return min(run.config.model.latent_dim, TRAVERSAL_MAX_DIMS)
 
 
-def informative_dims(run: LoadedRun, limit: int = 10) -> list[int]:
-    """Latent dimensions ordered by their test KL (most informative first), from metrics.json."""
-    kl = _test_metrics(run).get("kl_per_dim") or []
-    order = sorted(range(len(kl)), key=lambda d: -kl[d]) if len(kl) == run.config.model.latent_dim else \
-        list(range(run.config.model.latent_dim))
-    return order[:limit]
-
-
-def traversal(run: LoadedRun, image: torch.Tensor, dims: Sequence[int], span: float, n_values: int = 9) -> go.Figure:
-    """Decode the image's posterior mean with one dimension swept over [-span, span] per row."""
-    mu, _ = embed(run.model, _normalized(run, image[None]))
+def traversal(run: LoadedRun, image: torch.Tensor, dims: Sequence[int], span: float,
+              n_values: int = TRAVERSAL_VALUES) -> go.Figure:
+    """Decode the image's posterior mean with one dimension swept over [-span, span] per row (as its export)."""
+    grid = traversal_grid(run, image, dims, span, n_values)  # (D, V, C, H, W)
     values = np.linspace(-span, span, n_values).tolist()
-    grid = _to_pixels(run, traverse(run.model, mu[0], dims, values))  # (D, V, C, H, W)
     kl = _test_metrics(run).get("kl_per_dim") or []
     rows = [f"z{d} ({figures.format_number(kl[d], 1)} nats)" if d < len(kl) else f"z{d}" for d in dims]
     return figures.image_grid(grid, n_values, row_labels=rows, col_labels=[f"{v:+g}σ" for v in values])
 
 
-def interpolation(run: LoadedRun, image_a: torch.Tensor, image_b: torch.Tensor, steps: int = 10) -> go.Figure:
-    """Straight line between two posterior means, decoded; the two inputs at the ends."""
-    x = _normalized(run, torch.stack([image_a, image_b]))
-    path = _to_pixels(run, interpolate(run.model, x[0], x[1], steps))
-    ends = pixels(torch.stack([image_a, image_b])).numpy()
-    row = np.concatenate([ends[:1], path, ends[1:]])
+def interpolation(run: LoadedRun, image_a: torch.Tensor, image_b: torch.Tensor,
+                  steps: int = INTERPOLATION_STEPS) -> go.Figure:
+    """Straight line between two posterior means, decoded; the two inputs at the ends (as its export)."""
+    row = interpolation_row(run, image_a, image_b, steps)
     labels = ["A"] + [f"{t:.2f}" for t in np.linspace(0, 1, steps)] + ["B"]
     return figures.image_grid(row[None], len(row), col_labels=labels)
 
 
-def prior_samples(run: LoadedRun, n: int = 32, seed: int = 0, ncols: int = 16) -> go.Figure:
-    return figures.image_grid(_to_pixels(run, sample_prior(run.model, n, seed)), ncols)
+def prior_samples(run: LoadedRun, n: int = PRIOR_SAMPLES, seed: int = 0, ncols: int = PRIOR_COLUMNS) -> go.Figure:
+    return figures.image_grid(prior_grid(run, n, seed), ncols)
 
 
 @dataclass(frozen=True)

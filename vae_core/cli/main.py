@@ -1,6 +1,6 @@
-"""python -m vae_core train | evaluate | runs | zoo | lab | images: the terminal front end.
+"""python -m vae_core train | evaluate | runs | zoo | lab | images | export: the terminal front end.
 
-One module a command (cli/train.py, cli/zoo.py, cli/lab.py, cli/images.py; evaluate and runs are here), their
+One module a command (cli/train.py, cli/zoo.py, cli/lab.py, cli/images.py, cli/export.py; evaluate and runs are here), their
 shared options in cli/options.py. Each command imports what it needs when it runs.
 Progress goes to stderr; what a script wants (a run folder's path, evaluate --json's object) to stdout.
 """
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from vae_core.cli.export import add_export_parser, cmd_export
 from vae_core.cli.images import add_images_parser, cmd_images
 from vae_core.cli.lab import add_lab_parser, cmd_lab
 from vae_core.cli.options import Parser
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_zoo_parser(sub)
     add_lab_parser(sub)
     add_images_parser(sub)
+    add_export_parser(sub)
     return parser
 
 
@@ -82,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "zoo": cmd_zoo, "lab": cmd_lab,
-               "images": cmd_images}[ns.command]
+               "images": cmd_images, "export": cmd_export}[ns.command]
     try:
         return command(ns)
     except (ValueError, DatasetNotFoundError, RunLoadError, OSError) as e:  # bad input: one line, status 2

@@ -4,7 +4,6 @@ variants in evidence.py)."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,41 +12,11 @@ from typing import Any
 
 import torch
 
-from vae_core.config import DataConfig
-from vae_core.data.datasets import load_dataset
 from vae_core.labs.base import LAB_TEST_IMAGES, ImageValues, Lab, LabRun, Measured, OwnMeasures, Variant
 from vae_core.model.evaluate import EvalMetrics, evaluate
 from vae_core.model.objective import kl_per_dimension
-from vae_core.runs.folders import LoadedRun, RunLoadError, load_run, read_samples
-
-
-def test_images(run: LoadedRun, n: int = LAB_TEST_IMAGES) -> torch.Tensor:
-    """The first n test images of the run's data (its carried samples where the dataset is gone, and always for a
-    person's images: a process-wide cache must not hold anyone's upload)."""
-    if run.config.data.dataset == "images":
-        return _carried(run)[:n]
-    try:
-        # the images do not depend on how they are normalized: one cache entry for a family's variants
-        return _test_split(dataclasses.replace(run.config.data, normalization="unit", data_scale=1.0))[:n]
-    except (ValueError, OSError):
-        if read_samples(run.path) is None:
-            raise
-        return _carried(run)[:n]
-
-
-def _carried(run: LoadedRun) -> torch.Tensor:
-    samples = read_samples(run.path)
-    if samples is None:
-        raise RunLoadError(f"{run.path} carries no test images, and its dataset is not on this machine.")
-    return samples.images
-
-
-@functools.lru_cache(maxsize=4)
-def _test_split(data: DataConfig) -> torch.Tensor:
-    """Cached: a family's variants share their data, and a lab reads it for each (uint8, treated as read-only).
-    The test split alone: prepare_data would load (or generate) the training split too."""
-    return load_dataset(data, "test").images
-
+from vae_core.runs.folders import LoadedRun, RunLoadError, load_run
+from vae_core.runs.test_images import test_images
 
 Family = dict[str, tuple[LabRun | None, ...]]  # a trained family's loaded runs by variant key, one per seed (None: missing)
 
@@ -59,7 +28,7 @@ def load_family(variants: Sequence[Variant], run_dirs: Sequence[Path | None], se
     for i, variant in enumerate(variants):
         dirs = [run_dirs[k * len(variants) + i] if k * len(variants) + i < len(run_dirs) else None
                 for k in range(len(seeds))]
-        runs = tuple(LabRun(variant.key, run, test_images(run), seed) if (run := _load(d)) else None
+        runs = tuple(LabRun(variant.key, run, test_images(run, LAB_TEST_IMAGES), seed) if (run := _load(d)) else None
                      for d, seed in zip(dirs, seeds))
         if any(runs):
             family[variant.key] = runs

@@ -1,0 +1,37 @@
+"""The test images a run is shown and measured on: its dataset's test split, else the ones it carries."""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from vae_core.config import DataConfig, images_only
+from vae_core.data.datasets import load_dataset
+from vae_core.runs.folders import LoadedRun, RunLoadError, read_samples
+
+
+def test_images(run: LoadedRun, n: int) -> torch.Tensor:
+    """The first n test images of the run's data (its carried samples where the dataset is gone, and always for a
+    person's images: a process-wide cache must not hold anyone's upload)."""
+    if run.config.data.dataset == "images":
+        return _carried(run)[:n]
+    try:
+        return _test_split(images_only(run.config.data))[:n]  # one cache entry for a family's variants
+    except (ValueError, OSError):
+        if read_samples(run.path) is None:
+            raise
+        return _carried(run)[:n]
+
+
+def _carried(run: LoadedRun) -> torch.Tensor:
+    samples = read_samples(run.path)
+    if samples is None:
+        raise RunLoadError(f"{run.path} carries no test images, and its dataset is not on this machine.")
+    return samples.images
+
+
+@functools.lru_cache(maxsize=4)
+def _test_split(data: DataConfig) -> torch.Tensor:
+    """Cached: a family's variants share their data, and a lab or an export reads it for each (uint8, treated as read-only).
+    The test split alone: prepare_data would load (or generate) the training split too."""
+    return load_dataset(data, "test").images
