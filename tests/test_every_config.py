@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from vae_plots import views
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from vae_core.export.frames import TRAVERSAL_MAX_DIMS
 from vae_core.data.datasets import load_dataset
 from vae_core.data.sprites import make_sprites
 from vae_core.model.evaluate import COLLAPSE_MIN_STEPS, posterior_collapse
