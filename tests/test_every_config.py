@@ -20,7 +20,6 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vae_plots import views
 from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from vae_core.export.frames import TRAVERSAL_MAX_DIMS
 from vae_core.data.datasets import load_dataset
