@@ -59,7 +59,7 @@ def prior_ui() -> None:
     chart(views.prior_samples(run, f.PRIOR_SAMPLES, seed), key="prior_chart")
     pictures_ui(st, f"{run.path.name}-prior-samples", "prior",
                 lambda: f.mosaic(f.prior_grid(run, f.PRIOR_SAMPLES, seed), f.PRIOR_COLUMNS),
-                lambda: f.prior_frames(run, 8, f.PRIOR_SAMPLES, seed))
+                lambda: f.prior_frames(run, f.PRIOR_SAMPLES, seed))
 
 
 @st.fragment

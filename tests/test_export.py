@@ -82,7 +82,7 @@ def test_the_interpolation_gif_keeps_its_ends_and_moves_between(run, images):
 
 
 def test_prior_samples_are_a_new_draw_each_frame(run):
-    frames = f.prior_frames(run, 8, 16)
+    frames = f.prior_frames(run, 16)
     assert len(frames) == 8 and not np.array_equal(frames[0], frames[1])
     assert np.array_equal(frames[0], f.mosaic(f.prior_grid(run, 16, 0), f.PRIOR_COLUMNS))
 

@@ -15,8 +15,6 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from ui.session import client_token
-from vae_core.config import DataConfig
-from vae_core.data.images.dataset import DATASET_NAME
 from vae_core.data.images.private import PrivateSpace, delete_expired
 from vae_core.data.images.source import MB, UploadLimits
 from vae_core.host import HostSettings
@@ -27,15 +25,9 @@ _expired_at = [0.0]
 _expire_lock = threading.Lock()
 
 
-def private(data: DataConfig) -> bool:
-    """Whether data is a person's own images: what is made of them stays in this session, never in a cache every
-    browser shares (the one rule every loader of test images, target ranges and samples asks)."""
-    return data.dataset == DATASET_NAME
-
-
 def session_cached(slot: str, key: Hashable, compute: Callable[[], T], keep: int = 1) -> T:
     """What is made of a person's images, kept in this browser's session only: computed once per key, the newest
-    `keep` keys kept (a read or a sample of images can be tens of MB). The one private cache (see `private`)."""
+    `keep` keys kept (a read or a sample of images can be tens of MB). The one private cache (see is_private)."""
     kept: dict = st.session_state.setdefault(slot, {})
     if key not in kept:
         value = compute()  # a refusal raises here and keeps nothing

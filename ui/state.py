@@ -25,10 +25,11 @@ import streamlit as st
 import torch
 
 from ui.session import client_token
-from ui.space import private, session_cached
+from ui.space import session_cached
 from vae_core.config import DataConfig, images_only
-from vae_core.data.datasets import load_dataset
 from vae_core.data.base import DatasetNotFoundError, ImageDataset
+from vae_core.data.datasets import load_dataset
+from vae_core.data.images.dataset import is_private
 from vae_core.data.images.private import PrivateSpace
 from vae_core.host import HostSettings
 from vae_core.model.evaluate import EvalMetrics, evaluate
@@ -203,7 +204,7 @@ def _load_shared_samples(path: str, mtime: float) -> ImageDataset | None:
 def load_run_samples(path: str, mtime: float) -> ImageDataset | None:
     """The test images a run carries: from the server's cache, except a person's images, which stay in this
     session (the shared cache must not hold anyone's upload)."""
-    if not private(load_run_cached(path, mtime).config.data):
+    if not is_private(load_run_cached(path, mtime).config.data):
         return _load_shared_samples(path, mtime)
     return session_cached(PRIVATE_SAMPLES_KEY, (path, mtime), lambda: read_samples(path))  # one run's: up to 12 MB
 
@@ -213,7 +214,7 @@ def page_test_images(run: LoadedRun) -> ImageDataset:
     test images the run carries; else the page stops with the reason."""
     data = run.config.data
     missing: Exception | None = None
-    if not private(data):  # a person's images: always the run's own copy (the upload may be gone)
+    if not is_private(data):  # a person's images: always the run's own copy (the upload may be gone)
         try:
             return load_test_images(_page_data(run))
         except (DatasetNotFoundError, ValueError) as e:
@@ -302,7 +303,7 @@ def _evaluate(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetric
 
 def _test_images(run: LoadedRun, path: str, mtime: float) -> ImageDataset:
     """The test images its pages show, without a page: the run's own for a person's images, else its dataset's."""
-    if private(run.config.data):
+    if is_private(run.config.data):
         return load_run_samples(path, mtime)
     return load_test_images(_page_data(run))
 

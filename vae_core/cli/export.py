@@ -79,7 +79,7 @@ def _frames(ns: argparse.Namespace, run: Any, fmt: str) -> list:
     if ns.what == "samples":
         if fmt == "png":
             return [f.mosaic(f.prior_grid(run, ns.n, ns.seed), f.PRIOR_COLUMNS)]
-        return f.prior_frames(run, 8, ns.n, ns.seed)
+        return f.prior_frames(run, ns.n, ns.seed)
     images = _images(run, max(ns.image, ns.a, ns.b) + 1)
     if ns.what == "traversal":
         grid = f.traversal_grid(run, images[ns.image], f.informative_dims(run, ns.dims), ns.span, ns.values)

@@ -25,6 +25,7 @@ TRAVERSAL_SPAN_RANGE = (0.5, 5.0)
 TRAVERSAL_VALUES = 9  # columns of the grid; frames of the animation
 INTERPOLATION_STEPS = 10
 PRIOR_SAMPLES, PRIOR_COLUMNS = 32, 16
+PRIOR_FRAMES = 8  # draws in a prior-samples animation
 
 
 def informative_dims(run: LoadedRun, limit: int = TRAVERSAL_DIMS) -> list[int]:
@@ -91,15 +92,15 @@ def interpolation_frames(row: np.ndarray) -> list[np.ndarray]:
     return frames + frames[-2:0:-1]
 
 
-def prior_frames(run: LoadedRun, n_frames: int, n: int = PRIOR_SAMPLES, seed: int = 0) -> list[np.ndarray]:
+def prior_frames(run: LoadedRun, n: int = PRIOR_SAMPLES, seed: int = 0,
+                 n_frames: int = PRIOR_FRAMES) -> list[np.ndarray]:
     """One grid of prior samples a frame, each from the next seed."""
     return [mosaic(prior_grid(run, n, seed + i), PRIOR_COLUMNS) for i in range(n_frames)]
 
 
 def reconstruction_rows(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
     """(2, N, C, H, W) pixels: uint8 test images (N, C, H, W) over their reconstructions from the posterior mean."""
-    p = pixels(images)
-    return np.stack([p.numpy(), to_pixels(run, reconstruct(run.model, run.normalizer.forward(p)))])
+    return compare_rows([run], images)
 
 
 def error_maps(rows: np.ndarray) -> np.ndarray:

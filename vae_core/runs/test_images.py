@@ -7,13 +7,14 @@ import torch
 
 from vae_core.config import DataConfig, images_only
 from vae_core.data.datasets import load_dataset
+from vae_core.data.images.dataset import is_private
 from vae_core.runs.folders import LoadedRun, RunLoadError, read_samples
 
 
 def test_images(run: LoadedRun, n: int) -> torch.Tensor:
     """The first n test images of the run's data (its carried samples where the dataset is gone, and always for a
     person's images: a process-wide cache must not hold anyone's upload)."""
-    if run.config.data.dataset == "images":
+    if is_private(run.config.data):
         return _carried(run)[:n]
     try:
         return _test_split(images_only(run.config.data))[:n]  # one cache entry for a family's variants

@@ -10,10 +10,10 @@ from ui.form_fields import apply_config_to_form, remember_form, restore_form
 from ui.my_images import chosen_images, images_target_range, read
 from ui.pages import IMAGES
 from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult, Refusal
-from ui.space import private
 from ui.state import current_run
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
 from vae_core.data.base import DatasetNotFoundError
+from vae_core.data.images.dataset import is_private
 from vae_core.data.images.source import UploadRefused
 from vae_core.host import HostSettingError, HostSettings
 from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, compatibility, compatibility_matrix
@@ -30,7 +30,7 @@ TRAIN_THREADS = 1  # one core per job: the host's job slots share the CPU, and t
 def load_target_range(data: DataConfig) -> TargetRange:
     """What the normalization does to this data; a person's images are measured from this session's read of them
     (reading them again for every normalization would take seconds each)."""
-    return images_target_range(data) if private(data) else _load_target_range(data)
+    return images_target_range(data) if is_private(data) else _load_target_range(data)
 
 
 @st.cache_data(max_entries=32, show_spinner="Measuring the normalized data…")
