@@ -1,4 +1,5 @@
-"""A run folder as a .zip: what the app needs to load it elsewhere (weights, config, metrics, carried test images).
+"""A run folder as a .zip: what the app needs to load it elsewhere (weights, config, metrics, carried test images)
+and its training previews.
 Unpacked into any runs folder, it loads like a run trained there."""
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import zipfile
 from pathlib import Path
 
 from vae_core.runs.folders import CONFIG, METRICS, WEIGHTS, load_run
+from vae_core.runs.previews import PREVIEWS
 from vae_core.runs.samples import SAMPLES
 
-RUN_FILES = (WEIGHTS, CONFIG, METRICS, SAMPLES)  # SAMPLES where the run carries them
+RUN_FILES = (WEIGHTS, CONFIG, METRICS, SAMPLES, PREVIEWS)  # SAMPLES and PREVIEWS where the run has them
 
 
 def run_zip(run_dir: Path) -> bytes:

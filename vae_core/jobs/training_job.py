@@ -25,6 +25,7 @@ from vae_core.config import RunConfig
 from vae_core.data.base import DatasetNotFoundError, pixels
 from vae_core.data.normalize import run_normalizer
 from vae_core.jobs.job import BaseJob
+from vae_core.jobs.previews import PreviewKeeper
 from vae_core.jobs.progress import (N_PREVIEW, JobSnapshot, JobUpdate, Preview, StopSignal, VariantStatus,
                                     failure_updates, thin, to_pixels)
 from vae_core.model.compatibility import Verdict
@@ -54,6 +55,7 @@ class _Variant:
     status: VariantStatus = "starting"
     saved: bool = False  # its folder holds a checkpoint or its final save
     last_preview: float = 0.0
+    previews: PreviewKeeper = field(default_factory=PreviewKeeper)  # what its run folder keeps of its previews
 
 
 @dataclass
@@ -216,6 +218,7 @@ class TrainingJob(BaseJob):
                              "resumed exactly. Train it again.")
         trainer = self._variants[0].trainer
         trainer.resume(run.model.state_dict(), read_train_state(state_file))
+        self._variants[0].previews.continue_from(self.run_dir)
         lockstep.step = trainer.step
         self._earlier = run.metrics.get("history") or {}
 
@@ -243,7 +246,7 @@ class TrainingJob(BaseJob):
             if self.on_step and self.sweep is None:
                 self.on_step(metrics)
             if self.main and time.monotonic() - v.last_preview >= self.preview_every_s:
-                self._emit_to(v, JobUpdate(preview=self._preview(v, metrics.step)))
+                self._emit_to(v, JobUpdate(preview=self._kept_preview(v, metrics.step)))
                 v.last_preview = time.monotonic()
 
     def _preview(self, v: _Variant, step: int) -> Preview:
@@ -253,6 +256,11 @@ class TrainingJob(BaseJob):
         x_hat = reconstruct(v.trainer.model, x).cpu()  # eval mode (BatchNorm, sigma*)
         v.trainer.model.train()
         return Preview(step, images.numpy().copy(), to_pixels(normalizer.inverse(x_hat)))
+
+    def _kept_preview(self, v: _Variant, step: int) -> Preview:
+        preview = self._preview(v, step)
+        v.previews.add(preview)
+        return preview
 
     def _maybe_checkpoint(self) -> None:
         """Save every live run as "running" every checkpoint_every_s: a crash or kill loses at most that much."""
@@ -272,7 +280,7 @@ class TrainingJob(BaseJob):
 
     def _save(self, v: _Variant, record: dict[str, Any]) -> Path:
         run_dir = save_run(v.run_dir, v.trainer.model, v.config, v.data.normalizer, record,
-                           samples_to_keep(v.config, v.data.test), v.trainer.state())
+                           samples_to_keep(v.config, v.data.test), v.trainer.state(), v.previews.saved())
         v.saved = True
         return run_dir
 
@@ -290,8 +298,10 @@ class TrainingJob(BaseJob):
         if not self.main:  # rank 0 evaluates and saves
             self._emit_to(v, JobUpdate(status=status, message=message))
             return
+        preview = None
         try:
             v.trainer.fit_sigma()  # gaussian_optimal: the training set's sigma*, before it is evaluated and saved
+            preview = self._kept_preview(v, v.trainer.step)  # the run's last frame of its previews
             test = evaluate(v.trainer.model, v.data.normalizer, v.data.test.images, dataset=v.config.data.dataset,
                             config=v.config, steps=v.trainer.step).summary()
         except Exception as e:
@@ -306,7 +316,7 @@ class TrainingJob(BaseJob):
             return
         note = f"Saved to {run_dir}." if not message else f"{message} Saved to {run_dir}."
         self._emit_to(v, JobUpdate(status=status, message=note, run_dir=run_dir, test_metrics=test,
-                                   preview=self._preview(v, v.trainer.step)))
+                                   preview=preview))
 
     def _conclude(self, ending: RunStatus) -> None:
         """A sweep's own status and message once every variant has ended; its manifest's final version."""

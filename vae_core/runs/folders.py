@@ -24,6 +24,7 @@ from vae_core.config import RunConfig
 from vae_core.data.base import ImageDataset
 from vae_core.data.normalize import Normalizer
 from vae_core.model.vae import VAE, build_model
+from vae_core.runs.previews import PREVIEWS, PreviewsError, TrainingPreviews, read_previews_file, write_previews
 from vae_core.runs.samples import SAMPLES, SamplesError, read_samples_file, write_samples
 from vae_core.training.resume import TRAIN_STATE, TrainState, write_train_state
 
@@ -128,11 +129,12 @@ def _write(path: Path, data: bytes) -> None:
 
 def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalizer,
              metrics: dict[str, Any], samples: ImageDataset | None = None,
-             train_state: TrainState | None = None) -> Path:
+             train_state: TrainState | None = None, previews: TrainingPreviews | None = None) -> Path:
     """Write the run folder atomically: a crash mid-save leaves any previous run at run_dir intact.
 
     samples: test images kept beside the weights (see run_samples.samples_to_keep), or None.
     train_state: what resuming it needs beyond the weights (train_state.py), or None.
+    previews: its reconstructions through training (runs/previews.py), or None.
     """
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +150,8 @@ def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalize
             write_samples(tmp / SAMPLES, samples)
         if train_state is not None:
             write_train_state(tmp / TRAIN_STATE, train_state)
+        if previews is not None:
+            write_previews(tmp / PREVIEWS, previews)
         _swap_in(tmp, run_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -163,6 +167,17 @@ def read_samples(run_dir: str | Path) -> ImageDataset | None:
     try:
         return read_samples_file(path, read_config(Path(run_dir))[0])
     except SamplesError as e:
+        raise RunLoadError(str(e)) from None
+
+
+def read_previews(run_dir: str | Path) -> TrainingPreviews | None:
+    """The run's training previews; None if it kept none (trained before runs did); RunLoadError if they are bad."""
+    path = Path(run_dir) / PREVIEWS
+    if not path.is_file():
+        return None
+    try:
+        return read_previews_file(path, read_config(Path(run_dir))[0])
+    except PreviewsError as e:
         raise RunLoadError(str(e)) from None
 
 
