@@ -1,26 +1,28 @@
-"""python -m vae_core export RUN --what traversal|interpolation|samples --out FILE.gif|.mp4|.png: a run's pictures
-as files for slides, with the Latent space page's defaults. A .png is the page's whole grid; a .gif or .mp4 animates
-it (a traversal's values, an interpolation's steps, there and back; prior samples, a new draw a frame)."""
+"""python -m vae_core export RUN --what traversal|interpolation|samples|training --out FILE.gif|.mp4|.png: a run's
+pictures as files for slides, with the Latent space page's defaults. A .png is the page's whole grid; a .gif or .mp4
+animates it (a traversal's values, an interpolation's steps, there and back; prior samples, a new draw a frame).
+`training`: the run's previews, its test images reconstructed as it trained (export/training.py)."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from vae_core.export.frames import (INTERPOLATION_STEPS, PRIOR_SAMPLES, TRAVERSAL_DIMS, TRAVERSAL_MAX_DIMS,
                                     TRAVERSAL_SPAN, TRAVERSAL_SPAN_RANGE, TRAVERSAL_VALUES)
 
-What = Literal["traversal", "interpolation", "samples"]
+What = Literal["traversal", "interpolation", "samples", "training"]
 FORMATS = {".png": "png", ".gif": "gif", ".mp4": "mp4"}
 MAX_VALUES, MAX_STEPS, MAX_SAMPLES = 33, 64, 256  # frames and tiles a file stays a few MB under
 
 
 def add_export_parser(sub: Any) -> None:
-    cmd = sub.add_parser("export", help="a run's traversal, interpolation or prior samples as a PNG, GIF or MP4")
+    cmd = sub.add_parser("export", help="a run's traversal, interpolation, prior samples or training previews as a "
+                         "PNG, GIF or MP4")
     cmd.add_argument("run_dir", type=Path)
-    cmd.add_argument("--what", choices=("traversal", "interpolation", "samples"), default="traversal")
+    cmd.add_argument("--what", choices=get_args(What), default="traversal")
     cmd.add_argument("--out", type=Path, required=True, help="FILE.png (the grid), FILE.gif or FILE.mp4 (animated)")
     cmd.add_argument("--image", type=int, default=0, help="the test image a traversal starts from (default 0)")
     cmd.add_argument("--dims", type=int, default=TRAVERSAL_DIMS, help=f"dimensions traversed, the most KL first "
@@ -76,6 +78,8 @@ def _check(ns: argparse.Namespace) -> None:
 def _frames(ns: argparse.Namespace, run: Any, fmt: str) -> list:
     from vae_core.export import frames as f
 
+    if ns.what == "training":
+        return _training(run, fmt)
     if ns.what == "samples":
         if fmt == "png":
             return [f.mosaic(f.prior_grid(run, ns.n, ns.seed), f.PRIOR_COLUMNS)]
@@ -86,6 +90,13 @@ def _frames(ns: argparse.Namespace, run: Any, fmt: str) -> list:
         return [f.mosaic(grid)] if fmt == "png" else f.traversal_frames(grid)
     row = f.interpolation_row(run, images[ns.a], images[ns.b], ns.steps)
     return [f.mosaic(row)] if fmt == "png" else f.interpolation_frames(row)
+
+
+def _training(run: Any, fmt: str) -> list:
+    from vae_core.export import training as t
+
+    previews = t.training_previews(run.path)
+    return [t.training_still(previews)] if fmt == "png" else t.training_frames(previews)
 
 
 def _images(run: Any, needed: int):
