@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui.downloads import pictures_ui
+from ui.downloads import pictures_ui, training_previews_ui
 from ui.state import current_run, page_test_images
 from ui.widgets import chart, test_metrics_ui, url_number, url_slider
 from vae_core.export import frames as f
@@ -51,6 +51,7 @@ def samples_ui() -> None:
 
 
 reconstructions_ui()
+training_previews_ui(st, run.path)
 st.divider()
 samples_ui()
 st.divider()
