@@ -162,7 +162,7 @@ def test_the_cli_refuses_a_run_without_previews_in_one_line(tmp_path, capsys):
 
 
 def test_the_library_says_what_to_do_where_a_run_kept_none():
-    with pytest.raises(ExportError, match="Train it again in this version, or resume it"):
+    with pytest.raises(ExportError, match="Train it again in this version, or resume it where it has train_state"):
         t.training_previews(bundled_models_dir() / "sprites-tanh-zscore-gaussian")
 
 

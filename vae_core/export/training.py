@@ -26,8 +26,9 @@ def training_previews(run_dir: Path) -> TrainingPreviews:
     previews = read_previews(run_dir)
     if previews is None:
         raise ExportError(f"{run_dir.name} has no training previews: runs trained before VAE Lab kept them (the "
-                          "bundled ones among them) have none. Train it again in this version, or resume it "
-                          "(python -m vae_core train --resume RUN_DIR), and its previews are saved with it.")
+                          "bundled ones among them) have none. Train it again in this version, or resume it where it has "
+                          "train_state.safetensors (python -m vae_core train --resume RUN_DIR), and its previews "
+                          "are saved with it.")
     return previews
 
 
