@@ -24,10 +24,10 @@ def reconstructions_ui() -> None:
     images = test.images[start:start + n]
     grid, errors = views.reconstruction_figures(run, images)
     chart(grid, key="recon_grid")
+    pictures_ui(st, f"{run.path.name}-reconstructions", "recon",  # made when clicked, under what it draws
+                lambda: f.mosaic(f.reconstruction_rows(run, images)))
     st.markdown("**Per-pixel squared error** (pixel space, mean over channels)")
     chart(errors, key="recon_error")
-    pictures_ui(st, f"{run.path.name}-reconstructions", "recon",  # made when clicked
-                lambda: f.mosaic(f.reconstruction_rows(run, images)))
     pictures_ui(st, f"{run.path.name}-errors", "recon_errors",
                 lambda: f.mosaic(f.heat(f.error_maps(f.reconstruction_rows(run, images)))))
     sigma_fig = views.sigma_map(run, images)

@@ -14,6 +14,7 @@ from PIL import Image
 from browser_harness import wait_settled
 from tests.helpers import assert_no_exception, screenshot, tiny_config
 from vae_core.export.encode import MIN_FRAMES
+from vae_core.export.training import HOLD_FRAMES
 from vae_core.jobs.training_job import TrainingJob
 from vae_core.runs.folders import load_run, read_previews
 
@@ -74,7 +75,7 @@ def test_a_runs_training_previews_download_as_a_gif(browser, app_url, runs_dir, 
         assert_no_exception(page, "the Reconstructions page", shot)
         assert page.get_by_text(f"{kept} steps from 1 to {kept}").count() == 1, shot
         gif = Image.open(_download(page, "training_gif", tmp_path))
-        assert gif.format == "GIF" and gif.n_frames == kept >= MIN_FRAMES, shot
+        assert gif.format == "GIF" and gif.n_frames == kept + HOLD_FRAMES >= MIN_FRAMES, shot
         png = _download(page, "training_png", tmp_path)
         assert png.name == "tiny-previews-training.png" and Image.open(png).size[1] > 3 * gif.size[1] // 2
     finally:

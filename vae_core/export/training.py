@@ -36,16 +36,16 @@ def training_frames(previews: TrainingPreviews) -> list[np.ndarray]:
     """A frame a kept step (inputs over reconstructions, captioned), the last held HOLD_FRAMES more.
 
     Fewer kept steps than MIN_FRAMES: each step is repeated, as evenly as whole frames allow, to reach MIN_FRAMES.
-    A GIF encoder merges repeated frames into one longer frame, so such a GIF decodes to fewer, longer frames.
+    The bar under each frame is the animation's playhead, so no two frames are alike: a GIF encoder merges
+    identical neighbours into one longer frame, and the file would then hold fewer frames than it plays.
     """
+    order = list(range(len(previews))) + [len(previews) - 1] * HOLD_FRAMES
+    if len(order) < MIN_FRAMES:
+        order = [order[i * len(order) // MIN_FRAMES] for i in range(MIN_FRAMES)]
     last = int(previews.steps[-1])
-    frames = [_captioned(mosaic(np.stack([previews.inputs, recons]) / 255), f"step {int(step):,} of {last:,}",
-                         int(step) / max(last, 1))
-              for step, recons in zip(previews.steps, previews.recons)]
-    frames += [frames[-1]] * HOLD_FRAMES
-    if len(frames) < MIN_FRAMES:
-        frames = [frames[i * len(frames) // MIN_FRAMES] for i in range(MIN_FRAMES)]
-    return frames
+    return [_captioned(mosaic(np.stack([previews.inputs, previews.recons[k]]) / 255),
+                       f"step {int(previews.steps[k]):,} of {last:,}", (i + 1) / len(order))
+            for i, k in enumerate(order)]
 
 
 def training_still(previews: TrainingPreviews) -> np.ndarray:
