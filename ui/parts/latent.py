@@ -57,7 +57,7 @@ def decoded_ui(run: LoadedRun, encoded: EncodedMap, event: MapEvent, n_page: int
         st.info("Click the map, on a point or between them, to decode that point here.")
         return
     x, y = event.clicked
-    st.image(mosaic(decode_at(run, encoded.plane, (x, y))[None]), width="content",
+    st.image(mosaic(decode_at(run, encoded.plane, (x, y))[None]), width="content", output_format="PNG",
              caption=f"decoded at ({x:.2f}, {y:.2f})")
     ends_ui(encoded, (x, y), n_page)
 
@@ -68,7 +68,8 @@ def nearest_ui(data: ImageDataset, encoded: EncodedMap, event: MapEvent) -> None
         return
     near = nearest(encoded.points, event.clicked)
     st.caption(f"The {len(near)} test images nearest ({event.clicked[0]:.2f}, {event.clicked[1]:.2f}) on the map")
-    st.image([_tile(data, i) for i in near], width=NEAREST_PX, caption=[_name(data, i) for i in near])
+    st.image([_tile(data, i) for i in near], width=NEAREST_PX, caption=[_name(data, i) for i in near],
+             output_format="PNG")
 
 
 def ends_ui(encoded: EncodedMap, xy: tuple[float, float], n_page: int) -> None:
@@ -97,7 +98,8 @@ def selection_ui(data: ImageDataset, event: MapEvent) -> None:
     st.markdown(f"**{len(picked):,} test images selected**" + (f", the first {SELECTION_SHOWN} shown"
                                                               if len(picked) > SELECTION_SHOWN else ""))
     tiles = pixels(data.images[picked[:SELECTION_SHOWN]]).numpy()
-    st.image(mosaic(tiles, min(SELECTION_COLUMNS, len(tiles))), width="stretch" if len(tiles) >= 8 else "content")
+    st.image(mosaic(tiles, min(SELECTION_COLUMNS, len(tiles))), width="stretch" if len(tiles) >= 8 else "content",
+             output_format="PNG")
 
 
 def _tile(data: ImageDataset, i: int) -> np.ndarray:
