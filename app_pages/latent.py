@@ -1,8 +1,9 @@
 import streamlit as st
 
 from ui.downloads import pictures_ui
-from ui.state import current_run, load_latent_map, page_test_images, run_mtime
-from ui.widgets import chart, url_choice, url_number, url_slider
+from ui.parts.latent import map_ui
+from ui.state import current_run, page_test_images
+from ui.widgets import chart, url_number, url_slider
 from vae_core.export import frames as f
 from vae_plots import views
 
@@ -63,14 +64,8 @@ def prior_ui() -> None:
 
 
 @st.fragment
-def map_ui() -> None:
-    st.subheader("Map of the posterior means")
-    options = ["label", *(f for f in test.factor_names if f != "shape")]
-    color_by = url_choice(st, "selectbox", "Colour by", options, "label", "map_color",
-                            format_func=lambda o: "class / shape" if o == "label" else o)
-    result = load_latent_map(str(run.path), run_mtime(run), color_by, len(test), run, test)
-    st.caption(f"{result.note} {len(test)} test images.")
-    chart(result.figure, key="map_chart")
+def latent_map_ui() -> None:
+    map_ui(run, test)
 
 
 traversal_ui()
@@ -79,4 +74,4 @@ interpolation_ui()
 st.divider()
 prior_ui()
 st.divider()
-map_ui()
+latent_map_ui()

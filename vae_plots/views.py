@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import torch
 
 from vae_core.config import RunConfig
-from vae_core.data.base import ImageDataset, pixels
+from vae_core.data.base import pixels
 from vae_core.export.frames import (INTERPOLATION_STEPS, PRIOR_COLUMNS, PRIOR_SAMPLES, TRAVERSAL_MAX_DIMS,
                                     TRAVERSAL_VALUES, error_maps, interpolation_row, prior_grid, reconstruction_rows,
                                     to_pixels, traversal_grid)
@@ -21,7 +21,7 @@ from vae_core.jobs.progress import Preview
 from vae_core.model.compatibility import ACTIVATION_RANGE, Verdict, degeneracy
 from vae_core.model.evaluate import (ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL, EvalMetrics, posterior_collapse,
                                      range_fractions, too_early_for_collapse)
-from vae_core.model.latent import embed, project_2d, reconstruct
+from vae_core.model.latent import embed, reconstruct
 from vae_core.model.objective import EquivalentBeta, equivalent_beta
 from vae_core.runs.folders import LoadedRun
 from vae_core.training.trainer import StepMetrics
@@ -104,34 +104,6 @@ def interpolation(run: LoadedRun, image_a: torch.Tensor, image_b: torch.Tensor,
 
 def prior_samples(run: LoadedRun, n: int = PRIOR_SAMPLES, seed: int = 0, ncols: int = PRIOR_COLUMNS) -> go.Figure:
     return figures.image_grid(prior_grid(run, n, seed), ncols)
-
-
-@dataclass(frozen=True)
-class LatentMap:
-    figure: go.Figure
-    note: str  # what the axes are
-
-
-def latent_map(run: LoadedRun, data: ImageDataset, color_by: str = "label", limit: int = 2000) -> LatentMap:
-    """Posterior means of up to `limit` test images on two axes, coloured by label or a sprite factor."""
-    images = data.images[:limit]
-    mu, _ = embed(run.model, _normalized(run, images))
-    proj = project_2d(mu)
-    if color_by == "label":
-        color, categorical, names = data.labels[:limit].numpy(), True, data.label_names
-    else:
-        color = data.factors[:limit, data.factor_names.index(color_by)].numpy()
-        categorical, names = color_by == "shape", data.label_names if color_by == "shape" else None
-    fig = figures.latent_scatter(proj.points.numpy(), color, color_name=color_by, categorical=categorical,
-                                 category_names=names, axis_titles=proj.axis_names)
-    return LatentMap(fig, _map_note(mu.shape[1], proj.explained is not None))
-
-
-def _map_note(latent_dim: int, pca: bool) -> str:
-    if latent_dim == 1:
-        return "Posterior means μ(x) of the one latent dimension, on a line."
-    return "Posterior means μ(x) projected on their first two principal components." if pca else \
-        "Posterior means μ(x)."
 
 
 def training_figure(history: Sequence[StepMetrics]) -> go.Figure:

@@ -83,11 +83,35 @@ def _subset(ds: ImageDataset, n: int | None, seed: int, split: Split) -> ImageDa
         return ds
     if n > len(ds):
         raise ValueError(f"n_{split}={n} is larger than the {ds.name} {split} split ({len(ds):,} images).")
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(ds), generator=g)[:n].sort().values  # (n,)
+    return _pick(ds, _seeded_order(len(ds), seed)[:n].sort().values)
+
+
+def _seeded_order(n_total: int, seed: int) -> torch.Tensor:
+    """The order subsets draw from: a subset of n is the first n of it (so a smaller subset lies in a larger one)."""
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))
+
+
+def _pick(ds: ImageDataset, idx: torch.Tensor) -> ImageDataset:
     factors = None if ds.factors is None else ds.factors[idx]
     return ImageDataset(name=ds.name, images=ds.images[idx], labels=ds.labels[idx], label_names=ds.label_names,
                         factors=factors, factor_names=ds.factor_names)
+
+
+def load_test_nested(cfg: DataConfig, first: int) -> ImageDataset:
+    """cfg's test split, reordered so that its first `first` images are load_dataset's with n_test=first, in their
+    order, then the rest in split order: an index into the smaller subset is the same index here."""
+    if cfg.dataset == "sprites":  # the first k sprites do not depend on how many are made
+        return load_dataset(cfg, "test")
+    if cfg.dataset == "images":
+        raise ValueError("a person's images have no nested test split: use the test images the run carries.")
+    full = _load_torchvision(cfg.dataset, resolve_data_dir(cfg.data_dir), False, cfg.download)
+    n = len(full) if cfg.n_test is None else cfg.n_test
+    if not first <= n <= len(full):
+        raise ValueError(f"first={first} and n_test={n} must satisfy first <= n_test <= {len(full):,}.")
+    order = _seeded_order(len(full), cfg.seed)
+    head = order[:first].sort().values if first < len(full) else torch.arange(first)  # as _subset keeps a whole split
+    tail = order[first:n].sort().values
+    return _pick(full, torch.cat([head, tail]))
 
 
 def load_dataset(cfg: DataConfig, split: Split) -> ImageDataset:

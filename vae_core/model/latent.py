@@ -68,23 +68,55 @@ def sample_prior(model: VAE, n: int, seed: int = 0) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class Plane:
+    """A plane through latent space: z = centre + coords @ axes. The PCA plane of posterior means, or the first two
+    dimensions as they are (the other dimensions held at the points' mean)."""
+    centre: torch.Tensor  # (L,)
+    axes: torch.Tensor  # (2, L), orthonormal rows (for L = 1, the second row is zero: a line)
+    axis_names: tuple[str, str]  # "z0"/"z1", or "PC1 (43% of variance)"...
+    explained: tuple[float, float] | None  # PCA: fraction of variance along each axis
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, L) latent points -> (N, 2) plane coordinates."""
+        return (z - self.centre) @ self.axes.T
+
+    def lift(self, coords: torch.Tensor) -> torch.Tensor:
+        """(N, 2) plane coordinates -> (N, L) latent points on the plane."""
+        return self.centre + coords.to(self.centre.dtype) @ self.axes
+
+
+@dataclass(frozen=True)
 class Projection:
     points: torch.Tensor  # (N, 2)
     axis_names: tuple[str, str]  # "z0"/"z1", or "PC1 (43%)"...
     explained: tuple[float, float] | None  # PCA: fraction of variance along each axis
 
 
-def project_2d(mu: torch.Tensor) -> Projection:
-    """Posterior means (N, L) on two axes: their first two principal components, or as they are when L <= 2
-    or there is nothing for a PCA to find (one point, all alike, NaN)."""
+def _as_they_are(mu: torch.Tensor, names: tuple[str, str]) -> Plane:
+    """The first two dimensions (one, for L = 1) as axes; the others held at the mean (0 where it is not finite)."""
+    dim = mu.shape[1]
+    centre = mu.mean(0) if len(mu) and torch.isfinite(mu).all() else torch.zeros(dim)
+    centre[:2] = 0
+    return Plane(centre, torch.eye(2, dim), names, None)
+
+
+def fit_plane(mu: torch.Tensor) -> Plane:
+    """The plane the latent map draws posterior means (N, L) on: their first two principal components, or the
+    dimensions as they are when L <= 2 or there is nothing for a PCA to find (one point, all alike, NaN)."""
     if mu.shape[1] == 1:
-        return Projection(torch.cat([mu, torch.zeros_like(mu)], 1), ("z0", "—"), None)
+        return _as_they_are(mu, ("z0", "—"))
     if mu.shape[1] == 2 or len(mu) < 2 or not torch.isfinite(mu).all():
-        return Projection(mu[:, :2], ("z0", "z1"), None)  # as they are: too few points (or NaN) for a PCA
-    centred = mu - mu.mean(0)
-    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+        return _as_they_are(mu, ("z0", "z1"))  # as they are: too few points (or NaN) for a PCA
+    mean = mu.mean(0)
+    _, s, vh = torch.linalg.svd(mu - mean, full_matrices=False)
     if (s**2).sum() == 0:  # every point alike: no direction explains anything
-        return Projection(mu[:, :2], ("z0", "z1"), None)
+        return _as_they_are(mu, ("z0", "z1"))
     frac = (s**2 / (s**2).sum()).tolist()
     names = (f"PC1 ({frac[0]:.0%} of variance)", f"PC2 ({frac[1]:.0%} of variance)")
-    return Projection(centred @ vh[:2].T, names, (frac[0], frac[1]))
+    return Plane(mean, vh[:2].clone(), names, (frac[0], frac[1]))
+
+
+def project_2d(mu: torch.Tensor) -> Projection:
+    """Posterior means (N, L) on the two axes of their fit_plane."""
+    plane = fit_plane(mu)
+    return Projection(plane.project(mu), plane.axis_names, plane.explained)
