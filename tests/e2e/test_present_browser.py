@@ -34,15 +34,15 @@ def _root_px(width: int) -> str:
     return f"{[s for s in SIZES.screens if s.min_width_px <= width][-1].root_px}px"  # narrowest first
 
 
-@pytest.mark.parametrize("viewport, prefix", [(PROJECTOR, "present"), (FULL_HD, "present-1920")])
-def test_every_page_in_presentation_mode_shows_each_value_whole(browser, app_url, viewport, prefix):
+@pytest.mark.parametrize("viewport, prefix, whole", [(PROJECTOR, "present", True), (FULL_HD, "present-1920", False)])
+def test_every_page_in_presentation_mode_shows_each_value_whole(browser, app_url, viewport, prefix, whole):
     context = browser.new_context(viewport=viewport)
     page = context.new_page()
     try:
         for info in PAGES:
             name = info.url_path
             _open(page, f"{app_url}/{'' if info is PAGES[0] else name}?present=1&{QUERY.get(name, '')}")
-            shot = screenshot(page, f"{prefix}-{name}")
+            shot = screenshot(page, f"{prefix}-{name}", full_page=whole)  # 1920: what the room sees first
             assert_no_exception(page, f"{name} in presentation mode at {viewport}", shot)
             assert page.evaluate(_CLIPPED_JS) == [], (name, page.evaluate(_METRICS_JS), shot)
             assert page.evaluate(_ROOT_PX_JS) == _root_px(viewport["width"]), shot
