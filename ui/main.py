@@ -12,6 +12,7 @@ def main() -> None:
     import ui.preload  # noqa: F401  (imported for its side effect)
     from ui.jobs import busy_spaces, job_sidebar_ui, load_scheduler
     from ui.pages import LABS, PAGES, TRAIN
+    from ui.present import link_view, present_switch_ui, view_style_ui
     from ui.session import identity_ui
     from ui.sidebar import model_sidebar_ui, share_ui
     from ui.state import configure_torch, notices_ui
@@ -21,7 +22,10 @@ def main() -> None:
 
     # An emoji icon: the browser draws it locally. A ":material/...:" page icon is fetched from fonts.gstatic.com
     # (Streamlit's frontend builds the favicon URL from the icon's name), and VAE Lab must work offline.
-    st.set_page_config(page_title="VAE Lab", page_icon="🧪", layout="wide", initial_sidebar_state=SIDEBAR_PX)
+    view = link_view()  # present= and hide=, put back where a page change dropped them
+    st.set_page_config(page_title="VAE Lab", page_icon="🧪", layout="wide",
+                       initial_sidebar_state="collapsed" if view.present else SIDEBAR_PX)
+    view_style_ui(view)
     configure_torch()
     load_scheduler()  # once per server (cached): clears what a crash left half-written before anyone trains
 
@@ -32,6 +36,7 @@ def main() -> None:
     # First: a job that just ended changes the loaded model (a sweep watched on Train opens in Compare).
     job_sidebar_ui(poll=page.url_path not in WATCHING, opens_compare=page.url_path == TRAIN.url_path)
     model_sidebar_ui()
+    present_switch_ui(view)
     keep_alive(busy_spaces)  # this browser still uses its private space; spaces unused for the host's stated time go
     notices_ui()
     page.run()

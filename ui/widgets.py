@@ -6,6 +6,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.present import present_figure, presenting
 from vae_plots.figures import format_number
 from vae_plots.views import ACTIVE_UNIT_WORDS, dataset_words, uncertainty_words
 
@@ -14,7 +15,7 @@ CARDS_PER_ROW = 3
 
 
 def chart(fig: go.Figure, key: str | None = None) -> None:
-    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+    st.plotly_chart(present_figure(fig) if presenting() else fig, key=key, config=PLOTLY_CONFIG, width="stretch")
 
 
 def test_metrics_ui(test: dict[str, Any]) -> None:
