@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.form_fields import FORM_FIELDS
+from ui.form_fields import FORM_FIELDS, start_value
 from ui.session import load_client_registry
 from ui.state import DEFAULT_BUNDLED
 from vae_core.config import LossConfig, TrainConfig, check_field
@@ -111,6 +111,18 @@ def test_settings_survive_a_page_change_and_a_reload():
     reloaded = open_train(token)  # a new session: only the server-side record knows this browser
     assert_settings_shown(reloaded)
     assert open_train().number_input(key="cfg_lr").value == 1e-3  # another browser starts afresh
+
+
+def test_reset_puts_every_field_back_to_its_default_in_one_click_and_starts_nothing():
+    at = open_train()
+    change_settings(at)  # epochs=-3 among them: a refused value is reset too
+    at.button(key="cfg_reset").click().run()
+    defaults = {f.key: start_value(f) for f in FORM_FIELDS}
+    assert {f.key: at.session_state[f.key] for f in FORM_FIELDS} == defaults
+    assert not at.exception and not at.error and start_reason(at) is None
+    assert load_client_registry().get(at.session_state["client_token"]).job_token is None  # nothing started
+    assert {f.key: open_train(at.session_state["client_token"]).session_state[f.key] for f in FORM_FIELDS} \
+        == defaults  # remembered: a reload shows the defaults
 
 
 def test_a_stale_or_malformed_remembered_value_is_dropped_not_drawn():

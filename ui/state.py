@@ -75,6 +75,7 @@ class ModelChoice:
             what = f"{dataset_words(i.dataset)} {what}"
         if self.owner == "bundled":
             return f"★ {what}"
+        what = i.title or what  # the name its owner gave it (rename_run)
         when = time.strftime("%H:%M", time.localtime(i.created))
         who = {"yours": "you", "private": "you, private"}.get(self.owner, "class")
         # The folder's random part keeps labels unique (Streamlit maps a selectbox label back to an option), and
@@ -111,6 +112,41 @@ def model_choices(owner: str) -> list[ModelChoice]:
             + [ModelChoice(r.path, "private", r) for r in private]
             + [ModelChoice(r.path, "yours", r) for r in runs if r.owner == owner]
             + [ModelChoice(r.path, "class", r) for r in runs if r.owner != owner])
+
+
+SHORT_RUN_STEPS = 50  # a run of fewer steps (a Start stopped at once) is hidden from the picker unless asked for
+SHOW_SHORT_KEY = "show_short_runs"  # session: the sidebar's "Show short runs" checkbox
+
+
+def is_short(choice: ModelChoice) -> bool:
+    """A run stopped before SHORT_RUN_STEPS steps; never a bundled one, never one still training."""
+    steps = choice.info.steps
+    return choice.owner != "bundled" and choice.info.status != "running" and steps is not None \
+        and steps < SHORT_RUN_STEPS
+
+
+def picker_choices(owner: str, loaded: Path) -> list[ModelChoice]:
+    """model_choices for the sidebar's picker: short runs only with "Show short runs" ticked; the loaded run stays."""
+    choices = model_choices(owner)
+    if st.session_state.get(SHOW_SHORT_KEY):
+        return choices
+    return [c for c in choices if not is_short(c) or c.path == Path(loaded)]
+
+
+def short_runs_ui() -> None:
+    """The checkbox that shows the short runs picker_choices hides, with how many there are."""
+    hidden = sum(is_short(c) for c in model_choices(client_token()))
+    st.checkbox("Show short runs", key=SHOW_SHORT_KEY,
+                   help=f"Runs of fewer than {SHORT_RUN_STEPS} steps (started and stopped at once) are left out of "
+                        f"the picker unless this is ticked: {hidden} here. A link to one still opens it.")
+
+
+MARKDOWN_SPECIAL = "\\`*_{}[]()<>#+-.!|~$:"  # what Streamlit's Markdown would read as markup, icons or maths
+
+
+def markdown_text(text: str) -> str:
+    """Text a person typed (a run's title), shown in Markdown as they typed it: no links, images or icons."""
+    return "".join(f"\\{c}" if c in MARKDOWN_SPECIAL else c for c in text)
 
 
 def config_mtime(path: str | Path) -> float:
