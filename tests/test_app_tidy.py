@@ -1,6 +1,6 @@
 """Your runs, tidied, headless (AppTest): the Train page lists this browser's runs only and renames or deletes
 them (deleting the loaded one loads the default and says so; a run still training cannot be deleted); the
-sidebar's picker leaves out short runs unless "Show short runs" is ticked."""
+sidebar's picker leaves out runs stopped before SHORT_RUN_STEPS unless "Show short runs" is ticked."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,6 +31,8 @@ def runs(tmp_path, monkeypatch) -> dict[str, Path]:
     return {"long": save_owned_run(root, name("long"), ME, steps=SHORT_RUN_STEPS),
             "short": save_owned_run(root, name("shrt"), ME, steps=SHORT_RUN_STEPS - 1, status="stopped"),
             "live": save_owned_run(root, name("live"), ME, steps=1, status="running", **writer_fields()),
+            "tiny": save_owned_run(root, name("tiny"), ME, steps=4),  # finished: a tiny run asked for
+            "diverged": save_owned_run(root, name("dvrg"), ME, steps=3, status="diverged"),
             "theirs": save_owned_run(root, name("thrl"), THEM, steps=500),
             "theirs_short": save_owned_run(root, name("thrs"), THEM, steps=1, status="stopped")}
 
@@ -63,7 +65,7 @@ def offered(at: AppTest) -> set[str]:
 
 def test_your_runs_lists_this_browser_s_runs_only(runs):
     at = open_app(TRAIN)
-    assert offered(at) == {"long", "shrt", "live"}
+    assert offered(at) == {"long", "shrt", "live", "tiny", "dvrg"}
     shown = " ".join(str(e.value) for e in [*at.main.markdown, *at.main.caption, *at.main.text_input])
     assert "thr" not in shown  # no control and no mention of another browser's runs
     assert at.button(key=f"run_delete_yours-{name('live')}").disabled  # still training
@@ -102,12 +104,12 @@ def test_cancel_keeps_the_run(runs):
 
 def test_short_runs_are_hidden_from_the_picker_unless_asked_for(runs):
     at = open_app()
-    assert picker(at) == {"long", "live", "thrl"}  # a running run is never hidden
+    assert picker(at) == {"long", "live", "tiny", "dvrg", "thrl"}  # only the stopped short ones are left out
     at.sidebar.checkbox(key="show_short_runs").check().run()
-    assert picker(at) == {"long", "live", "thrl", "shrt", "thrs"}
+    assert picker(at) == {"long", "live", "tiny", "dvrg", "thrl", "shrt", "thrs"}
 
 
 def test_the_loaded_short_run_stays_in_the_picker(runs):
     at = open_app(run=name("shrt"))
-    assert picker(at) == {"long", "live", "thrl", "shrt"}
+    assert picker(at) == {"long", "live", "tiny", "dvrg", "thrl", "shrt"}
     assert at.session_state["run_path"] == str(runs["short"])

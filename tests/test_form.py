@@ -152,7 +152,7 @@ def test_the_loaded_model_s_settings_fill_the_form_and_are_remembered():
 def test_the_data_folder_and_downloads_are_the_host_s(host):
     at = open_train()
     at.selectbox(key="cfg_dataset").select("mnist").run()
-    assert not at.text_input and not at.checkbox  # no data-folder box, no download box
+    assert not at.main.text_input and not at.main.checkbox  # no data-folder box, no download box
     assert any(str(host / "data") in c.value and "does not download" in c.value for c in at.caption)
     missing = next(e.value for e in at.error if "MNIST" in e.value)
     assert str(host / "data") in missing and "ask the host" in missing

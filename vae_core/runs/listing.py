@@ -59,7 +59,7 @@ class RunInfo:
         parts = [self.dataset or "?", f"{self.normalization} → {self.output_activation}", self.likelihood or "?",
                  f"{self.latent_dim}-d" if self.latent_dim else "?-d"]
         if self.steps is not None:
-            parts.append(f"{self.steps:,} steps")
+            parts.append(f"{self.steps:,} step{'' if self.steps == 1 else 's'}")
         if self.test_elbo_nats is not None:
             parts.append(f"ELBO {self.test_elbo_nats:.1f}")
         return " · ".join(parts)

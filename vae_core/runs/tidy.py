@@ -63,7 +63,7 @@ def _run_folder(run_dir: Path, owner: str, action: str) -> Path:
     roots = {Path(os.path.realpath(r)) for r in owner_roots(owner)}
     plain = not run_dir.is_symlink() and ".." not in run_dir.parts and real.name == run_dir.name
     if not plain or real.parent not in roots or real.name.startswith(".") or not (real / CONFIG).is_file():
-        raise RunRefused("not_a_run", f"{str(run_dir)[:120]} is not one of your run folders: only a run directly "
+        raise RunRefused("not_a_run", f"{run_dir.name[:80]} is not one of your run folders: only a run directly "
                                       f"in this server's runs folder or your private space can be {action}d.")
     return real
 

@@ -169,12 +169,12 @@ def _use_loaded_settings() -> None:
 
 
 def form_header_ui() -> None:
-    c1, c2, c3 = st.columns([4, 3, 2], vertical_alignment="center")
-    c1.caption("This browser remembers these settings across pages and reloads; after a run they show what it used.")
-    c2.button("Use the loaded model's settings", key="cfg_use_loaded", on_click=_use_loaded_settings,
-              help="Fill the form with the settings the model loaded in the sidebar was trained with.")
-    c3.button("Reset to defaults", key="cfg_reset", on_click=reset_form, icon=":material/restart_alt:",
-              help="Every field back to its default (the settings a new browser starts with). Starts nothing.")
+    st.caption("This browser remembers these settings across pages and reloads; after a run they show what it used.")
+    with st.container(horizontal=True):  # each button whole at 1024 pixels: a column would cut its words
+        st.button("Use the loaded model's settings", key="cfg_use_loaded", on_click=_use_loaded_settings,
+                  help="Fill the form with the settings the model loaded in the sidebar was trained with.")
+        st.button("Reset to defaults", key="cfg_reset", on_click=reset_form, icon=":material/restart_alt:",
+                  help="Every field back to its default (the settings a new browser starts with). Starts nothing.")
 
 
 def run_config_ui() -> FormResult:

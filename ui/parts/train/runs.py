@@ -9,6 +9,7 @@ from typing import Literal
 import streamlit as st
 
 from ui.session import client_token
+from ui.sidebar import PICKER_KEY
 from ui.state import (RUN_KEY, ModelChoice, default_run_path, load_run_infos, markdown_text, model_choices,
                       set_run)
 from vae_core.runs.folders import TITLE_MAX_CHARS
@@ -40,6 +41,7 @@ def _rename(path: str, box: str) -> None:
     except (RunRefused, OSError) as e:
         return _say("error", f"Not renamed: {e}")
     load_run_infos.clear()  # the picker shows the new title at once
+    st.session_state[PICKER_KEY] = st.session_state.get(RUN_KEY)  # its label changed: sent again to the browser
     _say("success", f"Renamed {Path(path).name} to “{title}” (its links still work: the folder keeps its name).")
 
 
@@ -62,19 +64,19 @@ def _ask(path: str | None) -> None:
 
 
 def run_row_ui(choice: ModelChoice) -> None:
-    """One run: its label and summary, a title box with Rename, and Delete (disabled while it trains)."""
+    """One run: its label and summary, then a title box with Rename, and Delete (disabled while it trains)."""
     key, path, running = row_key(choice), str(choice.path), choice.info.status == "running"
-    with st.container(key=f"run_row_{key}"):
-        what, box, rename, delete = st.columns([5, 4, 2, 2], vertical_alignment="bottom")
-        what.markdown(f"{markdown_text(choice.label)}  \n:gray[{markdown_text(choice.info.summary())}]")
+    with st.container(key=f"run_row_{key}", border=True):
+        st.markdown(f"**{markdown_text(choice.label)}**  \n:gray[{markdown_text(choice.info.summary())}]")
+        box, rename, delete = st.columns([2, 1, 1], vertical_alignment="bottom")
         box.text_input("Title", value=choice.info.title or "", key=f"run_title_{key}", max_chars=TITLE_MAX_CHARS,
                        placeholder="A name for this run", disabled=running, label_visibility="collapsed",
                        help=f"1 to {TITLE_MAX_CHARS} characters, one line. Shown in the picker; the folder keeps "
                             "its name, so links to the run still work.")
         rename.button("Rename", key=f"run_rename_{key}", on_click=_rename, args=(path, f"run_title_{key}"),
-                      disabled=running, help=RUNNING_REASON if running else None)
+                      disabled=running, help=RUNNING_REASON if running else None, width="stretch")
         delete.button("Delete", key=f"run_delete_{key}", on_click=_ask, args=(path,), disabled=running,
-                      help=RUNNING_REASON if running else "Asks you to confirm first.")
+                      help=RUNNING_REASON if running else "Asks you to confirm first.", width="stretch")
         if running:
             st.caption(RUNNING_REASON)
         if st.session_state.get(CONFIRM_KEY) == path:
@@ -84,11 +86,11 @@ def run_row_ui(choice: ModelChoice) -> None:
 def confirm_ui(choice: ModelChoice) -> None:
     """The confirmation step of a delete."""
     key, path = row_key(choice), str(choice.path)
-    st.warning(f"Delete **{markdown_text(choice.label)}** for good? Its folder is removed from the server, and "
-               "links and Compare selections that name it will fall back to the default model.")
-    yes, no, _ = st.columns([2, 1, 3])
-    yes.button("Delete for good", key=f"run_confirm_{key}", type="primary", on_click=_delete, args=(path,))
-    no.button("Cancel", key=f"run_cancel_{key}", on_click=_ask, args=(None,))
+    st.warning(f"Delete this run for good? Its folder is removed from the server, and links and Compare "
+               "selections that name it will fall back to the default model.")
+    with st.container(horizontal=True):
+        st.button("Delete for good", key=f"run_confirm_{key}", type="primary", on_click=_delete, args=(path,))
+        st.button("Cancel", key=f"run_cancel_{key}", on_click=_ask, args=(None,))
 
 
 def your_runs_ui() -> None:
@@ -98,7 +100,7 @@ def your_runs_ui() -> None:
         if said := st.session_state.pop(SAID_KEY, None):
             kind, text = said
             (st.success if kind == "success" else st.error)(text)
-        st.caption(f"{len(runs)} run(s) trained in this browser, newest first. Another browser's runs are not "
+        st.caption(f"{len(runs)} run{'' if len(runs) == 1 else 's'} trained in this browser, newest first. Another browser's runs are not "
                    "listed: only the browser that trained a run may rename or delete it." if runs else
                    "No runs of yours yet: the runs you train in this browser are listed here.")
         for choice in runs:
