@@ -3,6 +3,7 @@ them (deleting the loaded one loads the default and says so; a run still trainin
 sidebar's picker leaves out runs stopped before SHORT_RUN_STEPS unless "Show short runs" is ticked."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.helpers import save_owned_run
 from ui.state import DEFAULT_BUNDLED, SHORT_RUN_STEPS
+from vae_core.data.images.private import PrivateSpace
 from vae_core.runs.listing import writer_fields
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +35,8 @@ def runs(tmp_path, monkeypatch) -> dict[str, Path]:
             "live": save_owned_run(root, name("live"), ME, steps=1, status="running", **writer_fields()),
             "tiny": save_owned_run(root, name("tiny"), ME, steps=4),  # finished: a tiny run asked for
             "diverged": save_owned_run(root, name("dvrg"), ME, steps=3, status="diverged"),
+            "private": save_owned_run(PrivateSpace.of(Path(os.environ["VAE_LAB_UPLOADS"]), ME).runs_dir, name("priv"),
+                                      ME),  # on A's own images: in A's private space
             "theirs": save_owned_run(root, name("thrl"), THEM, steps=500),
             "theirs_short": save_owned_run(root, name("thrs"), THEM, steps=1, status="stopped")}
 
@@ -65,7 +69,8 @@ def offered(at: AppTest) -> set[str]:
 
 def test_your_runs_lists_this_browser_s_runs_only(runs):
     at = open_app(TRAIN)
-    assert offered(at) == {"long", "shrt", "live", "tiny", "dvrg"}
+    assert offered(at) == {"long", "shrt", "live", "tiny", "dvrg", "priv"}
+    assert at.button(key=f"run_delete_private-{name('priv')}")
     shown = " ".join(str(e.value) for e in [*at.main.markdown, *at.main.caption, *at.main.text_input])
     assert "thr" not in shown  # no control and no mention of another browser's runs
     assert at.button(key=f"run_delete_yours-{name('live')}").disabled  # still training
@@ -104,12 +109,12 @@ def test_cancel_keeps_the_run(runs):
 
 def test_short_runs_are_hidden_from_the_picker_unless_asked_for(runs):
     at = open_app()
-    assert picker(at) == {"long", "live", "tiny", "dvrg", "thrl"}  # only the stopped short ones are left out
+    assert picker(at) == {"long", "live", "tiny", "dvrg", "priv", "thrl"}  # only the stopped short ones are left out
     at.sidebar.checkbox(key="show_short_runs").check().run()
-    assert picker(at) == {"long", "live", "tiny", "dvrg", "thrl", "shrt", "thrs"}
+    assert picker(at) == {"long", "live", "tiny", "dvrg", "priv", "thrl", "shrt", "thrs"}
 
 
 def test_the_loaded_short_run_stays_in_the_picker(runs):
     at = open_app(run=name("shrt"))
-    assert picker(at) == {"long", "live", "tiny", "dvrg", "thrl", "shrt"}
+    assert picker(at) == {"long", "live", "tiny", "dvrg", "priv", "thrl", "shrt"}
     assert at.session_state["run_path"] == str(runs["short"])
