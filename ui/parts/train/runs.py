@@ -86,7 +86,7 @@ def run_row_ui(choice: ModelChoice) -> None:
 def confirm_ui(choice: ModelChoice) -> None:
     """The confirmation step of a delete."""
     key, path = row_key(choice), str(choice.path)
-    st.warning(f"Delete this run for good? Its folder is removed from the server, and links and Compare "
+    st.warning("Delete this run for good? Its folder is removed from the server, and links and Compare "
                "selections that name it will fall back to the default model.")
     with st.container(horizontal=True):
         st.button("Delete for good", key=f"run_confirm_{key}", type="primary", on_click=_delete, args=(path,))
