@@ -2,6 +2,7 @@ import streamlit as st
 
 from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, start_blocked, stop, submit
 from ui.parts.train.form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
+from ui.parts.train.runs import your_runs_ui
 from ui.parts.train.sweep import sweep_ui
 from ui.state import current_run
 from ui.sweep_live import sweep_live_ui
@@ -41,6 +42,7 @@ if refused := refusal():
     st.error(refused)
 elif blocked:
     st.warning(blocked)
+your_runs_ui()
 
 
 @st.fragment(run_every=POLL_S if active else None)

@@ -63,6 +63,15 @@ def save_activation_family(root: Path, activations: tuple[str, ...] = ("sigmoid"
     return runs
 
 
+def save_owned_run(root: Path, name: str, owner: str | None, steps: int = 100, **record) -> Path:
+    """An untrained tiny sprites run saved at root/name as owner's, said to have trained `steps` steps; record
+    overrides RunRecord's fields (status "running" with listing.writer_fields() is one training now)."""
+    config = tiny_config()
+    model = build_model(config.model, config.loss.likelihood, config.loss.sigma, seed=0).eval()
+    metrics = RunRecord(**{"status": "finished", "owner": owner, "steps": steps, **record}).to_dict()
+    return save_run(root / name, model, config, prepare_data(config).normalizer, metrics)
+
+
 def settings(tmp_path: Path, **kw) -> HostSettings:
     """A host with one job at a time and everything under tmp_path; kw overrides any field."""
     base = HostSettings(max_jobs=1, max_queue=4, job_time_cap_s=60.0, checkpoint_every_s=5.0, runs_dir=tmp_path,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.form_fields import FORM_FIELDS
+from ui.form_fields import FORM_FIELDS, start_value
 from ui.session import load_client_registry
 from ui.state import DEFAULT_BUNDLED
 from vae_core.config import LossConfig, TrainConfig, check_field
@@ -113,6 +113,18 @@ def test_settings_survive_a_page_change_and_a_reload():
     assert open_train().number_input(key="cfg_lr").value == 1e-3  # another browser starts afresh
 
 
+def test_reset_puts_every_field_back_to_its_default_in_one_click_and_starts_nothing():
+    at = open_train()
+    change_settings(at)  # epochs=-3 among them: a refused value is reset too
+    at.button(key="cfg_reset").click().run()
+    defaults = {f.key: start_value(f) for f in FORM_FIELDS}
+    assert {f.key: at.session_state[f.key] for f in FORM_FIELDS} == defaults
+    assert not at.exception and not at.error and start_reason(at) is None
+    assert load_client_registry().get(at.session_state["client_token"]).job_token is None  # nothing started
+    assert {f.key: open_train(at.session_state["client_token"]).session_state[f.key] for f in FORM_FIELDS} \
+        == defaults  # remembered: a reload shows the defaults
+
+
 def test_a_stale_or_malformed_remembered_value_is_dropped_not_drawn():
     token = "stale-record-token"
     load_client_registry().get(token).form.update(
@@ -140,7 +152,7 @@ def test_the_loaded_model_s_settings_fill_the_form_and_are_remembered():
 def test_the_data_folder_and_downloads_are_the_host_s(host):
     at = open_train()
     at.selectbox(key="cfg_dataset").select("mnist").run()
-    assert not at.text_input and not at.checkbox  # no data-folder box, no download box
+    assert not at.main.text_input and not at.main.checkbox  # no data-folder box, no download box
     assert any(str(host / "data") in c.value and "does not download" in c.value for c in at.caption)
     missing = next(e.value for e in at.error if "MNIST" in e.value)
     assert str(host / "data") in missing and "ask the host" in missing

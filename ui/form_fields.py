@@ -107,6 +107,11 @@ def apply_config_to_form(config: RunConfig) -> None:
     st.session_state[PENDING_KEY] = values
 
 
+def reset_form() -> None:
+    """Every field back to where a new browser's form starts (start_value), at once from a callback."""
+    set_form_values({f.key: start_value(f) for f in FORM_FIELDS})
+
+
 def set_form_values(values: dict[str, Any]) -> None:
     """Put these values into the form (by widget key) on its next drawing, and into this browser's memory."""
     client_record().form.update(values)

@@ -8,7 +8,8 @@ import streamlit as st
 from ui.downloads import run_zip_ui
 from ui.family import family_toggle_ui
 from ui.session import client_token
-from ui.state import ModelChoice, current_run, model_choices, set_run
+from ui.state import (ModelChoice, current_run, markdown_text, model_choices, pick_run, picker_choices,
+                      short_runs_ui)
 from vae_core.runs.folders import LoadedRun
 from vae_plots.figures import format_number
 from vae_plots.views import dataset_words, run_beta
@@ -19,7 +20,8 @@ PICKER_KEY = "model_choice"
 def model_sidebar_ui() -> LoadedRun:
     """Draw the model picker and a summary of the loaded run; return the run."""
     run = current_run()
-    choices = {str(c.path): c for c in model_choices(client_token())}
+    every = model_choices(client_token())  # the toggle finds siblings among them all, short ones too
+    choices = {str(c.path): c for c in picker_choices(every, run.path)}
     paths = list(choices)
     if str(run.path) not in choices:  # e.g. a run folder deleted on disk since it was loaded
         paths.append(str(run.path))
@@ -28,11 +30,12 @@ def model_sidebar_ui() -> LoadedRun:
         st.session_state[PICKER_KEY] = str(run.path)
     with st.sidebar:
         st.selectbox("Loaded model", paths, key=PICKER_KEY, format_func=lambda p: _label(choices.get(p), p),
-                     on_change=lambda: set_run(st.session_state[PICKER_KEY]),
+                     on_change=lambda: pick_run(st.session_state[PICKER_KEY]),
                      help="★ bundled with VAE Lab · *you*: runs you trained in this browser · *class*: runs "
                           "others trained on this server. Then: output activation · normalization · likelihood.")
+        short_runs_ui(every)
         choice = choices.get(str(run.path))
-        family_toggle_ui(choice.info if choice else None, list(choices.values()))
+        family_toggle_ui(choice.info if choice else None, every)
         st.caption(run_summary(run, choice))
         run_zip_ui(st, run.path)
     return run
@@ -80,9 +83,10 @@ def run_summary(run: LoadedRun, choice: ModelChoice | None = None) -> str:
     c = run.config
     test = run.metrics.get("test") or {}
     elbo = test.get("elbo_nats")
-    lines = [f"**{dataset_words(c.data.dataset)}** · {c.data.normalization} normalization",
-             f"{c.model.arch} · {c.model.output_activation} output · {c.loss.likelihood} likelihood",
-             f"latent {c.model.latent_dim} · β = {c.loss.beta:g}"]
+    lines = [f"**{markdown_text(choice.info.title)}**"] if choice and choice.info.title else []
+    lines += [f"**{dataset_words(c.data.dataset)}** · {c.data.normalization} normalization",
+              f"{c.model.arch} · {c.model.output_activation} output · {c.loss.likelihood} likelihood",
+              f"latent {c.model.latent_dim} · β = {c.loss.beta:g}"]
     if c.loss.free_bits > 0:  # the β above is not the one on a dimension the free bits hold
         lines.append(f"equivalent β at its last step: {run_beta(run, test.get('kl_per_dim') or ()).words()}")
     if elbo is not None:

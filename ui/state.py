@@ -80,6 +80,7 @@ class ModelChoice:
             what = f"{dataset_words(i.dataset)} {what}"
         if self.owner == "bundled":
             return f"★ {what}"
+        what = i.title or what  # the name its owner gave it (rename_run)
         when = time.strftime("%H:%M", time.localtime(i.created))
         who = {"yours": "you", "private": "you, private"}.get(self.owner, "class")
         # The folder's random part keeps labels unique (Streamlit maps a selectbox label back to an option), and
@@ -116,6 +117,41 @@ def model_choices(owner: str) -> list[ModelChoice]:
             + [ModelChoice(r.path, "private", r) for r in private]
             + [ModelChoice(r.path, "yours", r) for r in runs if r.owner == owner]
             + [ModelChoice(r.path, "class", r) for r in runs if r.owner != owner])
+
+
+SHORT_RUN_STEPS = 50  # a run stopped before this many steps (a Start stopped at once) is left out of the picker
+SHOW_SHORT_KEY = "show_short_runs"  # session: the sidebar's "Show short runs" checkbox
+
+
+def is_short(choice: ModelChoice) -> bool:
+    """A run its person stopped before SHORT_RUN_STEPS steps. A run still training, and one that finished (a tiny
+    run asked for), diverged, failed or was interrupted, stays: its status is the news."""
+    steps = choice.info.steps
+    return choice.info.status == "stopped" and steps is not None and steps < SHORT_RUN_STEPS
+
+
+def picker_choices(choices: list[ModelChoice], loaded: Path) -> list[ModelChoice]:
+    """What the sidebar's picker offers of model_choices: short runs only with "Show short runs" ticked; the loaded
+    run stays."""
+    if st.session_state.get(SHOW_SHORT_KEY):
+        return choices
+    return [c for c in choices if not is_short(c) or c.path == Path(loaded)]
+
+
+def short_runs_ui(choices: list[ModelChoice]) -> None:
+    """The checkbox that shows the short runs picker_choices hides, with how many of model_choices are short."""
+    hidden = sum(is_short(c) for c in choices)
+    st.checkbox("Show short runs", key=SHOW_SHORT_KEY,
+                   help=f"Runs stopped before {SHORT_RUN_STEPS} steps (started and stopped at once) are left out of "
+                        f"the picker unless this is ticked: {hidden} here. A link to one still opens it.")
+
+
+MARKDOWN_SPECIAL = "\\`*_{}[]()<>#+-.!|~$:"  # what Streamlit's Markdown would read as markup, icons or maths
+
+
+def markdown_text(text: str) -> str:
+    """Text a person typed (a run's title), shown in Markdown as they typed it: no links, images or icons."""
+    return "".join(f"\\{c}" if c in MARKDOWN_SPECIAL else c for c in text)
 
 
 def config_mtime(path: str | Path) -> float:
@@ -173,6 +209,13 @@ def current_run() -> LoadedRun:
         st.error(f"Could not load the model at {path}: {e} Showing the default bundled model instead.")
         set_run(default_run_path())
         return current_run()
+
+
+def pick_run(value: object) -> None:
+    """The picker's choice loaded, if it is one of this browser's runs: a label the picker no longer has (a run
+    renamed or its status changed since this browser drew it) comes back as that label, and loads nothing."""
+    if any(str(c.path) == value for c in model_choices(client_token())):
+        set_run(str(value))
 
 
 def set_run(path: Path | str) -> None:

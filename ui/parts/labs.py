@@ -195,7 +195,8 @@ def latest_source(lab: Lab) -> LabSource | None:
     found = [(m, runs_dir) for runs_dir in my_runs_dirs() for m in list_sweeps(runs_dir)
              if m.field == family_name(lab.id) and m.owner == client_token() and m.status not in ("running", "queued")]
     for m, runs_dir in sorted(found, key=lambda f: f[0].started or 0.0, reverse=True):
-        dirs = tuple(str(runs_dir / v.run) if v.run else None for v in m.variants)
+        # a variant its owner deleted since (Your runs, on the Train page) is one not saved
+        dirs = tuple(str(runs_dir / v.run) if v.run and (runs_dir / v.run).is_dir() else None for v in m.variants)
         if any(dirs):
             return LabSource(settings_of([d for d in dirs if d], lab), dirs)
     return None

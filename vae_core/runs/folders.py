@@ -76,9 +76,25 @@ class RunRecord:
     world_size: int = 1  # processes that trained it together
     device: str = "cpu"  # the device type it trained on: cpu, cuda or mps
     precision: str = "float32"  # float32, or bf16: the network in bfloat16 (autocast), weights and terms float32
+    title: str | None = None  # the name its owner gave it (rename_run); the folder's name never changes
+
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+TITLE_MAX_CHARS = 40  # a run's title: short enough for the sidebar's picker
+
+
+def title_problem(title: object) -> str | None:
+    """Why this is not a run title (None: it is one): 1 to TITLE_MAX_CHARS printable characters, no line breaks."""
+    if not isinstance(title, str) or not title.strip():
+        return f"A title needs 1 to {TITLE_MAX_CHARS} characters: type a name for the run."
+    if len(title.strip()) > TITLE_MAX_CHARS:
+        return f"That title is {len(title.strip())} characters long: a title has at most {TITLE_MAX_CHARS}."
+    if not title.isprintable():
+        return "A title is one line of printable characters: remove the line breaks, tabs or control characters."
+    return None
 
 
 def default_runs_dir() -> Path:
@@ -181,7 +197,27 @@ def read_previews(run_dir: str | Path) -> TrainingPreviews | None:
         raise RunLoadError(str(e)) from None
 
 
-def _temporary(run_dir: Path, kind: Literal["tmp", "old"]) -> Path:
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """Replace a run's metrics.json atomically: a reader finds the old file or the new one, never half of one."""
+    tmp = Path(run_dir) / f".{METRICS}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        _write(tmp, json.dumps(_json_safe(metrics), indent=2).encode())
+        os.replace(tmp, Path(run_dir) / METRICS)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def discard_run(run_dir: Path) -> None:
+    """Delete a run folder atomically: renamed first to a hidden "del" temporary, which listings skip at once
+    and a cleanup removes (never restores) should the removal not finish."""
+    doomed = _temporary(Path(run_dir), "del")
+    os.rename(run_dir, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+# tmp: a save being written; old: the run a save replaces; del: a run being deleted (listing.py cleans them up)
+def _temporary(run_dir: Path, kind: Literal["tmp", "old", "del"]) -> Path:
     """A hidden sibling named after its writer's pid, so a cleanup can tell a live save from debris."""
     return run_dir.parent / f".{run_dir.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 

@@ -2,6 +2,7 @@
 "running" run still lives, and the debris of saves that crashed, cleaned up."""
 from __future__ import annotations
 
+import glob
 import logging
 import math
 import os
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from vae_core.config import RunConfig
-from vae_core.runs.folders import CONFIG, METRICS, WEIGHTS, RunLoadError, across_a_swap, read_config, read_json
+from vae_core.runs.folders import (CONFIG, METRICS, WEIGHTS, RunLoadError, across_a_swap, read_config, read_json,
+                                   title_problem)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class RunInfo:
     test_elbo_nats: float | None = None
     config: RunConfig | None = None  # None when unreadable
     sweep: str | None = None  # RunRecord.sweep
+    title: str | None = None  # RunRecord.title; one that is not a valid title is ignored
 
     @property
     def name(self) -> str:
@@ -56,7 +59,7 @@ class RunInfo:
         parts = [self.dataset or "?", f"{self.normalization} → {self.output_activation}", self.likelihood or "?",
                  f"{self.latent_dim}-d" if self.latent_dim else "?-d"]
         if self.steps is not None:
-            parts.append(f"{self.steps:,} steps")
+            parts.append(f"{self.steps:,} step{'' if self.steps == 1 else 's'}")
         if self.test_elbo_nats is not None:
             parts.append(f"ELBO {self.test_elbo_nats:.1f}")
         return " · ".join(parts)
@@ -102,7 +105,7 @@ def _run_info(run_dir: Path) -> RunInfo:
                    latent_dim=config.model.latent_dim, owner=_text(metrics.get("owner")),
                    steps=_integer(metrics.get("steps")),
                    test_elbo_nats=_number(test.get("elbo_nats")) if isinstance(test, dict) else None,
-                   config=config, sweep=_text(metrics.get("sweep")))
+                   config=config, sweep=_text(metrics.get("sweep")), title=_title(metrics.get("title")))
 
 
 def _number(value: Any) -> float | None:
@@ -116,6 +119,10 @@ def _integer(value: Any) -> int | None:
 
 def _text(value: Any) -> str | None:
     return value[:200] if isinstance(value, str) else None
+
+
+def _title(value: Any) -> str | None:
+    return value.strip() if title_problem(value) is None else None
 
 
 def live_status(metrics: dict[str, Any], now: float | None = None) -> str:
@@ -157,13 +164,13 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|del)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
 
 
 @dataclass(frozen=True)
 class Cleanup:
     removed: list[Path]  # leftover temporary folders deleted
-    restored: list[Path]  # runs put back from a save that died between its two renames
+    restored: list[Path]  # runs put back from a save that died between its two renames (never a deleted one)
 
 
 def cleanup_stale_temporaries(root: Path) -> Cleanup:
@@ -174,8 +181,10 @@ def cleanup_stale_temporaries(root: Path) -> Cleanup:
         return Cleanup(removed, restored)
     stale = sorted((d for d in root.iterdir() if d.is_dir() and _stale(d)), key=lambda d: d.name)
     for d in sorted(stale, key=lambda d: ".tmp-" not in d.name):  # a complete new save wins over the old one
-        target = root / _TEMPORARY.match(d.name)["name"]
-        if not target.exists() and all((d / f).is_file() for f in (WEIGHTS, CONFIG, METRICS)):
+        m = _TEMPORARY.match(d.name)
+        target = root / m["name"]
+        whole = all((d / f).is_file() for f in (WEIGHTS, CONFIG, METRICS))
+        if m["kind"] != "del" and not target.exists() and whole:
             os.rename(d, target)
             restored.append(target)
         else:
@@ -195,3 +204,10 @@ def _stale(d: Path) -> bool:
     except OSError:
         return False  # it went away meanwhile: its save finished
     return old or (m["pid"] is not None and not pid_alive(int(m["pid"])))
+
+
+def saving_now(run_dir: Path) -> bool:
+    """Whether a live process is saving this run now (a save's temporary of it, not debris, is beside it)."""
+    run_dir = Path(run_dir)
+    return any(_TEMPORARY.match(d.name)["kind"] == "tmp" and not _stale(d)
+               for d in run_dir.parent.glob(f".{glob.escape(run_dir.name)}.tmp-*") if _TEMPORARY.match(d.name))

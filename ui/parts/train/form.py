@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui.form_fields import apply_config_to_form, remember_form, restore_form
+from ui.form_fields import apply_config_to_form, remember_form, reset_form, restore_form
 from ui.my_images import chosen_images, images_target_range, read
 from ui.pages import IMAGES
 from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult, Refusal
@@ -169,10 +169,12 @@ def _use_loaded_settings() -> None:
 
 
 def form_header_ui() -> None:
-    c1, c2 = st.columns([3, 2])
-    c1.caption("This browser remembers these settings across pages and reloads; after a run they show what it used.")
-    c2.button("Use the loaded model's settings", key="cfg_use_loaded", on_click=_use_loaded_settings,
-              help="Fill the form with the settings the model loaded in the sidebar was trained with.")
+    st.caption("This browser remembers these settings across pages and reloads; after a run they show what it used.")
+    with st.container(horizontal=True):  # each button whole at 1024 pixels: a column would cut its words
+        st.button("Use the loaded model's settings", key="cfg_use_loaded", on_click=_use_loaded_settings,
+                  help="Fill the form with the settings the model loaded in the sidebar was trained with.")
+        st.button("Reset to defaults", key="cfg_reset", on_click=reset_form, icon=":material/restart_alt:",
+                  help="Every field back to its default (the settings a new browser starts with). Starts nothing.")
 
 
 def run_config_ui() -> FormResult:
