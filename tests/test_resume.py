@@ -30,12 +30,15 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
 def test_two_epochs_equal_one_then_one_more(tmp_path, capsys, loss):
     straight = train(tmp_path / "a", capsys, "--epochs", "2", *loss)
     first = train(tmp_path / "b", capsys, "--epochs", "1", *loss)
+    titled = {**json.loads((first / "metrics.json").read_text()), "title": "my first run"}
+    (first / "metrics.json").write_text(json.dumps(titled))  # as rename_run leaves it
     assert main(["train", "--resume", str(first), "--epochs", "2", "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == str(first)  # in its own folder
     a, b = weights(straight), weights(first)
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     metrics = json.loads((first / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["history"]["step"] == list(range(1, 7))  # the history goes on
+    assert metrics["title"] == "my first run"  # and so does the name its owner gave it
 
 
 def test_a_run_stopped_mid_epoch_resumes_on_the_same_batches(tmp_path, capsys):

@@ -75,7 +75,7 @@ class TrainingJob(BaseJob):
         self._started = time.time()
         self._last_checkpoint = 0.0
         self._variants: list[_Variant] = []
-        self._earlier: dict[str, list[float]] = {}  # a resumed run's history before this job
+        self._before: dict[str, Any] = {}  # a resumed run's metrics.json: its history and title carry on
         self._seeded: dict[int, TrainingData] = {}  # a family's other seeds' splits, by data seed
         self.device = torch.device("cpu")  # where it trains: resolved from config.train.device when it starts
 
@@ -220,7 +220,7 @@ class TrainingJob(BaseJob):
         trainer.resume(run.model.state_dict(), read_train_state(state_file))
         self._variants[0].previews.continue_from(self.run_dir)
         lockstep.step = trainer.step
-        self._earlier = run.metrics.get("history") or {}
+        self._before = run.metrics
 
     def _announce_refusals(self, reasons: Sequence[str]) -> None:
         """Refused variants of a sweep (a single run that is refused simply fails)."""
@@ -286,8 +286,9 @@ class TrainingJob(BaseJob):
 
     def _record(self, v: _Variant, status: RunStatus, message: str, test: EvalMetrics | None) -> dict[str, Any]:
         return RunRecord(status=status, message=message, steps=v.trainer.step, test=test.to_dict() if test else {},
-                         history=resumed_history(self._earlier, history_rows(list(self._state.history(v.slot)))),
-                         owner=self.owner,
+                         history=resumed_history(self._before.get("history") or {},
+                                                 history_rows(list(self._state.history(v.slot)))),
+                         owner=self.owner, title=self._before.get("title"),
                          started=self._started, checkpoint_every_s=self.checkpoint_every_s,
                          sweep=self.sweep.id if self.sweep else None, device=self.device.type,
                          world_size=self.dist.world if self.dist else 1, precision=v.config.train.precision,
