@@ -127,13 +127,13 @@ def test_the_board_shows_another_browsers_runs_under_its_name_and_never_a_privat
     at = open_board(BEN)
     rows = table_rows(at)
     assert {r["who"] for r in rows} == {"Ada L.", anonymous_name(owner_key(BEN)) + " (you)"}
-    assert [r["#"] for r in rows if r["who"] == "Ada L."] == ["1", "2"]  # both trained: ranked
+    assert [r["rank"] for r in rows if r["who"] == "Ada L."] == ["1", "2"]  # both trained: ranked
     text = page_text(at)
     assert "private" not in " ".join(r["run"] for r in rows) and "#-run" not in text
     assert ADA not in text and BEN not in text and owner_key(ADA) not in text
-    unranked = {r["status"].split(" · ")[0]: r["vs best (paired)"] for r in rows if r["#"] == "–"}
-    assert unranked == {"failed": "failed: not ranked",
-                        "finished": "too short to evaluate: saved before its first training step"}
+    unranked = {r["steps · when"].split(" · ")[0]: r["vs best (paired)"] for r in rows if r["rank"] == "–"}
+    assert unranked == {"3, failed": "failed: not ranked",
+                        "0": "too short to evaluate: saved before its first training step"}
 
 
 def test_the_filters_come_from_the_link_and_a_bad_one_says_so():

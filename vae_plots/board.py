@@ -162,21 +162,23 @@ def versus_text(standing: Standing) -> str:
 
 
 def standings_frame(standings: Sequence[Standing]) -> pd.DataFrame:
-    """One row per run: rank, who, what, bits/dim ± its Monte-Carlo SE, the paired difference to the best, and
-    status · steps · when (or why it is not ranked)."""
+    """One row per run: rank, who, what, bits/dim ± its Monte-Carlo SE, the paired difference to the best (or why
+    it is not ranked), its steps and when it started."""
     return pd.DataFrame({
-        "#": [str(s.rank) if s.rank else "–" for s in standings],
+        "rank": [str(s.rank) if s.rank else "–" for s in standings],
         "who": [s.run.who + (" (you)" if s.run.yours else "") for s in standings],
         "run": [s.run.label for s in standings],
         "bits/dim": [f"{s.bits:.3f} ± {s.mc_se or 0:.3f}" if s.bits is not None else "—" for s in standings],
         "vs best (paired)": [versus_text(s) or s.why_unranked for s in standings],
-        "status": [_status(s.run.info) for s in standings],
+        "steps · when": [_when(s.run.info) for s in standings],
     })
 
 
-def _status(info: RunInfo) -> str:
-    steps = f"{info.steps:,} steps" if info.steps is not None else "? steps"
-    return f"{info.status} · {steps} · {time.strftime('%H:%M', time.localtime(info.created))}"
+def _when(info: RunInfo) -> str:
+    """"1,200 · 14:05"; a run that did not finish says how it stands ("1,200, stopped · 14:05")."""
+    steps = f"{info.steps:,}" if info.steps is not None else "?"
+    status = "" if info.status == "finished" else f", {info.status}"
+    return f"{steps}{status} · {time.strftime('%H:%M', time.localtime(info.created))}"
 
 
 def settled_words() -> str:

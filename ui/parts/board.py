@@ -20,7 +20,7 @@ from vae_core.data.images.dataset import is_private
 from vae_core.export.frames import compare_rows
 from vae_core.labs.base import lab_id_of
 from vae_core.model.evaluate import EvalMetrics, evaluate
-from vae_core.runs.folders import RunLoadError, default_runs_dir
+from vae_core.runs.folders import RunLoadError, default_runs_dir, run_tag
 from vae_core.runs.listing import RunInfo
 from vae_core.runs.manifest import list_sweeps
 from vae_core.runs.names import (NAME_MAX, NAME_RULE, anonymous_name, check_name, display_names, owner_key,
@@ -148,10 +148,9 @@ def pin_ui(runs: list[BoardRun]) -> None:
     labels = {str(r.info.path): f"{r.who} · {r.label}" for r in runs if r.info.status != "unreadable"}
     kept = [p for p in st.session_state.get(PIN_KEY, []) if p in labels]  # a run gone from the board drops out
     st.session_state[PIN_KEY] = kept
-    left, right = st.columns([3, 1], vertical_alignment="bottom")
-    picked = left.multiselect("Pin runs to show side by side", list(labels), key=PIN_KEY, max_selections=MAX_RUNS,
+    picked = st.multiselect("Pin runs to show side by side", list(labels), key=PIN_KEY, max_selections=MAX_RUNS,
                               format_func=labels.get, placeholder=f"{MIN_RUNS} to {MAX_RUNS} runs")
-    if right.button("Open in Compare", key="board_compare", disabled=len(picked) < MIN_RUNS,
+    if st.button("Open in Compare", key="board_compare", disabled=len(picked) < MIN_RUNS,
                     help=f"Pin {MIN_RUNS} to {MAX_RUNS} runs first." if len(picked) < MIN_RUNS else None):
         st.switch_page(COMPARE.path, query_params={**run_params(), **show_next(picked)})
 
@@ -175,7 +174,9 @@ def gallery_ui(data: DataConfig, standings: list[Standing], entries: dict[str, B
         return
     inputs = pixels(load_test_images(data).images[:GALLERY_IMAGES]).numpy()
     rows = [entries[str(s.run.info.path)].row for s in standings]
-    labels = ["input", *(f"{s.rank or '–'}. {s.run.who}" for s in standings)]
+    st.markdown(f"**The first {GALLERY_IMAGES} of them**, and each run's reconstructions (from the posterior mean), "
+                "in the leaderboard's order")
+    labels = ["input", *(f"{s.rank or '–'}. {s.run.who} #{run_tag(s.run.info.name)}" for s in standings)]
     chart(image_grid(np.stack([inputs, *rows]), GALLERY_IMAGES, row_labels=labels), key=f"board_gallery_{index}")
 
 
