@@ -19,7 +19,10 @@ from vae_core.data.images.private import PrivateSpace
 from vae_core.jobs.training_job import run_in_foreground
 from vae_core.model.evaluate import evaluate
 from vae_core.model.paired import paired_difference
+from ui.parts import board as board_parts
 from vae_core.runs.folders import load_run
+from vae_core.runs.listing import list_runs
+from vae_core.runs.manifest import SweepManifest, manifest_path, write_manifest
 from vae_core.runs.names import (NAME_MAX, anonymous_name, check_name, display_names, names_path, owner_key,
                                  read_names, save_name)
 from vae_core.training.sweeps import parse_sweep
@@ -80,7 +83,8 @@ def _own(run: Path, owner: str | None, **metrics) -> Path:
 @pytest.fixture(scope="module")
 def class_runs(tmp_path_factory) -> Path:
     """A class's runs folder: Ada's two-variant sweep, trained for a few steps; Ben's untrained runs (one failed,
-    one saved before its first step); Ada's run on her own images, in her private space."""
+    one saved before its first step, one of a lab that diverged); one unreadable; Ada's run on her own images, in her
+    private space."""
     root = tmp_path_factory.mktemp("board")
     config = make_run_config(DataConfig(n_train=128, n_test=32), ModelConfig(width=8, depth=2, latent_dim=4),
                              LossConfig(likelihood="gaussian"), TrainConfig(epochs=2, batch_size=32, lr=2e-3))
@@ -89,6 +93,11 @@ def class_runs(tmp_path_factory) -> Path:
     ben = save_activation_family(root / "ben", ("sigmoid", "tanh"))
     _own(shutil.copytree(ben["sigmoid"], root / "runs" / "ben-failed"), BEN, status="failed", steps=3)
     _own(shutil.copytree(ben["tanh"], root / "runs" / "ben-early"), BEN, steps=0)
+    _own(shutil.copytree(ben["tanh"], root / "runs" / "ben-lab"), BEN, status="diverged", steps=5, sweep="lab-id")
+    write_manifest(manifest_path(root / "runs", "lab-id"), SweepManifest("lab-id", "lab:zscore-tanh", (), "finished",
+                                                                          BEN, None, ()))
+    shutil.copytree(ben["tanh"], root / "runs" / "broken")
+    (root / "runs" / "broken" / "config.json").write_text("{")
     private = PrivateSpace.of(root / "uploads", ADA).runs_dir
     _own(shutil.copytree(ben["tanh"], private / "ada-private-run"), ADA, steps=5)
     save_name(root / "runs", owner_key(ADA), "Ada L.")
@@ -126,23 +135,29 @@ def page_text(at: AppTest) -> str:
 def test_the_board_shows_another_browsers_runs_under_its_name_and_never_a_private_run(class_runs):
     at = open_board(BEN)
     rows = table_rows(at)
-    assert {r["who"] for r in rows} == {"Ada L.", anonymous_name(owner_key(BEN)) + " (you)"}
+    assert {r["who"] for r in rows} == {"Ada L.", anonymous_name(owner_key(BEN)) + " (you)", "unknown"}
     assert [r["rank"] for r in rows if r["who"] == "Ada L."] == ["1", "2"]  # both trained: ranked
     text = page_text(at)
     assert "private" not in " ".join(r["run"] for r in rows) and "#-run" not in text
     assert ADA not in text and BEN not in text and owner_key(ADA) not in text
     unranked = {r["steps · when"].split(" · ")[0]: r["vs best (paired)"] for r in rows if r["rank"] == "–"}
-    assert unranked == {"3, failed": "failed: not ranked",
-                        "0": "too short to evaluate: saved before its first training step"}
+    assert unranked == {"3, failed": "failed: not ranked", "5, diverged": "diverged: not ranked",
+                        "0": "too short to evaluate: saved before its first training step",
+                        "?, unreadable": "unreadable: not ranked"}
+    assert [t.value for t in at.subheader] == ["Sprites, 32 px", "Unreadable runs"]
 
 
-def test_the_filters_come_from_the_link_and_a_bad_one_says_so():
+def test_the_filters_come_from_the_link_and_a_bad_one_says_so(monkeypatch):
+    lab = open_board(BEN, board_lab="zscore-tanh")
+    assert [r["steps · when"].split(" · ")[0] for r in table_rows(lab)] == ["5, diverged"]
     only_ada = open_board(BEN, board_who="Ada L.")
     assert {r["who"] for r in table_rows(only_ada)} == {"Ada L."}
     sweep = only_ada.selectbox(key="board_sweep").options[1]
     assert {r["who"] for r in table_rows(open_board(BEN, board_sweep=sweep))} == {"Ada L."}
     nobody = open_board(BEN, board_who="Zed")
-    assert "“Owner” = 'Zed' is not allowed here" in nobody.warning[0].value and len(table_rows(nobody)) == 4
+    assert "“Owner” = 'Zed' is not allowed here" in nobody.warning[0].value and len(table_rows(nobody)) == 6
+    monkeypatch.setattr(board_parts, "MAX_SHOWN", 2)
+    assert "Showing the newest 2 of 6 runs: narrow the filters" in page_text(open_board(BEN))
 
 
 def test_a_name_typed_is_saved_for_this_browser_and_a_bad_one_refused(class_runs):
@@ -153,13 +168,14 @@ def test_a_name_typed_is_saved_for_this_browser_and_a_bad_one_refused(class_runs
     at.text_input(key="board_name").input("  Ben  ")
     at.button[0].click().run()
     assert at.success[0].value == "Your runs show as “Ben”."
-    assert {r["who"] for r in table_rows(open_board(ADA))} == {"Ada L. (you)", "Ben"}
+    assert {r["who"] for r in table_rows(open_board(ADA))} == {"Ada L. (you)", "Ben", "unknown"}
     save_name(class_runs / "runs", owner_key(BEN), None)
 
 
 def test_the_paired_difference_is_vae_cores_over_the_same_test_images(class_runs):
     rows = [r for r in table_rows(open_board(BEN)) if r["who"] == "Ada L."]
-    runs = {r.name: load_run(r) for r in (class_runs / "runs").iterdir() if r.is_dir() and r.name[0] != "." and "ben" not in r.name}
+    runs = {i.name: load_run(i.path) for i in list_runs(class_runs / "runs") if i.owner == ADA}
+    assert len(runs) == 2 == len(rows)
     images = load_dataset(board_data(next(iter(runs.values())).config.data), "test").images
     assert len(images) == BOARD_IMAGES
     bits = {n: evaluate(r.model, r.normalizer, images, config=r.config, steps=8).per_image.bits

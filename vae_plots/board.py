@@ -87,11 +87,12 @@ class Group:
 
 
 def groups(runs: Sequence[BoardRun]) -> list[Group]:
-    """The runs by the test images they are measured on (runs on different images cannot be paired)."""
+    """The runs by the test images they are measured on (runs on different images cannot be paired), in the order
+    of their newest run; unreadable runs last."""
     keyed: dict[DataConfig | None, list[BoardRun]] = {}
     for run in runs:
         keyed.setdefault(board_data(run.info.config.data) if run.info.config else None, []).append(run)
-    return [Group(data, tuple(members)) for data, members in keyed.items()]
+    return sorted((Group(data, tuple(members)) for data, members in keyed.items()), key=lambda g: g.data is None)
 
 
 @dataclass(frozen=True)

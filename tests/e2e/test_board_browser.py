@@ -4,7 +4,10 @@ under A's name but not the private one, and nowhere A's secret; B pins two runs 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -22,13 +25,18 @@ PROJECTOR = {"width": 1024, "height": 768}
 # Bundled runs, copied as if Ada had trained them here: trained models, so the gallery shows real reconstructions.
 SHARED = {"ada-sigmoid": "sprites-sigmoid-unit-gaussian", "ada-tanh": "sprites-tanh-symmetric-gaussian"}
 PRIVATE = ("ada-hush", "sprites-linear-unit-gaussian")
+LIVE = "sprites-tanh-unit-gaussian"
 
 
-def _owned_copy(source: Path, target: Path, owner: str) -> None:
+def _owned_copy(source: Path, target: Path, owner: str, **metrics) -> None:
     shutil.copytree(source, target)
-    metrics = json.loads((target / "metrics.json").read_text())
-    metrics.update(owner=owner, steps=40)
-    (target / "metrics.json").write_text(json.dumps(metrics))
+    _write_metrics(target, owner=owner, steps=40, **metrics)
+
+
+def _write_metrics(run: Path, **changes) -> None:
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics.update(changes)
+    (run / "metrics.json").write_text(json.dumps(metrics))
 
 
 def _open_board(browser, url: str, viewport: dict):
@@ -63,6 +71,20 @@ def test_the_class_board_shows_a_run_trained_in_another_browser_and_not_a_privat
         assert ben.locator("[data-testid='stPlotlyChart']").count() == 1  # the gallery
         assert_no_exception(ben, "the class board")
         screenshot(ben, "board-class")
+
+        # A run of Ada's that trains (its writer alive: this process): a reload shows it unranked, and the board
+        # redraws by itself when it ends.
+        _owned_copy(bundled_models_dir() / LIVE, runs / "ada-live", secret, status="running", heartbeat=time.time(),
+                    pid=os.getpid(), host=socket.gethostname(), checkpoint_every_s=5.0)
+        ben.reload(wait_until="domcontentloaded")
+        wait_settled(ben, timeout=60_000)
+        assert "still training" in ben.inner_text("[data-testid='stMain']")
+        _write_metrics(runs / "ada-live", status="finished")
+        ben.wait_for_function("() => !document.body.innerText.includes('still training')", timeout=20_000,
+                              polling=250)
+        wait_settled(ben)
+        assert "#live" in ben.inner_text("[data-testid='stMain']")
+        assert_no_exception(ben, "the class board, redrawn when a run ended")
 
         for tag in ("#moid", "#tanh"):  # pin both of Ada's runs
             ben.locator(".st-key-board_pin [role='combobox']").click()

@@ -37,6 +37,7 @@ FILTER_LABELS = {"dataset": "Dataset", "lab": "Lab", "sweep": "Sweep", "who": "O
 FILTER_KEY = "board_{facet}"  # widget and URL parameter of each filter
 PIN_KEY = "board_pin"  # widget: the runs pinned to open in Compare
 NAME_FORM = "board_name_form"
+UNKNOWN_OWNER = "unknown"  # an unreadable run's metrics.json, which names its owner, could not be read
 
 
 # --------------------------------------------------------------------------- names
@@ -88,9 +89,10 @@ def board_runs() -> list[BoardRun]:
     """The runs in the server's runs folder, newest first, each under its owner's display name."""
     root = str(default_runs_dir())
     infos = [i for i in load_run_infos(root) if _shared(i)]
-    who, labs, me = display_names((i.owner for i in infos), read_names(Path(root))), load_sweep_labs(root), client_token()
-    return [BoardRun(i, who[i.owner], i.owner == me, labs.get(i.sweep) if i.sweep else None, i.sweep)
-            for i in infos]
+    who = display_names((i.owner for i in infos), read_names(Path(root)))
+    labs, me = load_sweep_labs(root), client_token()
+    return [BoardRun(i, who[i.owner] if i.status != "unreadable" else UNKNOWN_OWNER, i.owner == me,
+                     labs.get(i.sweep) if i.sweep else None, i.sweep) for i in infos]
 
 
 # --------------------------------------------------------------------------- measuring
