@@ -140,16 +140,16 @@ def test_the_board_shows_another_browsers_runs_under_its_name_and_never_a_privat
     text = page_text(at)
     assert "private" not in " ".join(r["run"] for r in rows) and "#-run" not in text
     assert ADA not in text and BEN not in text and owner_key(ADA) not in text
-    unranked = {r["steps · when"].split(" · ")[0]: r["vs best (paired)"] for r in rows if r["rank"] == "–"}
-    assert unranked == {"3, failed": "failed: not ranked", "5, diverged": "diverged: not ranked",
-                        "0": "too short to evaluate: saved before its first training step",
-                        "?, unreadable": "unreadable: not ranked"}
+    unranked = {r["run"].split(" · ")[1][:-7]: r["vs best (paired)"] for r in rows if r["rank"] == "–"}
+    assert unranked == {"3 steps, failed": "failed: not ranked", "5 steps, diverged": "diverged: not ranked",
+                        "0 steps": "too short to evaluate: saved before its first training step",
+                        "? steps, unreadable": "unreadable: not ranked"}
     assert [t.value for t in at.subheader] == ["Sprites, 32 px", "Unreadable runs"]
 
 
 def test_the_filters_come_from_the_link_and_a_bad_one_says_so(monkeypatch):
     lab = open_board(BEN, board_lab="zscore-tanh")
-    assert [r["steps · when"].split(" · ")[0] for r in table_rows(lab)] == ["5, diverged"]
+    assert [r["run"].split(" · ")[1][:-7] for r in table_rows(lab)] == ["5 steps, diverged"]
     only_ada = open_board(BEN, board_who="Ada L.")
     assert {r["who"] for r in table_rows(only_ada)} == {"Ada L."}
     sweep = only_ada.selectbox(key="board_sweep").options[1]

@@ -24,6 +24,7 @@ RANKED_STATUSES = ("finished", "stopped")  # what they learned is saved: a Stop 
 MIN_STEPS = 1  # a run saved before its first optimizer step has learned nothing to rank
 ALL = "all"  # a filter's value that lets every run through
 NOT_SETTLED = "not settled"
+NO_BITS = "no bits/dim: see below"  # a Bernoulli's; the run's evaluation says why, under the table
 Facet = Literal["dataset", "lab", "sweep", "who"]
 FACETS: tuple[Facet, ...] = ("dataset", "lab", "sweep", "who")
 
@@ -43,8 +44,11 @@ class BoardRun:
 
     @property
     def label(self) -> str:
-        """"tanh/zscore/gaussian #ab12": what it is, then the folder's random part (no two runs read the same)."""
+        """"tanh/zscore/gaussian #ab12": what it is, then the folder's random part (no two runs read the same); an
+        unreadable run's folder name, which is all that is known of it."""
         i = self.info
+        if i.config is None:
+            return f"folder {i.name}"
         return f"{i.output_activation}/{i.normalization}/{i.likelihood} #{run_tag(i.name)}"
 
     def facet(self, facet: Facet) -> str | None:
@@ -144,7 +148,7 @@ def leaderboard(runs: Sequence[BoardRun], measured: dict[str, Measured]) -> list
 def _no_bits(m: EvalMetrics | None) -> str:
     if m is None:
         return "not measured"
-    return "" if m.bits_per_dim is not None else f"no bits/dim: {m.bits_per_dim_note}"
+    return "" if m.bits_per_dim is not None else NO_BITS
 
 
 def _versus(m: EvalMetrics, best: EvalMetrics) -> PairedDifference | None:
@@ -163,23 +167,23 @@ def versus_text(standing: Standing) -> str:
 
 
 def standings_frame(standings: Sequence[Standing]) -> pd.DataFrame:
-    """One row per run: rank, who, what, bits/dim ± its Monte-Carlo SE, the paired difference to the best (or why
-    it is not ranked), its steps and when it started."""
+    """One row per run: rank, who, what (with its steps, how it ended and when it started), bits/dim ± its
+    Monte-Carlo SE, and the paired difference to the best or why it is not ranked. Five columns: a sixth pushed the
+    last past a 1024-pixel projector's page."""
     return pd.DataFrame({
         "rank": [str(s.rank) if s.rank else "–" for s in standings],
         "who": [s.run.who + (" (you)" if s.run.yours else "") for s in standings],
-        "run": [s.run.label for s in standings],
+        "run": [f"{s.run.label} · {_when(s.run.info)}" for s in standings],
         "bits/dim": [f"{s.bits:.3f} ± {s.mc_se or 0:.3f}" if s.bits is not None else "—" for s in standings],
         "vs best (paired)": [versus_text(s) or s.why_unranked for s in standings],
-        "steps · when": [_when(s.run.info) for s in standings],
     })
 
 
 def _when(info: RunInfo) -> str:
-    """"1,200 · 14:05"; a run that did not finish says how it stands ("1,200, stopped · 14:05")."""
+    """"1,200 steps, 14:05"; a run that did not finish says how it stands ("1,200 steps, stopped, 14:05")."""
     steps = f"{info.steps:,}" if info.steps is not None else "?"
     status = "" if info.status == "finished" else f", {info.status}"
-    return f"{steps}{status} · {time.strftime('%H:%M', time.localtime(info.created))}"
+    return f"{steps} steps{status}, {time.strftime('%H:%M', time.localtime(info.created))}"
 
 
 def settled_words() -> str:

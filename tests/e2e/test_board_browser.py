@@ -46,6 +46,17 @@ def _open_board(browser, url: str, viewport: dict):
     return page
 
 
+def _reload_until(page, text: str, timeout_s: float = 15.0) -> str:
+    """The page's main text once it holds `text`, reloading meanwhile: the server lists the runs folder at most
+    every 2 s (ui.state.load_run_infos), so a run written just now may not be listed yet."""
+    deadline = time.monotonic() + timeout_s
+    while text not in (main := page.inner_text("[data-testid='stMain']")) and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        page.reload(wait_until="domcontentloaded")
+        wait_settled(page, timeout=60_000)
+    return main
+
+
 def _secret(page) -> str:
     return next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
 
@@ -64,7 +75,7 @@ def test_the_class_board_shows_a_run_trained_in_another_browser_and_not_a_privat
         _owned_copy(bundled_models_dir() / PRIVATE[1], PrivateSpace.of(uploads, secret).runs_dir / PRIVATE[0], secret)
 
         ben = _open_board(browser, server.url, PROJECTOR)
-        main = ben.inner_text("[data-testid='stMain']")
+        main = _reload_until(ben, "Ada L.")
         assert "Ada L." in main and "#moid" in main and "#tanh" in main  # the two shared runs, by their tags
         assert "hush" not in main and "hush" not in ben.content()  # A's private run is not on B's board
         assert secret not in ben.content() and secret not in ben.url
@@ -76,9 +87,7 @@ def test_the_class_board_shows_a_run_trained_in_another_browser_and_not_a_privat
         # redraws by itself when it ends.
         _owned_copy(bundled_models_dir() / LIVE, runs / "ada-live", secret, status="running", heartbeat=time.time(),
                     pid=os.getpid(), host=socket.gethostname(), checkpoint_every_s=5.0)
-        ben.reload(wait_until="domcontentloaded")
-        wait_settled(ben, timeout=60_000)
-        assert "still training" in ben.inner_text("[data-testid='stMain']")
+        assert "still training" in _reload_until(ben, "still training")
         _write_metrics(runs / "ada-live", status="finished")
         ben.wait_for_function("() => !document.body.innerText.includes('still training')", timeout=20_000,
                               polling=250)

@@ -30,6 +30,7 @@ from vae_plots.board import ALL, FACETS, BoardRun, Filters, Group, Measured, Sta
 from vae_plots.figures import image_grid
 
 GALLERY_IMAGES = 6  # test images a gallery row shows: six 32-pixel tiles fit beside a name at 1024 pixels
+GALLERY_ROW_PX = 48  # a gallery row's height: the width left beside the names at 1024 pixels, over six tiles
 MAX_SHOWN = 24  # runs on the board at once: 24 gallery rows, and a cold board measures them in a few seconds
 REFRESH_S = 3.0  # how often the board redraws while a run trains (a finished run appears this soon)
 ERROR_CHARS = 160  # of a reason a run could not be measured: a table cell, not a log
@@ -165,7 +166,9 @@ def group_ui(group: Group, index: int) -> None:
     standings = board.leaderboard(group.runs, measured)
     st.table(board.standings_frame(standings), hide_index=True)
     if group.data is not None:
-        st.caption(f"Bits/dim ± its Monte-Carlo standard error; lower is better. {board.settled_words()}")
+        notes = {m.metrics.bits_per_dim_note for m in measured.values() if m.metrics and m.metrics.bits_per_dim_note}
+        st.caption(" ".join([f"Bits/dim ± its Monte-Carlo standard error; lower is better. {board.settled_words()}",
+                             *sorted(notes)]))
         gallery_ui(group.data, [s for s in standings if isinstance(entries.get(str(s.run.info.path)), BoardEntry)],
                    entries, index)
 
@@ -178,8 +181,10 @@ def gallery_ui(data: DataConfig, standings: list[Standing], entries: dict[str, B
     rows = [entries[str(s.run.info.path)].row for s in standings]
     st.markdown(f"**The first {GALLERY_IMAGES} of them**, and each run's reconstructions (from the posterior mean), "
                 "in the leaderboard's order")
-    labels = ["input", *(f"{s.rank or '–'}. {s.run.who} #{run_tag(s.run.info.name)}" for s in standings)]
-    chart(image_grid(np.stack([inputs, *rows]), GALLERY_IMAGES, row_labels=labels), key=f"board_gallery_{index}")
+    labels = ["input", *(f"{s.rank or '–'} · {s.run.who} #{run_tag(s.run.info.name)}" for s in standings)]
+    height = GALLERY_ROW_PX * len(labels) + 20  # the default height suits a 600-pixel-wide picture: here a gap
+    chart(image_grid(np.stack([inputs, *rows]), GALLERY_IMAGES, row_labels=labels, height=height),
+          key=f"board_gallery_{index}")
 
 
 def board_ui() -> None:
