@@ -152,9 +152,9 @@ def pin_ui(runs: list[BoardRun]) -> None:
     kept = [p for p in st.session_state.get(PIN_KEY, []) if p in labels]  # a run gone from the board drops out
     st.session_state[PIN_KEY] = kept
     picked = st.multiselect("Pin runs to show side by side", list(labels), key=PIN_KEY, max_selections=MAX_RUNS,
-                              format_func=labels.get, placeholder=f"{MIN_RUNS} to {MAX_RUNS} runs")
+                            format_func=labels.get, placeholder=f"{MIN_RUNS} to {MAX_RUNS} runs")
     if st.button("Open in Compare", key="board_compare", disabled=len(picked) < MIN_RUNS,
-                    help=f"Pin {MIN_RUNS} to {MAX_RUNS} runs first." if len(picked) < MIN_RUNS else None):
+                 help=f"Pin {MIN_RUNS} to {MAX_RUNS} runs first." if len(picked) < MIN_RUNS else None):
         st.switch_page(COMPARE.path, query_params={**run_params(), **show_next(picked)})
 
 
