@@ -27,4 +27,5 @@ COMPARE = PageInfo("app_pages/compare.py", "Compare", ":material/view_column:")
 IMAGES = PageInfo("app_pages/images.py", "Your images", ":material/photo_library:")
 TRAIN = PageInfo("app_pages/train.py", "Train", ":material/model_training:")
 LABS = PageInfo("app_pages/labs.py", "Labs", ":material/science:")
-PAGES = (RECONSTRUCTIONS, LATENT, DIAGNOSTICS, COMPARE, IMAGES, TRAIN, LABS)  # in the sidebar's order; the first opens
+BOARD = PageInfo("app_pages/board.py", "Class board", ":material/leaderboard:")
+PAGES = (RECONSTRUCTIONS, LATENT, DIAGNOSTICS, COMPARE, IMAGES, TRAIN, LABS, BOARD)  # in the sidebar's order; the first opens
