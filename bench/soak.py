@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from browser_harness import (VIEWPORT, chart_signature, children, chromium, exception_texts, go_to, record_errors,

@@ -251,3 +251,13 @@ def train_status(page) -> str:
     """The Train page's status line, lower case ("" when there is none)."""
     loc = page.locator(".st-key-train_status")
     return loc.inner_text(timeout=5_000).lower() if loc.count() else ""
+
+
+def picker_options(page, typed: str) -> list[str]:
+    """The model picker's options that match `typed` (the list is virtual: only a filtered one is all there)."""
+    page.locator(".st-key-model_choice").click()
+    page.keyboard.type(typed)
+    page.wait_for_timeout(500)
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    return options

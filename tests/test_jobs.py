@@ -15,7 +15,6 @@ from tests.helpers import read_metrics, tiny_config, wait_for
 from vae_core.jobs.process_job import ProcessJob
 from vae_core.runs.folders import load_run
 from vae_core.runs.listing import list_runs, pid_alive
-from vae_core.training.trainer import make_run_config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -29,7 +29,7 @@ from ui.session import client_token
 from ui.space import session_cached
 from vae_core.config import DataConfig, images_only
 from vae_core.data.base import DatasetNotFoundError, ImageDataset
-from vae_core.data.datasets import load_dataset, load_test_nested
+from vae_core.data.datasets import load_dataset
 from vae_core.data.images.dataset import is_private
 from vae_core.data.images.private import PrivateSpace
 from vae_core.host import HostSettings
@@ -37,7 +37,6 @@ from vae_core.model.evaluate import EvalMetrics, evaluate
 from vae_core.runs.folders import (CONFIG, LoadedRun, RunLoadError, bundled_models_dir, default_runs_dir, load_run,
                                    read_samples, run_tag)
 from vae_core.runs.listing import RunInfo, list_runs
-from vae_plots.latent_map import EncodedMap, LatentMap, encode_map, latent_map
 from vae_plots.views import dataset_words
 
 log = logging.getLogger(__name__)
@@ -48,9 +47,6 @@ NOTICES_KEY = "url_notices"  # session: short notices about what a link asked fo
 DEFAULT_BUNDLED = "sprites-sigmoid-unit-gaussian"  # MSE, the loss of every question; every toggle has a sibling
 PAGE_TEST_IMAGES = 2000  # what the pages draw from: enough for the latent map, quick to encode
 PRIVATE_SAMPLES_KEY = "private_samples"  # session: the test images a run on this browser's own images carries
-PRIVATE_MAP_KEY = "private_map"  # session: the latent map's encoding of those images
-PRIVATE_MAP_FIGURE_KEY = "private_map_figure"  # session: and its figure
-MAP_POINTS = 10_000  # the most test images the latent map draws: MNIST's and CIFAR-10's whole test split
 APP_THREADS = 1  # torch intra-op threads (process-wide): a training job takes one core, pages the other
 
 
@@ -354,55 +350,6 @@ def _test_images(run: LoadedRun, path: str, mtime: float) -> ImageDataset:
     if is_private(run.config.data):
         return load_run_samples(path, mtime)
     return load_test_images(_page_data(run))
-
-
-def map_test_images(run: LoadedRun, page: ImageDataset) -> ImageDataset:
-    """Every test image of the run's split that the latent map draws (at most MAP_POINTS), the page's own first
-    (their indices are the page's); a person's images, or a dataset missing here: the page's."""
-    data = run.config.data
-    if is_private(data):
-        return page
-    n = None if data.n_test is None else min(data.n_test, MAP_POINTS)
-    try:
-        return _load_map_images(images_only(dataclasses.replace(data, n_test=n, download=False)), len(page))
-    except (DatasetNotFoundError, ValueError):  # only the run's carried images are here: the page shows those
-        return page
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the test split…")
-def _load_map_images(data: DataConfig, first: int) -> ImageDataset:
-    """Cached because reading a whole test split takes a second; uint8 and read-only, never a person's images."""
-    return load_test_nested(data, first)
-
-
-def load_map_encoding(run: LoadedRun, data: ImageDataset) -> EncodedMap:
-    """The map's posterior means and plane: in this session for a person's images, else shared."""
-    key = (str(run.path), run_mtime(run), len(data))
-    if is_private(run.config.data):
-        return session_cached(PRIVATE_MAP_KEY, key, lambda: encode_map(run, data))
-    return _shared_encoding(*key, run, data)
-
-
-@st.cache_resource(max_entries=8, show_spinner="Encoding the test images…")
-def _shared_encoding(path: str, mtime: float, n: int, _run: LoadedRun, _data: ImageDataset) -> EncodedMap:
-    """Cached because encoding 10,000 test images takes seconds, paid again on every flip back to a run (the images
-    are the run's split: the run, its save time and their number name them); read-only tensors."""
-    return encode_map(_run, _data)
-
-
-def load_map_figure(run: LoadedRun, data: ImageDataset, encoded: EncodedMap, color_by: str) -> LatentMap:
-    """The map's figure: in this session for a person's images, else shared."""
-    key = (str(run.path), run_mtime(run), len(data), color_by)
-    if is_private(run.config.data):
-        return session_cached(PRIVATE_MAP_FIGURE_KEY, key, lambda: latent_map(encoded, data, color_by))
-    return _shared_figure(*key, encoded, data)
-
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _shared_figure(path: str, mtime: float, n: int, color_by: str, _encoded: EncodedMap,
-                   _data: ImageDataset) -> LatentMap:
-    """Cached because building 10,000 points' figure costs a rerun ~0.1 s on every click; never mutated."""
-    return latent_map(_encoded, _data, color_by)
 
 
 def run_mtime(run: LoadedRun) -> float:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from browser_harness import VIEWPORT, go_to, running_server, start_training, wait_settled
+from browser_harness import VIEWPORT, go_to, picker_options, running_server, start_training, wait_settled
 from tests.helpers import assert_no_exception, wait_for_status
 
 pytestmark = pytest.mark.e2e
@@ -38,16 +38,6 @@ def open_page(browser, url: str, seen: list[str]):
 
 def identity(context) -> dict | None:
     return next((c for c in context.cookies() if c["name"] == COOKIE), None)
-
-
-def picker_options(page, typed: str) -> list[str]:
-    """The model picker's options that match `typed` (the list is virtual: only a filtered one is all there)."""
-    page.locator(".st-key-model_choice").click()
-    page.keyboard.type(typed)
-    page.wait_for_timeout(500)
-    options = page.get_by_role("option").all_inner_texts()
-    page.keyboard.press("Escape")
-    return options
 
 
 def test_an_address_read_off_a_projector_opens_the_view_not_the_person(browser, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_harness import fill_number, wait_settled
+from browser_harness import fill_number, picker_options, wait_settled
 from tests.helpers import assert_no_exception, save_owned_run, screenshot, wait_for
 from ui.form_fields import BY_NAME, start_value
 from ui.state import SHORT_RUN_STEPS
@@ -29,16 +29,6 @@ def open_page(page, url: str) -> None:
 def open_your_runs(page) -> None:
     page.locator(".st-key-your_runs_open summary").click()
     wait_settled(page)
-
-
-def picker_options(page, typed: str) -> list[str]:
-    """The model picker's options that match `typed` (the list is virtual: only a filtered one is all there)."""
-    page.locator(".st-key-model_choice").click()
-    page.keyboard.type(typed)
-    page.wait_for_timeout(500)
-    options = page.get_by_role("option").all_inner_texts()
-    page.keyboard.press("Escape")
-    return options
 
 
 def test_a_renames_and_deletes_its_run_and_b_is_offered_nothing_for_it(browser, app_url, runs_dir):

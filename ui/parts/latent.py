@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from ui.state import load_map_encoding, load_map_figure, map_test_images
+from ui.latent_data import load_map_encoding, load_map_figure, map_test_images
 from ui.widgets import url_choice
 from vae_core.data.base import ImageDataset, pixels
 from vae_core.export.frames import mosaic
