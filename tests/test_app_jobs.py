@@ -80,6 +80,8 @@ def test_the_picker_tells_my_runs_from_the_class(runs_dir):
     time.sleep(2.1)  # the run list is cached for 2 s, server-wide
     again = browser(token, page="app_pages/reconstructions.py")  # the same browser, reloaded
     other = browser(page="app_pages/reconstructions.py")  # somebody else
+    for at in (again, other):  # a tiny run: short, so listed once asked for
+        at.sidebar.checkbox(key="show_short_runs").check().run()
     suffix = f"#{run_tag(run.name)}"
     assert any(o.startswith("you ") and suffix in o for o in again.sidebar.selectbox(key="model_choice").options)
     assert any(o.startswith("class ") and suffix in o for o in other.sidebar.selectbox(key="model_choice").options)

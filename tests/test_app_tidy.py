@@ -1,6 +1,6 @@
 """Your runs, tidied, headless (AppTest): the Train page lists this browser's runs only and renames or deletes
 them (deleting the loaded one loads the default and says so; a run still training cannot be deleted); the
-sidebar's picker leaves out runs stopped before SHORT_RUN_STEPS unless "Show short runs" is ticked."""
+sidebar's picker leaves out runs that ended before SHORT_RUN_STEPS unless "Show short runs" is ticked."""
 from __future__ import annotations
 
 import os
@@ -33,7 +33,7 @@ def runs(tmp_path, monkeypatch) -> dict[str, Path]:
     return {"long": save_owned_run(root, name("long"), ME, steps=SHORT_RUN_STEPS),
             "short": save_owned_run(root, name("shrt"), ME, steps=SHORT_RUN_STEPS - 1, status="stopped"),
             "live": save_owned_run(root, name("live"), ME, steps=1, status="running", **writer_fields()),
-            "tiny": save_owned_run(root, name("tiny"), ME, steps=4),  # finished: a tiny run asked for
+            "tiny": save_owned_run(root, name("tiny"), ME, steps=4),  # finished, but short: hidden too
             "diverged": save_owned_run(root, name("dvrg"), ME, steps=3, status="diverged"),
             "private": save_owned_run(PrivateSpace.of(Path(os.environ["VAE_LAB_UPLOADS"]), ME).runs_dir, name("priv"),
                                       ME),  # on A's own images: in A's private space
@@ -109,12 +109,12 @@ def test_cancel_keeps_the_run(runs):
 
 def test_short_runs_are_hidden_from_the_picker_unless_asked_for(runs):
     at = open_app()
-    assert picker(at) == {"long", "live", "tiny", "dvrg", "priv", "thrl"}  # only the stopped short ones are left out
+    assert picker(at) == {"long", "live", "dvrg", "priv", "thrl"}  # training, or diverged: the news, kept
     at.sidebar.checkbox(key="show_short_runs").check().run()
     assert picker(at) == {"long", "live", "tiny", "dvrg", "priv", "thrl", "shrt", "thrs"}
 
 
 def test_the_loaded_short_run_stays_in_the_picker(runs):
     at = open_app(run=name("shrt"))
-    assert picker(at) == {"long", "live", "tiny", "dvrg", "priv", "thrl", "shrt"}
+    assert picker(at) == {"long", "live", "dvrg", "priv", "thrl", "shrt"}
     assert at.session_state["run_path"] == str(runs["short"])

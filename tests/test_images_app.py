@@ -115,6 +115,7 @@ def test_the_uploading_browser_trains_on_it_and_nobody_else_sees_it(server):
     spaces = server / "uploads"
     run = wait_for_run(alice, next(spaces.iterdir()) / "runs")
     assert not (server / "runs").exists() or not list((server / "runs").iterdir())  # nothing public
+    alice.sidebar.checkbox(key="show_short_runs").check().run()  # a tiny run: short, so listed once asked for
     for _ in range(20):  # the job's end loads the run in this browser
         alice.run()
         if any(o.startswith("you, private") for o in picker(alice)):
@@ -131,6 +132,7 @@ def test_the_uploading_browser_trains_on_it_and_nobody_else_sees_it(server):
     alice.button(key=f"images_share_{run.name}").click().run()  # saved for everyone, deliberately
     assert (server / "runs" / run.name / "samples.safetensors").exists()
     bob = browser("bob-token-22", "app_pages/reconstructions.py")
+    bob.sidebar.checkbox(key="show_short_runs").check().run()  # a tiny run: listed once asked for
     assert any("images" in o and o.startswith("class") for o in picker(bob))
     bob.query_params["run"] = run.name
     bob.run()  # bob opens it: the pages draw the test images it carries

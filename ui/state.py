@@ -115,15 +115,16 @@ def model_choices(owner: str) -> list[ModelChoice]:
             + [ModelChoice(r.path, "class", r) for r in runs if r.owner != owner])
 
 
-SHORT_RUN_STEPS = 50  # a run stopped before this many steps (a Start stopped at once) is left out of the picker
+SHORT_RUN_STEPS = 50  # a run of fewer steps (a Start stopped at once) is left out of the picker unless asked for
 SHOW_SHORT_KEY = "show_short_runs"  # session: the sidebar's "Show short runs" checkbox
+SHORT_KEPT = ("running", "diverged", "failed")  # listed however short: still training, or how it ended is the news
 
 
 def is_short(choice: ModelChoice) -> bool:
-    """A run its person stopped before SHORT_RUN_STEPS steps. A run still training, and one that finished (a tiny
-    run asked for), diverged, failed or was interrupted, stays: its status is the news."""
+    """A run that ended before SHORT_RUN_STEPS steps; not one still training, nor one whose ending is the news."""
     steps = choice.info.steps
-    return choice.info.status == "stopped" and steps is not None and steps < SHORT_RUN_STEPS
+    return choice.owner != "bundled" and choice.info.status not in SHORT_KEPT and steps is not None \
+        and steps < SHORT_RUN_STEPS
 
 
 def picker_choices(choices: list[ModelChoice], loaded: Path) -> list[ModelChoice]:
@@ -138,8 +139,9 @@ def short_runs_ui(choices: list[ModelChoice]) -> None:
     """The checkbox that shows the short runs picker_choices hides, with how many of model_choices are short."""
     hidden = sum(is_short(c) for c in choices)
     st.checkbox("Show short runs", key=SHOW_SHORT_KEY,
-                   help=f"Runs stopped before {SHORT_RUN_STEPS} steps (started and stopped at once) are left out of "
-                        f"the picker unless this is ticked: {hidden} here. A link to one still opens it.")
+                   help=f"Runs that ended before {SHORT_RUN_STEPS} steps (a start stopped at once, a tiny test) are "
+                        f"left out of the picker unless this is ticked: {hidden} here. Runs that diverged or failed "
+                        "stay listed, and a link to a short run still opens it.")
 
 
 MARKDOWN_SPECIAL = "\\`*_{}[]()<>#+-.!|~$:"  # what Streamlit's Markdown would read as markup, icons or maths
