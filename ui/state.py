@@ -117,7 +117,7 @@ def model_choices(owner: str) -> list[ModelChoice]:
 
 SHORT_RUN_STEPS = 50  # a run of fewer steps (a Start stopped at once) is left out of the picker unless asked for
 SHOW_SHORT_KEY = "show_short_runs"  # session: the sidebar's "Show short runs" checkbox
-SHORT_KEPT = ("running", "diverged", "failed")  # listed however short: still training, or how it ended is the news
+SHORT_KEPT = ("running", "diverged", "failed", "interrupted")  # listed however short: how it ended is the news
 
 
 def is_short(choice: ModelChoice) -> bool:
@@ -139,9 +139,9 @@ def short_runs_ui(choices: list[ModelChoice]) -> None:
     """The checkbox that shows the short runs picker_choices hides, with how many of model_choices are short."""
     hidden = sum(is_short(c) for c in choices)
     st.checkbox("Show short runs", key=SHOW_SHORT_KEY,
-                   help=f"Runs that ended before {SHORT_RUN_STEPS} steps (a start stopped at once, a tiny test) are "
-                        f"left out of the picker unless this is ticked: {hidden} here. Runs that diverged or failed "
-                        "stay listed, and a link to a short run still opens it.")
+                help=f"Runs that ended before {SHORT_RUN_STEPS} steps (a start stopped at once, a tiny test) are left "
+                     f"out of the picker unless this is ticked: {hidden} here. Runs that diverged, failed or were "
+                     "interrupted stay listed, and a link to a short run still opens it.")
 
 
 MARKDOWN_SPECIAL = "\\`*_{}[]()<>#+-.!|~$:"  # what Streamlit's Markdown would read as markup, icons or maths

@@ -158,6 +158,8 @@ def finished_without_its_browser(browser, url: str, owner_url: str, owner_cookie
     [run] = mine
     time.sleep(2.5)  # the run list is cached for 2 s
     stranger = open_page(browser, url)
+    stranger.get_by_test_id("stSidebar").get_by_text("Show short runs").click()  # a 5-second run may be short
+    wait_settled(stranger)
     stranger.locator(".st-key-model_choice").click()
     assert stranger.get_by_role("option").filter(has_text="class ").filter(has_text=run.name[-4:]).count() == 1
     assert identity(stranger.context) != token  # a stranger is not the owner
