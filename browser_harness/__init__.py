@@ -80,9 +80,10 @@ def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
         proc.wait(timeout=10)
 
 
-def start_server(runs_dir: Path, log_dir: Path, env: Mapping[str, str] | None = None) -> Server:
-    """`streamlit run app.py` on a free loopback port; returns once /_stcore/health says ok."""
-    port = free_port()
+def start_server(runs_dir: Path, log_dir: Path, env: Mapping[str, str] | None = None,
+                 port: int | None = None) -> Server:
+    """`streamlit run app.py` on `port` (else a free loopback port); returns once /_stcore/health says ok."""
+    port = port or free_port()
     log = Path(log_dir) / f"server-{port}.log"
     full_env = dict(os.environ, VAE_LAB_RUNS=str(runs_dir), PYTHONUNBUFFERED="1", **(env or {}))
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py",
@@ -107,8 +108,9 @@ def _wait_healthy(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def running_server(runs_dir: Path, log_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[Server]:
-    server = start_server(runs_dir, log_dir, env)
+def running_server(runs_dir: Path, log_dir: Path, env: Mapping[str, str] | None = None,
+                   port: int | None = None) -> Iterator[Server]:
+    server = start_server(runs_dir, log_dir, env, port)
     try:
         yield server
     finally:

@@ -14,6 +14,7 @@ def main() -> None:
     from ui.pages import LABS, PAGES, TRAIN
     from ui.present import link_view, present_switch_ui, view_style_ui
     from ui.session import identity_ui
+    from ui.signin import sign_in_gate_ui, sign_in_ui
     from ui.sidebar import model_sidebar_ui, share_ui
     from ui.state import configure_torch, notices_ui
     from ui.space import keep_alive
@@ -33,6 +34,8 @@ def main() -> None:
     WATCHING = (TRAIN.url_path, LABS.url_path)  # pages that poll this browser's job themselves
     page = st.navigation(pages)
     identity_ui()  # before anything asks who this browser is: drops an old link's u= (see ui/session.py)
+    sign_in_gate_ui()  # where the host requires a name, nothing else draws until the person signs in
+    sign_in_ui()
     # First: a job that just ended changes the loaded model (a sweep watched on Train opens in Compare).
     job_sidebar_ui(poll=page.url_path not in WATCHING, opens_compare=page.url_path == TRAIN.url_path)
     model_sidebar_ui()

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from ui import cookie
+from ui.signin import current_login
 
 OLD_LINK_PARAM = "u"  # where links used to carry the identity; dropped on sight, never read
 TOKEN_KEY = "client_token"  # session: the identity; without a cookie (AppTest) tests set it to be one browser
@@ -56,7 +57,11 @@ def load_client_registry() -> ClientRegistry:
 
 
 def client_token() -> str:
-    """This browser's secret: its identity cookie, else (no HTTP request, as in AppTest) one per session."""
+    """This person's secret: a signed-in person's login (ui/signin.py), else the browser's identity cookie, else
+    (no HTTP request, as in AppTest) one per session."""
+    login = current_login()
+    if login is not None:
+        return login.secret
     token = cookie.browser_secret() or st.session_state.get(TOKEN_KEY) or cookie.new_secret()
     st.session_state[TOKEN_KEY] = token
     return token

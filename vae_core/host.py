@@ -16,6 +16,8 @@ MB = 2**20
 RUNS_ENV, DATA_ENV = "VAE_LAB_RUNS", "VAE_LAB_DATA"
 DEFAULT_RUNS_DIR, DEFAULT_DATA_DIR = "runs", "data"  # relative to the server's working directory
 DEFAULT_UPLOAD_MB = 200  # the largest upload a browser may send, unless the host says otherwise
+SignIn = Literal["off", "optional", "required"]
+SIGN_IN_CHOICES: tuple[SignIn, ...] = ("off", "optional", "required")
 
 
 def _default_max_jobs() -> int:
@@ -33,12 +35,13 @@ class Setting:
     """One environment variable: the HostSettings field it sets, its default, its range, and what it means."""
     env: str
     field: str
-    kind: Literal["integer", "number", "path", "switch", "paths"]
+    kind: Literal["integer", "number", "path", "switch", "paths", "choice"]
     default: Any  # a value, or a function of no arguments that computes it where it depends on the machine
     shown: str  # the default as the README's table shows it
     words: str  # what it sets
     lo: float = 0.0
     hi: float = 0.0
+    choices: tuple[str, ...] = ()  # a "choice" setting's values
 
     def value(self, env: Mapping[str, str]) -> Any:
         """The setting read from env (an empty variable counts as unset); HostSettingError says what is wrong."""
@@ -71,6 +74,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAE_LAB_IMAGE_FOLDERS", "image_folders", "paths", (), "(none)",
             "server folders a browser may read images from, `:`-separated; off by default, so a student cannot "
             "read the server's folders"),
+    Setting("VAE_LAB_SIGN_IN", "sign_in", "choice", "optional", "optional",
+            "where Streamlit's secrets.toml has an `[auth]` section (an OpenID Connect provider): `optional`, a Sign "
+            "in button and runs labelled with each signed-in person's name; `required`, the pages ask to sign in "
+            "first; `off`, no sign-in. Without `[auth]`, each browser is its own anonymous person",
+            choices=SIGN_IN_CHOICES),
 )
 
 
@@ -90,7 +98,14 @@ def _number(setting: Setting, raw: str) -> float:
     return value
 
 
+def _choice(setting: Setting, raw: str) -> str:
+    if raw not in setting.choices:
+        raise HostSettingError(f"{setting.env}={raw!r} is not one of {', '.join(setting.choices)}.")
+    return raw
+
+
 _READERS = {
+    "choice": _choice,
     "integer": _number, "number": _number,
     "path": lambda s, raw: Path(raw),
     "switch": lambda s, raw: raw == "1",
@@ -125,6 +140,7 @@ class HostSettings:
     upload_ttl_s: float = _SETTING["upload_ttl_s"].default
     max_upload_mb: int = DEFAULT_UPLOAD_MB
     image_folders: tuple[Path, ...] = ()
+    sign_in: SignIn = "optional"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "HostSettings":

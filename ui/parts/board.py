@@ -12,6 +12,7 @@ import streamlit as st
 from ui.compare_url import MAX_RUNS, MIN_RUNS, show_next
 from ui.pages import COMPARE
 from ui.session import client_token
+from ui.signin import current_login, shown_name
 from ui.state import config_mtime, load_run_cached, load_run_infos, load_test_images, run_params
 from ui.widgets import chart, url_choice
 from vae_core.config import DataConfig
@@ -46,6 +47,10 @@ UNKNOWN_OWNER = "unknown"  # an unreadable run's metrics.json, which names its o
 
 def name_ui() -> None:
     """The text box for this browser's name on the board; saved in the runs folder under a hash of its secret."""
+    login = current_login()
+    if login is not None:  # the provider's name: a typed one would let anyone stand in for a signed-in person
+        st.caption(f"Your runs show as “{shown_name(login)}”, the name you signed in with.")
+        return
     runs_dir, key = default_runs_dir(), owner_key(client_token())
     current = read_names(runs_dir).get(key)
     with st.form(NAME_FORM, border=False):
