@@ -65,6 +65,9 @@ def _hidden(name: str) -> nn.Module:
 class VAE(nn.Module):
     """Shared machinery; subclasses build `encoder` (x -> features) and `decoder` (z -> logits)."""
 
+    # The weights' layout that trains fastest on a CPU (Trainer); the conv VAE's is channels_last.
+    cpu_memory_format = torch.contiguous_format
+
     def __init__(self, cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0):
         super().__init__()
         self.cfg = cfg
@@ -168,6 +171,9 @@ class VAE(nn.Module):
 
 
 class ConvVAE(VAE):
+    # NHWC: oneDNN's CPU convolutions run 1.6x faster in it than in NCHW, which they reorder to and from.
+    cpu_memory_format = torch.channels_last
+
     def __init__(self, cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0):
         super().__init__(cfg, likelihood, sigma)
         sizes = [cfg.image_size]
