@@ -1,81 +1,289 @@
-"""Trainer vs a plain PyTorch loop: same model, same data, same batches, interleaved in one run.
+"""Training speed on one core: the default conv VAE's training step in GFLOP/s, as a share of what the same core does
+in a large float32 matmul, measured in the same run; each CPU optimization off and on; the Trainer against a plain
+loop doing the same.
 
-    python -m bench.bench_train [--steps 60] [--rounds 5] [--threads 1]
+    python -m bench.bench_train [--steps 30] [--rounds 5] [--threads 1] [--batch-size 64] [--batch-sizes 32,128]
+                                [--compile]
 
-Prints images/s for each and their ratio (goal: Trainer / plain >= 0.95). Machines here are shared
-and noisy, so rounds alternate between the two, the medians are compared, and the rate is given per
-second of this process's CPU time (steady under load from other processes) as well as wall time.
+FLOPs per step: torch's FlopCounterMode over one Trainer step (forward and backward: the convolutions and matrix
+products; the elementwise ops it does not count). The variants add the Trainer's optimizations one at a time
+("before" is the Trainer as it was: NCHW weights, F.binary_cross_entropy_with_logits, Adam's for-loop); each is
+timed as the Trainer and as a plain loop (PyTorch's examples/vae loop) making the same choices. The machine is
+shared and noisy: the rounds interleave the matmul and every variant, each round's fraction is taken against that
+round's matmul, and the medians are printed with the load average. --compile also times torch.compile on the plain
+loop: its compile seconds, and after how many seconds of training it would pay back.
 """
+from __future__ import annotations
+
 import argparse
+import os
 import statistics
 import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Callable, Iterator, Literal
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
-from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data.base import pixels
-from vae_core.model.vae import build_model
-from vae_core.training.trainer import Trainer, make_run_config, prepare_data
+from vae_core.model import likelihoods
+from vae_core.model.vae import VAE, build_model
+from vae_core.training.trainer import Trainer, TrainingData, make_run_config, prepare_data
+
+MATMUL_N = 2048  # a 2048 x 2048 float32 product: 17 GFLOP, large enough for the core's best
+MATMUL_REPS = 3  # best of these, each round
+CLASSROOM_RUN_S = 60  # a typical classroom training run, for whether torch.compile pays
+
+Bce = Literal["torch", "fused"]
+AdamKind = Literal["for-loop", "foreach", "fused"]
 
 
-def plain_loop(model, optimizer, loader):
-    """The loop of PyTorch's examples/vae: a DataLoader, BCE summed over pixels + KL, mean over the batch."""
-    for (x,) in loader:
-        x_hat_logits = model.decode_logits(z := model.reparameterize(*(mu_logvar := model.encode(x))))
-        mu, logvar = mu_logvar
-        bce = F.binary_cross_entropy_with_logits(x_hat_logits, x, reduction="sum")
-        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-        loss = (bce + kld) / len(x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        del z
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    memory_format: torch.memory_format
+    bce: Bce  # torch: F.binary_cross_entropy_with_logits (log_sigmoid); fused: likelihoods.bernoulli_log_prob
+    adam: AdamKind
+
+
+VARIANTS = (
+    Variant("before", torch.contiguous_format, "torch", "for-loop"),
+    Variant("+ channels_last", torch.channels_last, "torch", "for-loop"),
+    Variant("+ fused BCE", torch.channels_last, "fused", "for-loop"),
+    Variant("+ foreach Adam", torch.channels_last, "fused", "foreach"),
+    Variant("+ fused Adam (shipped)", torch.channels_last, "fused", "fused"),
+)
+
+
+def make_adam(model: VAE, lr: float, kind: AdamKind) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=lr, foreach=kind == "foreach", fused=kind == "fused" or None)
+
+
+def torch_bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The Trainer's Bernoulli log-likelihood before: torch's BCE with logits."""
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+
+
+@contextmanager
+def loss_as(bce: Bce) -> Iterator[None]:
+    """The library's Bernoulli likelihood as the variant has it, while the block runs."""
+    swap = mock.patch.dict(likelihoods._FROM_LOGITS, bernoulli=torch_bernoulli_log_prob)
+    with swap if bce == "torch" else nullcontext():
+        yield
+
+
+def variant_trainer(config: RunConfig, data: TrainingData, v: Variant) -> Trainer:
+    """The Trainer, its weights in the variant's layout and its optimizer the variant's."""
+    model = build_model(config.model, config.loss.likelihood, config.loss.sigma, seed=config.train.seed)
+    model.cpu_memory_format = v.memory_format  # what the Trainer lays the weights out in
+    trainer = Trainer(config, data.train.images, data.normalizer, model=model)
+    trainer.optimizer = make_adam(trainer.model, config.train.lr, v.adam)
+    return trainer
+
+
+def plain_step(model: VAE, x: torch.Tensor, bce: Bce) -> torch.Tensor:
+    """The loss of PyTorch's examples/vae: BCE summed over pixels + KL, mean over the batch."""
+    mu, logvar = model.encode(x)
+    logits = model.decode_logits(model.reparameterize(mu, logvar))
+    nll = (F.binary_cross_entropy_with_logits(logits, x, reduction="sum") if bce == "torch"
+           else -likelihoods.bernoulli_log_prob(x, logits).sum())
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return (nll + kld) / len(x)
+
+
+@dataclass
+class PlainLoop:
+    """A DataLoader over the whole set normalized up front (what such loops usually get), and the loop."""
+    model: VAE
+    optimizer: torch.optim.Optimizer
+    loader: DataLoader
+    loss: Callable[[torch.Tensor], torch.Tensor]
+
+    def epoch(self) -> int:
+        """One epoch; the images it trained on."""
+        n = 0
+        for (x,) in self.loader:
+            loss = self.loss(x)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            n += len(x)
+        return n
+
+
+def plain_loop(config: RunConfig, data: TrainingData, v: Variant, compiled: bool = False) -> PlainLoop:
+    model = build_model(config.model, config.loss.likelihood, seed=config.train.seed)
+    model.to(memory_format=v.memory_format)
+    x_all = data.normalizer.forward(pixels(data.train.images))
+    loader = DataLoader(TensorDataset(x_all), batch_size=config.train.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    loss = lambda x: plain_step(model, x, v.bce)  # noqa: E731
+    optimizer = make_adam(model, config.train.lr, v.adam)
+    return PlainLoop(model, optimizer, loader, torch.compile(loss) if compiled else loss)
+
+
+def trainer_epoch(trainer: Trainer, v: Variant) -> int:
+    """One epoch of the Trainer, its metrics taken every step as a job takes them; the images it trained on."""
+    with loss_as(v.bce):
+        return trainer.config.train.batch_size * sum(1 for _ in trainer.steps())
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall_s: float
+    cpu_s: float  # this process's CPU time: steadier than the wall under other processes' load
+
+
+def timed(fn: Callable[[], object]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return Timing(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def matmul_timing() -> Timing:
+    """The best of MATMUL_REPS products of two MATMUL_N-square float32 matrices."""
+    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
+    a @ b
+    times = [timed(lambda: a @ b) for _ in range(MATMUL_REPS)]
+    return Timing(min(t.wall_s for t in times), min(t.cpu_s for t in times))
+
+
+MATMUL_FLOP = 2 * MATMUL_N**3
+
+
+def step_flop(config: RunConfig, data: TrainingData) -> int:
+    """FLOPs of one Trainer step, forward and backward, as FlopCounterMode counts them."""
+    trainer = Trainer(config, data.train.images, data.normalizer)
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_on(torch.arange(config.train.batch_size))
+    return counter.get_total_flops()
+
+
+def bench_config(batch_size: int, steps: int, threads: int) -> RunConfig:
+    """The app's default conv VAE on sprites, one epoch of `steps` batches."""
+    return make_run_config(DataConfig(n_train=batch_size * steps), ModelConfig(), LossConfig(likelihood="bernoulli"),
+                           TrainConfig(epochs=1, batch_size=batch_size, num_threads=threads))
+
+
+@dataclass
+class Rounds:
+    """Per-round measurements of one variant: GFLOP/s (wall, CPU time) and the fractions of that round's matmul."""
+    trainer: list[float]
+    trainer_cpu: list[float]
+    plain: list[float]
+    fraction: list[float]
+    fraction_cpu: list[float]
+    ratio: list[float]  # Trainer / plain loop, images per second
+
+
+def new_rounds() -> Rounds:
+    return Rounds([], [], [], [], [], [])
+
+
+def record(r: Rounds, flop: int, matmul: Timing, trainer: Timing, plain: Timing | None) -> None:
+    """flop: one epoch's FLOPs (Trainer and plain loop train the same images)."""
+    r.trainer.append(flop / trainer.wall_s / 1e9)
+    r.trainer_cpu.append(flop / trainer.cpu_s / 1e9)
+    r.fraction.append(r.trainer[-1] / (MATMUL_FLOP / matmul.wall_s / 1e9))
+    r.fraction_cpu.append(r.trainer_cpu[-1] / (MATMUL_FLOP / matmul.cpu_s / 1e9))
+    if plain is not None:
+        r.plain.append(flop / plain.wall_s / 1e9)
+        r.ratio.append(plain.wall_s / trainer.wall_s)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+
+
+def compare_variants(config: RunConfig, data: TrainingData, steps: int, rounds: int
+                     ) -> tuple[list[float], list[Rounds]]:
+    """Every variant as the Trainer and as a plain loop, interleaved with the matmul, `rounds` times; the matmul's
+    GFLOP/s each round, and each variant's rounds."""
+    flop = step_flop(config, data) * steps
+    trainers = [variant_trainer(config, data, v) for v in VARIANTS]
+    plains = [plain_loop(config, data, v) for v in VARIANTS]
+    for trainer, plain, v in zip(trainers, plains, VARIANTS):  # warm up
+        trainer_epoch(trainer, v), plain.epoch()
+    matmul, results = [], [new_rounds() for _ in VARIANTS]
+    for _ in range(rounds):
+        mm = matmul_timing()
+        matmul.append(MATMUL_FLOP / mm.wall_s / 1e9)
+        for trainer, plain, v, r in zip(trainers, plains, VARIANTS, results):
+            record(r, flop, mm, timed(lambda: trainer_epoch(trainer, v)), timed(plain.epoch))
+    return matmul, results
+
+
+def print_variants(matmul: list[float], results: list[Rounds]) -> None:
+    print(f"matmul {MATMUL_N}^3 float32: {median(matmul):.1f} GFLOP/s (median of the rounds' best of {MATMUL_REPS})")
+    print(f"{'variant':<24} {'Trainer GFLOP/s':>15} {'x matmul':>9} {'x matmul (CPU s)':>17} "
+          f"{'plain GFLOP/s':>14} {'Trainer/plain':>14}")
+    for v, r in zip(VARIANTS, results):
+        print(f"{v.name:<24} {median(r.trainer):15.1f} {median(r.fraction):9.3f} {median(r.fraction_cpu):17.3f} "
+              f"{median(r.plain):14.1f} {median(r.ratio):14.3f}")
+
+
+def batch_sizes(sizes: list[int], steps: int, threads: int, rounds: int) -> None:
+    """The shipped Trainer at other batch sizes: GFLOP/s and the fraction of the matmul."""
+    for bs in sizes:
+        config = bench_config(bs, steps, threads)
+        data = prepare_data(config)
+        flop, r = step_flop(config, data) * steps, new_rounds()
+        trainer = Trainer(config, data.train.images, data.normalizer)
+        trainer_epoch(trainer, VARIANTS[-1])
+        for _ in range(rounds):
+            mm = matmul_timing()
+            record(r, flop, mm, timed(lambda: trainer_epoch(trainer, VARIANTS[-1])), None)
+        print(f"batch {bs:>4}: Trainer {median(r.trainer):6.1f} GFLOP/s, {median(r.fraction):.3f} x matmul")
+
+
+def compile_payback(config: RunConfig, data: TrainingData, steps: int, rounds: int) -> None:
+    """torch.compile on the plain loop (shipped choices): compile seconds, speed, and when it pays back."""
+    flop = step_flop(config, data) * steps
+    eager, compiled = plain_loop(config, data, VARIANTS[-1]), plain_loop(config, data, VARIANTS[-1], compiled=True)
+    eager.epoch()
+    first = timed(compiled.epoch).wall_s
+    e, c = [], []
+    for _ in range(rounds):
+        e.append(timed(eager.epoch).wall_s)
+        c.append(timed(compiled.epoch).wall_s)
+    te, tc = median(e), median(c)
+    compile_s = first - tc
+    gain = 1 - tc / te
+    pays = f"after {compile_s / gain:.0f} s of training" if gain > 0 else "never (no faster than eager)"
+    print(f"torch.compile: {compile_s:.1f} s to compile; plain loop {flop / te / 1e9:.1f} GFLOP/s eager, "
+          f"{flop / tc / 1e9:.1f} compiled ({gain:+.1%}); pays back {pays} (a classroom run: {CLASSROOM_RUN_S} s)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=30, help="steps per timed epoch")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the app trains on 1)")
+    ap.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
+    ap.add_argument("--batch-sizes", default="", help="also the shipped Trainer at these, e.g. 32,128,256")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (over a minute to compile)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    bs = 64
-    config = make_run_config(DataConfig(n_train=bs * args.steps), ModelConfig(), LossConfig(likelihood="bernoulli"),
-                             TrainConfig(epochs=1, batch_size=bs, num_threads=args.threads))
+    print(f"{load()}; threads={args.threads}, batch {args.batch_size}, {args.steps} steps a round, "
+          f"{args.rounds} rounds")
+    config = bench_config(args.batch_size, args.steps, args.threads)
     data = prepare_data(config)
-    # The plain loop gets what such loops usually get: the whole set normalized up front, shuffled
-    # by a DataLoader. The Trainer keeps uint8 and normalizes each batch (4x less memory).
-    x_all = data.normalizer.forward(pixels(data.train.images))
-    loader = DataLoader(TensorDataset(x_all), batch_size=bs, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
-    torch.manual_seed(0)
-    plain_model = build_model(config.model, "bernoulli")
-    plain_opt = torch.optim.Adam(plain_model.parameters(), lr=config.train.lr)
-    trainer = Trainer(config, data.train.images, data.normalizer)
-    plain_loop(plain_model, plain_opt, loader)  # warm up both
-    for _ in zip(range(5), trainer.steps()):
-        pass
-    rates = {"plain": ([], []), "Trainer": ([], [])}  # (wall, cpu) images/s per round
-    n_images = len(x_all)
-
-    def timed(name, fn):
-        wall, cpu = time.perf_counter(), time.process_time()
-        n = fn()
-        rates[name][0].append(n / (time.perf_counter() - wall))
-        rates[name][1].append(n / (time.process_time() - cpu))
-
-    for r in range(args.rounds):
-        timed("plain", lambda: plain_loop(plain_model, plain_opt, loader) or n_images)
-        timed("Trainer", lambda: bs * sum(1 for _ in trainer.steps()))  # one epoch, same images
-        print(f"round {r + 1}: plain {rates['plain'][0][-1]:6.0f} img/s wall, {rates['plain'][1][-1]:6.0f} "
-              f"img/CPU-s | Trainer {rates['Trainer'][0][-1]:6.0f} img/s wall, {rates['Trainer'][1][-1]:6.0f} img/CPU-s")
-    params = sum(x.numel() for x in plain_model.parameters())
-    print(f"threads={args.threads} batch={bs} default conv VAE ({params:,} params), {n_images} images per round")
-    for i, unit in enumerate(("img/s wall", "img/CPU-s")):
-        p, tr = statistics.median(rates["plain"][i]), statistics.median(rates["Trainer"][i])
-        print(f"median {unit}: plain loop {p:.0f}, Trainer {tr:.0f}, ratio {tr / p:.3f} (goal >= 0.95)")
+    print(f"default conv VAE: {step_flop(config, data) / 1e9:.3f} GFLOP a step (forward + backward)")
+    print_variants(*compare_variants(config, data, args.steps, args.rounds))
+    if args.batch_sizes:
+        batch_sizes([int(b) for b in args.batch_sizes.split(",")], args.steps, args.threads, args.rounds)
+    if args.compile:
+        compile_payback(config, data, args.steps, args.rounds)
+    print(f"at the end: {load()}")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def train(config: RunConfig, dist: Dist | None = None) -> tuple[dict[str, torch.
                                   "agree": lambda clock: rank0_clock(clock, torch.device("cpu"))}
     lockstep = LockstepTrainer([config], data.train.images, [data.normalizer], **kw)
     steps = [(m.loss, m.recon_nats, m.kl_nats) for s in lockstep.steps() for m in s.metrics]
-    return {k: v.clone() for k, v in lockstep.trainers[0].model.state_dict().items()}, steps
+    # contiguous: a Trainer on a CPU keeps conv weights channels_last, which safetensors will not save as they are
+    weights = lockstep.trainers[0].model.state_dict()
+    return {k: v.clone(memory_format=torch.contiguous_format) for k, v in weights.items()}, steps
 
 
 def _rank(rank: int, port: int, out: str) -> None:

@@ -41,6 +41,20 @@ def test_bernoulli_log_prob_is_stable_for_extreme_logits():
     torch.testing.assert_close(out, torch.tensor([-200.0, -200.0]))
 
 
+def test_bernoulli_log_prob_is_torchs_bce_to_float_rounding_and_its_gradient_exact():
+    """The fused form (likelihoods._BernoulliNLL) against float64 BCE: float32 within the error of torch's own
+    float32 BCE, and autograd's gradients (logits and targets) against finite differences."""
+    logits = torch.cat([torch.linspace(-40, 40, 801), torch.tensor([-200.0, -17.0, 17.0, 200.0])])
+    L, X = torch.meshgrid(logits, torch.tensor([0.0, 0.001, 0.25, 0.5, 0.75, 0.999, 1.0]), indexing="ij")
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    ref = -bce(L.double(), X.double(), reduction="none")
+    torch_error = (-bce(L, X, reduction="none").double() - ref).abs().max()
+    assert (bernoulli_log_prob(X, L).double() - ref).abs().max() <= max(torch_error, 1e-6)
+    l64 = (torch.randn(3, 2, 4, 4, dtype=torch.float64) * 4).requires_grad_()
+    x64 = torch.rand(3, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(bernoulli_log_prob, (x64, l64))
+
+
 def test_kl_matches_kl_divergence_to_standard_normal():
     mu, logvar = torch.randn(16, 10) * 2, torch.randn(16, 10)
     q = Normal(mu, (0.5 * logvar).exp())

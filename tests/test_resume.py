@@ -86,3 +86,30 @@ def test_the_training_state_is_safetensors_with_the_optimizer_moments(tmp_path, 
     assert state.step == 3 and len(state.optimizer["state"]) == len(params)
     assert all(state.optimizer["state"][i]["exp_avg"].shape == p.shape for i, p in enumerate(params))
     assert (run / TRAIN_STATE).read_bytes()[8:9] == b"{"  # a safetensors header: JSON, never a pickle
+
+
+def test_a_resumed_trainer_lays_out_its_moments_like_its_weights_and_keeps_fused_adam(tmp_path):
+    """A saved state is contiguous and, from runs saved before fused Adam, says fused=None: the resumed Trainer
+    still trains channels_last with fused Adam, and its next step is the straight run's, bit for bit."""
+    from vae_core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+    from vae_core.training.resume import write_train_state
+    from vae_core.training.trainer import Trainer, make_run_config, prepare_data
+
+    config = make_run_config(DataConfig(n_train=64, n_test=16), ModelConfig(width=8, latent_dim=3),
+                             LossConfig("bernoulli"), TrainConfig(epochs=1, batch_size=32))
+    data = prepare_data(config)
+    straight, resumed = (Trainer(config, data.train.images, data.normalizer) for _ in range(2))
+    straight.train_on(torch.arange(32))
+    state = straight.state()
+    for group in state.optimizer["param_groups"]:
+        group["fused"] = None  # as a run saved before fused Adam says
+    write_train_state(tmp_path / TRAIN_STATE, state)
+    resumed.resume(straight.model.state_dict(), read_train_state(tmp_path / TRAIN_STATE))
+    weight = resumed.model.encoder[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(group["fused"] for group in resumed.optimizer.param_groups)
+    assert resumed.optimizer.state[weight]["exp_avg"].stride() == weight.stride()
+    for trainer in (straight, resumed):
+        trainer.train_on(torch.arange(32, 64))
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
-import torch.nn.functional as F
 
 from vae_core.config import LikelihoodName
 from vae_core.data.normalize import SIGMA_FLOOR_PIXELS
@@ -36,9 +35,31 @@ def laplace_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tenso
     return -math.log(2) - log_scale - (x - mean).abs() * torch.exp(-log_scale)
 
 
+class _BernoulliNLL(torch.autograd.Function):
+    """-log Bern(x; sigmoid(l)) = max(l, 0) - x l + log(1 + exp(-|l|)), and its gradient sigmoid(l) - x.
+
+    What F.binary_cross_entropy_with_logits computes, to float rounding (its absolute error, 1e-6 at |l| = 20,
+    is also this one's), in a few vectorized passes: torch's CPU log1p and log_sigmoid are scalar loops, 2 to 3 ms
+    of a 30 ms training step of the default conv VAE on one core. log(1 + u) rounds 1 + u, an absolute error under
+    6e-8 nats a pixel; the gradient is exact.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(logits, x)
+        return torch.exp(-logits.abs()).add_(1).log_().add_(logits.clamp_min(0)).sub_(x * logits)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        logits, x = ctx.saved_tensors
+        d_logits = (torch.sigmoid(logits) - x) * grad if ctx.needs_input_grad[0] else None
+        return d_logits, -logits * grad if ctx.needs_input_grad[1] else None
+
+
 def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """log Bern(x; sigmoid(logits)) for x in [0, 1], computed stably from the logits (as BCEWithLogits)."""
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    logits, x = torch.broadcast_tensors(logits, x)
+    return -_BernoulliNLL.apply(logits, x)
 
 
 def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:

@@ -140,9 +140,12 @@ class Trainer:
         loss = config.loss
         self.model = (model or build_model(config.model, loss.likelihood, loss.sigma, seed=config.train.seed))
         self.model.set_sigma_floor(normalizer.sigma_floor())
-        self.model.to(self.device)
+        on_cpu = self.device.type == "cpu"
+        self.model.to(self.device, memory_format=self.model.cpu_memory_format if on_cpu else torch.contiguous_format)
         self.generator = generator or torch.Generator(self.device).manual_seed(config.train.seed + NOISE_SEED_OFFSET)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        # fused: one pass over each parameter, not a dozen small ops (1.7 ms of a 30 ms CPU step, 0.8 fused); GPUs
+        # keep their default
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr, fused=on_cpu or None)
         self.step = 0
         self.means: BatchMeans | None = None  # the last step's, as train_step measured them
         # Parameters and float buffers (BatchNorm statistics, sigma*): a NaN in either spoils a checkpoint.
@@ -221,7 +224,7 @@ class Trainer:
         try:
             self.model.load_state_dict(weights)
             _check_moments(self.optimizer, state.optimizer)
-            self.optimizer.load_state_dict(state.optimizer)
+            _load_moments(self.optimizer, state.optimizer)
             self.generator.set_state(state.noise)
         except (ValueError, RuntimeError, KeyError, TypeError) as e:
             raise ValueError(f"The saved training state does not fit this run's model ({e}).") from None
@@ -265,6 +268,24 @@ def _check_moments(optimizer: torch.optim.Optimizer, saved: dict) -> None:
         for name, t in values.items():
             if t.dim() and (index >= len(params) or t.shape != params[index].shape):
                 raise ValueError(f"optimizer state {index}.{name} has shape {tuple(t.shape)}")
+
+
+def _load_moments(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """The saved moments, in their parameters' layout (a saved state is contiguous), under this optimizer's own
+    implementation (fused or not: the saved groups carry the saving run's choice): a resumed run then takes the
+    straight run's steps exactly."""
+    own = [{k: group[k] for k in ("fused", "foreach")} for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, kind in zip(optimizer.param_groups, own):
+        group.update(kind)
+        for p in group["params"]:
+            _lay_out_like(optimizer.state.get(p, {}), p)
+
+
+def _lay_out_like(moments: dict[str, torch.Tensor], param: torch.Tensor) -> None:
+    for name, t in moments.items():
+        if t.shape == param.shape:  # not the scalar step
+            moments[name] = torch.empty_like(param).copy_(t)
 
 
 @torch.no_grad()
