@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 MB = 2**20
-RUNS_ENV, DATA_ENV = "VAE_LAB_RUNS", "VAE_LAB_DATA"
+RUNS_ENV, DATA_ENV, QUEUE_ENV = "VAE_LAB_RUNS", "VAE_LAB_DATA", "VAE_LAB_QUEUE"
+QUEUE_SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_RUNS_DIR, DEFAULT_DATA_DIR = "runs", "data"  # relative to the server's working directory
 DEFAULT_UPLOAD_MB = 200  # the largest upload a browser may send, unless the host says otherwise
 
@@ -33,7 +34,7 @@ class Setting:
     """One environment variable: the HostSettings field it sets, its default, its range, and what it means."""
     env: str
     field: str
-    kind: Literal["integer", "number", "path", "switch", "paths"]
+    kind: Literal["integer", "number", "path", "switch", "paths", "queue"]
     default: Any  # a value, or a function of no arguments that computes it where it depends on the machine
     shown: str  # the default as the README's table shows it
     words: str  # what it sets
@@ -71,6 +72,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAE_LAB_IMAGE_FOLDERS", "image_folders", "paths", (), "(none)",
             "server folders a browser may read images from, `:`-separated; off by default, so a student cannot "
             "read the server's folders"),
+    Setting(QUEUE_ENV, "queue_url", "queue", "", "(none)",
+            "`redis://HOST:PORT/DB`: training jobs go to this Redis and are trained by `python -m vae_core worker` "
+            "processes (here or on machines sharing the runs folder), so several app processes share one queue; "
+            "unset, jobs train in child processes of this app"),
 )
 
 
@@ -90,10 +95,18 @@ def _number(setting: Setting, raw: str) -> float:
     return value
 
 
+def _queue_url(setting: Setting, raw: str) -> str:
+    if not raw.startswith(QUEUE_SCHEMES):
+        raise HostSettingError(f"{setting.env}={raw!r} is not a Redis address; write it as redis://HOST:PORT/DB "
+                               "(or rediss://, unix://), or leave it unset to train in the app's own process.")
+    return raw
+
+
 _READERS = {
     "integer": _number, "number": _number,
     "path": lambda s, raw: Path(raw),
     "switch": lambda s, raw: raw == "1",
+    "queue": _queue_url,
     "paths": lambda s, raw: tuple(Path(p).expanduser().absolute() for p in raw.split(os.pathsep) if p.strip()),
 }
 
@@ -125,6 +138,7 @@ class HostSettings:
     upload_ttl_s: float = _SETTING["upload_ttl_s"].default
     max_upload_mb: int = DEFAULT_UPLOAD_MB
     image_folders: tuple[Path, ...] = ()
+    queue_url: str = ""  # "": the embedded scheduler (jobs/scheduler.py); else Redis (jobs/redis_queue.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "HostSettings":
