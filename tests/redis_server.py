@@ -95,8 +95,9 @@ class ClientB:
     """Another app process (this module's main): it reads one command a line and answers with one JSON line."""
 
     def __init__(self, url: str, runs_dir: Path):
+        env = {**os.environ, "VAE_LAB_QUEUE": url, "VAE_LAB_RUNS": str(runs_dir)}  # its app pages' host
         self.process = subprocess.Popen([sys.executable, "-m", "tests.redis_server", url, str(runs_dir)], cwd=REPO,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
     def ask(self, *command: str) -> dict:
         self.process.stdin.write(json.dumps(command) + "\n")
@@ -151,12 +152,23 @@ def submit(scheduler, owner: str, racers: str, other: str) -> dict:
         return {**found, other: str(e)}
 
 
+def train_page(scheduler, token: str, click: str) -> dict:
+    """The Train page for the browser `token` (in this process, its record from Redis); click Stop if asked."""
+    from tests.test_app_jobs import TRAIN, browser, texts
+
+    at = browser(token, TRAIN)
+    before, stop = texts(at.info), at.button(key="train_stop")
+    if click == "stop":
+        stop.click().run()
+    return dict(before=before, stop_enabled=not stop.disabled, after=texts(at.info) + texts(at.success))
+
+
 def serve(url: str, runs: str) -> None:
     """Client B's loop: a command a line on stdin, its answer a line on stdout."""
     scheduler = _scheduler(url, runs)
     for line in sys.stdin:
         command, *args = json.loads(line)
-        found = {"watch-and-stop": watch_and_stop, "submit": submit}[command](scheduler, *args)
+        found = {"watch-and-stop": watch_and_stop, "submit": submit, "train-page": train_page}[command](scheduler, *args)
         sys.stdout.write(json.dumps(found) + "\n")
         sys.stdout.flush()
 

@@ -123,6 +123,23 @@ def test_the_train_page_queues_on_redis_and_a_worker_trains_it(queue, monkeypatc
     assert "cannot be reached" in texts(at.error) and "Check that Redis runs there" in texts(at.error)
 
 
+def test_two_app_processes_serve_one_browser(queue, monkeypatch):
+    """The browser's record is on Redis: its job, started through A's Train page, is on B's (another process) too,
+    and B's Stop stops it."""
+    from tests.test_app_jobs import TRAIN, browser, start, texts, wait_until
+
+    url, runs, b = queue
+    monkeypatch.setenv("VAE_LAB_QUEUE", url)
+    monkeypatch.setenv("VAE_LAB_RUNS", str(runs))
+    at = browser("one-browser", TRAIN)
+    start(at, cfg_epochs=1000, cfg_time_budget=60)
+    wait_until(at, lambda at: "is **running**" in texts(at.info), timeout_s=60)
+    seen = b.ask("train-page", "one-browser", "stop")
+    assert "is **running**" in seen["before"] and seen["stop_enabled"]
+    wait_until(at, lambda at: "is now the loaded model" in texts(at.success), timeout_s=60)
+    assert "stopped" in texts(at.success)
+
+
 def test_a_worker_killed_mid_run_leaves_a_loadable_interrupted_run(queue, app_a):
     """Last of the tests that train: it leaves one worker."""
     runs = queue[1]
@@ -159,7 +176,7 @@ def test_an_unreachable_redis_says_what_to_check(tmp_path):
     assert cli(["worker", "--queue", closed]) == 2
 
 
-ON_REDIS = ("vae_core/jobs/redis_queue.py", "vae_core/jobs/worker.py")
+ON_REDIS = ("vae_core/jobs/redis_queue.py", "vae_core/jobs/worker.py", "ui/client_store.py")
 
 
 def test_without_a_queue_nothing_imports_redis():
@@ -172,7 +189,7 @@ def test_without_a_queue_nothing_imports_redis():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             on_redis = [n for n in names if n.split(".")[0] in ("redis", "rq") or
-                        n in ("vae_core.jobs.redis_queue", "vae_core.jobs.worker")]
+                        n in ("vae_core.jobs.redis_queue", "vae_core.jobs.worker", "ui.client_store")]
             if on_redis and str(path.relative_to(REPO)) not in ON_REDIS:
                 found.append(f"{path.relative_to(REPO)}: {on_redis}")
     assert found == []

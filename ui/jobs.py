@@ -52,9 +52,10 @@ def _load_scheduler(settings: HostSettings) -> Scheduler:
 
 
 def scheduler_ui() -> bool:
-    """Load the server's queue; where the host's Redis cannot be reached, say what to check (False: stop here)."""
+    """Every run, first: the server's queue answers (on Redis, one round trip); where the host's Redis cannot be
+    reached, at start or mid-class, say what to check (False: the page stops here)."""
     try:
-        load_scheduler()
+        load_scheduler().active()
     except ValueError as e:  # QueueUnavailable (a ValueError, so this module need not import Redis)
         st.error(str(e))
         return False
