@@ -22,6 +22,7 @@ from vae_core.host import HostSettingError, HostSettings
 from vae_core.jobs.redis_queue import HEARTBEAT_TTL_S, QueueUnavailable, connect
 from vae_core.runs.folders import load_run
 from vae_core.runs.listing import list_runs
+from vae_core.training.sweeps import parse_sweep
 
 LATENCY = {}  # measured figures, printed at the end of the module (-s shows them)
 
@@ -96,14 +97,17 @@ def test_places_and_one_job_per_person_hold_across_processes(queue, app_a):
     assert [app_a.get(t).status for t in (fourth, *running)] == ["cancelled", "stopped", "stopped"]
 
 
-def test_the_host_time_cap_holds_on_a_worker(queue):
+def test_the_host_time_cap_holds_on_a_worker_for_a_sweep_too(queue):
     url, runs, _ = queue
     capped = connect(dataclasses.replace(settings(runs, job_time_cap_s=1.5), queue_url=url))
-    token = capped.submit("cap", tiny_config(time_budget_s=60))
+    token = capped.submit("cap", tiny_config(time_budget_s=60), parse_sweep("beta=1,2"))
     record = capped.get(token)
     assert record.time_capped and record.time_budget_s == 1.5 and "capped at 1.5 s" in record.message
     final = wait_for(lambda: (r := capped.get(token)).done and r, timeout=60)
     assert final.status == "finished" and final.snapshot.history[-1].elapsed_s <= 2.0
+    assert [v.status for v in final.snapshot.variants] == ["finished", "finished"]
+    assert [v.run_dir for v in final.snapshot.variants] == list(final.sweep.run_dirs)
+    assert all(load_run(d).metrics["sweep"] == final.sweep.id for d in final.sweep.run_dirs)
 
 
 def test_the_train_page_queues_on_redis_and_a_worker_trains_it(queue, monkeypatch):
