@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import pickle
 import secrets
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 PREFIX = "vae-lab"
 QUEUE_NAME = "vae-lab-training"
 RUN_JOB = "vae_core.jobs.worker.run_job"  # named, not imported: an app process never imports the worker
-HEARTBEAT_S = 0.5  # how often a worker renews a job's heartbeat and looks for a stop
+BEAT_S = 0.25  # how often a worker renews a job's heartbeat, looks for a stop and writes its snapshot if it changed
 HEARTBEAT_TTL_S = 6.0  # a running job whose heartbeat is older than this was lost with its worker
 DONE_TTL_S = 86_400  # an ended job's record stays a day: a reload still finds it
 JOB_TIMEOUT_GRACE_S = 300  # RQ's job_timeout: the time budget, plus this for loading data, evaluating and saving
@@ -152,12 +153,12 @@ def connect(settings: HostSettings) -> "RedisScheduler":
 
 def _answering(method: Callable[..., T]) -> Callable[..., T]:
     """Redis gone mid-class: the page says what to check instead of a traceback from deep in redis-py."""
+    @functools.wraps(method)
     def call(self: "RedisScheduler", *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as e:
             raise unreachable(self.settings.queue_url, e) from None
-    call.__doc__, call.__name__ = method.__doc__, method.__name__
     return call
 
 
