@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from browser_harness import running_server, wait_settled
-from tests.e2e.test_jobs_browser import open_page, start_job
+from tests.e2e.test_jobs_browser import start_job
 from tests.helpers import assert_no_exception, screenshot, wait_for_status
 from tests.redis_server import end, start_redis, start_worker, wait_for_workers
 
 pytestmark = pytest.mark.e2e
+PROJECTOR = {"width": 1024, "height": 768}
 
 
 def test_one_browser_on_two_replicas_and_redis_gone(browser, tmp_path):
@@ -20,7 +21,10 @@ def test_one_browser_on_two_replicas_and_redis_gone(browser, tmp_path):
     try:
         with running_server(runs, tmp_path, env) as a, running_server(runs, tmp_path, env) as b:
             wait_for_workers(url, 1)
-            page = open_page(browser, a.url)
+            page = browser.new_context(viewport=PROJECTOR).new_page()
+            page.set_default_timeout(60_000)
+            page.goto(a.url, wait_until="domcontentloaded")
+            wait_settled(page, timeout=90_000)
             start_job(page, epochs=1000, budget_s=120)
             wait_for_status(page, "step", timeout_s=90)
             assert_no_exception(page, "Train on replica A", screenshot(page, "queue-replica-a-training"))
