@@ -28,5 +28,5 @@ def cmd_worker(ns: argparse.Namespace) -> int:
         raise ValueError(f"--workers={ns.workers} is out of range; it must be from 1 to {MAX_WORKERS}.")
     from vae_core.jobs.worker import run_workers  # imports torch: the work horses fork with it loaded
 
-    run_workers(url, ns.workers, ns.burst)
+    run_workers(url, ns.workers, "empty" if ns.burst else "stopped")
     return 0

@@ -12,6 +12,7 @@ import logging
 import os
 import pickle
 import threading
+from typing import Literal
 
 import redis
 
@@ -149,12 +150,12 @@ def _begin(pipe: redis.client.Pipeline, keys: Keys) -> bool:
     return True
 
 
-def run_workers(url: str, workers: int, burst: bool) -> None:
-    """Train the queue's jobs until stopped (Ctrl-C: the jobs running finish first); `burst`: until it is empty."""
+def run_workers(url: str, workers: int, until: Literal["stopped", "empty"]) -> None:
+    """Train the queue's jobs until stopped (Ctrl-C: the jobs running finish first), or until the queue is empty."""
     from rq import Queue, Worker
     from rq.worker_pool import WorkerPool
 
-    client = connect_redis(url)
+    client, burst = connect_redis(url), until == "empty"
     if workers == 1:
         Worker([Queue(QUEUE_NAME, connection=client)], connection=client).work(burst=burst, logging_level="INFO")
         return
