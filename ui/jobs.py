@@ -18,7 +18,7 @@ from ui.state import load_run_infos, run_params, set_run
 from vae_core.config import RunConfig
 from vae_core.data.images.private import PrivateSpace
 from vae_core.host import HostSettings
-from vae_core.jobs.scheduler import JobRecord, JobScheduler
+from vae_core.jobs.scheduler import JobRecord, JobScheduler, Scheduler
 from vae_core.labs.base import lab_id_of
 from vae_core.model.compatibility import Verdict
 from vae_core.runs.listing import cleanup_stale_temporaries
@@ -32,19 +32,34 @@ NOTICE_KEY = "job_notice"  # session: what happened to the job since the page la
 REFUSED_KEY = "job_refused"  # session: why the server refused the last Start
 
 
-def load_scheduler() -> JobScheduler:
-    """The server's one queue of training jobs, shared by every session."""
+def load_scheduler() -> Scheduler:
+    """The server's one queue of training jobs, shared by every session (and, on Redis, by every app process)."""
     return _load_scheduler(HostSettings.from_env())
 
 
 @st.cache_resource
-def _load_scheduler(settings: HostSettings) -> JobScheduler:
+def _load_scheduler(settings: HostSettings) -> Scheduler:
     """Cached per host settings: one per server (tests change the settings between apps). Runs once per
     server, so it is also where a crash's leftovers (half-written run folders) are cleared away."""
     removed = cleanup_stale_temporaries(settings.runs_dir)
     if removed.removed:
         log.info("removed %d stale temporary folder(s) under %s", len(removed.removed), settings.runs_dir)
+    if settings.queue_url:
+        from vae_core.jobs.redis_queue import connect  # only when the host asked for Redis: nothing to import else
+
+        return connect(settings)
     return JobScheduler(settings)
+
+
+def scheduler_ui() -> bool:
+    """Every run, first: the server's queue answers (on Redis, one round trip); where the host's Redis cannot be
+    reached, at start or mid-class, say what to check (False: the page stops here)."""
+    try:
+        load_scheduler().active()
+    except ValueError as e:  # QueueUnavailable (a ValueError, so this module need not import Redis)
+        st.error(str(e))
+        return False
+    return True
 
 
 def busy_spaces() -> list[PrivateSpace]:
@@ -151,9 +166,9 @@ def server_line() -> str:
     scheduler = load_scheduler()
     active = scheduler.active()
     running = sum(1 for j in active if j.position == 0)
-    s = scheduler.settings
-    return (f"This server trains {s.max_jobs} job{'s' if s.max_jobs > 1 else ''} at a time, each for at most "
-            f"{s.job_time_cap_s:g} s, one per browser; now {running} running, {len(active) - running} waiting.")
+    slots, cap = scheduler.slots(), scheduler.settings.job_time_cap_s
+    return (f"This server trains {slots} job{'s' if slots != 1 else ''} at a time, each for at most "
+            f"{cap:g} s, one per browser; now {running} running, {len(active) - running} waiting.")
 
 
 def job_line(job: JobRecord, subject: str = "Training") -> str:

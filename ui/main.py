@@ -10,7 +10,7 @@ def main() -> None:
     # First, before any page code: imports everything pages use, once, under this module's import lock (a
     # lazy import raced between the sessions of a fresh server; see ui/preload.py).
     import ui.preload  # noqa: F401  (imported for its side effect)
-    from ui.jobs import busy_spaces, job_sidebar_ui, load_scheduler
+    from ui.jobs import busy_spaces, job_sidebar_ui, scheduler_ui
     from ui.pages import LABS, PAGES, TRAIN
     from ui.present import link_view, present_switch_ui, view_style_ui
     from ui.session import identity_ui
@@ -28,7 +28,8 @@ def main() -> None:
                        initial_sidebar_state="collapsed" if view.present else SIDEBAR_PX)
     view_style_ui(view)
     configure_torch()
-    load_scheduler()  # once per server (cached): clears what a crash left half-written before anyone trains
+    if not scheduler_ui():  # once per server (cached): clears what a crash left half-written before anyone trains
+        st.stop()  # the host's Redis is unreachable: the message says what to check
 
     pages = [st.Page(p.path, title=p.title, icon=p.icon, default=p is PAGES[0]) for p in PAGES]
     WATCHING = (TRAIN.url_path, LABS.url_path)  # pages that poll this browser's job themselves

@@ -14,6 +14,7 @@ import streamlit as st
 
 from ui import cookie
 from ui.signin import current_login
+from vae_core.host import HostSettings
 
 OLD_LINK_PARAM = "u"  # where links used to carry the identity; dropped on sight, never read
 TOKEN_KEY = "client_token"  # session: the identity; without a cookie (AppTest) tests set it to be one browser
@@ -50,9 +51,19 @@ class ClientRegistry:
             return record
 
 
-@st.cache_resource
 def load_client_registry() -> ClientRegistry:
+    """The server's memory of every browser; on the host's Redis (VAE_LAB_QUEUE) where it has one, so that every
+    app process on it serves every browser (ui/client_store.py)."""
+    return _load_client_registry(HostSettings.from_env().queue_url)
+
+
+@st.cache_resource
+def _load_client_registry(queue_url: str) -> ClientRegistry:
     """Cached because it is the server's memory of every browser: one object shared by all sessions."""
+    if queue_url:
+        from ui.client_store import connect_registry  # imports Redis: only where the host asked for it
+
+        return connect_registry(queue_url)
     return ClientRegistry()
 
 

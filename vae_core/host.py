@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 MB = 2**20
-RUNS_ENV, DATA_ENV = "VAE_LAB_RUNS", "VAE_LAB_DATA"
+RUNS_ENV, DATA_ENV, QUEUE_ENV = "VAE_LAB_RUNS", "VAE_LAB_DATA", "VAE_LAB_QUEUE"
+QUEUE_SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_RUNS_DIR, DEFAULT_DATA_DIR = "runs", "data"  # relative to the server's working directory
 DEFAULT_UPLOAD_MB = 200  # the largest upload a browser may send, unless the host says otherwise
 SignIn = Literal["off", "optional", "required"]
@@ -35,7 +36,7 @@ class Setting:
     """One environment variable: the HostSettings field it sets, its default, its range, and what it means."""
     env: str
     field: str
-    kind: Literal["integer", "number", "path", "switch", "paths", "choice"]
+    kind: Literal["integer", "number", "path", "switch", "paths", "choice", "queue"]
     default: Any  # a value, or a function of no arguments that computes it where it depends on the machine
     shown: str  # the default as the README's table shows it
     words: str  # what it sets
@@ -79,6 +80,10 @@ SETTINGS: tuple[Setting, ...] = (
             "in button and runs labelled with each signed-in person's name; `required`, the pages ask to sign in "
             "first; `off`, no sign-in. Without `[auth]`, each browser is its own anonymous person",
             choices=SIGN_IN_CHOICES),
+    Setting(QUEUE_ENV, "queue_url", "queue", "", "(none)",
+            "`redis://HOST:PORT/DB`: training jobs go to this Redis and are trained by `python -m vae_core worker` "
+            "processes (here or on machines sharing the runs folder), so several app processes share one queue; "
+            "unset, jobs train in child processes of this app"),
 )
 
 
@@ -104,11 +109,19 @@ def _choice(setting: Setting, raw: str) -> str:
     return raw
 
 
+def _queue_url(setting: Setting, raw: str) -> str:
+    if not raw.startswith(QUEUE_SCHEMES):
+        raise HostSettingError(f"{setting.env}={raw!r} is not a Redis address; write it as redis://HOST:PORT/DB "
+                               "(or rediss://, unix://), or leave it unset to train in the app's own process.")
+    return raw
+
+
 _READERS = {
     "choice": _choice,
     "integer": _number, "number": _number,
     "path": lambda s, raw: Path(raw),
     "switch": lambda s, raw: raw == "1",
+    "queue": _queue_url,
     "paths": lambda s, raw: tuple(Path(p).expanduser().absolute() for p in raw.split(os.pathsep) if p.strip()),
 }
 
@@ -141,6 +154,7 @@ class HostSettings:
     max_upload_mb: int = DEFAULT_UPLOAD_MB
     image_folders: tuple[Path, ...] = ()
     sign_in: SignIn = "optional"
+    queue_url: str = ""  # "": the embedded scheduler (jobs/scheduler.py); else Redis (jobs/redis_queue.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "HostSettings":

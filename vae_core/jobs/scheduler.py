@@ -1,5 +1,7 @@
 """The server-wide queue of training jobs: a few run at once, the rest wait their turn (FIFO).
 
+Scheduler is what the pages call; JobScheduler is the embedded one, in this process, and
+jobs/redis_queue.py the one a host asks for with VAE_LAB_QUEUE (jobs on Redis, trained by workers).
 One JobScheduler per server (the UI keeps it in st.cache_resource). Sessions submit configs under
 an owner name and find their jobs again by token, after a reload too: a job outlives its browser tab.
 Every method is thread-safe. A job's end starts the next one (from the job's own thread), and every
@@ -67,6 +69,54 @@ class JobRecord:
         return self.position is None
 
 
+class Scheduler(Protocol):
+    """What the pages and the labs call, whichever queue the host chose (this process's, or Redis)."""
+    settings: HostSettings
+
+    def submit(self, owner: str, config: RunConfig, sweep: Family | None = None,
+               runs_dir: Path | None = None) -> str: ...
+
+    def position(self, token: str) -> int | None: ...
+
+    def get(self, token: str) -> JobRecord | None: ...
+
+    def stop(self, token: str) -> None: ...
+
+    def jobs_of(self, owner: str) -> list[JobRecord]: ...
+
+    def active(self) -> list[JobRecord]: ...
+
+    def slots(self) -> int: ...
+
+
+ONE_JOB_EACH = ("You already have a training job running or queued (one job per session at a time): stop it or "
+                "wait for it to finish, then start another.")
+
+
+def queue_full(waiting: int, slots: int) -> str:
+    """Why a Start was refused when the queue is full."""
+    return f"The server's training queue is full ({waiting} jobs waiting for {slots} slots): try again in a few minutes."
+
+
+def capped(config: RunConfig, cap_s: float) -> tuple[RunConfig, bool]:
+    """The config with its time budget capped at the host's cap, and whether the cap cut it."""
+    asked = config.train.time_budget_s
+    if asked is not None and asked <= cap_s:
+        return config, False
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, time_budget_s=cap_s)), True
+
+
+def record_message(config: RunConfig, time_capped: bool, status: RecordStatus, position: int | None, slots: int,
+                   snap: JobSnapshot | None) -> str:
+    """What a person reads about their job: its queue place, the cap, or the job's own message."""
+    cap = f" Its time budget is capped at {config.train.time_budget_s:g} s on this server." if time_capped else ""
+    if status == "queued":
+        return f"Waiting for a free slot: number {position} in the queue ({slots} run at once).{cap}"
+    if status == "cancelled":
+        return "Cancelled before it started; nothing was trained."
+    return f"{snap.message}{cap}".strip()
+
+
 @dataclass
 class _Entry:
     token: str
@@ -97,27 +147,23 @@ class JobScheduler:
         its cap are the whole sweep's); a variant that cannot be built raises ValueError here.
         runs_dir: where its runs go (a browser's private space), else the host's runs folder.
         """
-        config, capped = self._capped(config)
+        config, was_capped = capped(config, self.settings.job_time_cap_s)
         # planned here, once (ValueError naming a bad variant): the job and its child process keep this plan
         plan = plan_sweep(config, sweep, runs_dir or self.settings.runs_dir) if sweep is not None else None
         with self._lock:
             self._update()
             if any(e.owner == owner for e in self._active_entries()):
-                raise ValueError("You already have a training job running or queued (one job per session at a "
-                                 "time): stop it or wait for it to finish, then start another.")
+                raise ValueError(ONE_JOB_EACH)
             if len(self._running) >= self.settings.max_jobs and len(self._queue) >= self.settings.max_queue:
-                raise ValueError(f"The server's training queue is full ({len(self._queue)} jobs waiting for "
-                                 f"{self.settings.max_jobs} slots): try again in a few minutes.")
-            entry = _Entry(secrets.token_urlsafe(9), owner, config, time.time(), capped, plan, runs_dir)
+                raise ValueError(queue_full(len(self._queue), self.settings.max_jobs))
+            entry = _Entry(secrets.token_urlsafe(9), owner, config, time.time(), was_capped, plan, runs_dir)
             self._queue.append(entry)
             self._update()
             return entry.token
 
-    def _capped(self, config: RunConfig) -> tuple[RunConfig, bool]:
-        cap, asked = self.settings.job_time_cap_s, config.train.time_budget_s
-        if asked is not None and asked <= cap:
-            return config, False
-        return dataclasses.replace(config, train=dataclasses.replace(config.train, time_budget_s=cap)), True
+    def slots(self) -> int:
+        """How many jobs train at once."""
+        return self.settings.max_jobs
 
     def position(self, token: str) -> int | None:
         """0 while it runs, 1 for the next in the queue, ...; None once it ended (or for an unknown token)."""
@@ -215,13 +261,6 @@ class JobScheduler:
         status: RecordStatus = "cancelled" if entry.cancelled else snap.status if snap else "queued"
         return JobRecord(entry.token, entry.owner, entry.config, status, position, entry.submitted,
                          entry.config.train.time_budget_s, entry.time_capped, snap,
-                         self._message(entry, status, position, snap), entry.sweep)
+                         record_message(entry.config, entry.time_capped, status, position, self.settings.max_jobs,
+                                        snap), entry.sweep)
 
-    def _message(self, entry: _Entry, status: RecordStatus, position: int | None, snap: JobSnapshot | None) -> str:
-        cap = (f" Its time budget is capped at {entry.config.train.time_budget_s:g} s on this server."
-               if entry.time_capped else "")
-        if status == "queued":
-            return f"Waiting for a free slot: number {position} in the queue ({self.settings.max_jobs} run at once).{cap}"
-        if status == "cancelled":
-            return "Cancelled before it started; nothing was trained."
-        return f"{snap.message}{cap}".strip()
