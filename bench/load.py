@@ -9,10 +9,13 @@ also starts a tiny training run on the Train page (its fields, then Start). Time
 progress, the Diagnostics estimates, a live board) rerun their fragments as the browser would, between actions.
 
 Latency is from the BackMsg to the script_finished of the run it asked for (a fragment's, for a widget inside
-one); `p50_s`/`p90_s` are over every action but the first page load (`open`, reported on its own). Errors:
-an exception element in any run, a run that did not finish in time, a closed websocket. The server's resident
-memory (MB, with its training workers) is sampled every few seconds. Without --url a fresh server is started
-on a temporary runs folder and served one page load before the clock starts; with --url, --pid names its process for the memory curve (none without it).
+one); `p50_s`/`p90_s` are over every action but the first page load (`open`, reported on its own), an action
+that timed out counted at the timeout. Errors: an exception element in any run, a run that did not finish
+within ACTION_TIMEOUT_S (the session goes on; `timed_out_runs_finished_after_s` says when such runs did end),
+a closed websocket. The server's resident memory (MB, with its training workers) is sampled every few seconds,
+and its CPU (the server process alone; training runs in workers) gives `server_cpu_s_per_action`. Without
+--url a fresh server is started on a temporary runs folder and serves one page load before the clock starts;
+with --url, --pid names its process for the memory and CPU figures (none without it).
 
 Measured on this 2-core machine: see "Hosting a class: capacity" in the README.
 """
@@ -49,9 +52,13 @@ class LoadRecord:
     sessions: int
     minutes: float
     latencies: dict[str, list[float]] = field(default_factory=dict)  # action kind -> seconds
+    page_switches: dict[str, list[float]] = field(default_factory=dict)  # page switched to -> seconds
     errors: list[str] = field(default_factory=list)
+    late_s: list[float] = field(default_factory=list)  # when a run that timed out did finish after all
+    timer_reruns: int = 0
     memory_mb: list[dict[str, float]] = field(default_factory=list)  # t_s, server_mb, with_workers_mb
-    cpu_s: float = 0.0  # the server's CPU seconds (with workers) during the run
+    cpu_s: float = 0.0  # the server process's CPU seconds during the run (its training workers not counted)
+    client_cpu_s: float = 0.0  # this process's: the sessions' own cost, which shares the machine
     wall_s: float = 0.0
     loadavg: dict[str, list[float]] = field(default_factory=dict)
 
@@ -62,12 +69,20 @@ class LoadRecord:
         acted = [s for kind, xs in self.latencies.items() if kind != "open" for s in xs]
         peak = max((m["with_workers_mb"] for m in self.memory_mb), default=None)
         return {"sessions": self.sessions, "minutes": self.minutes, "actions": len(acted),
+                "timer_reruns": self.timer_reruns,
                 "p50_s": percentile(acted, 50), "p90_s": percentile(acted, 90), "errors": self.errors,
-                "by_kind": {k: {"n": len(xs), "p50_s": percentile(xs, 50), "p90_s": percentile(xs, 90)}
-                            for k, xs in sorted(self.latencies.items())},
+                "timed_out_runs_finished_after_s": sorted(self.late_s),
+                "by_kind": {k: spread(xs) for k, xs in sorted(self.latencies.items())},
+                "page_switch_to": {k: spread(xs) for k, xs in sorted(self.page_switches.items())},
                 "memory_peak_mb": peak, "memory_mb": self.memory_mb,
                 "server_cpu_cores": round(self.cpu_s / self.wall_s, 2) if self.wall_s else None,
+                "server_cpu_s_per_action": round(self.cpu_s / len(acted), 3) if acted else None,
+                "client_cpu_cores": round(self.client_cpu_s / self.wall_s, 2) if self.wall_s else None,
                 "cpu_count": os.cpu_count(), "loadavg": self.loadavg}
+
+
+def spread(xs: list[float]) -> dict[str, Any]:
+    return {"n": len(xs), "p50_s": percentile(xs, 50), "p90_s": percentile(xs, 90)}
 
 
 def percentile(xs: list[float], q: float) -> float | None:
@@ -94,9 +109,18 @@ async def _bound(s: sp.Session, rng: random.Random, kind: str) -> list[tuple[str
     if not found:
         return [("page", await s.rerun(page=rng.choice(BOUND_PAGES), timeout_s=ACTION_TIMEOUT_S))]
     widget = rng.choice(found)
-    state = sp.slider_state(widget, slider_value(widget, rng)) if kind == "slider" \
-        else sp.number_state(widget, number_value(widget, rng))
-    return [(kind, await s.change(widget, state, timeout_s=ACTION_TIMEOUT_S))]
+    return [(kind, await s.change(widget, new_state(widget, rng), timeout_s=ACTION_TIMEOUT_S))]
+
+
+def new_state(widget: sp.Widget, rng: random.Random) -> sp.WidgetState:
+    """Another value for a slider, a select_slider (a slider with options: their text goes) or a number input."""
+    p = widget.proto
+    if widget.kind == "number_input":
+        return sp.number_state(widget, number_value(widget, rng))
+    if p.options:
+        now = int(p.value[0] if p.value else p.default[0])
+        return sp.choice_state(widget, rng.choice([o for i, o in enumerate(p.options) if i != now] or list(p.options)))
+    return sp.slider_state(widget, slider_value(widget, rng))
 
 
 async def move_slider(s: sp.Session, rng: random.Random) -> list[tuple[str, sp.Finished]]:
@@ -141,10 +165,14 @@ async def start_training(s: sp.Session, rng: random.Random) -> list[tuple[str, s
     if start is None or start.proto.disabled:
         return done
     for key, value in TRAIN_FORM.items():
-        done.append(("train_field", await s.change(s.widgets[key], sp.number_state(s.widgets[key], value),
+        field_widget = s.widgets.get(key)
+        if field_widget is None:
+            raise sp.ProtocolError(f"the Train page drew no widget with key {key!r}")
+        done.append(("train_field", await s.change(field_widget, sp.number_state(field_widget, value),
                                                    timeout_s=ACTION_TIMEOUT_S)))
-    done.append(("train_start", await s.change(s.widgets["train_start"], sp.click_state(s.widgets["train_start"]),
-                                               timeout_s=ACTION_TIMEOUT_S)))
+    start = s.widgets.get("train_start", start)  # as the fields' reruns drew it
+    if not start.proto.disabled:
+        done.append(("train_start", await s.change(start, sp.click_state(start), timeout_s=ACTION_TIMEOUT_S)))
     return done
 
 
@@ -183,13 +211,30 @@ async def student(i: int, plan: Plan, t_end: float, record: LoadRecord) -> None:
         n_done = 0
         while time.monotonic() + plan.think_s < t_end and s.closed is None:
             await asyncio.sleep(rng.uniform(plan.think_s, 2 * plan.think_s))
-            _note(record, i, await pick_action(rng, i < plan.trainers, n_done)(s, rng))
+            await act(s, pick_action(rng, i < plan.trainers, n_done), rng, record, i)
             n_done += 1
-    except (sp.ProtocolError, OSError, KeyError) as e:
-        record.errors.append(f"session {i} on {s.page}: {type(e).__name__}: {e}")
+    except (sp.ProtocolError, OSError) as e:
+        record.errors.append(f"session {i} opening: {type(e).__name__}: {e}")
     finally:
         record.errors.extend(f"session {i}: {text}" for text in s.exceptions)
+        record.late_s.extend(round(t, 1) for t in s.late)
+        record.timer_reruns += s.timer_reruns
         await s.close()
+
+
+async def act(s: sp.Session, action: Action, rng: random.Random, record: LoadRecord, i: int) -> None:
+    """One action, timed; one that never finished counts at the timeout (a floor), and the session goes on."""
+    page = s.page
+    try:
+        done = await action(s, rng)
+        _note(record, i, done)
+        for kind, finished in done:
+            if kind == "page":  # every action ends on the page it switched to
+                record.page_switches.setdefault(s.page, []).append(finished.seconds)
+    except sp.ProtocolError as e:
+        record.errors.append(f"session {i}: {action.__name__} on {page}: {e}")
+        if s.closed is None:
+            record.add("timed_out", ACTION_TIMEOUT_S)
 
 
 def _note(record: LoadRecord, i: int, done: list[tuple[str, sp.Finished]]) -> None:
@@ -200,12 +245,13 @@ def _note(record: LoadRecord, i: int, done: list[tuple[str, sp.Finished]]) -> No
 
 
 def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children that were waited for (0 if it is gone)."""
+    """CPU seconds (user + system) of the process alone (0 if it is gone): serving pages, not training, which
+    runs in worker processes bounded by VAE_LAB_MAX_JOBS."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return sum(int(x) for x in fields[11:13]) / os.sysconf("SC_CLK_TCK")
 
 
 async def sample_memory(pid: int, record: LoadRecord, t0: float) -> None:
@@ -218,11 +264,12 @@ async def sample_memory(pid: int, record: LoadRecord, t0: float) -> None:
 
 async def drive(plan: Plan, pid: int | None) -> LoadRecord:
     record = LoadRecord(plan.sessions, round(plan.seconds / 60, 2), loadavg={"start": list(os.getloadavg())})
-    t0, cpu0 = time.monotonic(), cpu_s(pid) if pid else 0.0
+    t0, cpu0, own0 = time.monotonic(), cpu_s(pid) if pid else 0.0, time.process_time()
     probe = asyncio.create_task(sample_memory(pid, record, t0)) if pid else None
     await asyncio.gather(*(student(i, plan, t0 + plan.seconds, record) for i in range(plan.sessions)))
     record.wall_s = time.monotonic() - t0
     record.cpu_s = cpu_s(pid) - cpu0 if pid else 0.0
+    record.client_cpu_s = time.process_time() - own0
     record.loadavg["end"] = list(os.getloadavg())
     if probe is not None:
         probe.cancel()

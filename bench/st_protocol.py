@@ -80,6 +80,8 @@ class Session:
         self.query = ""
         self.widgets: dict[str, Widget] = {}  # by key, as the last runs drew them
         self.closed: str | None = None  # why the connection ended
+        self.timer_reruns = 0  # fragment reruns sent by the app's timers (run_every), as a browser sends them
+        self.late: list[float] = []  # seconds to the script_finished of runs that ran past their timeout
         self.exceptions: list[str] = []  # every exception element any run drew (timer reruns too), with its page
         self._ws: Any = None
         self._seen = RunSeen()
@@ -87,6 +89,7 @@ class Session:
         self._want: Scope = "app"
         self._timers: dict[str, asyncio.Task] = {}
         self._reader: asyncio.Task | None = None
+        self._overdue: float | None = None
 
     async def open(self, timeout_s: float = OPEN_TIMEOUT_S) -> Finished:
         cookie = await asyncio.to_thread(cookie_of, self.url)
@@ -120,6 +123,7 @@ class Session:
         try:
             seen = await asyncio.wait_for(self._waiter, timeout_s)
         except asyncio.TimeoutError:
+            self._overdue = t0  # its script_finished may still come: `late` tells a slow run from a lost one
             raise ProtocolError(f"no script_finished within {timeout_s:g} s") from None
         finally:
             self._waiter = None
@@ -184,7 +188,8 @@ class Session:
         if kind == "heading":
             self._seen.headings.append(proto.body)
         elif kind == "exception":
-            text = f"{proto.type}: {proto.message}"[:300]
+            where = "".join(f" | {line.strip().splitlines()[0]}" for line in proto.stack_trace[-2:] if line.strip())
+            text = f"{proto.type}: {proto.message}"[:300] + where
             self._seen.exceptions.append(text)
             self.exceptions.append(f"{self.page} {text}")
         elif getattr(proto, "id", "").startswith("$$ID-"):
@@ -197,6 +202,9 @@ class Session:
                 "fragment": (FINISHED.FINISHED_FRAGMENT_RUN_SUCCESSFULLY, FINISHED.FINISHED_SUCCESSFULLY)}
         if self._waiter is not None and not self._waiter.done() and status in done[self._want]:
             self._waiter.set_result(self._seen)
+        elif self._overdue is not None and status in done[self._want]:
+            self.late.append(time.perf_counter() - self._overdue)
+            self._overdue = None
         if status != FINISHED.FINISHED_EARLY_FOR_RERUN:
             self._seen = RunSeen()
 
@@ -211,6 +219,7 @@ class Session:
             await asyncio.sleep(interval)
             if self._waiter is None:  # never while an interaction is timed: its latency is that run's alone
                 await self._send([], fragment_id, auto=True)
+                self.timer_reruns += 1
 
     def _stop_timers(self, fragment_ids: list[str] | None = None) -> None:
         for fid in list(self._timers) if fragment_ids is None else fragment_ids:
