@@ -85,7 +85,7 @@ def spread(xs: list[float]) -> dict[str, Any]:
     return {"n": len(xs), "p50_s": percentile(xs, 50), "p90_s": percentile(xs, 90)}
 
 
-def percentile(xs: list[float], q: float) -> float | None:
+def percentile(xs: list[float], q: int) -> float | None:
     """The q-th percentile, nearest rank (None without data): p90 of 10 latencies is the 9th fastest."""
     if not xs:
         return None

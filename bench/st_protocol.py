@@ -46,7 +46,7 @@ class Widget:
     @property
     def key(self) -> str:
         """The key the app gave it: Streamlit's ids end with "-<key>" ("$$ID-<hash>-recon_n")."""
-        return self.id.rsplit("-", 1)[-1] if self.id.startswith("$$ID-") else ""
+        return self.id.split("-", 2)[-1] if self.id.startswith("$$ID-") else ""
 
 
 @dataclass
