@@ -29,6 +29,7 @@ import random
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -278,7 +279,7 @@ async def drive(plan: Plan, pid: int | None) -> LoadRecord:
 
 def run(plan: Plan, pid: int | None = None) -> LoadRecord:
     """Drive the server at plan.url (pid: its process, for memory and CPU)."""
-    return asyncio.run(drive(plan, pid))
+    return run_async(drive(plan, pid))
 
 
 async def _warm_up(url: str) -> None:
@@ -289,9 +290,16 @@ async def _warm_up(url: str) -> None:
         await s.close()
 
 
+def run_async(coro: Awaitable[Any]) -> Any:
+    """asyncio.run in a thread of its own: the calling thread may already run a loop (Playwright's sync API does,
+    in a test process that drove a browser before)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def warm_up(url: str) -> None:
     """One page load before the clock starts: a fresh server's first run imports torch and the app (seconds)."""
-    asyncio.run(_warm_up(url))
+    run_async(_warm_up(url))
 
 
 def run_fresh(plan: Plan) -> LoadRecord:

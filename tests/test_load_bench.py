@@ -5,7 +5,6 @@ training, and a third session checks that what it sends really reruns the page i
 """
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -57,4 +56,4 @@ def test_a_page_switch_and_a_slider_rerun_what_they_ask_for(server):
         finally:
             await s.close()
 
-    asyncio.run(visit())
+    load.run_async(visit())
