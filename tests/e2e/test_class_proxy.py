@@ -1,12 +1,14 @@
 """The README's recipe for a class, as written: deploy/run-class.sh (Redis, two replicas, a worker, Debian's nginx
 with deploy/nginx.conf) on free loopback ports, and Chromium at 1024x768 through the proxy: the page connects (its
-websocket upgraded, its Origin accepted), changes page, and every websocket of one browser reaches one replica.
+websocket upgraded, its Origin accepted), changes page, and every websocket of one browser reaches one replica;
+with that replica killed (-9), the same browser is served by the other.
 Skips (or, with VAE_LAB_REQUIRE_REDIS=1, fails) without nginx and redis-server."""
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -62,6 +64,12 @@ def wait_for_streams(out: Path, n: int, timeout_s: float = 10.0) -> list[str]:
     return streams
 
 
+def replica_pid(out: Path, address: str) -> int:
+    """The process of the replica at address (host:port), as run-class.sh printed it."""
+    [pid] = re.findall(rf"http://{re.escape(address)} \(pid (\d+)", out.read_text())
+    return int(pid)
+
+
 def test_a_browser_through_nginx_on_two_replicas(browser, tmp_path):
     proc, url, replicas, out = start_class(tmp_path)
     try:
@@ -78,10 +86,21 @@ def test_a_browser_through_nginx_on_two_replicas(browser, tmp_path):
         shot = screenshot(again, "class-through-nginx")
         assert_no_exception(page, "Train through nginx", screenshot(page, "class-through-nginx-train"))
         assert_no_exception(again, "Latent space through nginx", shot)
+        state = context.storage_state()  # its identity cookie: the same browser again
         context.close()  # nginx logs a websocket when it closes
         streams = wait_for_streams(out, 2)
         upstreams = {line.rsplit("upstream=", 1)[1] for line in streams}
         assert len(streams) >= 2 and len(upstreams) == 1, streams  # one browser, one replica
         assert upstreams <= {u.removeprefix("http://") for u in replicas}, upstreams
+        [served] = upstreams
+        os.kill(replica_pid(out, served), signal.SIGKILL)  # its browser goes on, through the proxy, to the other
+        context = browser.new_context(viewport=PROJECTOR, storage_state=state)
+        page = context.new_page()
+        page.goto(url, wait_until="domcontentloaded")
+        wait_settled(page, timeout=90_000)
+        assert_no_exception(page, "after its replica was killed", screenshot(page, "class-replica-killed"))
+        context.close()
+        moved = wait_for_streams(out, 3)[-1].rsplit("upstream=", 1)[1]
+        assert served not in moved, f"the browser still went to the killed replica: {moved}"
     finally:
         stop_server(proc)
