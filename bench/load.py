@@ -1,6 +1,6 @@
 """A class against one server, without browsers: N protocol-level sessions (bench/st_protocol.py) for M minutes.
 
-    python -m bench.load --sessions 30 --minutes 2 --json artifacts/load-30.json [--url http://HOST:PORT --pid PID]
+    python -m bench.load --sessions 30 --minutes 2 --json artifacts/load-30.json [--url http://HOST:PORT --pid PID…]
 
 Each session opens the app as a page load would, then every few seconds (uniform between --think-s and twice
 that) does what a student does: changes page (every page of ui/pages.py), moves a slider or types a number
@@ -15,7 +15,8 @@ within ACTION_TIMEOUT_S (the session goes on; `timed_out_runs_finished_after_s` 
 a closed websocket. The server's resident memory (MB, with its training workers) is sampled every few seconds,
 and its CPU (the server process alone; training runs in workers) gives `server_cpu_s_per_action`. Without
 --url a fresh server is started on a temporary runs folder and serves one page load before the clock starts;
-with --url, --pid names its process for the memory and CPU figures (none without it).
+with --url, --pid names its process for the memory and CPU figures (none without it); several --pid (the
+replicas behind a proxy) are summed.
 
 Measured on this 2-core machine: see "Hosting a class: capacity" in the README.
 """
@@ -255,21 +256,26 @@ def cpu_s(pid: int) -> float:
     return sum(int(x) for x in fields[11:13]) / os.sysconf("SC_CLK_TCK")
 
 
-async def sample_memory(pid: int, record: LoadRecord, t0: float) -> None:
+def servers_cpu_s(pids: tuple[int, ...]) -> float:
+    return sum(cpu_s(pid) for pid in pids)
+
+
+async def sample_memory(pids: tuple[int, ...], record: LoadRecord, t0: float) -> None:
     while True:
-        server = rss_mb(pid)
+        server = sum(rss_mb(pid) for pid in pids)
+        workers = sum(rss_mb(k) for pid in pids for k in children(pid))
         record.memory_mb.append({"t_s": round(time.monotonic() - t0, 1), "server_mb": round(server),
-                                 "with_workers_mb": round(server + sum(rss_mb(k) for k in children(pid)))})
+                                 "with_workers_mb": round(server + workers)})
         await asyncio.sleep(MEMORY_EVERY_S)
 
 
-async def drive(plan: Plan, pid: int | None) -> LoadRecord:
+async def drive(plan: Plan, pids: tuple[int, ...]) -> LoadRecord:
     record = LoadRecord(plan.sessions, round(plan.seconds / 60, 2), loadavg={"start": list(os.getloadavg())})
-    t0, cpu0, own0 = time.monotonic(), cpu_s(pid) if pid else 0.0, time.process_time()
-    probe = asyncio.create_task(sample_memory(pid, record, t0)) if pid else None
+    t0, cpu0, own0 = time.monotonic(), servers_cpu_s(pids), time.process_time()
+    probe = asyncio.create_task(sample_memory(pids, record, t0)) if pids else None
     await asyncio.gather(*(student(i, plan, t0 + plan.seconds, record) for i in range(plan.sessions)))
     record.wall_s = time.monotonic() - t0
-    record.cpu_s = cpu_s(pid) - cpu0 if pid else 0.0
+    record.cpu_s = servers_cpu_s(pids) - cpu0
     record.client_cpu_s = time.process_time() - own0
     record.loadavg["end"] = list(os.getloadavg())
     if probe is not None:
@@ -277,9 +283,9 @@ async def drive(plan: Plan, pid: int | None) -> LoadRecord:
     return record
 
 
-def run(plan: Plan, pid: int | None = None) -> LoadRecord:
-    """Drive the server at plan.url (pid: its process, for memory and CPU)."""
-    return run_async(drive(plan, pid))
+def run(plan: Plan, pids: tuple[int, ...] = ()) -> LoadRecord:
+    """Drive the server at plan.url (pids: its processes, for memory and CPU; several replicas are summed)."""
+    return run_async(drive(plan, pids))
 
 
 async def _warm_up(url: str) -> None:
@@ -308,7 +314,7 @@ def run_fresh(plan: Plan) -> LoadRecord:
         server = start_server(Path(tmp), Path(tmp))
         try:
             warm_up(server.url)
-            return run(Plan(**{**asdict(plan), "url": server.url}), server.proc.pid)
+            return run(Plan(**{**asdict(plan), "url": server.url}), (server.proc.pid,))
         finally:
             stop_server(server.proc)
 
@@ -319,7 +325,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--minutes", type=float, default=2.0)
     ap.add_argument("--json", type=Path, help="write the summary here")
     ap.add_argument("--url", help="a running server (default: start one)")
-    ap.add_argument("--pid", type=int, help="with --url: the server's process id, for its memory and CPU")
+    ap.add_argument("--pid", type=int, nargs="+", default=[],
+                    help="with --url: the server's process id, for its memory and CPU (several: summed)")
     ap.add_argument("--think-s", type=float, default=3.0, help="the least pause between a session's actions")
     ap.add_argument("--trainers", type=float, default=0.2, help="the share of sessions that train (at least one)")
     ap.add_argument("--seed", type=int, default=0)
@@ -332,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--sessions must be at least 1 and --minutes above 0 (got {a.sessions}, {a.minutes})")
     trainers = max(1, round(a.trainers * a.sessions)) if a.trainers > 0 else 0
     plan = Plan(a.url or "", a.sessions, a.minutes * 60, a.think_s, trainers, a.seed)
-    record = run(plan, a.pid) if a.url else run_fresh(plan)
+    record = run(plan, tuple(a.pid)) if a.url else run_fresh(plan)
     summary = record.summary()
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ def server(tmp_path_factory):
 
 def test_two_sessions_every_action_finishes_without_errors(server, tmp_path):
     plan = load.Plan(server.url, sessions=2, seconds=LOAD_SECONDS, think_s=1.0, trainers=1, seed=0)
-    summary = load.run(plan, server.proc.pid).summary()
+    summary = load.run(plan, (server.proc.pid,)).summary()
     out = tmp_path / "load.json"
     out.write_text(json.dumps(summary))
     written = json.loads(out.read_text())
