@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import read_metrics, settings, tiny_config, wait_for
+from tests.helpers import read_metrics, save_owned_run, settings, tiny_config, wait_for
 from tests.redis_server import (REPO, ClientB, end, free_port, start_redis, start_worker, submit,
                                 wait_for_workers)
 from vae_core.cli.main import main as cli
@@ -197,3 +197,19 @@ def test_without_a_queue_nothing_imports_redis():
             if on_redis and str(path.relative_to(REPO)) not in ON_REDIS:
                 found.append(f"{path.relative_to(REPO)}: {on_redis}")
     assert found == []
+
+
+def test_a_worker_killed_between_a_checkpoints_two_renames_still_leaves_its_run(tmp_path):
+    """The run folder is gone for a moment while a checkpoint is swapped in: a kill then leaves only the new save,
+    under its hidden temporary name, which settling the lost job puts back."""
+    from vae_core.jobs.progress import JobState
+    from vae_core.jobs.redis_queue import JobSpec, lost_snapshot
+    from vae_core.runs.folders import CONFIG
+
+    run_dir = save_owned_run(tmp_path, "20260101-000000-sprites-a1b2", "kim", status="running")
+    swapped = tmp_path / f".{run_dir.name}.tmp-999999999-0123abcd"  # the writer's pid: long gone
+    run_dir.rename(swapped)
+    spec = JobSpec("job", "kim", tiny_config(), tmp_path, run_dir, None, time.time(), False, 1.0)
+    final = lost_snapshot(spec, JobState().snapshot())
+    assert final.status == "interrupted" and str(run_dir) in final.message
+    assert (run_dir / CONFIG).is_file() and not swapped.exists() and load_run(run_dir).config == tiny_config()

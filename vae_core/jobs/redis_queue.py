@@ -35,6 +35,7 @@ from vae_core.jobs.plan import SweepPlan, plan_sweep
 from vae_core.jobs.progress import JobSnapshot, JobState, JobStatus
 from vae_core.jobs.scheduler import ONE_JOB_EACH, JobRecord, RecordStatus, capped, queue_full, record_message
 from vae_core.runs.folders import CONFIG, run_name
+from vae_core.runs.listing import cleanup_stale_temporaries
 from vae_core.training.sweeps import Family
 
 log = logging.getLogger(__name__)
@@ -374,6 +375,8 @@ def lost_snapshot(spec: JobSpec, snap: JobSnapshot) -> JobSnapshot:
     """A job whose worker died: interrupted where a checkpoint was saved (it loads), else failed; so is each variant
     that had not ended (from ProcessJob's words for a dead child)."""
     at = f" at step {snap.history[-1].step}" if snap.history else ""
+    for root in {d.parent for d in spec.run_dirs}:  # a kill between a checkpoint's two renames: put it back
+        cleanup_stale_temporaries(root)
     saved = [d for d in spec.run_dirs if (d / CONFIG).is_file()]
     status: JobStatus = "interrupted" if saved else "failed"
     message = (f"The worker training this job stopped{at}, before its first checkpoint: nothing was saved. Train again."
