@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 from torch.distributions import ContinuousBernoulli
 
 from browser_harness import REPO, ServerError, exception_texts, start_server, stop_server, train_status
@@ -366,3 +367,18 @@ def check_hostile_upload(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyP
     if case.expect.pixels:
         image = hostile_image(result)
         assert case.expect.pixels(image), image
+
+
+def open_app(page: str | None = None, token: str | None = None, timeout: float = 60, **params: str) -> AppTest:
+    """app.py headless, as one browser (token: its identity, ui.session.TOKEN_KEY) opening an address with these
+    query parameters, then `page`; asserts it drew no exception."""
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=timeout)
+    if token:
+        at.session_state["client_token"] = token
+    for name, value in params.items():
+        at.query_params[name] = value
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import helpers
 from tests.helpers import save_owned_run
 from ui.state import DEFAULT_BUNDLED, SHORT_RUN_STEPS
 from vae_core.data.images.private import PrivateSpace
@@ -42,15 +43,7 @@ def runs(tmp_path, monkeypatch) -> dict[str, Path]:
 
 
 def open_app(page: str | None = None, **params: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["client_token"] = ME  # ui.session.TOKEN_KEY: be browser A
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return helpers.open_app(page, token=ME, **params)  # be browser A
 
 
 def picker(at: AppTest) -> set[str]:

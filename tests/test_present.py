@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers import open_app as opened
 from ui.present import HIDEABLE, SIZES, SWITCH_KEY, hideable_table, present_figure
 from vae_plots.figures import FONT_SIZE, TICK_FONT_SIZE
 
@@ -18,17 +19,6 @@ LATENT = "app_pages/latent.py"
 @pytest.fixture(autouse=True)
 def runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
-
-
-def opened(page: str | None = None, **params: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for name, value in params.items():
-        at.query_params[name] = value
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def style(at: AppTest) -> str:

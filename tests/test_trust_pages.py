@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers import open_app
+
 ROOT = Path(__file__).resolve().parents[1]
 CB = "sprites-sigmoid-unit-continuous_bernoulli"
 
@@ -16,16 +18,7 @@ def runs_dir(tmp_path, monkeypatch):
 
 
 def opened(run: str | None = None, page: str | None = None, **params: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    if run:
-        at.query_params["run"] = run
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app(page, timeout=90, **({"run": run} if run else {}), **params)
 
 
 def test_the_elbo_card_shows_the_monte_carlo_error_and_names_both():

@@ -18,6 +18,16 @@ pytestmark = pytest.mark.e2e
 PROJECTOR = {"width": 1024, "height": 768}
 
 
+def job_started(browser, url: str):
+    """A new browser at the projector's size on that replica's Train page, its job started."""
+    page = browser.new_context(viewport=PROJECTOR).new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url, wait_until="domcontentloaded")
+    wait_settled(page, timeout=90_000)
+    start_job(page, epochs=1000, budget_s=120)
+    return page
+
+
 def test_one_browser_on_two_replicas_and_redis_gone(browser, tmp_path):
     redis_server, url = start_redis(tmp_path)
     worker = start_worker(url, tmp_path / "worker.log")
@@ -25,11 +35,7 @@ def test_one_browser_on_two_replicas_and_redis_gone(browser, tmp_path):
     try:
         with running_server(runs, tmp_path, env) as a, running_server(runs, tmp_path, env) as b:
             wait_for_workers(url, 1)
-            page = browser.new_context(viewport=PROJECTOR).new_page()
-            page.set_default_timeout(60_000)
-            page.goto(a.url, wait_until="domcontentloaded")
-            wait_settled(page, timeout=90_000)
-            start_job(page, epochs=1000, budget_s=120)
+            page = job_started(browser, a.url)
             wait_for_status(page, "step", timeout_s=90)
             assert_no_exception(page, "Train on replica A", screenshot(page, "queue-replica-a-training"))
             other = page.context.new_page()  # the same browser (its cookie) on the other replica
@@ -62,11 +68,7 @@ def test_a_replica_killed_mid_run_does_not_stop_the_job(browser, tmp_path):
     try:
         with running_server(runs, tmp_path, env) as b:
             wait_for_workers(url, 1)
-            page = browser.new_context(viewport=PROJECTOR).new_page()
-            page.set_default_timeout(60_000)
-            page.goto(a.url, wait_until="domcontentloaded")
-            wait_settled(page, timeout=90_000)
-            start_job(page, epochs=1000, budget_s=120)
+            page = job_started(browser, a.url)
             before = step_of(wait_for_status(page, "step", timeout_s=90))
             stop_server(a.proc, signal.SIGKILL)  # replica A and nothing else: the job trains in the worker
             page.close()
