@@ -165,8 +165,9 @@ def test_a_worker_killed_mid_run_leaves_a_loadable_interrupted_run(queue, app_a)
 
 
 def _checkpointed(runs: Path) -> Path | None:
-    return next((d for d in runs.iterdir() if (m := read_metrics(d)) and m["status"] == "running"), None) \
-        if runs.is_dir() else None
+    """The training run's folder; never a save's hidden temporary (CI once caught one between its two renames)."""
+    return next((d for d in runs.iterdir() if not d.name.startswith(".") and (m := read_metrics(d))
+                 and m["status"] == "running"), None) if runs.is_dir() else None
 
 
 def test_an_unreachable_redis_says_what_to_check(tmp_path):
