@@ -9,11 +9,12 @@ from ui.widgets import chart, monte_carlo, url_choice
 from vae_core.model.compatibility import ACTIVATION_RANGE
 from vae_core.model.evaluate import COLLAPSE_KL
 from vae_core.model.objective import implied_sigma
+from vae_core.runs.evaluations import DIAGNOSTICS_DENSITY, DIAGNOSTICS_POSTERIOR
 from vae_plots import views
 from vae_plots.figures import format_number
 
-IWAE_K, IWAE_N = 20, 200  # the density section's defaults
-POSTERIOR_N = 1000  # test images for the posterior's estimates
+IWAE_K, IWAE_N = DIAGNOSTICS_DENSITY.iwae_k, DIAGNOSTICS_DENSITY.n_images  # the density section's defaults
+POSTERIOR_N = DIAGNOSTICS_POSTERIOR.n_images  # test images for the posterior's estimates
 
 run = current_run()
 test = page_test_images(run)

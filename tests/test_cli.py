@@ -41,7 +41,8 @@ def test_train_then_evaluate_on_sprites(tmp_path):
     assert train.returncode == 0, train.stderr
     assert train.stdout.strip() == str(out)
     assert {p.name for p in out.iterdir()} == {"weights.safetensors", "config.json", "metrics.json",
-                                               "train_state.safetensors", "previews.safetensors"}
+                                               "train_state.safetensors", "previews.safetensors",
+                                               "evaluations.safetensors"}
     assert "test ELBO" in train.stderr
     ev = cli("evaluate", str(out), "--json")
     assert ev.returncode == 0, ev.stderr

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.test_app import open_page, url_value
 from ui.parts.latent import MAP_KEY
-from ui.state import PAGE_TEST_IMAGES
+from vae_core.runs.test_images import PAGE_TEST_IMAGES
 from vae_plots.latent_map import GRID_CURVE
 
 LATENT = "app_pages/latent.py"

@@ -11,7 +11,6 @@ every page (vae_core.jobs; ui/jobs.py shows it).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -27,16 +26,18 @@ import torch
 
 from ui.session import client_token
 from ui.space import session_cached
-from vae_core.config import DataConfig, images_only
+from vae_core.config import DataConfig
 from vae_core.data.base import DatasetNotFoundError, ImageDataset
 from vae_core.data.datasets import load_dataset
 from vae_core.data.images.dataset import is_private
 from vae_core.data.images.private import PrivateSpace
 from vae_core.host import HostSettings
 from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.runs.evaluations import read_evaluation
 from vae_core.runs.folders import (CONFIG, LoadedRun, RunLoadError, bundled_models_dir, default_runs_dir, load_run,
                                    read_samples, run_tag)
 from vae_core.runs.listing import RunInfo, list_runs
+from vae_core.runs.test_images import page_data
 from vae_plots.views import dataset_words
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ RUN_KEY = "run_path"  # session: the folder of the loaded run (the URL names it;
 RUN_PARAM = "run"  # the URL query parameter naming the loaded run by its folder name, so a link reproduces it
 NOTICES_KEY = "url_notices"  # session: short notices about what a link asked for and did not get
 DEFAULT_BUNDLED = "sprites-sigmoid-unit-gaussian"  # MSE, the loss of every question; every toggle has a sibling
-PAGE_TEST_IMAGES = 2000  # what the pages draw from: enough for the latent map, quick to encode
 PRIVATE_SAMPLES_KEY = "private_samples"  # session: the test images a run on this browser's own images carries
 APP_THREADS = 1  # torch intra-op threads (process-wide): a training job takes one core, pages the other
 
@@ -234,13 +234,6 @@ def run_params() -> dict[str, str]:
     return {} if path == default_run_path() else {RUN_PARAM: path.name}
 
 
-def _page_data(run: LoadedRun) -> DataConfig:
-    """The run's test split as the pages use it: at most PAGE_TEST_IMAGES, never a download."""
-    data = run.config.data
-    n = PAGE_TEST_IMAGES if data.n_test is None else min(data.n_test, PAGE_TEST_IMAGES)
-    return images_only(dataclasses.replace(data, n_test=n, download=False))
-
-
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _load_shared_samples(path: str, mtime: float) -> ImageDataset | None:
     """Cached because every rerun of a page needs them; the uint8 test images a run carries, read-only."""
@@ -262,7 +255,7 @@ def page_test_images(run: LoadedRun) -> ImageDataset:
     missing: Exception | None = None
     if not is_private(data):  # a person's images: always the run's own copy (the upload may be gone)
         try:
-            return load_test_images(_page_data(run))
+            return load_test_images(page_data(run.config.data))
         except (DatasetNotFoundError, ValueError) as e:
             missing = e
     try:
@@ -339,9 +332,11 @@ def evaluate_cached(path: str, mtime: float, n_images: int, iwae_k: int) -> Eval
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _evaluate(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetrics:
-    """Cached because an IWAE bound with large k takes seconds; keyed on the run's save time."""
+    """Cached because an IWAE bound with large k takes seconds (unless the run saved it); keyed on its save time."""
     run = load_run_cached(path, mtime)
     images = _test_images(run, path, mtime).images[:n_images]
+    if (saved := read_evaluation(run.path, images, iwae_k)) is not None:  # computed where the run was trained
+        return saved
     return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
                     steps=run.metrics.get("steps") or 0,
                     iwae_k=iwae_k)
@@ -351,7 +346,7 @@ def _test_images(run: LoadedRun, path: str, mtime: float) -> ImageDataset:
     """The test images its pages show, without a page: the run's own for a person's images, else its dataset's."""
     if is_private(run.config.data):
         return load_run_samples(path, mtime)
-    return load_test_images(_page_data(run))
+    return load_test_images(page_data(run.config.data))
 
 
 def run_mtime(run: LoadedRun) -> float:

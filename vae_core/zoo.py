@@ -153,6 +153,7 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
     """
     from vae_core.data.datasets import load_dataset
     from vae_core.model.evaluate import evaluate
+    from vae_core.runs.evaluations import save_page_evaluations
     from vae_core.runs.folders import load_run, read_samples, save_run
 
     run = load_run(run_dir)
@@ -163,6 +164,8 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
                         config=run.config, steps=run.metrics.get("steps") or 0).to_dict()
     save_run(Path(run_dir), run.model, run.config, run.normalizer, {**run.metrics, "test": test},
              read_samples(run_dir))
+    with _threads(run.config.train.num_threads):
+        save_page_evaluations(load_run(run_dir))  # the folder was replaced: its page estimates with it
     return test
 
 

@@ -14,12 +14,13 @@ from ui.session import client_token
 from ui.state import ModelChoice, config_mtime, evaluate_cached, load_run_cached, model_choices
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.model.evaluate import EvalMetrics
+from vae_core.runs.evaluations import COMPARE
 from vae_core.runs.families import family_of
 from vae_core.runs.folders import LoadedRun, RunLoadError
 from vae_plots import compare_views
 
 PICK_KEY = "compare_pick"  # widget: the compared runs' paths
-N_EVAL, IWAE_K = 200, 10  # measured: three runs evaluate in ~3 s on one core (cold), then cached
+N_EVAL, IWAE_K = COMPARE.n_images, COMPARE.iwae_k  # a trained run saves these (runs/evaluations.py)
 
 
 def family_paths(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str]:

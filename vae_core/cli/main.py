@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-dir", help="where the dataset's files are (overrides the run's setting)")
     ev.add_argument("--n-test", type=int, help="evaluate on a random subset of this many test images")
     ev.add_argument("--iwae-k", type=int, default=16, help="importance samples per image for the IWAE bound (0: skip)")
+    ev.add_argument("--save-pages", action="store_true", help="instead, compute what Diagnostics and Compare show "
+                    "first and save it in the run (evaluations.safetensors), as training does")
     runs = sub.add_parser("runs", help="list run folders")
     runs.add_argument("--runs-dir", type=Path)
     add_zoo_parser(sub)
@@ -51,6 +53,8 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     from vae_core.runs.folders import RunRecord, load_run
 
     run = load_run(ns.run_dir)
+    if ns.save_pages:
+        return _save_pages(run)
     overrides = {k: v for k, v in (("data_dir", ns.data_dir), ("n_test", ns.n_test)) if v is not None}
     data_cfg = dataclasses.replace(run.config.data, **overrides)
     test = load_dataset(data_cfg, "test")
@@ -67,6 +71,13 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
         for k, v in metrics.items():
             if not isinstance(v, list):
                 sys.stdout.write(f"{k:>18}: {v}\n")
+    return 0
+
+
+def _save_pages(run) -> int:
+    from vae_core.runs.evaluations import save_page_evaluations
+
+    sys.stdout.write(f"{save_page_evaluations(run)}\n")
     return 0
 
 

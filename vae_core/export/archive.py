@@ -7,11 +7,12 @@ import io
 import zipfile
 from pathlib import Path
 
+from vae_core.runs.evaluations import EVALUATIONS
 from vae_core.runs.folders import CONFIG, METRICS, WEIGHTS, load_run
 from vae_core.runs.previews import PREVIEWS
 from vae_core.runs.samples import SAMPLES
 
-RUN_FILES = (WEIGHTS, CONFIG, METRICS, SAMPLES, PREVIEWS)  # SAMPLES and PREVIEWS where the run has them
+RUN_FILES = (WEIGHTS, CONFIG, METRICS, SAMPLES, PREVIEWS, EVALUATIONS)  # the last three where the run has them
 
 
 def run_zip(run_dir: Path) -> bytes:

@@ -31,6 +31,7 @@ from vae_core.jobs.progress import (N_PREVIEW, JobSnapshot, JobUpdate, Preview, 
 from vae_core.model.compatibility import Verdict
 from vae_core.model.evaluate import EvalMetrics, evaluate
 from vae_core.model.latent import reconstruct
+from vae_core.runs.evaluations import save_after_training
 from vae_core.runs.folders import RunRecord, RunStatus, load_run, save_run
 from vae_core.runs.listing import writer_fields
 from vae_core.runs.manifest import ManifestVariant, SweepManifest, write_manifest
@@ -43,6 +44,7 @@ from vae_core.training.sweeps import Family, format_value, lockstep_groups
 from vae_core.training.trainer import StepMetrics, Trainer, TrainingData, prepare_data
 
 log = logging.getLogger(__name__)
+PAGE_ESTIMATED = ("finished", "stopped")  # a single run ending so saves its page estimates; sweeps' many runs do not
 
 @dataclass
 class _Variant:
@@ -315,6 +317,8 @@ class TrainingJob(BaseJob):
                                        f"{e}. Free some space or point VAE_LAB_RUNS at a writable folder, then train "
                                        "again.".strip()))
             return
+        if self.sweep is None and status in PAGE_ESTIMATED:
+            save_after_training(run_dir)
         note = f"Saved to {run_dir}." if not message else f"{message} Saved to {run_dir}."
         self._emit_to(v, JobUpdate(status=status, message=note, run_dir=run_dir, test_metrics=test,
                                    preview=preview))
@@ -393,3 +397,4 @@ def run_in_foreground(config: RunConfig, runs_dir: Path, run_dir: Path | None = 
         job.stop()
         job.join()
     return job.snapshot()
+

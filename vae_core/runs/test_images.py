@@ -1,11 +1,13 @@
 """The test images a run is shown and measured on: its dataset's test split, else the ones it carries."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
 
 from vae_core.config import DataConfig, images_only
+from vae_core.data.base import DatasetNotFoundError
 from vae_core.data.datasets import load_dataset
 from vae_core.data.images.dataset import is_private
 from vae_core.runs.folders import LoadedRun, RunLoadError, read_samples
@@ -36,3 +38,23 @@ def _test_split(data: DataConfig) -> torch.Tensor:
     """Cached: a family's variants share their data, and a lab or an export reads it for each (uint8, treated as read-only).
     The test split alone: prepare_data would load (or generate) the training split too."""
     return load_dataset(data, "test").images
+
+
+PAGE_TEST_IMAGES = 2000  # what the pages draw from: enough for the latent map, quick to encode
+
+
+def page_data(data: DataConfig) -> DataConfig:
+    """The run's test split as the pages use it: at most PAGE_TEST_IMAGES, never a download."""
+    n = PAGE_TEST_IMAGES if data.n_test is None else min(data.n_test, PAGE_TEST_IMAGES)
+    return images_only(dataclasses.replace(data, n_test=n, download=False))
+
+
+def page_images(run: LoadedRun) -> torch.Tensor:
+    """The uint8 test images the pages show and measure: page_data's split, else (and always for a person's
+    images) the ones the run carries."""
+    if not is_private(run.config.data):
+        try:
+            return load_dataset(page_data(run.config.data), "test").images
+        except (DatasetNotFoundError, ValueError):
+            pass
+    return _carried(run)

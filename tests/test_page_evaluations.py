@@ -1,0 +1,162 @@
+"""A run's saved page estimates (vae_core/runs/evaluations.py): read back exactly as computed, never stale, never
+a crash, saved by a single run's training and by the CLI, and carried by every bundled run."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import tiny_config
+from vae_core.cli.main import main as cli
+from vae_core.jobs.training_job import run_in_foreground
+from vae_core.model.evaluate import evaluate
+from vae_core.runs.evaluations import (COMPARE, DIAGNOSTICS_DENSITY, DIAGNOSTICS_POSTERIOR, EVALUATIONS, PAGE_REQUESTS,
+                                       EvalRequest, read_evaluation, save_page_evaluations)
+from vae_core.runs.folders import bundled_models_dir, load_run, save_run
+from vae_core.runs.test_images import page_images
+from vae_core.training.sweeps import parse_sweep
+
+BUNDLED = "sprites-sigmoid-unit-gaussian"
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> Path:
+    """A bundled run copied without its saved estimates."""
+    dst = tmp_path / "run"
+    shutil.copytree(bundled_models_dir() / BUNDLED, dst)
+    (dst / EVALUATIONS).unlink(missing_ok=True)
+    return dst
+
+
+def live(run_dir: Path, request: EvalRequest):
+    run = load_run(run_dir)
+    return evaluate(run.model, run.normalizer, page_images(run)[:request.n_images], dataset=run.config.data.dataset,
+                    config=run.config, steps=run.metrics.get("steps") or 0, iwae_k=request.iwae_k)
+
+
+def test_a_saved_estimate_reads_back_as_computed_with_its_image_by_image_values(run_dir):
+    save_page_evaluations(load_run(run_dir), (COMPARE,))
+    images = page_images(load_run(run_dir))[:COMPARE.n_images]
+    saved, fresh = read_evaluation(run_dir, images, COMPARE.iwae_k), live(run_dir, COMPARE)
+    assert saved is not None and saved.to_dict() == fresh.to_dict()
+    for name in ("elbo", "iwae", "bits", "iwae_bits", "psnr"):
+        a, b = getattr(saved.per_image, name), getattr(fresh.per_image, name)
+        assert (a is None and b is None) or torch.equal(a, b), name
+
+
+def test_an_estimate_is_used_only_for_its_weights_its_images_and_its_k(run_dir):
+    save_page_evaluations(load_run(run_dir), (COMPARE,))
+    run = load_run(run_dir)
+    images = page_images(run)
+    assert read_evaluation(run_dir, images[:COMPARE.n_images], COMPARE.iwae_k) is not None
+    assert read_evaluation(run_dir, images[:COMPARE.n_images], 20) is None  # another k
+    assert read_evaluation(run_dir, images[1:COMPARE.n_images + 1], COMPARE.iwae_k) is None  # other images, same n
+    assert read_evaluation(run_dir, images[:100], COMPARE.iwae_k) is None  # fewer images
+    with torch.no_grad():
+        next(run.model.parameters()).add_(1e-3)  # a resumed run: new weights, same folder
+    save_run(run_dir, run.model, run.config, run.normalizer, run.metrics)
+    assert not (run_dir / EVALUATIONS).exists()  # a save replaces the folder whole
+
+
+def test_an_estimate_of_other_weights_left_in_the_folder_is_not_used(run_dir, tmp_path):
+    save_page_evaluations(load_run(run_dir), (COMPARE,))
+    kept = (run_dir / EVALUATIONS).read_bytes()
+    run = load_run(run_dir)
+    with torch.no_grad():
+        next(run.model.parameters()).add_(1e-3)
+    save_run(run_dir, run.model, run.config, run.normalizer, run.metrics)
+    (run_dir / EVALUATIONS).write_bytes(kept)  # e.g. copied back by hand
+    assert read_evaluation(run_dir, page_images(load_run(run_dir))[:COMPARE.n_images], COMPARE.iwae_k) is None
+
+
+@pytest.mark.parametrize("content", [b"", b"not safetensors at all", b"\xff" * 64])
+def test_a_broken_file_is_ignored_with_a_warning_and_recomputed(run_dir, content, caplog):
+    (run_dir / EVALUATIONS).write_bytes(content)
+    images = page_images(load_run(run_dir))[:COMPARE.n_images]
+    with caplog.at_level(logging.WARNING, logger="vae_core.runs.evaluations"):
+        assert read_evaluation(run_dir, images, COMPARE.iwae_k) is None
+    assert "recomputing" in caplog.text
+    save_page_evaluations(load_run(run_dir), (COMPARE,))  # and a save replaces it
+    assert read_evaluation(run_dir, images, COMPARE.iwae_k) is not None
+
+
+def test_every_bundled_run_carries_the_estimates_the_pages_ask_for_first():
+    """So a fresh server's first visits to Diagnostics and Compare compute nothing (bench/load.py)."""
+    for d in sorted(p for p in bundled_models_dir().iterdir() if p.is_dir()):
+        run = load_run(d)
+        images = page_images(run)
+        for r in PAGE_REQUESTS:
+            assert read_evaluation(d, images[:r.n_images], r.iwae_k) is not None, (d.name, r)
+
+
+def test_the_pages_read_their_defaults_from_the_saved_requests():
+    from app_pages import diagnostics  # noqa: F401  (a page runs at import: read its constants from the source)
+    text = (Path(diagnostics.__file__)).read_text()
+    assert "DIAGNOSTICS_DENSITY" in text and "DIAGNOSTICS_POSTERIOR" in text
+    from ui.parts import compare
+    assert (compare.N_EVAL, compare.IWAE_K) == (COMPARE.n_images, COMPARE.iwae_k)
+    assert DIAGNOSTICS_POSTERIOR.iwae_k == 0 and DIAGNOSTICS_DENSITY.iwae_k > 0
+
+
+def test_a_single_run_saves_its_page_estimates_when_it_ends_and_a_sweep_does_not(tmp_path):
+    config = tiny_config(epochs=1)
+    done = run_in_foreground(config, tmp_path / "runs", checkpoint_every_s=60)
+    run = load_run(done.run_dir)
+    images = page_images(run)
+    for r in PAGE_REQUESTS:  # the tiny run has 32 test images: each request is capped at what it has
+        saved = read_evaluation(run.path, images[:r.n_images], r.iwae_k)
+        assert saved is not None and saved.n_test == min(r.n_images, len(images)), r
+    snap = run_in_foreground(config, tmp_path / "sweep", checkpoint_every_s=60,
+                             sweep=parse_sweep("output_activation=sigmoid,linear"))
+    assert snap.status == "finished"
+    assert not any((tmp_path / "sweep").glob(f"*/{EVALUATIONS}"))
+
+
+def test_the_cli_saves_a_runs_page_estimates(run_dir, capsys):
+    assert cli(["evaluate", str(run_dir), "--save-pages"]) == 0
+    assert capsys.readouterr().out.strip() == str(run_dir / EVALUATIONS)
+    images = page_images(load_run(run_dir))
+    assert all(read_evaluation(run_dir, images[:r.n_images], r.iwae_k) for r in PAGE_REQUESTS)
+
+
+def test_requests_are_keyed_by_their_size_and_k():
+    assert EvalRequest(200, 10).key() != EvalRequest(200, 20).key() != EvalRequest(1000, 20).key()
+    assert dataclasses.replace(COMPARE).key() == COMPARE.key()
+
+
+@pytest.fixture()
+def evaluations_counted(monkeypatch) -> list[int]:
+    """Every evaluate the pages' shared cache calls, counted (and done): a fresh cache, as on a fresh server."""
+    import ui.state
+    calls: list[int] = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("iwae_k", 0))
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(ui.state, "evaluate", counted)
+    ui.state._evaluate.clear()
+    return calls
+
+
+def test_a_first_visit_to_diagnostics_and_compare_computes_nothing_for_a_bundled_run(evaluations_counted,
+                                                                                      tmp_path, monkeypatch):
+    from tests.helpers import open_app
+    monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
+    at = open_app("app_pages/diagnostics.py")
+    assert any(m.label == "ELBO" for m in at.metric) and any(m.label == "Active units" for m in at.metric)
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert evaluations_counted == []
+
+
+def test_a_run_without_saved_estimates_is_evaluated_on_its_first_visit(evaluations_counted, run_dir, monkeypatch):
+    from tests.helpers import open_app
+    monkeypatch.setenv("VAE_LAB_RUNS", str(run_dir.parent))
+    at = open_app("app_pages/diagnostics.py", run=run_dir.name)
+    assert any(m.label == "ELBO" for m in at.metric)
+    assert sorted(evaluations_counted) == sorted([DIAGNOSTICS_DENSITY.iwae_k, DIAGNOSTICS_POSTERIOR.iwae_k])
