@@ -1,5 +1,6 @@
 import streamlit as st
 
+from ui import deferred
 from ui.compare_url import MAX_RUNS, MIN_RUNS
 from ui.downloads import download_ui, pictures_ui
 from ui.parts import compare as parts
@@ -12,6 +13,7 @@ from vae_plots.compare_table import BEST_MARK, metrics_csv, metrics_table
 
 N_SHOWN = 8  # test images in the reconstruction rows: 32-pixel tiles stay visible at half a screen wide
 
+deferred.begin()
 st.title("Compare")
 st.caption("Two to four runs on the same test images, one colour per run on every figure.")
 runs = parts.compare_picker_ui(current_run())
@@ -41,6 +43,9 @@ def reconstructions_ui(test: ImageDataset) -> None:
 def metrics_ui() -> None:
     st.subheader("Test metrics")
     evaluations = parts.evaluations(runs)
+    if deferred.waiting():
+        deferred.computing(f"the first {parts.N_EVAL} test images of each run (IWAE, k = {parts.IWAE_K})")
+        return
     table = metrics_table(runs, evaluations, labels)
     for part in table.parts():
         st.table(part, hide_index=True)
@@ -94,3 +99,4 @@ curves_ui()
 if images is not None:
     traversals_ui(images)
     ranges_ui(images)
+deferred.poll_if_pending()

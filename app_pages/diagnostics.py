@@ -2,7 +2,7 @@ import math
 
 import streamlit as st
 
-from ui.deferred import estimate, flipped, pending, refresh_when_ready
+from ui import deferred
 from ui.family import warm_siblings
 from ui.state import current_run, page_test_images
 from ui.widgets import chart, monte_carlo, url_choice
@@ -20,7 +20,7 @@ run = current_run()
 test = page_test_images(run)
 cfg = run.config
 act = cfg.model.output_activation
-defer = flipped(run)  # a flip shows the new model at once; its estimates follow when computed
+deferred.begin()  # costly estimates follow when computed: the page never waits for them
 
 st.title("Diagnostics")
 st.caption(f"What the loaded model ({run.name}) can and cannot do, measured on its test images.")
@@ -55,7 +55,7 @@ def likelihood_ui() -> None:
     k = url_choice(left, "select_slider", "Importance samples k (IWAE)", [1, 2, 5, 10, 20, 50, 100, 200], IWAE_K,
                    "iwae_k")
     n = url_choice(right, "select_slider", "Test images", [100, 200, 500, 1000, 2000], IWAE_N, "iwae_n")
-    m = estimate(run, min(n, len(test)), k, defer)
+    m = deferred.estimate(run, min(n, len(test)), k)
     if m is None:
         return
     c = [*st.columns(2), *st.columns(2)]  # two to a row: a 1024-pixel projector shows each value whole
@@ -92,7 +92,7 @@ def likelihood_ui() -> None:
 @st.fragment
 def posterior_ui() -> None:
     st.subheader("Is the latent space used?")
-    m = estimate(run, min(POSTERIOR_N, len(test)), 0, defer)
+    m = deferred.estimate(run, min(POSTERIOR_N, len(test)), 0)
     if m is None:
         return
     c = st.columns(3)
@@ -120,8 +120,7 @@ st.divider()
 likelihood_ui()
 st.divider()
 posterior_ui()
-if defer and pending():  # only while something is computing: an idle poller would rerun every half second
-    refresh_when_ready()
+deferred.poll_if_pending()
 # A flip loads a sibling: its costly estimates, at this page's settings, computed while the class looks at these.
 warm_siblings(run, [(min(int(st.session_state.get("iwae_n", IWAE_N)), len(test)), int(st.session_state.get(
     "iwae_k", IWAE_K))), (min(POSTERIOR_N, len(test)), 0)])

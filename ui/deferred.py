@@ -1,46 +1,71 @@
-"""Costly estimates that a toggle flip does not wait for: the page draws at once, says they are computing, and
-redraws when the background evaluator (state.Warmer) has them."""
+"""Costly estimates that no page waits for: the page draws at once, says they are computing, and redraws when the
+background evaluator (state.Warmer) has them. One saved with the run, or cheap, is drawn at once.
+
+Why: a server draws every session's page in one process; an IWAE bound on 2,000 images with k = 200 takes a
+minute of one core, and while a page computes it, the class waits (bench/load.py: a slider on Diagnostics timed
+out at 30 sessions)."""
 from __future__ import annotations
 
-import streamlit as st
+from typing import Literal
 
-from ui.state import evaluate_cached, load_warmer, run_mtime
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from ui.state import evaluate_cached, load_warmer, run_mtime, saved_estimate
 from vae_core.model.evaluate import EvalMetrics
 from vae_core.runs.folders import LoadedRun
 
-SHOWN_KEY = "deferred_shown_run"  # session: the run the deferring page last drew, to tell a flip from a visit
 PENDING_KEY = "deferred_pending"  # session: the (path, n_images, iwae_k) estimates the page is waiting for
 POLL_S = 0.5
+# An estimate decodes each image about k + 2 times (the ELBO's two draws, the IWAE's k): this many decodes take
+# ~0.3 s for the default conv VAE on one core, so fewer are computed by the page itself.
+INSTANT_DECODES = 1000
 
 
-def flipped(run: LoadedRun) -> bool:
-    """Whether this draw follows a change of run on the same page (a flip), not a first visit or a widget."""
-    last = st.session_state.get(SHOWN_KEY)
-    st.session_state[SHOWN_KEY] = str(run.path)
-    return last is not None and last != str(run.path)
+def begin() -> None:
+    """A page that defers starts each full run waiting for nothing: what it asks for this run is what it awaits."""
+    st.session_state[PENDING_KEY] = set()
 
 
-def estimate(run: LoadedRun, n_images: int, iwae_k: int, defer: bool) -> EvalMetrics | None:
-    """The run's evaluation; None where `defer` and it is not computed yet: it is asked for in the background
-    and the page says so (refresh_when_ready redraws it)."""
-    path = str(run.path)
-    if not defer or load_warmer().ready(path, n_images, iwae_k):
-        return evaluate_cached(path, run_mtime(run), n_images, iwae_k)
-    st.session_state.setdefault(PENDING_KEY, []).append((path, n_images, iwae_k))
-    st.info(f"Computing on {n_images:,} test images{f' (IWAE, k = {iwae_k})' if iwae_k else ''}: the numbers "
-            "appear here in a few seconds.", icon=":material/hourglass_top:")
+def estimate(run: LoadedRun, n_images: int, iwae_k: int, notice: Literal["say", "quiet"] = "say") -> EvalMetrics | None:
+    """The run's evaluation where it is at hand; else None: it is asked for in the background, the page says so
+    (unless "quiet": it says it once for several) and refresh_when_ready redraws it."""
+    path, mtime = str(run.path), run_mtime(run)
+    if n_images * (iwae_k + 2) <= INSTANT_DECODES or saved_estimate(path, mtime, n_images, iwae_k) \
+            or load_warmer().ready(path, n_images, iwae_k):
+        return evaluate_cached(path, mtime, n_images, iwae_k)
+    st.session_state.setdefault(PENDING_KEY, set()).add((path, n_images, iwae_k))
+    if notice == "say":
+        computing(f"{n_images:,} test images{f' (IWAE, k = {iwae_k})' if iwae_k else ''}")
+    if _in_fragment():  # a fragment's own rerun draws no poller: the whole page draws one
+        st.rerun(scope="app")
     return None
 
 
-def pending() -> bool:
-    """Whether this page is waiting for an estimate."""
+def computing(what: str) -> None:
+    st.info(f"Computing on {what}: the numbers appear here when they are ready.", icon=":material/hourglass_top:")
+
+
+def waiting() -> bool:
+    """Whether this page run is waiting for an estimate."""
     return bool(st.session_state.get(PENDING_KEY))
+
+
+def _in_fragment() -> bool:
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
+def poll_if_pending() -> None:
+    """At the page's end: a poller while something is computing (an idle one would rerun every half second)."""
+    if waiting():
+        refresh_when_ready()
 
 
 @st.fragment(run_every=POLL_S)
 def refresh_when_ready() -> None:
-    """Redraw the page once every estimate it is waiting for is ready (drawn only where a flip may defer)."""
+    """Redraw the page once every estimate it is waiting for is ready."""
     pending = st.session_state.get(PENDING_KEY)
     if pending and all(load_warmer().ready(*p) for p in pending):
-        st.session_state.pop(PENDING_KEY)
+        st.session_state[PENDING_KEY] = set()
         st.rerun(scope="app")

@@ -84,9 +84,10 @@ class ModelChoice:
         return f"{who} {when}{STATUS_MARK.get(i.status, f' · {i.status}')} · {what} #{run_tag(i.name)}"
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def load_run_cached(path: str, mtime: float) -> LoadedRun:
-    """Cached because every rerun of every page needs the model; keyed on mtime so a re-save reloads."""
+    """Cached because every rerun of every page needs the model; keyed on mtime so a re-save reloads. Room for
+    the zoo's 20 and a class's: a class flipping toggles reloaded runs from disk with 16."""
     return load_run(path)
 
 
@@ -340,6 +341,13 @@ def _evaluate(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetric
     return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
                     steps=run.metrics.get("steps") or 0,
                     iwae_k=iwae_k)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def saved_estimate(path: str, mtime: float, n_images: int, iwae_k: int) -> bool:
+    """Whether the run saved this estimate for the images its pages show (cached: it hashes the weights)."""
+    run = load_run_cached(path, mtime)
+    return read_evaluation(run.path, _test_images(run, path, mtime).images[:n_images], iwae_k) is not None
 
 
 def _test_images(run: LoadedRun, path: str, mtime: float) -> ImageDataset:

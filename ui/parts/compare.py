@@ -8,10 +8,11 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from ui import deferred
 from ui.compare_url import MAX_RUNS, MIN_RUNS, Selection, asked_text, own_writing, parse_selection, write_url
 from ui.family import candidates
 from ui.session import client_token
-from ui.state import ModelChoice, config_mtime, evaluate_cached, load_run_cached, model_choices
+from ui.state import ModelChoice, config_mtime, load_run_cached, model_choices
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.model.evaluate import EvalMetrics
 from vae_core.runs.evaluations import COMPARE
@@ -97,7 +98,7 @@ def evaluations(runs: list[LoadedRun]) -> list[EvalMetrics | None]:
 
 def _evaluation(run: LoadedRun) -> EvalMetrics | None:
     try:
-        return evaluate_cached(str(run.path), config_mtime(str(run.path)), N_EVAL, IWAE_K)
+        return deferred.estimate(run, N_EVAL, IWAE_K, notice="quiet")  # None while it computes
     except (DatasetNotFoundError, ValueError) as e:
         st.warning(f"No test metrics for {run.name}: its test images ({run.config.data.dataset}) are not here. {e}")
         return None
