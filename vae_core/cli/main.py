@@ -1,6 +1,7 @@
-"""python -m vae_core train | evaluate | runs | zoo | lab | images | export | worker: the terminal front end.
+"""python -m vae_core train | evaluate | runs | zoo | lab | images | vectors | export | worker: the terminal front end.
 
-One module a command (cli/train.py, cli/zoo.py, cli/lab.py, cli/images.py, cli/export.py, cli/worker.py; evaluate and runs are here), their
+One module a command (cli/train.py, cli/zoo.py, cli/lab.py, cli/images.py, cli/vectors.py, cli/export.py,
+cli/worker.py; evaluate and runs are here), their
 shared options in cli/options.py. Each command imports what it needs when it runs.
 Progress goes to stderr; what a script wants (a run folder's path, evaluate --json's object) to stdout.
 """
@@ -18,6 +19,7 @@ from vae_core.cli.images import add_images_parser, cmd_images
 from vae_core.cli.lab import add_lab_parser, cmd_lab
 from vae_core.cli.options import Parser
 from vae_core.cli.train import add_train_parser, cmd_train
+from vae_core.cli.vectors import add_vectors_parser, cmd_vectors
 from vae_core.cli.worker import add_worker_parser, cmd_worker
 from vae_core.cli.zoo import add_zoo_parser, cmd_zoo
 
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_zoo_parser(sub)
     add_lab_parser(sub)
     add_images_parser(sub)
+    add_vectors_parser(sub)
     add_export_parser(sub)
     add_worker_parser(sub)
     return parser
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "zoo": cmd_zoo, "lab": cmd_lab,
-               "images": cmd_images, "export": cmd_export, "worker": cmd_worker}[ns.command]
+               "images": cmd_images, "vectors": cmd_vectors, "export": cmd_export, "worker": cmd_worker}[ns.command]
     try:
         return command(ns)
     except (ValueError, DatasetNotFoundError, RunLoadError, OSError) as e:  # bad input: one line, status 2
