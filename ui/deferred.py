@@ -1,5 +1,5 @@
 """Costly estimates that no page waits for: the page draws at once, says they are computing, and redraws when the
-background evaluator (state.Warmer) has them. One saved with the run, or cheap, is drawn at once.
+background evaluator (ui/estimates.py) has them. One saved with the run, or cheap, is drawn at once.
 
 Why: a server draws every session's page in one process; an IWAE bound on 2,000 images with k = 200 takes a
 minute of one core, and while a page computes it, the class waits (bench/load.py: a slider on Diagnostics timed
@@ -11,7 +11,8 @@ from typing import Literal
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from ui.state import evaluate_cached, load_warmer, run_mtime, saved_estimate
+from ui.estimates import evaluate_cached, load_evaluator, saved_estimate
+from ui.state import run_mtime
 from vae_core.model.evaluate import EvalMetrics
 from vae_core.runs.folders import LoadedRun
 
@@ -32,7 +33,7 @@ def estimate(run: LoadedRun, n_images: int, iwae_k: int, notice: Literal["say", 
     (unless "quiet": it says it once for several) and refresh_when_ready redraws it."""
     path, mtime = str(run.path), run_mtime(run)
     if n_images * (iwae_k + 2) <= INSTANT_DECODES or saved_estimate(path, mtime, n_images, iwae_k) \
-            or load_warmer().ready(path, n_images, iwae_k):
+            or load_evaluator().ready(path, n_images, iwae_k):
         return evaluate_cached(path, mtime, n_images, iwae_k)
     st.session_state.setdefault(PENDING_KEY, set()).add((path, n_images, iwae_k))
     if notice == "say":
@@ -66,6 +67,6 @@ def poll_if_pending() -> None:
 def refresh_when_ready() -> None:
     """Redraw the page once every estimate it is waiting for is ready."""
     pending = st.session_state.get(PENDING_KEY)
-    if pending and all(load_warmer().ready(*p) for p in pending):
+    if pending and all(load_evaluator().ready(*p) for p in pending):
         st.session_state[PENDING_KEY] = set()
         st.rerun(scope="app")

@@ -6,8 +6,9 @@ from typing import Any
 
 import streamlit as st
 
+from ui.estimates import load_evaluator
 from ui.session import client_token
-from ui.state import ModelChoice, load_warmer, model_choices, set_run
+from ui.state import ModelChoice, model_choices, set_run
 from vae_core.config import with_value
 from vae_core.model.compatibility import compatibility
 from vae_core.runs.families import TOGGLE_FIELDS, FamilyAxis, family_axes, field_label, siblings
@@ -33,7 +34,7 @@ def sibling_paths(run: RunInfo, choices: list[ModelChoice]) -> list[str]:
 
 def warm_siblings(loaded: LoadedRun, requests: list[tuple[int, int]]) -> None:
     """Evaluate, in the background, what a flip from the loaded run will show: each (n_images, iwae_k)."""
-    load_warmer().warm(_siblings_of(loaded), requests)
+    load_evaluator().warm(_siblings_of(loaded), requests)
 
 
 def _siblings_of(loaded: LoadedRun) -> list[str]:

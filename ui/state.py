@@ -1,8 +1,7 @@
 """The loaded run and what pages load for it: the runs this browser may pick (bundled, its own, those on its
 private images, the class's), the one the URL names (?run=, so a link reproduces it), cached loaders (runs, test
-images, the test images a run carries, evaluations, the latent map's images, encoding and figure), the background
-evaluator that computes ahead what a toggle flip will ask for, and the notices left by what a link asked for and
-did not get.
+images, the test images a run carries, the latent map's images, encoding and figure), and the notices left by
+what a link asked for and did not get. A run's estimates: ui/estimates.py.
 
 Caching rules: st.cache_resource and st.cache_data are shared by every browser session, so only read-only things
 go there (eval-mode models from checkpoints, uint8 test images, evaluations). The test images a run on a person's
@@ -12,14 +11,10 @@ every page (vae_core.jobs; ui/jobs.py shows it).
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import streamlit as st
 import torch
@@ -32,8 +27,6 @@ from vae_core.data.datasets import load_dataset
 from vae_core.data.images.dataset import is_private
 from vae_core.data.images.private import PrivateSpace
 from vae_core.host import HostSettings
-from vae_core.model.evaluate import EvalMetrics, evaluate
-from vae_core.runs.evaluations import read_evaluation
 from vae_core.runs.folders import (CONFIG, LoadedRun, RunLoadError, bundled_models_dir, default_runs_dir, load_run,
                                    read_samples, run_tag)
 from vae_core.runs.listing import RunInfo, list_runs
@@ -271,90 +264,6 @@ def page_test_images(run: LoadedRun) -> ImageDataset:
         st.caption(f"{data.dataset} is not on this server: these pages show the {len(samples)} test images the "
                    "run carries with it.")
     return samples
-
-
-@st.cache_resource
-def load_warmer() -> "Warmer":
-    """Cached: one background evaluator per server, shared by every session (it holds no one's data)."""
-    return Warmer()
-
-
-class Warmer:
-    """Computes ahead, one at a time, what a toggle flip will ask a page's caches for next: a cold flip on
-    Diagnostics spent about 3 s in the IWAE bound and the posterior estimates."""
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae-lab-warm", initializer=_lowest_priority)
-        self._asked: dict[tuple, Future] = {}
-        self._lock = threading.Lock()
-
-    def warm(self, paths: list[str], requests: list[tuple[int, int]]) -> None:
-        """Each (n_images, iwae_k) of each run, in the background, into evaluate_cached's cache."""
-        for path in paths:
-            for n, k in requests:
-                self._ask(_warm_one, path, config_mtime(path), n, k)
-
-    def ready(self, path: str, n: int, k: int) -> bool:
-        """Whether evaluate_cached has this estimate; if it was never asked for, it is now."""
-        return self._ask(_warm_one, path, config_mtime(path), n, k).done()
-
-    def _ask(self, work: Callable[..., None], *key: Any) -> Future:
-        with self._lock:
-            if (work, *key) not in self._asked:
-                self._asked[(work, *key)] = self._pool.submit(_guessed, work, *key)
-            return self._asked[(work, *key)]
-
-
-def _lowest_priority() -> None:
-    """Work done ahead must not slow the pages a class is drawing now: the thread yields the CPU to them (Linux
-    gives each thread its own nice value)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):  # another system: it runs at the server's priority
-        pass
-
-
-def _guessed(work: Callable[..., None], *args: Any) -> None:
-    try:
-        work(*args)
-    except Exception:  # a run that cannot be evaluated says so when a page asks for it; warming is a guess
-        log.debug("warming %s failed", args, exc_info=True)
-
-
-def _warm_one(path: str, mtime: float, n: int, k: int) -> None:
-    _evaluate(path, mtime, n, k)  # no spinner: this thread has no page to show one on
-
-
-def evaluate_cached(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetrics:
-    """The run evaluated on the first n_images of the images the pages show, with a spinner while it computes."""
-    with st.spinner("Evaluating on test images…"):  # shown only past half a second: a cache hit shows nothing
-        return _evaluate(path, mtime, n_images, iwae_k)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _evaluate(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetrics:
-    """Cached because an IWAE bound with large k takes seconds (unless the run saved it); keyed on its save time."""
-    run = load_run_cached(path, mtime)
-    images = _test_images(run, path, mtime).images[:n_images]
-    if (saved := read_evaluation(run.path, images, iwae_k)) is not None:  # computed where the run was trained
-        return saved
-    return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
-                    steps=run.metrics.get("steps") or 0,
-                    iwae_k=iwae_k)
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def saved_estimate(path: str, mtime: float, n_images: int, iwae_k: int) -> bool:
-    """Whether the run saved this estimate for the images its pages show (cached: it hashes the weights)."""
-    run = load_run_cached(path, mtime)
-    return read_evaluation(run.path, _test_images(run, path, mtime).images[:n_images], iwae_k) is not None
-
-
-def _test_images(run: LoadedRun, path: str, mtime: float) -> ImageDataset:
-    """The test images its pages show, without a page: the run's own for a person's images, else its dataset's."""
-    if is_private(run.config.data):
-        return load_run_samples(path, mtime)
-    return load_test_images(page_data(run.config.data))
 
 
 def run_mtime(run: LoadedRun) -> float:

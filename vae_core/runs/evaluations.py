@@ -10,6 +10,7 @@ pickles. A file that is not one of ours is ignored, with a warning in the log, a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vae_core.model.evaluate import EvalMetrics, PerImage, evaluate
-from vae_core.runs.folders import WEIGHTS, LoadedRun, load_run
+from vae_core.runs.folders import CONFIG, WEIGHTS, LoadedRun, RunLoadError, load_run
 from vae_core.runs.test_images import page_images
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,29 @@ def save_page_evaluations(run: LoadedRun, requests: tuple[EvalRequest, ...] = PA
         entries[EvalRequest(len(chosen), r.iwae_k).key()] = ({"weights": stamp_weights,
                                                               "images": images_digest(chosen)}, metrics)
     return _write(Path(run.path) / EVALUATIONS, entries)
+
+
+def evaluate_run(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetrics:
+    """The run saved at `mtime` evaluated on the first n_images its pages show (a background evaluator's work)."""
+    run = _loaded(path, mtime)
+    images = page_images(run)[:n_images]
+    return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
+                    steps=run.metrics.get("steps") or 0, iwae_k=iwae_k)
+
+
+@functools.lru_cache(maxsize=8)
+def _loaded(path: str, mtime: float) -> LoadedRun:
+    """Cached: an evaluator asked for several estimates of a run loads it once."""
+    if (Path(path) / CONFIG).stat().st_mtime != mtime:
+        raise RunLoadError(f"{path} was saved again since this estimate was asked for; ask again.")
+    return load_run(path)
+
+
+def evaluator_process(threads: int) -> None:
+    """A background evaluator's process: the lowest priority (the pages being drawn come first), `threads` torch
+    threads."""
+    os.nice(19)
+    torch.set_num_threads(threads)
 
 
 def save_after_training(run_dir: Path) -> None:
