@@ -5,6 +5,7 @@ from ui.compare_url import MAX_RUNS, MIN_RUNS
 from ui.downloads import download_ui, pictures_ui
 from ui.parts import compare as parts
 from ui.state import current_run, page_test_images
+from ui.view_cache import cached_view
 from ui.widgets import chart, url_choice, url_number
 from vae_core.data.base import ImageDataset
 from vae_core.export import frames as f
@@ -61,7 +62,8 @@ def traversals_ui(test: ImageDataset) -> None:
     st.caption("Each run's posterior mean of the same test image, its most informative dimensions swept "
                "over ±3 prior standard deviations (rows: the dimension and its KL in nats).")
     anchor = url_number(st, "Test image", 0, len(test) - 1, 0, "compare_anchor")
-    figs = compare.traversals(runs, test.images[anchor], labels)
+    figs = cached_view(runs, "traversals", (anchor, tuple(labels)),
+                       lambda: compare.traversals(runs, test.images[anchor], labels))
     per_row = compare.traversals_per_row(len(runs))
     for i, fig in enumerate(figs):
         if i % per_row == 0:

@@ -5,6 +5,7 @@ import streamlit as st
 from ui import deferred
 from ui.family import warm_siblings
 from ui.state import current_run, page_test_images
+from ui.view_cache import cached_view
 from ui.widgets import chart, monte_carlo, url_choice
 from vae_core.model.compatibility import ACTIVATION_RANGE
 from vae_core.model.evaluate import COLLAPSE_KL
@@ -35,7 +36,7 @@ def range_ui() -> None:
     # three runs out of three); unbound, none in the same soak.
     n = st.slider("Test images", 50, len(test), min(500, len(test)), 50, key="range_n") \
         if len(test) > 50 else len(test)
-    view = views.range_view(run, test.images[:n])
+    view = cached_view([run], "range", n, lambda: views.range_view(run, test.images[:n]))
     lo, hi = ACTIVATION_RANGE[act]
     c1, c2 = st.columns(2)
     c1.metric("Targets out of the output's reach", f"{view.frac_unreachable:.2%}",

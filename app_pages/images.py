@@ -2,7 +2,7 @@
 import streamlit as st
 
 from ui.parts.images import (delete_ui, look_ui, next_ui, privacy_ui, private_runs_ui, read_ui, settings_ui, source_ui,
-                          stats_ui, summary_ui)
+                             stats_ui, summary_ui)
 
 st.title("Your images")
 privacy_ui()

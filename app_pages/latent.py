@@ -3,6 +3,7 @@ import streamlit as st
 from ui.downloads import pictures_ui
 from ui.parts.latent import map_ui
 from ui.state import current_run, page_test_images
+from ui.view_cache import cached_view
 from ui.widgets import chart, url_number, url_slider
 from vae_core.export import frames as f
 from vae_plots import views
@@ -32,7 +33,8 @@ def traversal_ui() -> None:
             n_dims = 1
             right.caption("One latent dimension: its row is the whole traversal.")
         dims = f.informative_dims(run, n_dims)
-        chart(views.traversal(run, test.images[anchor], dims, span), key="traversal_chart")
+        chart(cached_view([run], "traversal", (anchor, tuple(dims), span),
+                          lambda: views.traversal(run, test.images[anchor], dims, span)), key="traversal_chart")
         image = test.images[anchor]
         pictures_ui(st, f"{run.path.name}-traversal", "traversal",  # made when clicked
                     lambda: f.mosaic(f.traversal_grid(run, image, dims, span)),

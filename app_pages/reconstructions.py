@@ -2,6 +2,7 @@ import streamlit as st
 
 from ui.downloads import pictures_ui, training_previews_ui
 from ui.state import current_run, page_test_images
+from ui.view_cache import cached_view
 from ui.widgets import chart, test_metrics_ui, url_number, url_slider
 from vae_core.export import frames as f
 from vae_plots import views
@@ -22,7 +23,8 @@ def reconstructions_ui() -> None:
     n = url_slider(left, "Images", 4, most, min(10, most), "recon_n") if most > 4 else most
     start = url_number(right, "First test image", 0, len(test) - n, 0, "recon_start") if len(test) > n else 0
     images = test.images[start:start + n]
-    grid, errors = views.reconstruction_figures(run, images)
+    grid, errors = cached_view([run], "reconstructions", (start, n),
+                               lambda: views.reconstruction_figures(run, images))
     chart(grid, key="recon_grid")
     pictures_ui(st, f"{run.path.name}-reconstructions", "recon",  # made when clicked, under what it draws
                 lambda: f.mosaic(f.reconstruction_rows(run, images)))

@@ -47,7 +47,7 @@ def load_map_encoding(run: LoadedRun, data: ImageDataset) -> EncodedMap:
     return _shared_encoding(*key, run, data)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Encoding the test images…")
+@st.cache_resource(max_entries=32, show_spinner="Encoding the test images…")  # the zoo's 20 and a class's
 def _shared_encoding(path: str, mtime: float, n: int, _run: LoadedRun, _data: ImageDataset) -> EncodedMap:
     """Cached because encoding 10,000 test images takes seconds, paid again on every flip back to a run (the images
     are the run's split: the run, its save time and their number name them); read-only tensors."""
@@ -62,7 +62,7 @@ def load_map_figure(run: LoadedRun, data: ImageDataset, encoded: EncodedMap, col
     return _shared_figure(*key, encoded, data)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def _shared_figure(path: str, mtime: float, n: int, color_by: str, _encoded: EncodedMap,
                    _data: ImageDataset) -> LatentMap:
     """Cached because building 10,000 points' figure costs a rerun ~0.1 s on every click; never mutated."""
