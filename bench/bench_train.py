@@ -10,12 +10,14 @@ products; the elementwise ops it does not count). The variants add the Trainer's
 ("before" is the Trainer as it was: NCHW weights, F.binary_cross_entropy_with_logits, Adam's for-loop); each is
 timed as the Trainer and as a plain loop (PyTorch's examples/vae loop) making the same choices. The machine is
 shared and noisy: the rounds interleave the matmul and every variant, each round's fraction is taken against that
-round's matmul, and the medians are printed with the load average. Trainer / plain is taken each round from the two
-timed back to back (which goes first alternates), then summarized over the rounds: the median, the quartiles and
-the range; against the bound (the shipped Trainer at TRAINER_BOUND of the plain loop's speed or better) the verdict
-holds only where the quartiles lie on one side of it, else the bench says the rounds cannot settle it. --compile
-also times torch.compile on the plain loop: its compile seconds, and after how many seconds of training it would pay
-back.
+round's matmul, and the medians are printed with the load average. Trainer / plain: each round runs the two loops'
+epochs a step of each in turn (which goes first alternates from round to round), so each pair of steps, 40 ms
+apart, meets the same load; the round's ratio is the median over its pairs (a burst of another process's work
+lands on one step of a pair, which the median sets aside). Over the rounds: the median, the quartiles and the
+range, by the wall clock and by CPU time; against the bound (the shipped Trainer at TRAINER_BOUND of the plain
+loop's speed or better) the verdict holds only where the quartiles lie on one side of it, else the bench says the
+rounds cannot settle it. --compile also times torch.compile on the plain loop: its compile seconds, and after how
+many seconds of training it would pay back.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import os
 import statistics
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal
 from unittest import mock
 
@@ -112,14 +114,16 @@ class PlainLoop:
 
     def epoch(self) -> int:
         """One epoch; the images it trained on."""
-        n = 0
+        return sum(self.steps())
+
+    def steps(self) -> Iterator[int]:
+        """One epoch, a step at a time; each step's images."""
         for (x,) in self.loader:
             loss = self.loss(x)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            n += len(x)
-        return n
+            yield len(x)
 
 
 def plain_loop(config: RunConfig, data: TrainingData, v: Variant, compiled: bool = False) -> PlainLoop:
@@ -135,8 +139,13 @@ def plain_loop(config: RunConfig, data: TrainingData, v: Variant, compiled: bool
 
 def trainer_epoch(trainer: Trainer, v: Variant) -> int:
     """One epoch of the Trainer, its metrics taken every step as a job takes them; the images it trained on."""
+    return trainer.config.train.batch_size * sum(1 for _ in trainer_steps(trainer, v))
+
+
+def trainer_steps(trainer: Trainer, v: Variant) -> Iterator[object]:
+    """One epoch of the Trainer, a step at a time (the plain loop, with its own loss, is untouched by loss_as)."""
     with loss_as(v.bce):
-        return trainer.config.train.batch_size * sum(1 for _ in trainer.steps())
+        yield from trainer.steps()
 
 
 @dataclass(frozen=True)
@@ -192,16 +201,50 @@ def new_rounds() -> Rounds:
     return Rounds([], [], [], [], [], [], [])
 
 
-def record(r: Rounds, flop: int, matmul: Timing, trainer: Timing, plain: Timing | None) -> None:
-    """flop: one epoch's FLOPs (Trainer and plain loop train the same images)."""
+def record(r: Rounds, flop: int, matmul: Timing, trainer: Timing) -> None:
+    """flop: one epoch's FLOPs."""
     r.trainer.append(flop / trainer.wall_s / 1e9)
     r.trainer_cpu.append(flop / trainer.cpu_s / 1e9)
     r.fraction.append(r.trainer[-1] / (MATMUL_FLOP / matmul.wall_s / 1e9))
     r.fraction_cpu.append(r.trainer_cpu[-1] / (MATMUL_FLOP / matmul.cpu_s / 1e9))
-    if plain is not None:
-        r.plain.append(flop / plain.wall_s / 1e9)
-        r.ratio.append(plain.wall_s / trainer.wall_s)
-        r.ratio_cpu.append(plain.cpu_s / trainer.cpu_s)
+
+
+def record_pair(r: Rounds, flop: int, matmul: Timing, trainer: StepTimes, plain: StepTimes) -> None:
+    """A paired epoch (Trainer and plain loop train the same images): speeds, and the round's ratios."""
+    record(r, flop, matmul, trainer.total())
+    r.plain.append(flop / plain.total().wall_s / 1e9)
+    r.ratio.append(statistics.median(p / t for p, t in zip(plain.wall, trainer.wall)))
+    r.ratio_cpu.append(statistics.median(p / t for p, t in zip(plain.cpu, trainer.cpu)))
+
+
+@dataclass
+class StepTimes:
+    """One loop's steps in a paired epoch, seconds each."""
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def total(self) -> Timing:
+        return Timing(sum(self.wall), sum(self.cpu))
+
+
+def take_step(steps: Iterator[object], times: StepTimes) -> bool:
+    """Time the loop's next step; False once its epoch is over."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    if next(steps, None) is None:
+        return False
+    times.wall.append(time.perf_counter() - wall)
+    times.cpu.append(time.process_time() - cpu)
+    return True
+
+
+def paired_epoch(trainer: Iterator[object], plain: Iterator[object], plain_first: bool
+                 ) -> tuple[StepTimes, StepTimes]:
+    """The two loops' epochs (as many steps each) a step of each in turn, the given one first in every pair."""
+    t, p = StepTimes(), StepTimes()
+    pair = ((plain, p), (trainer, t)) if plain_first else ((trainer, t), (plain, p))
+    while all([take_step(steps, times) for steps, times in pair]):  # a list: both take their step
+        pass
+    return t, p
 
 
 def median(xs: list[float]) -> float:
@@ -260,17 +303,8 @@ def compare_variants(config: RunConfig, data: TrainingData, steps: int, rounds: 
         mm = matmul_timing()
         matmul.append(MATMUL_FLOP / mm.wall_s / 1e9)
         for trainer, plain, v, r in zip(trainers, plains, VARIANTS, results):
-            record(r, flop, mm, *back_to_back(lambda: trainer_epoch(trainer, v), plain.epoch, i % 2 == 1))
+            record_pair(r, flop, mm, *paired_epoch(trainer_steps(trainer, v), plain.steps(), i % 2 == 1))
     return matmul, results
-
-
-def back_to_back(trainer: Callable[[], object], plain: Callable[[], object], plain_first: bool
-                 ) -> tuple[Timing, Timing]:
-    """The Trainer's and the plain loop's epochs timed one right after the other, the given one first."""
-    if plain_first:
-        p = timed(plain)
-        return timed(trainer), p
-    return timed(trainer), timed(plain)
 
 
 def print_variants(matmul: list[float], results: list[Rounds]) -> None:
@@ -282,7 +316,7 @@ def print_variants(matmul: list[float], results: list[Rounds]) -> None:
         print(f"{v.name:<24} {median(r.trainer):15.1f} {median(r.fraction):9.3f} {median(r.fraction_cpu):17.3f} "
               f"{median(r.plain):14.1f} {s.median:14.3f} {s.low:6.3f}-{s.high:.3f} {median(r.ratio_cpu):9.3f}")
     shipped = results[-1]
-    print(f"{VARIANTS[-1].name}, per round (each round times both back to back, alternating which goes first):")
+    print(f"{VARIANTS[-1].name}, each round the median over its pairs of steps (a step of each loop in turn):")
     print("  " + verdict_words(spread(shipped.ratio), "the wall clock"))
     print("  " + verdict_words(spread(shipped.ratio_cpu), "CPU time (steadier under other processes' load)"))
 
@@ -297,7 +331,7 @@ def batch_sizes(sizes: list[int], steps: int, threads: int, rounds: int) -> None
         trainer_epoch(trainer, VARIANTS[-1])
         for _ in range(rounds):
             mm = matmul_timing()
-            record(r, flop, mm, timed(lambda: trainer_epoch(trainer, VARIANTS[-1])), None)
+            record(r, flop, mm, timed(lambda: trainer_epoch(trainer, VARIANTS[-1])))
         print(f"batch {bs:>4}: Trainer {median(r.trainer):6.1f} GFLOP/s, {median(r.fraction):.3f} x matmul")
 
 

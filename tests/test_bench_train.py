@@ -17,11 +17,17 @@ def test_the_verdict_holds_only_where_the_middle_half_of_the_rounds_is_on_one_si
     assert bt.against_bound(bt.spread([0.97])) == "meets"  # a single round is its own quartiles
 
 
-def test_back_to_back_runs_the_named_one_first():
+def test_a_paired_epoch_takes_a_step_of_each_in_turn_the_named_one_first():
     order: list[str] = []
-    bt.back_to_back(lambda: order.append("trainer"), lambda: order.append("plain"), plain_first=True)
-    bt.back_to_back(lambda: order.append("trainer"), lambda: order.append("plain"), plain_first=False)
-    assert order == ["plain", "trainer", "trainer", "plain"]
+
+    def loop(name: str):
+        for _ in range(3):
+            order.append(name)
+            yield name
+
+    trainer, plain = bt.paired_epoch(loop("trainer"), loop("plain"), plain_first=True)
+    assert order == ["plain", "trainer"] * 3
+    assert len(trainer.wall) == len(trainer.cpu) == len(plain.wall) == 3 and trainer.total().wall_s > 0
 
 
 def test_a_tiny_bench_times_every_variant_each_round_and_prints_the_verdict(capsys):
