@@ -48,6 +48,23 @@ class BatchMeans:
     kl_per_dim: torch.Tensor  # (L,)
 
 
+@dataclass(frozen=True)
+class StepValues:
+    """A step's batch means as Python floats, nats."""
+    loss: float
+    recon: float
+    kl: float
+    kl_per_dim: tuple[float, ...]
+
+
+def read_means(means: BatchMeans) -> StepValues:
+    """The means in one read from the device (a GPU waits once a step, not once a number): the same floats as
+    .item() on each (cat only places float32 values side by side)."""
+    flat = torch.cat([means.loss.reshape(1), means.recon.reshape(1), means.kl.reshape(1),
+                      means.kl_per_dim.reshape(-1)]).tolist()
+    return StepValues(flat[0], flat[1], flat[2], tuple(flat[3:]))
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the model holds the last weights that gave a finite loss."""
 
@@ -147,7 +164,7 @@ class Trainer:
         # keep their default
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr, fused=on_cpu or None)
         self.step = 0
-        self.means: BatchMeans | None = None  # the last step's, as train_step measured them
+        self.values: StepValues | None = None  # the last step's batch means, as train_step read them
         # Parameters and float buffers (BatchNorm statistics, sigma*): a NaN in either spoils a checkpoint.
         # state_dict() tensors share storage with the model, and every update is in place.
         self._live = [t for t in self.model.state_dict().values() if t.is_floating_point()]
@@ -196,10 +213,11 @@ class Trainer:
         if self.model.lik.sigma == "optimal":  # the batch's sigma*, for a checkpoint; fit_sigma replaces it at the end
             with torch.no_grad():
                 self.model.log_sigma.copy_(terms.out.log_sigma)
-        self.means = means = self._means(terms)  # once a step: under torchrun it is an all-reduce
-        if not torch.isfinite(means.loss):
+        # once a step: under torchrun _means is an all-reduce; the read is the step's one wait for the device
+        self.values = values = read_means(self._means(terms))
+        if not math.isfinite(values.loss):
             self._restore_good()
-            raise TrainingDiverged(self.step + 1, means.loss.item(), self.config.train.lr)
+            raise TrainingDiverged(self.step + 1, values.loss, self.config.train.lr)
         self._keep_good()
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
@@ -251,14 +269,12 @@ class Trainer:
     def metrics(self, terms: LossTerms, batch: int, per_epoch: int, t0: float, start: float) -> StepMetrics:
         """The StepMetrics of the step just taken (t0: when it began; start: when training began)."""
         now = time.perf_counter()
-        log_sigma = self.model.decoder_log_sigma()
-        means = self.means
-        recon, kl = means.recon.item(), means.kl.item()
+        log_sigma = self.model.decoder_log_sigma()  # after the step: the sigma it learned (a second read, if any)
+        v = self.values
         return StepMetrics(
-            step=self.step, epoch=self.step / per_epoch, recon_nats=recon, kl_nats=kl, elbo_nats=-(recon + kl),
-            loss=means.loss.item(), beta=terms.beta, images_per_s=batch / max(now - t0, 1e-9),
-            elapsed_s=now - start, kl_per_dim=tuple(means.kl_per_dim.tolist()),
-            sigma=None if log_sigma is None else math.exp(log_sigma.item()))
+            step=self.step, epoch=self.step / per_epoch, recon_nats=v.recon, kl_nats=v.kl, elbo_nats=-(v.recon + v.kl),
+            loss=v.loss, beta=terms.beta, images_per_s=batch / max(now - t0, 1e-9), elapsed_s=now - start,
+            kl_per_dim=v.kl_per_dim, sigma=None if log_sigma is None else math.exp(log_sigma.item()))
 
 
 def _check_moments(optimizer: torch.optim.Optimizer, saved: dict) -> None:
