@@ -26,6 +26,7 @@ from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.exceptions import LockError
 from rq import Queue, Worker
 from rq.job import Job as RQJob
 
@@ -51,6 +52,7 @@ CLAIM_TTL_S = 30  # an owner's claim, until its job is queued
 KEEP_OWNED = 32  # the latest jobs kept per owner (jobs_of)
 KEEP_CACHED = 512  # snapshots and specs an app process keeps unpickled
 SLOTS_FRESH_S = 2.0  # how long a count of the workers is reused
+SUBMIT_LOCK_S = 5  # the longest a submission holds (and waits for) the lock that makes the queue's limit hold
 T = TypeVar("T")
 
 # deletes the owner's key only while it still names this job (a newer job of the same owner keeps its claim)
@@ -76,6 +78,7 @@ class Keys:
 
 
 RUNNING = f"{PREFIX}:running"  # set of the tokens being trained
+SUBMIT_LOCK = f"{PREFIX}:submit"  # held while a submission counts the queue and joins it
 
 
 def owner_key(owner: str) -> str:
@@ -185,8 +188,13 @@ class RedisScheduler:
                        time.time(), was_capped, self.settings.checkpoint_every_s)
         self._claim(owner, token)
         try:
-            self._check_room()
-            self._enqueue(spec)
+            with self.client.lock(SUBMIT_LOCK, timeout=SUBMIT_LOCK_S, blocking_timeout=SUBMIT_LOCK_S):
+                self._check_room()  # and queue it before another process counts: the limit holds across them
+                self._enqueue(spec)
+        except LockError:
+            release_owner(self.client, owner, token)
+            raise ValueError(f"The queue is busy: another submission held it for {SUBMIT_LOCK_S} s. Press Start "
+                             "again.") from None
         except BaseException:
             release_owner(self.client, owner, token)
             raise
