@@ -188,3 +188,15 @@ def test_compare_draws_at_once_and_fills_in_the_metrics_of_runs_without_saved_es
         time.sleep(0.1)
         at.run()
     assert at.table and not at.exception and evaluations_counted == []
+
+
+def test_the_board_reads_compares_saved_estimate_whose_elbo_is_the_one_it_would_compute():
+    from ui.parts.board import load_board_entry
+    from ui.state import config_mtime
+    from vae_plots.board import board_data
+    d = bundled_models_dir() / BUNDLED
+    run = load_run(d)
+    entry = load_board_entry(str(d), config_mtime(d), board_data(run.config.data))
+    fresh = live(d, EvalRequest(COMPARE.n_images, 0))  # what the board computed before: k = 0
+    assert entry.metrics.elbo_nats == fresh.elbo_nats and entry.metrics.bits_per_dim == fresh.bits_per_dim
+    assert torch.equal(entry.metrics.per_image.elbo, fresh.per_image.elbo)

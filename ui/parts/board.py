@@ -21,11 +21,12 @@ from vae_core.data.images.dataset import is_private
 from vae_core.export.frames import compare_rows
 from vae_core.labs.base import lab_id_of
 from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.runs import evaluations
 from vae_core.runs.folders import RunLoadError, default_runs_dir, run_tag
 from vae_core.runs.listing import RunInfo
 from vae_core.runs.manifest import list_sweeps
-from vae_core.runs.names import (NAME_MAX, NAME_RULE, anonymous_name, check_name, display_names, owner_key,
-                                 read_names, save_name)
+from vae_core.runs.names import (NAME_MAX, NAME_RULE, anonymous_name, check_name, display_names, owner_key, read_names,
+                                 save_name)
 from vae_plots import board
 from vae_plots.board import ALL, FACETS, BoardRun, Filters, Group, Measured, Standing
 from vae_plots.figures import image_grid
@@ -113,11 +114,14 @@ class BoardEntry:
 @st.cache_resource(max_entries=4 * MAX_SHOWN, show_spinner=False)
 def load_board_entry(path: str, mtime: float, data: DataConfig) -> BoardEntry:
     """Cached and shared: every board measures the same runs on the same images (never a person's: see _shared),
-    each once per save of the run (~0.2 s a sprites run on one core)."""
+    each once per save of the run (~0.2 s a sprites run on one core, unless the run saved it)."""
     run = load_run_cached(path, mtime)
     images = load_test_images(data).images
-    metrics = evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
-                       steps=run.metrics.get("steps") or 0, iwae_k=0)
+    # Where these are the images Compare measures, the run's saved estimate: the same ELBO and bits/dim (the
+    # ELBO's z do not depend on k), not computed again.
+    metrics = evaluations.read_evaluation(run.path, images, evaluations.COMPARE.iwae_k) or evaluate(
+        run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
+        steps=run.metrics.get("steps") or 0, iwae_k=0)
     return BoardEntry(metrics, compare_rows([run], images[:GALLERY_IMAGES])[1])
 
 
