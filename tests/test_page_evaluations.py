@@ -16,7 +16,7 @@ from vae_core.cli.main import main as cli
 from vae_core.jobs.training_job import run_in_foreground
 from vae_core.model.evaluate import evaluate
 from vae_core.runs.evaluations import (COMPARE, DIAGNOSTICS_DENSITY, DIAGNOSTICS_POSTERIOR, EVALUATIONS, PAGE_REQUESTS,
-                                       EvalRequest, read_evaluation, save_page_evaluations)
+                                       EvalRequest, evaluate_loaded, read_evaluation, save_page_evaluations)
 from vae_core.runs.folders import bundled_models_dir, load_run, save_run
 from vae_core.runs.test_images import page_images
 from vae_core.training.sweeps import parse_sweep
@@ -36,8 +36,7 @@ def run_dir(tmp_path: Path) -> Path:
 
 def live(run_dir: Path, request: EvalRequest):
     run = load_run(run_dir)
-    return evaluate(run.model, run.normalizer, page_images(run)[:request.n_images], dataset=run.config.data.dataset,
-                    config=run.config, steps=run.metrics.get("steps") or 0, iwae_k=request.iwae_k)
+    return evaluate_loaded(run, page_images(run)[:request.n_images], request.iwae_k)
 
 
 def test_a_saved_estimate_reads_back_as_computed_with_its_image_by_image_values(run_dir):
@@ -134,13 +133,14 @@ def test_requests_are_keyed_by_their_size_and_k():
 def evaluations_counted(monkeypatch) -> list[int]:
     """Every evaluate the pages' own threads call, counted (and done): a fresh cache, as on a fresh server."""
     import ui.estimates
+    import vae_core.runs.evaluations
     calls: list[int] = []
 
     def counted(*args, **kwargs):
         calls.append(kwargs.get("iwae_k", 0))
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(ui.estimates, "evaluate", counted)
+    monkeypatch.setattr(vae_core.runs.evaluations, "evaluate", counted)
     ui.estimates._evaluate.clear()
     return calls
 

@@ -20,8 +20,8 @@ import streamlit as st
 from ui.state import APP_THREADS, config_mtime, load_run_cached, load_run_samples, load_test_images
 from vae_core.data.base import ImageDataset
 from vae_core.data.images.dataset import is_private
-from vae_core.model.evaluate import EvalMetrics, evaluate
-from vae_core.runs.evaluations import evaluate_run, evaluator_process, read_evaluation
+from vae_core.model.evaluate import EvalMetrics
+from vae_core.runs.evaluations import evaluate_loaded, evaluate_run, evaluator_process, read_evaluation
 from vae_core.runs.folders import LoadedRun
 from vae_core.runs.test_images import page_data
 
@@ -46,8 +46,7 @@ def _evaluate(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetric
     found = read_evaluation(run.path, images, iwae_k) or load_evaluator().result((path, mtime, n_images, iwae_k))
     if found is not None:
         return found
-    return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
-                    steps=run.metrics.get("steps") or 0, iwae_k=iwae_k)
+    return evaluate_loaded(run, images, iwae_k)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

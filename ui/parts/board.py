@@ -20,7 +20,7 @@ from vae_core.data.base import DatasetNotFoundError, pixels
 from vae_core.data.images.dataset import is_private
 from vae_core.export.frames import compare_rows
 from vae_core.labs.base import lab_id_of
-from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.model.evaluate import EvalMetrics
 from vae_core.runs import evaluations
 from vae_core.runs.folders import RunLoadError, default_runs_dir, run_tag
 from vae_core.runs.listing import RunInfo
@@ -119,9 +119,8 @@ def load_board_entry(path: str, mtime: float, data: DataConfig) -> BoardEntry:
     images = load_test_images(data).images
     # Where these are the images Compare measures, the run's saved estimate: the same ELBO and bits/dim (the
     # ELBO's z do not depend on k), not computed again.
-    metrics = evaluations.read_evaluation(run.path, images, evaluations.COMPARE.iwae_k) or evaluate(
-        run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
-        steps=run.metrics.get("steps") or 0, iwae_k=0)
+    metrics = evaluations.read_evaluation(run.path, images, evaluations.COMPARE.iwae_k) \
+        or evaluations.evaluate_loaded(run, images, iwae_k=0)
     return BoardEntry(metrics, compare_rows([run], images[:GALLERY_IMAGES])[1])
 
 

@@ -80,8 +80,7 @@ def save_page_evaluations(run: LoadedRun, requests: tuple[EvalRequest, ...] = PA
     entries = {}
     for r in requests:
         chosen = images[:r.n_images]
-        metrics = evaluate(run.model, run.normalizer, chosen, dataset=run.config.data.dataset, config=run.config,
-                           steps=run.metrics.get("steps") or 0, iwae_k=r.iwae_k)
+        metrics = evaluate_loaded(run, chosen, r.iwae_k)
         entries[EvalRequest(len(chosen), r.iwae_k).key()] = ({"weights": stamp_weights,
                                                               "images": images_digest(chosen)}, metrics)
     return _write(Path(run.path) / EVALUATIONS, entries)
@@ -90,7 +89,11 @@ def save_page_evaluations(run: LoadedRun, requests: tuple[EvalRequest, ...] = PA
 def evaluate_run(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetrics:
     """The run saved at `mtime` evaluated on the first n_images its pages show (a background evaluator's work)."""
     run = _loaded(path, mtime)
-    images = page_images(run)[:n_images]
+    return evaluate_loaded(run, page_images(run)[:n_images], iwae_k)
+
+
+def evaluate_loaded(run: LoadedRun, images: torch.Tensor, iwae_k: int) -> EvalMetrics:
+    """A saved run evaluated on uint8 images (N, C, H, W) as its pages show it: its loss's β, its steps."""
     return evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset, config=run.config,
                     steps=run.metrics.get("steps") or 0, iwae_k=iwae_k)
 
