@@ -98,6 +98,9 @@ def test_a_tanh_decoder_on_z_scored_vectors_trains_and_is_called_mismatched():
     assert trainer.verdict.status == "mismatched"
     assert "tanh output can only produce values in (-1, 1)" in trainer.verdict.reason
     assert len(list(trainer.steps())) == 2
+    raw = Trainer(dataclasses.replace(config, data=DataConfig(dataset="vectors", normalization="none")), rows,
+                  fit_vector_normalizer("none", rows))
+    assert raw.verdict.status == "mismatched" and "the raw targets span" in raw.verdict.reason
 
 
 def test_a_sigma_per_feature_is_one_learned_parameter_a_feature_and_a_pixel_for_images():
