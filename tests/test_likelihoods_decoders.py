@@ -238,7 +238,8 @@ def test_the_registry_covers_every_likelihood_and_its_sigma():
         model = build_model(ModelConfig(width=8, latent_dim=2), name, sigma=0.3)
         shared = model.decoder_log_sigma() if lik.sigma != "optimal" else model.log_sigma
         assert (shared is not None) == lik.shared_sigma, name
-        if lik.reads_sigma:  # the configured sigma is where the model starts
-            assert math.isclose(shared.exp().item(), 0.3, rel_tol=1e-6), name
+        if lik.reads_sigma:  # the configured sigma is where the model starts (a sigma per feature: each one's)
+            start = model.log_sigma if lik.sigma == "per_feature" else shared
+            assert all(math.isclose(v, 0.3, rel_tol=1e-6) for v in start.exp().flatten().tolist()), name
     with pytest.raises(ValueError, match="unknown likelihood 'poisson'"):
         likelihood_spec("poisson")

@@ -148,7 +148,7 @@ def test_the_code_shown_runs_and_computes_the_training_loss(fields):
 
 
 def test_the_grid_is_every_option_and_free_bits_bind_on_some_dimensions_only():
-    assert len(GRID) == len(LIKELIHOODS) * len(SIGMAS) * 2**len(REDUCTIONS) * len(BETAS) * len(FREE_BITS) == 1344
+    assert len(GRID) == len(LIKELIHOODS) * len(SIGMAS) * 2**len(REDUCTIONS) * len(BETAS) * len(FREE_BITS) == 1536
     assert set(LIKELIHOODS) == set(field_options(LossConfig, "likelihood"))
     for seed in (1, 2):
         _, out = _forward("bernoulli", 1.0, seed)

@@ -15,15 +15,19 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-DatasetName = Literal["sprites", "mnist", "fashion_mnist", "cifar10", "images"]
+DatasetName = Literal["sprites", "mnist", "fashion_mnist", "cifar10", "images", "vectors"]
+DataKind = Literal["images", "vectors"]  # what a dataset's samples are: images, or rows of numbers
 Square = Literal["crop", "pad"]
 ImageColor = Literal["grey", "rgb"]  # what a person's images turned out to be
 Color = Literal["auto", ImageColor]  # auto: RGB unless every image is grey
 Orientation = Literal["exif", "stored"]
-Normalization = Literal["unit", "symmetric", "zscore"]
+Normalization = Literal["unit", "symmetric", "zscore"]  # images
+VectorNormalization = Literal["none", "zscore"]  # unit and symmetric assume pixels in [0, 1]; vectors are unbounded
+NormalizationName = Literal[Normalization, VectorNormalization]  # what DataConfig.normalization may hold
 OutputActivation = Literal["sigmoid", "tanh", "linear"]
-LikelihoodName = Literal["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_learned",
-                         "gaussian_optimal", "gaussian_pixel", "laplace"]
+UnitLikelihood = Literal["bernoulli", "continuous_bernoulli"]  # densities on [0, 1] only
+LikelihoodName = Literal[UnitLikelihood, "gaussian", "gaussian_learned", "gaussian_optimal", "gaussian_pixel",
+                         "gaussian_feature", "laplace"]
 Architecture = Literal["conv", "mlp"]
 HiddenActivation = Literal["leaky_relu", "relu"]
 OutputNorm = Literal["none", "batchnorm"]
@@ -37,6 +41,7 @@ LRSchedule = Literal["constant", "cosine"]
 
 SPEC = "spec"  # the key of a FieldSpec in a dataclass field's metadata
 MAX_SEED = 2**31 - 1
+MAX_FEATURES = 100_000  # a bound on an untrusted config, not the loader's limit (VectorLimits.columns, far lower)
 
 
 @dataclass(frozen=True)
@@ -138,12 +143,15 @@ def _validate(obj: object) -> None:
 @dataclass(frozen=True)
 class DataConfig:
     dataset: DatasetName = spec("sprites", "Dataset", "sprites are generated in code; mnist, fashion_mnist and "
-                                "cifar10 load from the data folder; images are your own (a folder or a .zip).")
+                                "cifar10 load from the data folder; images are your own (a folder or a .zip); "
+                                "vectors are rows of numbers (a CSV or .npy, else the bundled ones).")
     image_size: int = spec(32, "Image size", "sprites and your images, in pixels; torchvision sets come at their "
                            "own size.", options=(28, 32, 64))
     images: str | None = spec(None, "Your images", "a folder or a .zip of PNG, JPEG, BMP, WebP, GIF or TIFF "
                               "images: class folders, train/ and test/ folders, or one flat folder.",
                               none_means="none")
+    vectors: str | None = spec(None, "Your vectors", "dataset vectors: a CSV or .npy file, one row a sample, its "
+                               "numeric columns the features.", none_means="the bundled vectors")
     square: Square = spec("crop", "Making images square", "your images: crop the centre square, or pad the "
                           "shorter side with black.")
     color: Color = spec("auto", "Grey or RGB", "your images: auto is RGB unless every image is grey.")
@@ -155,8 +163,9 @@ class DataConfig:
                                lo=1, hi=10_000_000, step=500, none_means="all")
     n_test: int | None = spec(None, "Test images", "a seeded random subset of the test split.",
                               lo=1, hi=10_000_000, step=500, none_means="all")
-    normalization: Normalization = spec("unit", "Normalization", "unit: [0, 1]; symmetric: [-1, 1]; zscore: "
-                                        "per-channel mean 0, std 1 (training split).")
+    normalization: NormalizationName = spec("unit", "Normalization", "unit: [0, 1]; symmetric: [-1, 1]; zscore: "
+                                            "per-channel (vectors: per-feature) mean 0, std 1 (training split); "
+                                            "none: vectors as they are.")
     data_dir: str | None = spec(None, "Data folder", "where mnist, fashion_mnist and cifar10 live.",
                                 none_means="$VAE_LAB_DATA, else ./data")
     download: bool = spec(False, "Download if missing", "torchvision sets only; never implicit.")
@@ -169,6 +178,27 @@ class DataConfig:
         if (self.dataset == "images") != bool(self.images):
             raise ValueError("dataset='images' needs images=PATH (a folder or a .zip of images), and images=PATH "
                              "needs dataset='images'.")
+        if self.vectors and self.dataset != "vectors":
+            raise ValueError("vectors=PATH needs dataset='vectors' (leave vectors out for the bundled vectors).")
+        if problem := _normalization_problem(self):
+            raise ValueError(problem)
+
+    @property
+    def kind(self) -> DataKind:
+        """What the dataset's samples are: images, or rows of numbers."""
+        return "vectors" if self.dataset == "vectors" else "images"
+
+
+def _normalization_problem(data: DataConfig) -> str | None:
+    """Why data's normalization does not fit its kind of data (None: it fits)."""
+    if data.normalization in get_args(VectorNormalization if data.kind == "vectors" else Normalization):
+        return None
+    if data.kind == "vectors":
+        return (f"normalization={data.normalization!r} is an image idea: it assumes values in [0, 1], as pixels are, "
+                "and rows of numbers are unbounded. For vectors pick 'zscore' (each feature to mean 0, std 1) or "
+                "'none' (the numbers as they are).")
+    return (f"normalization={data.normalization!r} is for vectors. For images pick 'unit' (the pixels as they are, "
+            "in [0, 1]), 'symmetric' or 'zscore'.")
 
 
 @dataclass(frozen=True)
@@ -189,6 +219,8 @@ class ModelConfig:
     hidden_activation: HiddenActivation = spec("leaky_relu", "Hidden activation", "leaky_relu has slope 0.2.")
     output_norm: OutputNorm = spec("none", "Before the output activation",
                                    "batchnorm: a BatchNorm2d right before the output activation.")
+    features: int | None = spec(None, "Features", "vectors: D, the features in a row; set from the data.", lo=1,
+                                hi=MAX_FEATURES, none_means="images")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -254,6 +286,10 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        if problem := _kind_problem(self):
+            raise ValueError(problem)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -270,6 +306,23 @@ class RunConfig:
         if extra:
             raise ValueError(f"config has unknown sections {sorted(extra)}; expected data, model, loss, train.")
         return cls(**parts)
+
+
+def _kind_problem(config: RunConfig) -> str | None:
+    """Why the model or the likelihood does not fit the kind of data (None: they fit); see _normalization_problem."""
+    model, likelihood = config.model, config.loss.likelihood
+    if config.data.kind == "images":
+        return None if model.features is None else "model.features is for vectors; images have channels and sizes."
+    if model.features is None:
+        return "dataset='vectors' needs model.features, the number of features (make_run_config sets it from the data)."
+    if model.arch == "conv":
+        return ("arch='conv' convolves over an image's neighbouring pixels; a row of numbers has no neighbours. For "
+                "vectors pick arch='mlp' (its width: hidden_dim; its depth: mlp_layers).")
+    if likelihood in get_args(UnitLikelihood):
+        return (f"likelihood={likelihood!r} is a distribution on [0, 1], a pixel's brightness; vectors are unbounded "
+                "rows of numbers, where it is no log-likelihood. Pick a Gaussian (gaussian, gaussian_learned, "
+                "gaussian_optimal, gaussian_feature) or laplace.")
+    return None
 
 
 # What a run makes of its images, not which images they are: the normalization and its scale, and the size of the
@@ -334,6 +387,10 @@ def field_options(cls: type, name: str) -> tuple[Any, ...]:
 DATASET_DEFAULTS: dict[str, dict[FieldPath, Any]] = {
     "mnist": {"model.arch": "mlp", "model.hidden_dim": 512, "model.mlp_layers": 2, "model.latent_dim": 16,
               "train.epochs": 100, "train.batch_size": 128, "train.lr": 4e-3, "train.lr_schedule": "cosine"},
+    # A dense VAE, a small code (the asker's: 5), linear output, learned σ: conv, Bernoulli and unit are refused.
+    "vectors": {"data.normalization": "zscore", "model.arch": "mlp", "model.hidden_dim": 64, "model.mlp_layers": 2,
+                "model.latent_dim": 5, "model.output_activation": "linear", "loss.likelihood": "gaussian_learned",
+                "loss.sigma": 1.0, "train.epochs": 20, "train.batch_size": 128},
 }
 
 

@@ -52,8 +52,9 @@ TRAINED_WITH = ("world_size", "device", "precision")  # how a run was trained, a
 
 def cmd_evaluate(ns: argparse.Namespace) -> int:
     from vae_core.data.datasets import load_dataset
-    from vae_core.model.evaluate import evaluate
+    from vae_core.jobs.data_kinds import evaluate_test
     from vae_core.runs.folders import RunRecord, load_run
+    from vae_core.training.trainer import TrainingData
 
     run = load_run(ns.run_dir)
     if ns.save_pages:
@@ -63,18 +64,25 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     test = load_dataset(data_cfg, "test")
     if not 0 <= ns.iwae_k <= 10_000:
         raise ValueError(f"--iwae-k={ns.iwae_k} is out of range; it must be from 0 to 10000.")
-    metrics = evaluate(run.model, run.normalizer, test.images, dataset=data_cfg.dataset, config=run.config,
-                       steps=run.metrics.get("steps") or 0,
-                       iwae_k=ns.iwae_k).to_dict()
+    data = TrainingData(test, test, run.normalizer)  # evaluation reads the test split only
+    metrics = evaluate_test(run.model, data, dataclasses.replace(run.config, data=data_cfg),
+                            run.metrics.get("steps") or 0, ns.iwae_k).to_dict()
     record = {f.name: f.default for f in dataclasses.fields(RunRecord)}  # a run saved before these were kept
     metrics.update({k: run.metrics.get(k, record[k]) for k in TRAINED_WITH})
     if ns.json:
         sys.stdout.write(json.dumps(metrics) + "\n")
-    else:
-        for k, v in metrics.items():
-            if not isinstance(v, list):
-                sys.stdout.write(f"{k:>18}: {v}\n")
+        return 0
+    for k, v in metrics.items():
+        if not isinstance(v, list) or data_cfg.kind == "vectors":  # a vector run's lists are per feature or dimension
+            sys.stdout.write(f"{k:>18}: {_short(v)}\n")
     return 0
+
+
+def _short(value: object) -> object:
+    """A list of numbers with four significant digits each; anything else as it is."""
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value) + "]"
+    return value
 
 
 def _save_pages(run) -> int:

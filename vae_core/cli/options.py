@@ -12,7 +12,7 @@ from vae_core.config import DATASET_DEFAULTS, SECTIONS, FieldInfo, RunConfig, de
 FLAG_NAMES = {("train", "time_budget_s"): "--time-budget", ("data", "seed"): "--data-seed"}
 
 
-DERIVED = {("model", "channels"), ("model", "image_size")}  # set from the dataset, not by hand
+DERIVED = {("model", "channels"), ("model", "image_size"), ("model", "features")}  # set from the data, not by hand
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,7 +53,7 @@ def arg_type(info: FieldInfo) -> dict[str, Any]:
 
 
 def config_from_args(ns: argparse.Namespace) -> RunConfig:
-    """The RunConfig the options describe; the model's image shape comes from the dataset."""
+    """The RunConfig the options describe; the model's image shape (vectors: features) comes from the dataset."""
     from vae_core.training.trainer import make_run_config
 
     given: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}

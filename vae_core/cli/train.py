@@ -27,15 +27,16 @@ def add_train_parser(sub: Any) -> None:
     _add_sweep_option(train)
 
 
-def _progress(every_s: float = 1.0):
+def _progress(per: str = "image", every_s: float = 1.0):
+    """A progress line a second; per: what a nat is counted per (vectors: a normalized row, as the loss sees it)."""
     last = [0.0]
 
     def on_step(m) -> None:
         if time.monotonic() - last[0] >= every_s:
             last[0] = time.monotonic()
             sys.stderr.write(f"step {m.step:6d}  epoch {m.epoch:6.2f}  recon {m.recon_nats:10.2f}  "
-                             f"kl {m.kl_nats:8.2f}  elbo {m.elbo_nats:10.2f} nats/image  "
-                             f"{m.images_per_s:7.0f} img/s\n")
+                             f"kl {m.kl_nats:8.2f}  elbo {m.elbo_nats:10.2f} nats/{per}  "
+                             f"{m.images_per_s:7.0f} {'rows' if per != 'image' else 'img'}/s\n")
     return on_step
 
 
@@ -71,8 +72,9 @@ def _train(ns: argparse.Namespace, dist: Any) -> int:
     config = config_from_args(ns)
     if ns.sweep is not None:
         return _train_sweep(ns, config)
+    per = "normalized row" if config.data.kind == "vectors" else "image"
     snap = run_in_foreground(config, ns.runs_dir or default_runs_dir(), ns.out,
-                             on_step=None if ns.quiet else _progress(), dist=dist)
+                             on_step=None if ns.quiet else _progress(per), dist=dist)
     return _report(snap, ns.quiet, dist is None or dist.main)
 
 
@@ -137,7 +139,10 @@ def _check_images(ns: argparse.Namespace) -> None:
 
 
 def _test_line(t: Any) -> str:
-    """A run's test metrics in one line (t: an EvalMetrics)."""
+    """A run's test metrics in one line (t: an EvalMetrics, or a VectorEvalMetrics)."""
+    if t.dataset == "vectors":
+        return (f"test ELBO {t.elbo_nats:.2f} nats per raw row (recon {t.recon_nats:.2f}, KL {t.kl_nats:.2f}; "
+                f"log-Jacobian {t.log_jacobian_nats:.2f}), {t.active_units} active units")
     return (f"test ELBO {t.elbo_nats:.2f} nats/image (recon {t.recon_nats:.2f}, KL {t.kl_nats:.2f}), "
             f"PSNR {t.psnr_db:.2f} dB, {t.active_units} active units")
 

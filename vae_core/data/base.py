@@ -21,6 +21,11 @@ class ImageDataset:
     factor_names: tuple[str, ...] = ()
 
     @property
+    def stored(self) -> torch.Tensor:
+        """What a trainer batches: the uint8 images (vectors: VectorDataset.stored, the raw rows)."""
+        return self.images
+
+    @property
     def channels(self) -> int:
         """Image channels: 1 (grey) or 3 (RGB)."""
         return self.images.shape[1]

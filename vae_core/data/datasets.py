@@ -6,6 +6,7 @@ is not done here: see data/normalize.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from vae_core.data.base import DatasetNotFoundError, ImageDataset, Split
 from vae_core.data.images.dataset import read_images
 from vae_core.data.images.source import UploadRefused
 from vae_core.data.sprites import SPRITES_TEST, SPRITES_TRAIN, sprite_split
+from vae_core.data.vectors.bundled import read_vectors
+from vae_core.data.vectors.dataset import VectorDataset
 
 # ----------------------------------------------------------------------------- where the data lives
 
@@ -114,10 +117,12 @@ def load_test_nested(cfg: DataConfig, first: int) -> ImageDataset:
     return _pick(full, torch.cat([head, tail]))
 
 
-def load_dataset(cfg: DataConfig, split: Split) -> ImageDataset:
-    """cfg's dataset, one split, as uint8 tensors (sprites generated; others read from their folder)."""
+def load_dataset(cfg: DataConfig, split: Split) -> ImageDataset | VectorDataset:
+    """cfg's dataset, one split, as uint8 tensors (sprites generated; others read from their folder; vectors: rows)."""
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r} is not an option; pick 'train' or 'test'.")
+    if cfg.kind == "vectors":
+        return load_splits(cfg)[split == "test"]
     n = cfg.n_train if split == "train" else cfg.n_test
     if cfg.dataset == "sprites":  # generate exactly n; train and test use different random streams
         default = SPRITES_TRAIN if split == "train" else SPRITES_TEST
@@ -128,8 +133,10 @@ def load_dataset(cfg: DataConfig, split: Split) -> ImageDataset:
     return _subset(full, n, cfg.seed, split)
 
 
-def load_splits(cfg: DataConfig) -> tuple[ImageDataset, ImageDataset]:
-    """(train, test) of cfg's dataset; a person's images are read once for both."""
+def load_splits(cfg: DataConfig) -> tuple[ImageDataset, ImageDataset] | tuple[VectorDataset, VectorDataset]:
+    """(train, test) of cfg's dataset; a person's images (or vectors) are read once for both."""
+    if cfg.kind == "vectors":
+        return _vector_splits(cfg)
     if cfg.dataset != "images":
         return load_dataset(cfg, "train"), load_dataset(cfg, "test")
     read = _read_images(cfg)
@@ -142,3 +149,25 @@ def _read_images(cfg: DataConfig):
         return read_images(cfg.images, cfg)
     except (UploadRefused, OSError) as e:
         raise DatasetNotFoundError(f"Your images at {cfg.images} cannot be used: {e}") from e
+
+
+def _vector_splits(cfg: DataConfig) -> tuple[VectorDataset, VectorDataset]:
+    """The vectors' train and test rows (a file's, else the bundled ones), each a seeded subset if asked for."""
+    read = read_vectors(cfg.vectors, seed=cfg.seed, test_share=cfg.test_share)  # never cached: a person's data
+    return _rows_subset(read.train, cfg.n_train, cfg.seed), _rows_subset(read.test, cfg.n_test, cfg.seed)
+
+
+def _rows_subset(ds: VectorDataset, n: int | None, seed: int) -> VectorDataset:
+    """A seeded random subset of n rows, in their order (as _subset picks images); None keeps all."""
+    if n is None or n == len(ds):
+        return ds
+    if n > len(ds):
+        raise ValueError(f"n_{ds.split}={n} is larger than the vectors' {ds.split} split ({len(ds):,} rows).")
+    idx = _seeded_order(len(ds), seed)[:n].sort().values
+    labels = None if ds.labels is None else ds.labels[idx]
+    return dataclasses.replace(ds, x=ds.x[idx], rows=ds.rows[idx], labels=labels)
+
+
+def vector_features(cfg: DataConfig) -> int:
+    """D, the number of features of cfg's vectors (reads them)."""
+    return load_splits(cfg)[0].features

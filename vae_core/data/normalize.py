@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from vae_core.config import DataConfig, Normalization
+from vae_core.data.vector_normalize import VectorNormalizer, fit_vector_normalizer
 
 GREY_LEVELS = 255  # pixels are k / 255 for k in 0..255 (torchvision's ToTensor convention)
 # The smallest decoder sigma, in pixel units ([0, 1]): a quarter of a grey level. A sigma below it only chases
@@ -41,6 +42,10 @@ class Normalizer:
         shift, scale = self._params(torch.empty(0))
         gain, offset = 1 / (GREY_LEVELS * scale), -shift / scale
         return torch.addcmul(offset, k.to(torch.float32), gain)
+
+    def from_stored(self, k: torch.Tensor) -> torch.Tensor:
+        """Stored data -> normalized x: what the trainer reads a batch with (vectors: VectorNormalizer's)."""
+        return self.from_grey_levels(k)
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized x -> pixel values (not clipped: a decoder can leave [0, 1])."""
@@ -99,9 +104,12 @@ def fit_normalizer(kind: Normalization, images: torch.Tensor, data_scale: float 
     return Normalizer(kind, shift, tuple(c / data_scale for c in scale))
 
 
-def run_normalizer(data: DataConfig, train_images: torch.Tensor) -> Normalizer:
-    """The normalizer a run with this data section fits on its training images (uint8): the one way runs fit it."""
-    return fit_normalizer(data.normalization, train_images, data.data_scale)
+def run_normalizer(data: DataConfig, train: torch.Tensor) -> Normalizer | VectorNormalizer:
+    """The normalizer a run with this data section fits on its training split as stored (uint8 images, or raw
+    rows of vectors): the one way runs fit it."""
+    if data.kind == "vectors":
+        return fit_vector_normalizer(data.normalization, train, data.data_scale)
+    return fit_normalizer(data.normalization, train, data.data_scale)
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -29,13 +29,12 @@ from vae_core.jobs.previews import PreviewKeeper
 from vae_core.jobs.progress import (N_PREVIEW, JobSnapshot, JobUpdate, Preview, StopSignal, VariantStatus,
                                     failure_updates, thin, to_pixels)
 from vae_core.model.compatibility import Verdict
-from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.jobs.data_kinds import TestMetrics, evaluate_test, keeps_images, samples_for
 from vae_core.model.latent import reconstruct
 from vae_core.runs.evaluations import save_after_training
 from vae_core.runs.folders import RunRecord, RunStatus, load_run, save_run
 from vae_core.runs.listing import writer_fields
 from vae_core.runs.manifest import ManifestVariant, SweepManifest, write_manifest
-from vae_core.runs.samples import samples_to_keep
 from vae_core.training.devices import resolve_device
 from vae_core.training.distributed import Dist, join, rank0_clock, trainer_factory
 from vae_core.training.lockstep import GroupedLockstep, LockstepStep, LockstepTrainer, NothingToTrain
@@ -167,17 +166,17 @@ class TrainingJob(BaseJob):
             if config.data.seed not in self._seeded:
                 self._seeded[config.data.seed] = prepare_data(config)
             data = self._seeded[config.data.seed]
-        return dataclasses.replace(data, normalizer=run_normalizer(config.data, data.train.images))
+        return dataclasses.replace(data, normalizer=run_normalizer(config.data, data.train.stored))
 
     def _lockstep(self, data: TrainingData) -> LockstepTrainer | GroupedLockstep:
         """The variants' trainers; each refused one says why (all refused: raise, the job fails)."""
         configs, normalizers = [v.config for v in self._variants], [v.data.normalizer for v in self._variants]
         try:
             if len(lockstep_groups(configs)) > 1:
-                lockstep = GroupedLockstep(configs, [v.data.train.images for v in self._variants], normalizers,
+                lockstep = GroupedLockstep(configs, [v.data.train.stored for v in self._variants], normalizers,
                                            self.device, **self._distributed())
             else:
-                lockstep = LockstepTrainer(configs, data.train.images, normalizers, device=self.device,
+                lockstep = LockstepTrainer(configs, data.train.stored, normalizers, device=self.device,
                                            **self._distributed())
         except NothingToTrain as e:
             self._announce_refusals(e.reasons)
@@ -247,7 +246,7 @@ class TrainingJob(BaseJob):
             self._emit_to(v, JobUpdate(steps=(metrics,)))
             if self.on_step and self.sweep is None:
                 self.on_step(metrics)
-            if self.main and time.monotonic() - v.last_preview >= self.preview_every_s:
+            if self.main and keeps_images(v.config) and time.monotonic() - v.last_preview >= self.preview_every_s:
                 self._emit_to(v, JobUpdate(preview=self._kept_preview(v, metrics.step)))
                 v.last_preview = time.monotonic()
 
@@ -282,11 +281,11 @@ class TrainingJob(BaseJob):
 
     def _save(self, v: _Variant, record: dict[str, Any]) -> Path:
         run_dir = save_run(v.run_dir, v.trainer.model, v.config, v.data.normalizer, record,
-                           samples_to_keep(v.config, v.data.test), v.trainer.state(), v.previews.saved())
+                           samples_for(v.config, v.data.test), v.trainer.state(), v.previews.saved())
         v.saved = True
         return run_dir
 
-    def _record(self, v: _Variant, status: RunStatus, message: str, test: EvalMetrics | None) -> dict[str, Any]:
+    def _record(self, v: _Variant, status: RunStatus, message: str, test: TestMetrics | None) -> dict[str, Any]:
         return RunRecord(status=status, message=message, steps=v.trainer.step, test=test.to_dict() if test else {},
                          history=resumed_history(self._before.get("history") or {},
                                                  history_rows(list(self._state.history(v.slot)))),
@@ -304,9 +303,8 @@ class TrainingJob(BaseJob):
         preview = None
         try:
             v.trainer.fit_sigma()  # gaussian_optimal: the training set's sigma*, before it is evaluated and saved
-            preview = self._kept_preview(v, v.trainer.step)  # the run's last frame of its previews
-            test = evaluate(v.trainer.model, v.data.normalizer, v.data.test.images, dataset=v.config.data.dataset,
-                            config=v.config, steps=v.trainer.step).summary()
+            preview = self._kept_preview(v, v.trainer.step) if keeps_images(v.config) else None  # the last frame
+            test = evaluate_test(v.trainer.model, v.data, v.config, v.trainer.step).summary()
         except Exception as e:
             log.exception("evaluation after training failed")
             test, message = None, f"{message} The test evaluation failed ({type(e).__name__}: {e}).".strip()
@@ -317,7 +315,7 @@ class TrainingJob(BaseJob):
                                        f"{e}. Free some space or point VAE_LAB_RUNS at a writable folder, then train "
                                        "again.".strip()))
             return
-        if self.sweep is None and status in PAGE_ESTIMATED:
+        if self.sweep is None and status in PAGE_ESTIMATED and keeps_images(v.config):
             save_after_training(run_dir)
         note = f"Saved to {run_dir}." if not message else f"{message} Saved to {run_dir}."
         self._emit_to(v, JobUpdate(status=status, message=note, run_dir=run_dir, test_metrics=test,

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
-from vae_core.config import LikelihoodName, Normalization, OutputActivation
+from vae_core.config import LikelihoodName, Normalization, NormalizationName, OutputActivation
 from vae_core.model.likelihoods import likelihood_spec
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def degeneracy(likelihood: LikelihoodName, share_at_edges: float | None) -> Verd
                    "(BCE) or a Gaussian with a learned σ, and compare runs by bits/dim.")
 
 
-def compatibility(activation: OutputActivation, normalization: Normalization, likelihood: LikelihoodName,
+def compatibility(activation: OutputActivation, normalization: NormalizationName, likelihood: LikelihoodName,
                   target_range: tuple[float, float] | None = None) -> Verdict:
     """Whether the combination is sound, merely mismatched (trains, but cannot fit), or forbidden.
 
@@ -74,8 +74,9 @@ def compatibility(activation: OutputActivation, normalization: Normalization, li
         return Verdict("works", "")
     a_lo, a_hi = ACTIVATION_RANGE[activation]
     if lo < a_lo or hi > a_hi:
+        targets = "raw targets" if normalization == "none" else f"{normalization}-normalized targets"  # none: vectors
         return Verdict("mismatched", f"The {activation} output can only produce values in "
-                       f"({a_lo:g}, {a_hi:g}), but the {normalization}-normalized targets span "
+                       f"({a_lo:g}, {a_hi:g}), but the {targets} span "
                        f"[{lo:.2f}, {hi:.2f}]: targets outside the output's range can never be "
                        "reconstructed. It trains; see how far off it ends. A linear output, or a "
                        "normalization inside the range, fixes it.")

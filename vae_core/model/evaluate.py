@@ -223,7 +223,7 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, chunk: int = 4096,
         log_q = torch.distributions.Normal(mu, std).log_prob(z).sum(-1)  # (s, B)
         log_p_z = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
         out = model.output_at(z.flatten(0, 1), mu.repeat(s, 1), logvar.repeat(s, 1))
-        log_px = -reconstruction_nats(out, x.repeat(s, 1, 1, 1), model.likelihood).view(s, -1)
+        log_px = -reconstruction_nats(out, x.repeat(s, *[1] * (x.dim() - 1)), model.likelihood).view(s, -1)
         log_w.append(log_px + log_p_z - log_q)
         if bins is not None:
             log_pk = -discrete_nll(out, bins, model.likelihood).view(s, -1)  # the bins of image r % B

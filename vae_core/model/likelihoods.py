@@ -114,7 +114,7 @@ def log_sigma_of_mse(mse: torch.Tensor, log_floor: torch.Tensor | float) -> torc
     return torch.maximum(0.5 * torch.log(mse), floor)
 
 
-SigmaKind = Literal["none", "fixed", "learned", "optimal", "per_pixel"]
+SigmaKind = Literal["none", "fixed", "learned", "optimal", "per_pixel", "per_feature"]
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,9 @@ LIKELIHOODS: dict[str, Likelihood] = {lik.name: lik for lik in (
     Likelihood("gaussian_optimal", "Gaussian with the analytic optimal σ = RMSE of each training batch (σ-VAE); "
                "evaluated with the RMSE of the whole training set", "gaussian", "real", "optimal"),
     Likelihood("gaussian_pixel", "Gaussian with a σ per pixel, predicted by the decoder", "gaussian", "real", "per_pixel"),
+    Likelihood("gaussian_feature", "Gaussian with one learned σ per feature (for images, per pixel) whatever z is, "
+               "floored as gaussian_pixel's", "gaussian", "real", "per_feature",
+               "Gaussian σ (initial, of every feature; learned)", title="Gaussian with a σ per feature"),
     Likelihood("laplace", "Laplace with a fixed scale b: L1/b plus constants", "laplace", "real", "fixed",
                "Laplace scale b (fixed)"),
 )}

@@ -21,6 +21,7 @@ NLL = {
     "gaussian_learned": "-Normal(x_hat, log_sigma.exp()).log_prob(x){tail}  # log_sigma: one nn.Parameter",
     "gaussian_optimal": "-Normal(x_hat, sigma).log_prob(x){tail}",
     "gaussian_pixel": "-Normal(x_hat, log_sigma.exp()).log_prob(x){tail}  # log_sigma: (B, C, H, W), from the decoder",
+    "gaussian_feature": "-Normal(x_hat, log_sigma.exp()).log_prob(x){tail}  # log_sigma: nn.Parameter, one a feature",
     "laplace": "F.l1_loss(x_hat, x, reduction={r}){tail} / {sigma}  # + constants",
 }
 MSE_NLL = "F.mse_loss(x_hat, x, reduction={r}){tail}  # + constants: the NLL of sigma = 1/sqrt(2)"

@@ -26,8 +26,8 @@ from vae_core.model.likelihoods import (UNIT_LOG_SIGMA_FLOOR, continuous_bernoul
 
 @dataclass(frozen=True)
 class VAEOutput:
-    x_hat: torch.Tensor  # (B, C, H, W) the decoder's output after its activation, normalized space
-    logits: torch.Tensor  # (B, C, H, W) the decoder's pre-activation output
+    x_hat: torch.Tensor  # (B, C, H, W), vectors (B, D): the decoder's output after its activation, normalized space
+    logits: torch.Tensor  # shaped as x_hat: the decoder's pre-activation output
     mu: torch.Tensor  # (B, L)
     logvar: torch.Tensor  # (B, L)
     z: torch.Tensor  # (B, L) one sample of q(z|x)
@@ -74,28 +74,40 @@ class VAE(nn.Module):
         self.likelihood = likelihood
         self.lik = likelihood_spec(likelihood)
         # BatchNorm right before the output activation, as some practitioners do (the questions ask why).
-        self.out_norm = nn.BatchNorm2d(cfg.channels) if cfg.output_norm == "batchnorm" else nn.Identity()
+        norm = nn.BatchNorm1d(cfg.features) if cfg.features else nn.BatchNorm2d(cfg.channels)
+        self.out_norm = norm if cfg.output_norm == "batchnorm" else nn.Identity()
         self.out_act = _activation(cfg.output_activation)
         # Fixed sigma is a buffer (saved with the weights, never trained); learned sigma is a parameter
-        # shared by all pixels (sigma-VAE, Rybkin et al. 2021); gaussian_optimal keeps the training set's.
+        # shared by all pixels (sigma-VAE, Rybkin et al. 2021), or one per feature (pixel); gaussian_optimal keeps
+        # the training set's.
         log_sigma = torch.tensor(math.log(sigma))
-        if self.lik.sigma == "learned":
+        if self.lik.sigma == "per_feature":
+            self.log_sigma = nn.Parameter(log_sigma.expand(self.data_shape).clone())
+        elif self.lik.sigma == "learned":
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
         # Not saved with the weights (persistent=False): it follows from the run's normalization, so a run saved
         # before it existed loads unchanged. Until set_sigma_floor, the unit normalization's.
-        self.register_buffer("log_sigma_floor", torch.full((cfg.channels, 1, 1), UNIT_LOG_SIGMA_FLOOR),
-                             persistent=False)
+        floor_shape = (cfg.features,) if cfg.features else (cfg.channels, 1, 1)
+        self.register_buffer("log_sigma_floor", torch.full(floor_shape, UNIT_LOG_SIGMA_FLOOR), persistent=False)
 
     def set_sigma_floor(self, sigma_floor: torch.Tensor) -> None:
-        """The smallest sigma per channel, (C, 1, 1) in normalized units (Normalizer.sigma_floor)."""
+        """The smallest sigma per channel, (C, 1, 1) in normalized units (Normalizer.sigma_floor); vectors: per
+        feature, (D,) (VectorNormalizer.sigma_floor)."""
         self.log_sigma_floor = torch.log(sigma_floor).to(self.log_sigma_floor)
 
     @property
+    def data_shape(self) -> tuple[int, ...]:
+        """One input's shape: (C, H, W) for an image, (D,) for a row of vectors."""
+        cfg = self.cfg
+        return (cfg.features,) if cfg.features else (cfg.channels, cfg.image_size, cfg.image_size)
+
+    @property
     def out_channels(self) -> int:
-        """Decoder output channels: the image's, twice over when the decoder also predicts a sigma per pixel."""
-        return self.cfg.channels * (2 if self.lik.sigma == "per_pixel" else 1)
+        """Decoder output channels (vectors: features): the data's, twice over when the decoder also predicts a
+        sigma per pixel."""
+        return self.data_shape[0] * (2 if self.lik.sigma == "per_pixel" else 1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)  # (B, F)
@@ -108,12 +120,14 @@ class VAE(nn.Module):
         return mu + std * draw_noise(std, generator, share)
 
     def _decode_raw(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = self.decoder(z)  # (B, out_channels, H, W)
-        c = self.cfg.channels
+        h = self.decoder(z)  # (B, out_channels, H, W); vectors (B, out_channels)
+        c = self.data_shape[0]
         pixel_log_sigma = None
+        floor = self.log_sigma_floor  # (C, 1, 1); vectors (D,)
         if self.lik.sigma == "per_pixel":  # a soft floor keeps sigma above the floor with gradients intact
-            floor = self.log_sigma_floor  # (C, 1, 1)
             pixel_log_sigma = floor + F.softplus(h[:, c:] - floor)
+        elif self.lik.sigma == "per_feature":  # (C, H, W) or (D,), the same soft floor
+            pixel_log_sigma = floor + F.softplus(self.log_sigma - floor)
         return self.out_norm(h[:, :c]), pixel_log_sigma
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
@@ -136,7 +150,8 @@ class VAE(nn.Module):
         return pixel_log_sigma if pixel_log_sigma is not None else self.decoder_log_sigma()
 
     def decoder_log_sigma(self) -> torch.Tensor | None:
-        """The shared sigma (Laplace: scale); None for the Bernoulli families and the per-pixel Gaussian.
+        """The shared sigma (Laplace: scale); None for the Bernoulli families and the per-pixel and per-feature
+        Gaussians (decode_log_sigma has theirs).
 
         gaussian_optimal: None while training (forward fits each batch's sigma*), then the training set's
         sigma* (train.fit_optimal_log_sigma), so evaluation uses a sigma learned from training data only.
@@ -202,13 +217,13 @@ class ConvVAE(VAE):
 class MLPVAE(VAE):
     def __init__(self, cfg: ModelConfig, likelihood: LikelihoodName, sigma: float = 1.0):
         super().__init__(cfg, likelihood, sigma)
-        d, h = cfg.channels * cfg.image_size**2, cfg.hidden_dim
+        d, h, rest = math.prod(self.data_shape), cfg.hidden_dim, self.data_shape[1:]  # rest: (H, W); vectors ()
         self.encoder = nn.Sequential(nn.Flatten(), *self._hidden_layers(d))
         self.fc_mu = nn.Linear(h, cfg.latent_dim)
         self.fc_logvar = nn.Linear(h, cfg.latent_dim)
-        d_out = self.out_channels * cfg.image_size**2
+        d_out = self.out_channels * math.prod(rest)
         self.decoder = nn.Sequential(*self._hidden_layers(cfg.latent_dim), nn.Linear(h, d_out),
-                                     nn.Unflatten(1, (self.out_channels, cfg.image_size, cfg.image_size)))
+                                     nn.Unflatten(1, (self.out_channels, *rest)))
 
     def _hidden_layers(self, d_in: int) -> list[nn.Module]:
         """mlp_layers of (Linear, activation), d_in -> hidden_dim -> ... -> hidden_dim."""

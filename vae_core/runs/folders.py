@@ -23,6 +23,7 @@ from vae_core import host
 from vae_core.config import RunConfig
 from vae_core.data.base import ImageDataset
 from vae_core.data.normalize import Normalizer
+from vae_core.data.vector_normalize import VectorNormalizer
 from vae_core.model.vae import VAE, build_model
 from vae_core.runs.previews import PREVIEWS, PreviewsError, TrainingPreviews, read_previews_file, write_previews
 from vae_core.runs.samples import SAMPLES, SamplesError, read_samples_file, write_samples
@@ -49,7 +50,7 @@ class RunLoadError(ValueError):
 class LoadedRun:
     path: Path
     config: RunConfig
-    normalizer: Normalizer
+    normalizer: Normalizer | VectorNormalizer  # vectors: VectorNormalizer
     model: VAE  # eval mode; treat as read-only (it may be shared between sessions)
     metrics: dict[str, Any]  # status, test metrics, training summary and history
 
@@ -143,7 +144,7 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalizer,
+def save_run(run_dir: Path, model: VAE, config: RunConfig, normalizer: Normalizer | VectorNormalizer,
              metrics: dict[str, Any], samples: ImageDataset | None = None,
              train_state: TrainState | None = None, previews: TrainingPreviews | None = None) -> Path:
     """Write the run folder atomically: a crash mid-save leaves any previous run at run_dir intact.
@@ -244,14 +245,26 @@ def read_json(path: Path) -> Any:
         raise RunLoadError(f"{path} is not valid JSON ({e}). Re-save the run or pick another.") from None
 
 
-def read_config(run_dir: Path) -> tuple[RunConfig, Normalizer]:
+def read_config(run_dir: Path) -> tuple[RunConfig, Normalizer | VectorNormalizer]:
     raw = read_json(Path(run_dir) / CONFIG)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise RunLoadError(f"{run_dir}/{CONFIG} is not a VAE Lab run config (expected format {FORMAT!r}).")
     try:
-        return RunConfig.from_dict(raw.get("run")), Normalizer.from_dict(raw.get("normalization") or {})
+        config = RunConfig.from_dict(raw.get("run"))
+        return config, _normalizer(raw.get("normalization") or {}, config)
     except ValueError as e:
         raise RunLoadError(f"{run_dir}/{CONFIG} is invalid: {e}") from None
+
+
+def _normalizer(saved: dict, config: RunConfig) -> Normalizer | VectorNormalizer:
+    """The saved normalization, of the run's kind of data: its channels, or its features."""
+    if config.data.kind == "vectors":
+        return VectorNormalizer.from_dict(saved, config.model.features)
+    normalizer = Normalizer.from_dict(saved)
+    if len(normalizer.shift) != config.model.channels:
+        raise ValueError(f"the normalization has {len(normalizer.shift)} channels but the model has "
+                         f"{config.model.channels}.")
+    return normalizer
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -303,9 +316,6 @@ def _load_run(run_dir: Path) -> LoadedRun:
     if not run_dir.is_dir():
         raise RunLoadError(f"{run_dir} is not a folder: a run is a folder with {WEIGHTS}, {CONFIG}, {METRICS}.")
     config, normalizer = read_config(run_dir)
-    if len(normalizer.shift) != config.model.channels:
-        raise RunLoadError(f"{run_dir}/{CONFIG}: the normalization has {len(normalizer.shift)} channels "
-                           f"but the model has {config.model.channels}.")
     state = _read_weights(run_dir / WEIGHTS)
     # The sigma floor follows from the normalization (no run saves it): runs saved before it existed load alike.
     model = build_model(config.model, config.loss.likelihood, config.loss.sigma, sigma_floor=normalizer.sigma_floor())

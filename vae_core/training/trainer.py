@@ -15,8 +15,10 @@ import torch
 
 from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data.base import ImageDataset
-from vae_core.data.datasets import dataset_shape, load_splits
+from vae_core.data.datasets import dataset_shape, load_splits, vector_features
 from vae_core.data.normalize import Normalizer, run_normalizer
+from vae_core.data.vector_normalize import VectorNormalizer
+from vae_core.data.vectors.dataset import VectorDataset
 from vae_core.model.compatibility import Verdict, compatibility
 from vae_core.model.likelihoods import log_sigma_of_mse
 from vae_core.model.objective import LossTerms, loss_terms
@@ -78,15 +80,15 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainingData:
-    train: ImageDataset
-    test: ImageDataset
-    normalizer: Normalizer  # fitted on the training split
+    train: ImageDataset | VectorDataset
+    test: ImageDataset | VectorDataset
+    normalizer: Normalizer | VectorNormalizer  # fitted on the training split
 
 
 def prepare_data(config: RunConfig) -> TrainingData:
     """Load both splits and fit the normalization on the training split."""
     train, test = load_splits(config.data)
-    return TrainingData(train, test, run_normalizer(config.data, train.images))
+    return TrainingData(train, test, run_normalizer(config.data, train.stored))
 
 
 def check_compatibility(config: RunConfig, normalizer: Normalizer) -> Verdict:
@@ -151,7 +153,7 @@ class Trainer:
                  device: str | torch.device = "cpu"):
         self.verdict = check_compatibility(config, normalizer)  # refused: raises; else carried to the job's page
         self.config = config
-        self.images = images  # (N, C, H, W) uint8, on the CPU
+        self.images = images  # (N, C, H, W) uint8, vectors (N, D) float32 raw rows; on the CPU
         self.normalizer = normalizer
         self.device = torch.device(device)
         loss = config.loss
@@ -171,8 +173,8 @@ class Trainer:
         self._good = [t.clone() for t in self._live]
 
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
-        """The images at `indices`, normalized, on the trainer's device: (B, C, H, W)."""
-        return self.normalizer.from_grey_levels(self.images[indices]).to(self.device)
+        """The images (vectors: rows) at `indices`, normalized, on the trainer's device: (B, C, H, W) or (B, D)."""
+        return self.normalizer.from_stored(self.images[indices]).to(self.device)
 
     def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """One epoch of normalized batches in a seeded random order."""
@@ -314,7 +316,7 @@ def fit_optimal_log_sigma(model: VAE, images: torch.Tensor, normalizer: Normaliz
     model.eval()
     sse, count = torch.zeros((), dtype=torch.float64, device=device), 0
     for chunk in _sigma_fit_images(images, seed).split(SIGMA_FIT_BATCH):
-        x = normalizer.from_grey_levels(chunk).to(device)  # (B, C, H, W)
+        x = normalizer.from_stored(chunk).to(device)  # (B, C, H, W); vectors (B, D)
         sse += (x - model(x, generator).x_hat).double().pow(2).sum()
         count += x.numel()
     model.train(was_training)
@@ -329,6 +331,8 @@ def _sigma_fit_images(images: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def make_run_config(data: DataConfig, model: ModelConfig, loss: LossConfig, train: TrainConfig) -> RunConfig:
-    """Bundle the four parts, taking the model's image shape from the dataset."""
+    """Bundle the four parts, taking the model's image shape (vectors: its feature count) from the dataset."""
+    if data.kind == "vectors":
+        return RunConfig(data, dataclasses.replace(model, features=vector_features(data)), loss, train)
     channels, size = dataset_shape(data)
     return RunConfig(data, dataclasses.replace(model, channels=channels, image_size=size), loss, train)

@@ -42,6 +42,11 @@ class VectorDataset:
         return self.x.shape[0]
 
     @property
+    def stored(self) -> torch.Tensor:
+        """What a trainer batches: the raw rows (images: ImageDataset.stored, the uint8 images)."""
+        return self.x
+
+    @property
     def features(self) -> int:
         """D, the number of features."""
         return self.x.shape[1]
