@@ -22,12 +22,13 @@ import pytest
 
 from browser_harness import VIEWPORT, exception_texts, wait_settled
 from tests.helpers import running_app, screenshot
+from ui.pages import PAGES as SIDEBAR
 
 pytestmark = pytest.mark.e2e
 
-PAGES = {"": "Reconstructions", "latent": "Latent space", "diagnostics": "Diagnostics", "compare": "Compare",
-         "train": "Train", "labs": "Labs"}
-# One session per page, two on the heavy ones: the first race seen was Train (which imported pandas)
+# Every page of the sidebar, by its address ("" opens the first): clicking goes through all of them
+PAGES = {("" if info is SIDEBAR[0] else info.url_path): info.title for info in SIDEBAR}
+# Six sessions on five pages, two on the heavy ones: the first race seen was Train (which imported pandas)
 # against Latent space (whose Plotly figures looked pandas up).
 SIX_PATHS = ["", "latent", "diagnostics", "compare", "train", "latent"]
 LOCAL_HOSTS = {"127.0.0.1"}
