@@ -92,8 +92,9 @@ def load_test_images(data: DataConfig) -> ImageDataset:
 
 @st.cache_resource(ttl=2, show_spinner=False)
 def load_run_infos(root: str) -> list[RunInfo]:
-    """Cached for 2 s and shared: every rerun of every session lists the runs, one scan serves them all."""
-    return list_runs(Path(root))
+    """Cached for 2 s and shared: every rerun of every session lists the runs, one scan serves them all. Runs on
+    rows of numbers are left out until the pages that show them exist (the CLI evaluates them)."""
+    return [i for i in list_runs(Path(root)) if i.config is None or i.config.data.kind == "images"]
 
 
 def model_choices(owner: str) -> list[ModelChoice]:

@@ -332,8 +332,8 @@ NOT_THE_TEST_IMAGES = ("normalization", "data_scale", "n_train")
 
 def images_only(data: DataConfig) -> DataConfig:
     """data with the fields that do not change its test images at their defaults: one cache key per set of them."""
-    return dataclasses.replace(data, **{name: DataConfig.__dataclass_fields__[name].default
-                                        for name in NOT_THE_TEST_IMAGES})
+    defaults = {name: DataConfig.__dataclass_fields__[name].default for name in NOT_THE_TEST_IMAGES}
+    return dataclasses.replace(data, **defaults | ({"normalization": "none"} if data.kind == "vectors" else {}))
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}

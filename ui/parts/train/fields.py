@@ -107,10 +107,12 @@ class FieldReader:
             col.caption(f"{empty_words(f.info)}; else {range_text(f.info)}.")
         return self._keep(col, f, label, raw)
 
-    def select(self, col: Any, section: Section, name: str, *, help: str | None = None, **kw: Any) -> Any:
+    def select(self, col: Any, section: Section, name: str, *, help: str | None = None,
+               options: Sequence[Any] | None = None, **kw: Any) -> Any:
+        """A selectbox of the field's options (or of `options`, some of them)."""
         f = BY_NAME[(section, name)]
-        return col.selectbox(f.info.spec.label, f.info.options, key=f.key, help=help or f.info.spec.help,
-                             persist_state=PERSIST, **kw)
+        return col.selectbox(f.info.spec.label, f.info.options if options is None else options, key=f.key,
+                             help=help or f.info.spec.help, persist_state=PERSIST, **kw)
 
     def radio(self, col: Any, section: Section, name: str) -> Any:
         f = BY_NAME[(section, name)]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, get_args
 
 import streamlit as st
 
@@ -11,7 +11,8 @@ from ui.my_images import chosen_images, images_target_range, read
 from ui.pages import IMAGES
 from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult, Refusal
 from ui.state import current_run
-from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig, field_options
+from vae_core.config import (DataConfig, DatasetName, LossConfig, ModelConfig, Normalization, RunConfig, TrainConfig,
+                             field_options)
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.data.images.dataset import is_private
 from vae_core.data.images.source import UploadRefused
@@ -57,11 +58,16 @@ def host_data_ui(dataset: str, host: HostSettings | None) -> None:
                f"{downloads}. The host sets both (VAE_LAB_DATA, VAE_LAB_ALLOW_DOWNLOAD).")
 
 
+# Rows of numbers train from the command line (python -m vae_core train --dataset vectors) until the pages that show
+# them exist: the form offers the image datasets and their normalizations.
+FORM_DATASETS = tuple(d for d in get_args(DatasetName) if d != "vectors")
+
+
 def data_config_ui(form: FieldReader) -> DataConfig | None:
     st.markdown("**Data**")
     c1, c2, c3, c4 = st.columns(4)
-    dataset = form.select(c1, "data", "dataset")
-    normalization = form.select(c2, "data", "normalization")
+    dataset = form.select(c1, "data", "dataset", options=FORM_DATASETS)
+    normalization = form.select(c2, "data", "normalization", options=get_args(Normalization))
     scale = form.slider(c3, "data", "data_scale", DATA_SCALES)
     n_train = form.number(c4, "data", "n_train")
     if dataset == "images":
