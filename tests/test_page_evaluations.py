@@ -200,3 +200,32 @@ def test_the_board_reads_compares_saved_estimate_whose_elbo_is_the_one_it_would_
     fresh = live(d, EvalRequest(COMPARE.n_images, 0))  # what the board computed before: k = 0
     assert entry.metrics.elbo_nats == fresh.elbo_nats and entry.metrics.bits_per_dim == fresh.bits_per_dim
     assert torch.equal(entry.metrics.per_image.elbo, fresh.per_image.elbo)
+
+
+EVALUATOR_OWNER = """
+import multiprocessing, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from vae_core.runs.evaluations import evaluator_process
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), evaluator_process, (1,))
+    print(pool.submit(__import__("os").getpid).result(), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_server_killed_outright_takes_its_background_evaluator_with_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO, wait_for
+    script = tmp_path / "server.py"
+    script.write_text(EVALUATOR_OWNER)
+    server = subprocess.Popen([sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    evaluator = int(server.stdout.readline())
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    assert wait_for(lambda: not Path(f"/proc/{evaluator}").exists() or "Z" in Path(f"/proc/{evaluator}/stat")
+                    .read_text().split()[2], timeout=10)

@@ -15,6 +15,8 @@ import hashlib
 import json
 import logging
 import os
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 EVALUATIONS = "evaluations.safetensors"
 FORMAT = "vae-lab-evaluations/1"
 MAX_EVALUATIONS_BYTES = 4 * 2**20  # three entries of 1,000 images are ~60 KB
+PARENT_POLL_S = 1.0  # how often a background evaluator checks that its server is still there
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,17 @@ def _loaded(path: str, mtime: float) -> LoadedRun:
 
 def evaluator_process(threads: int) -> None:
     """A background evaluator's process: the lowest priority (the pages being drawn come first), `threads` torch
-    threads."""
+    threads, and it ends with the process that started it."""
     os.nice(19)
     torch.set_num_threads(threads)
+    threading.Thread(target=_end_with, args=(os.getppid(),), name="vae-lab-end-with-server", daemon=True).start()
+
+
+def _end_with(parent: int) -> None:
+    """A server killed outright (kill -9) cannot end its evaluator: the evaluator sees it gone and ends itself."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
 
 
 def save_after_training(run_dir: Path) -> None:
