@@ -109,12 +109,15 @@ def press(at: AppTest, button: str = "lab_run") -> list[str]:
     return before
 
 
+WAIT_POLL_S = 1.0  # each poll reruns the whole page in this process, which shares two cores with the labs' jobs
+
+
 def wait(at: AppTest, before: list[str], timeout_s: float = 120) -> list[str]:
     """Rerun (AppTest fires no run_every timers) until a conclusion other than `before` is drawn."""
     deadline = time.monotonic() + timeout_s
     while not conclusion(at) or conclusion(at) == before:
         assert time.monotonic() < deadline and not at.exception, [e.value for e in at.exception]
-        time.sleep(0.5)
+        time.sleep(WAIT_POLL_S)
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return conclusion(at)
