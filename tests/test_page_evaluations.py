@@ -203,12 +203,12 @@ def test_the_board_reads_compares_saved_estimate_whose_elbo_is_the_one_it_would_
 
 
 EVALUATOR_OWNER = """
-import multiprocessing, sys, time
+import multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from vae_core.runs.evaluations import evaluator_process
 if __name__ == "__main__":
-    pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), evaluator_process, (1,))
-    print(pool.submit(__import__("os").getpid).result(), flush=True)
+    pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), evaluator_process, (1, os.getpid()))
+    print(pool.submit(os.getpid).result(), flush=True)
     time.sleep(600)
 """
 
@@ -229,3 +229,16 @@ def test_a_server_killed_outright_takes_its_background_evaluator_with_it(tmp_pat
     server.wait()
     assert wait_for(lambda: not Path(f"/proc/{evaluator}").exists() or "Z" in Path(f"/proc/{evaluator}/stat")
                     .read_text().split()[2], timeout=10)
+
+
+def test_an_evaluator_whose_server_is_already_gone_ends_at_once():
+    """As happens when a server exiting asks for one more estimate: its evaluator must not outlive it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from vae_core.runs.evaluations import evaluator_process
+    gone = 2**22 + 12345  # above pid_max's default: no process has it
+    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), evaluator_process, (1, gone)) as pool:
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(time.sleep, 30).result(timeout=60)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -100,6 +101,8 @@ class Evaluator:
             return self._asked[key]
 
     def _compute(self, key: Key) -> None:
+        if not threading.main_thread().is_alive():  # the server is exiting: what it was asked for is moot
+            return
         try:
             metrics = self._pool().submit(evaluate_run, *key).result()
         except BrokenProcessPool:  # its process was killed: the next estimate starts another
@@ -117,6 +120,6 @@ class Evaluator:
     def _pool(self) -> ProcessPoolExecutor:
         if self._process is None:  # spawn: a fresh interpreter, not a fork of a server's threads
             self._process = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), evaluator_process,
-                                                (APP_THREADS,))
+                                                (APP_THREADS, os.getpid()))
         return self._process
 

@@ -109,17 +109,18 @@ def _loaded(path: str, mtime: float) -> LoadedRun:
     return load_run(path)
 
 
-def evaluator_process(threads: int) -> None:
+def evaluator_process(threads: int, server: int) -> None:
     """A background evaluator's process: the lowest priority (the pages being drawn come first), `threads` torch
-    threads, and it ends with the process that started it."""
+    threads, and it ends with `server`, the process id of the server that started it."""
     os.nice(19)
     torch.set_num_threads(threads)
-    threading.Thread(target=_end_with, args=(os.getppid(),), name="vae-lab-end-with-server", daemon=True).start()
+    threading.Thread(target=_end_with, args=(server,), name="vae-lab-end-with-server", daemon=True).start()
 
 
-def _end_with(parent: int) -> None:
-    """A server killed outright (kill -9) cannot end its evaluator: the evaluator sees it gone and ends itself."""
-    while os.getppid() == parent:
+def _end_with(server: int) -> None:
+    """A server killed outright (kill -9) cannot end its evaluator: the evaluator sees it gone and ends itself (also
+    one started as its server exited, whose parent was already gone when it began)."""
+    while os.getppid() == server:
         time.sleep(PARENT_POLL_S)
     os._exit(0)
 
