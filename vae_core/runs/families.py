@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, get_args
 
-from vae_core.config import FieldPath, RunConfig, field_info, field_value
+from vae_core.config import FieldPath, Normalization, RunConfig, VectorNormalization, field_info, field_value
 from vae_core.model.likelihoods import likelihood_spec
 from vae_core.runs.listing import RunInfo
 
@@ -96,9 +96,15 @@ def siblings(run: RunInfo, candidates: Iterable[RunInfo]) -> dict[FieldPath, dic
     return found
 
 
-def _values(path: FieldPath, current: Any, present: Iterable[Any]) -> tuple[Any, ...]:
+def _options(config: RunConfig, path: FieldPath) -> tuple[Any, ...]:
+    """The field's options for a run on this kind of data: images and vectors have normalizations of their own."""
+    if path == "data.normalization":
+        return get_args(VectorNormalization if config.data.kind == "vectors" else Normalization)
+    return field_info(path).options
+
+
+def _values(path: FieldPath, current: Any, present: Iterable[Any], options: tuple[Any, ...]) -> tuple[Any, ...]:
     """The toggle's values: the field's options where they are few, else the ones runs have."""
-    options = field_info(path).options
     if path in ALL_VALUES:
         return tuple(options)
     have = {current, *present}
@@ -120,7 +126,8 @@ def family_axes(run: RunInfo, candidates: Iterable[RunInfo]) -> list[FamilyAxis]
 
 def _axis(run: RunInfo, path: FieldPath, by_value: dict[Any, RunInfo]) -> FamilyAxis:
     current = field_value(run.config, path)
-    members = tuple(Sibling(v, run if v == current else by_value.get(v)) for v in _values(path, current, by_value))
+    values = _values(path, current, by_value, _options(run.config, path))
+    members = tuple(Sibling(v, run if v == current else by_value.get(v)) for v in values)
     return FamilyAxis(path, current, members)
 
 
