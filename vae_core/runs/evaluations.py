@@ -92,7 +92,8 @@ def save_page_evaluations(run: LoadedRun, requests: tuple[EvalRequest, ...] = PA
 def evaluate_run(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetrics:
     """The run saved at `mtime` evaluated on the first n_images its pages show (a background evaluator's work)."""
     run = _loaded(path, mtime)
-    return evaluate_loaded(run, page_images(run)[:n_images], iwae_k)
+    images = page_images(run)[:n_images]
+    return read_evaluation(run.path, images, iwae_k) or evaluate_loaded(run, images, iwae_k)  # saved: not again
 
 
 def evaluate_loaded(run: LoadedRun, images: torch.Tensor, iwae_k: int) -> EvalMetrics:
