@@ -26,3 +26,9 @@ def _private_uploads(tmp_path, monkeypatch):
 def sprites_test():
     """The sprites' test split, its first 64: (64, 3, 32, 32) uint8."""
     return load_dataset(DataConfig(n_test=64), "test").images
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser test files first: each is long, and a long file started last on a worker sets when the whole run
+    ends; the many short files then fill the workers up (longest first packs them best)."""
+    items.sort(key=lambda item: "e2e" not in item.path.parts)  # stable: each file's own order is kept
