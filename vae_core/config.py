@@ -24,6 +24,7 @@ Orientation = Literal["exif", "stored"]
 Normalization = Literal["unit", "symmetric", "zscore"]  # images
 VectorNormalization = Literal["none", "zscore"]  # unit and symmetric assume pixels in [0, 1]; vectors are unbounded
 NormalizationName = Literal[Normalization, VectorNormalization]  # what DataConfig.normalization may hold
+NORMALIZATIONS = {"images": get_args(Normalization), "vectors": get_args(VectorNormalization)}  # by DataKind
 OutputActivation = Literal["sigmoid", "tanh", "linear"]
 UnitLikelihood = Literal["bernoulli", "continuous_bernoulli"]  # densities on [0, 1] only
 LikelihoodName = Literal[UnitLikelihood, "gaussian", "gaussian_learned", "gaussian_optimal", "gaussian_pixel",
@@ -191,7 +192,7 @@ class DataConfig:
 
 def _normalization_problem(data: DataConfig) -> str | None:
     """Why data's normalization does not fit its kind of data (None: it fits)."""
-    if data.normalization in get_args(VectorNormalization if data.kind == "vectors" else Normalization):
+    if data.normalization in NORMALIZATIONS[data.kind]:
         return None
     if data.kind == "vectors":
         return (f"normalization={data.normalization!r} is an image idea: it assumes values in [0, 1], as pixels are, "

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any, Iterable, get_args
+from typing import Any, Iterable
 
-from vae_core.config import FieldPath, Normalization, RunConfig, VectorNormalization, field_info, field_value
+from vae_core.config import NORMALIZATIONS, FieldPath, RunConfig, field_info, field_value
 from vae_core.model.likelihoods import likelihood_spec
 from vae_core.runs.listing import RunInfo
 
@@ -99,7 +99,7 @@ def siblings(run: RunInfo, candidates: Iterable[RunInfo]) -> dict[FieldPath, dic
 def _options(config: RunConfig, path: FieldPath) -> tuple[Any, ...]:
     """The field's options for a run on this kind of data: images and vectors have normalizations of their own."""
     if path == "data.normalization":
-        return get_args(VectorNormalization if config.data.kind == "vectors" else Normalization)
+        return NORMALIZATIONS[config.data.kind]
     return field_info(path).options
 
 

@@ -11,7 +11,7 @@ from ui.my_images import chosen_images, images_target_range, read
 from ui.pages import IMAGES
 from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult, Refusal
 from ui.state import current_run
-from vae_core.config import (DataConfig, DatasetName, LossConfig, ModelConfig, Normalization, RunConfig, TrainConfig,
+from vae_core.config import (NORMALIZATIONS, DataConfig, DatasetName, LossConfig, ModelConfig, RunConfig, TrainConfig,
                              field_options)
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.data.images.dataset import is_private
@@ -67,7 +67,7 @@ def data_config_ui(form: FieldReader) -> DataConfig | None:
     st.markdown("**Data**")
     c1, c2, c3, c4 = st.columns(4)
     dataset = form.select(c1, "data", "dataset", options=FORM_DATASETS)
-    normalization = form.select(c2, "data", "normalization", options=get_args(Normalization))
+    normalization = form.select(c2, "data", "normalization", options=NORMALIZATIONS["images"])
     scale = form.slider(c3, "data", "data_scale", DATA_SCALES)
     n_train = form.number(c4, "data", "n_train")
     if dataset == "images":
