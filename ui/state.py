@@ -10,6 +10,7 @@ every page (vae_core.jobs; ui/jobs.py shows it).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from vae_core.data.base import DatasetNotFoundError, ImageDataset
 from vae_core.data.datasets import load_dataset
 from vae_core.data.images.dataset import is_private
 from vae_core.data.images.private import PrivateSpace
+from vae_core.data.vectors.dataset import VectorDataset
 from vae_core.host import HostSettings
 from vae_core.runs.folders import (CONFIG, LoadedRun, RunLoadError, bundled_models_dir, default_runs_dir, load_run,
                                    read_samples, run_tag)
@@ -40,6 +42,7 @@ RUN_PARAM = "run"  # the URL query parameter naming the loaded run by its folder
 NOTICES_KEY = "url_notices"  # session: short notices about what a link asked for and did not get
 DEFAULT_BUNDLED = "sprites-sigmoid-unit-gaussian"  # MSE, the loss of every question; every toggle has a sibling
 PRIVATE_SAMPLES_KEY = "private_samples"  # session: the test images a run on this browser's own images carries
+PRIVATE_ROWS_KEY = "private_rows"  # session: the test rows of a run on this browser's own vectors
 APP_THREADS = 1  # torch intra-op threads (process-wide): a training job takes one core, pages the other
 
 
@@ -92,9 +95,8 @@ def load_test_images(data: DataConfig) -> ImageDataset:
 
 @st.cache_resource(ttl=2, show_spinner=False)
 def load_run_infos(root: str) -> list[RunInfo]:
-    """Cached for 2 s and shared: every rerun of every session lists the runs, one scan serves them all. Runs on
-    rows of numbers are left out until the pages that show them exist (the CLI evaluates them)."""
-    return [i for i in list_runs(Path(root)) if i.config is None or i.config.data.kind == "images"]
+    """Cached for 2 s and shared: every rerun of every session lists the runs, one scan serves them all."""
+    return list_runs(Path(root))
 
 
 def model_choices(owner: str) -> list[ModelChoice]:
@@ -265,6 +267,26 @@ def page_test_images(run: LoadedRun) -> ImageDataset:
         st.caption(f"{data.dataset} is not on this server: these pages show the {len(samples)} test images the "
                    "run carries with it.")
     return samples
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading the test rows…")
+def _load_shared_rows(data: DataConfig) -> VectorDataset:
+    """Cached because generating the bundled vectors takes a second; float32 and read-only, never a person's."""
+    return load_dataset(data, "test")
+
+
+def page_test_rows(run: LoadedRun) -> VectorDataset:
+    """The loaded vector run's test rows (a person's file: kept in this session only); else the page stops with
+    the reason and what to do."""
+    data = dataclasses.replace(run.config.data, n_test=None)  # every test row: they are few and cheap
+    try:
+        if not is_private(data):
+            return _load_shared_rows(data)
+        return session_cached(PRIVATE_ROWS_KEY, data, lambda: load_dataset(data, "test"))
+    except (DatasetNotFoundError, ValueError, OSError) as e:
+        st.error(f"The test rows of this model's vectors cannot be read: {e} Upload the file again on the Your "
+                 "data page, or pick another model in the sidebar.")
+        st.stop()
 
 
 def run_mtime(run: LoadedRun) -> float:

@@ -23,9 +23,10 @@ UNLABELLED = "unlabelled"  # the class of an image outside every class folder
 DATASET_NAME = "images"
 # How a person's images become tensors: the DataConfig fields a person chooses (the page, the CLI, the labs).
 def is_private(data: DataConfig) -> bool:
-    """Whether data is a person's own images: what is made of them is never kept in a cache every browser or every
-    run of this process shares (the one rule the loaders of test images, target ranges and samples ask)."""
-    return data.dataset == DATASET_NAME
+    """Whether data is a person's own images or vectors (a file of theirs; the bundled vectors are not): what is made
+    of them is never kept in a cache every browser or every run of this process shares (the one rule the loaders of
+    test images, test rows, target ranges and samples ask)."""
+    return data.dataset == DATASET_NAME or data.vectors is not None
 
 
 IMAGE_OPTIONS = ("image_size", "square", "color", "orientation", "test_share")

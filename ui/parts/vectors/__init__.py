@@ -1,0 +1,1 @@
+"""The page parts for runs on rows of numbers (a dataset of kind "vectors")."""
