@@ -16,7 +16,7 @@ import redis
 
 PREFIX = "vae-lab:client"
 CLIENT_TTL_S = 7 * 86_400  # a browser unseen for a week is forgotten
-FIELDS = ("job_token", "images", "last_seen")  # ClientRecord's single values (form and adopted are collections)
+FIELDS = ("job_token", "images", "vectors", "last_seen")  # ClientRecord's single values (form and adopted are collections)
 
 
 def client_key(token: str) -> str:

@@ -29,7 +29,8 @@ class ClientRecord:
     form: dict[str, Any] = field(default_factory=dict)  # Train form: widget key -> value
     job_token: str | None = None  # the browser's current (or last) training job
     adopted: set[str] = field(default_factory=set)  # job tokens whose runs were already loaded
-    images: Any = None  # the DataConfig of the images this browser chose on the Your images page
+    images: Any = None  # the DataConfig of the images this browser chose on the Your data page
+    vectors: Any = None  # the DataConfig of the vectors (a file in its private space) it chose there
     last_seen: float = field(default_factory=time.time)
 
 
