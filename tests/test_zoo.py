@@ -250,3 +250,11 @@ def test_the_continuous_bernoulli_on_black_sprites_is_named_degenerate():
     verdicts = {r.name: r.verdict for r in zoo_list(runs.bundled_models_dir())}
     assert verdicts.pop("sprites-sigmoid-unit-continuous_bernoulli") == "degenerate"
     assert "degenerate" not in verdicts.values()
+
+
+def test_the_readme_shows_the_bundled_zoo_as_zoo_table_writes_it(capsys):
+    """One fact in one place: the README's tables are `zoo table --dir models`, word for word."""
+    assert cli.main(["zoo", "table", "--dir", str(runs.bundled_models_dir())]) == 0
+    tables = capsys.readouterr().out.strip().split("\n\n")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert len(tables) == 2 and all(t in readme for t in tables)
