@@ -302,13 +302,14 @@ def _finite(value: Any) -> float | None:
 
 TABLE_HEADER = ("| run | verdict | ELBO ({unit}) | bits/dim | PSNR | targets out of reach | outputs saturated |\n"
                 "|---|---|---:|---:|---:|---:|---:|")
-ELBO_UNIT = {"images": "nats/image", "vectors": "nats/row"}  # a vector run's ELBO is per raw row
+# A vector run's ELBO is per raw row, tens of nats: two decimals show its standard error.
+ELBO_UNIT = {"images": ("nats/image", "{:,.1f}"), "vectors": ("nats/row", "{:,.2f}")}
 
 
 def zoo_table(records: Sequence[ZooRecord]) -> str:
     """The README's markdown tables of the zoo, one per kind of data, one row per run."""
     tables = []
-    for kind, unit in ELBO_UNIT.items():
+    for kind, (unit, _) in ELBO_UNIT.items():
         rows = [_row(r) for r in records if dataset_kind(r.dataset) == kind]
         tables += ["\n".join([TABLE_HEADER.format(unit=unit), *rows])] if rows else []
     return "\n\n".join(tables)
@@ -317,7 +318,7 @@ def zoo_table(records: Sequence[ZooRecord]) -> str:
 def _row(r: ZooRecord) -> str:
     bpd = "— (Bernoulli)" if r.likelihood == "bernoulli" else _fmt_se(r.bits_per_dim, r.bits_per_dim_se, "{:.3f}")
     name = r.name if r.status == "finished" else f"{r.name} ({r.status})"
-    cells = [name, r.verdict, _fmt_se(r.elbo_nats, r.elbo_se, "{:,.1f}"), bpd, _fmt(r.psnr_db, "{:.2f} dB"),
+    cells = [name, r.verdict, _fmt_se(r.elbo_nats, r.elbo_se, ELBO_UNIT[dataset_kind(r.dataset)][1]), bpd, _fmt(r.psnr_db, "{:.2f} dB"),
              _fmt(r.frac_targets_unreachable, "{:.1%}"), _fmt(r.frac_outputs_saturated, "{:.1%}")]
     return "| " + " | ".join(cells) + " |"
 
