@@ -18,13 +18,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 import streamlit as st
 
-from ui.state import APP_THREADS, config_mtime, load_run_cached, load_run_samples, load_test_images
-from vae_core.data.base import ImageDataset
-from vae_core.data.images.dataset import is_private
+from ui.state import APP_THREADS, config_mtime, find_run_images, load_run_cached
 from vae_core.model.evaluate import EvalMetrics
 from vae_core.runs.evaluations import evaluate_loaded, evaluate_run, evaluator_process, read_evaluation
-from vae_core.runs.folders import LoadedRun
-from vae_core.runs.test_images import page_data
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +39,7 @@ def _evaluate(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetric
     """Cached because an IWAE bound with large k takes seconds; keyed on the run's save time. Saved with the run,
     or computed by the background evaluator, it is read, not computed again."""
     run = load_run_cached(path, mtime)
-    images = _test_images(run, path, mtime).images[:n_images]
+    images = find_run_images(run).test.images[:n_images]
     found = read_evaluation(run.path, images, iwae_k) or load_evaluator().result((path, mtime, n_images, iwae_k))
     if found is not None:
         return found
@@ -54,14 +50,9 @@ def _evaluate(path: str, mtime: float, n_images: int, iwae_k: int) -> EvalMetric
 def saved_estimate(path: str, mtime: float, n_images: int, iwae_k: int) -> bool:
     """Whether the run saved this estimate for the images its pages show (cached: it hashes the weights)."""
     run = load_run_cached(path, mtime)
-    return read_evaluation(run.path, _test_images(run, path, mtime).images[:n_images], iwae_k) is not None
+    return read_evaluation(run.path, find_run_images(run).test.images[:n_images], iwae_k) is not None
 
 
-def _test_images(run: LoadedRun, path: str, mtime: float) -> ImageDataset:
-    """The test images its pages show, without a page: the run's own for a person's images, else its dataset's."""
-    if is_private(run.config.data):
-        return load_run_samples(path, mtime)
-    return load_test_images(page_data(run.config.data))
 
 
 @st.cache_resource

@@ -32,7 +32,7 @@ from vae_core.host import HostSettings
 from vae_core.runs.folders import (CONFIG, LoadedRun, RunLoadError, bundled_models_dir, default_runs_dir, load_run,
                                    read_samples, run_tag)
 from vae_core.runs.listing import RunInfo, list_runs
-from vae_core.runs.test_images import page_data
+from vae_core.runs.test_images import PageImages, find_page_images
 from vae_plots.views import dataset_words
 
 log = logging.getLogger(__name__)
@@ -248,25 +248,21 @@ def load_run_samples(path: str, mtime: float) -> ImageDataset | None:
 def page_test_images(run: LoadedRun) -> ImageDataset:
     """The loaded run's test images (at most PAGE_TEST_IMAGES); where its dataset is missing, the sample of
     test images the run carries; else the page stops with the reason."""
-    data = run.config.data
-    missing: Exception | None = None
-    if not is_private(data):  # a person's images: always the run's own copy (the upload may be gone)
-        try:
-            return load_test_images(page_data(run.config.data))
-        except (DatasetNotFoundError, ValueError) as e:
-            missing = e
     try:
-        samples = load_run_samples(str(run.path), run_mtime(run))
-    except RunLoadError as bad:
-        samples, missing = None, bad
-    if samples is None:
-        st.error(f"This model was trained on {data.dataset}, whose test images are not available here. "
-                 f"{missing or ''}")
+        found = find_run_images(run)
+    except RunLoadError as e:
+        st.error(str(e))
         st.stop()
-    if missing is not None:
-        st.caption(f"{data.dataset} is not on this server: these pages show the {len(samples)} test images the "
-                   "run carries with it.")
-    return samples
+    if found.missing is not None:
+        st.caption(f"{run.config.data.dataset} is not on this server: these pages show the {len(found.test)} test "
+                   "images the run carries with it.")
+    return found.test
+
+
+def find_run_images(run: LoadedRun) -> PageImages:
+    """find_page_images with this server's caches (a person's images: this session's)."""
+    path, mtime = str(run.path), run_mtime(run)
+    return find_page_images(run, load_test_images, lambda: load_run_samples(path, mtime))
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the test rows…")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from vae_core.config import DataConfig, images_only
-from vae_core.data.base import DatasetNotFoundError
+from vae_core.data.base import DatasetNotFoundError, ImageDataset
 from vae_core.data.datasets import load_dataset
 from vae_core.data.images.dataset import is_private
 from vae_core.runs.folders import LoadedRun, RunLoadError, read_samples
@@ -49,12 +51,35 @@ def page_data(data: DataConfig) -> DataConfig:
     return images_only(dataclasses.replace(data, n_test=n, download=False))
 
 
-def page_images(run: LoadedRun) -> torch.Tensor:
-    """The uint8 test images the pages show and measure: page_data's split, else (and always for a person's
-    images) the ones the run carries."""
-    if not is_private(run.config.data):
+@dataclass(frozen=True)
+class PageImages:
+    """The test images the pages show and measure, and why they are not the dataset's (None: they are, or the run
+    is on a person's images, which are always its own copy)."""
+    test: ImageDataset
+    missing: Exception | None = None
+
+
+def find_page_images(run: LoadedRun, load_split: Callable[[DataConfig], ImageDataset] | None = None,
+                     load_carried: Callable[[], ImageDataset | None] | None = None) -> PageImages:
+    """page_data's split, else (and always for a person's images) the ones the run carries; raises RunLoadError
+    where neither is there. The loaders: the app passes its caches."""
+    data, missing = run.config.data, None
+    if not is_private(data):
         try:
-            return load_dataset(page_data(run.config.data), "test").images
-        except (DatasetNotFoundError, ValueError):
-            pass
-    return _carried(run)
+            return PageImages((load_split or _load_test)(page_data(data)))
+        except (DatasetNotFoundError, ValueError) as e:
+            missing = e
+    samples = (load_carried or (lambda: read_samples(run.path)))()
+    if samples is None:
+        raise RunLoadError(f"This model was trained on {data.dataset}, whose test images are not available here, "
+                           f"and it carries none. {missing or ''}")
+    return PageImages(samples, missing)
+
+
+def _load_test(data: DataConfig) -> ImageDataset:
+    return load_dataset(data, "test")
+
+
+def page_images(run: LoadedRun) -> torch.Tensor:
+    """The uint8 test images the pages show and measure (find_page_images, uncached)."""
+    return find_page_images(run).test.images
