@@ -20,6 +20,7 @@ from vae_core.model.paired import DISTINGUISHABLE_SE, Better, PairedDifference, 
 from vae_core.runs.folders import run_tag
 from vae_core.runs.listing import RunInfo
 
+from .vector_diagnostics import vectors_words
 from .views import dataset_words
 
 BOARD_IMAGES = 200  # test images every run of a group is measured on: the same images, so their values pair
@@ -126,7 +127,7 @@ class Group:
         if self.data is None:
             return "Unreadable runs"
         if self.data.kind == "vectors":
-            return "Vectors (the bundled rows of numbers)"
+            return f"Vectors: {vectors_words(self.data)}"
         size = "" if self.data.dataset in ("mnist", "fashion_mnist", "cifar10") else f", {self.data.image_size} px"
         return f"{dataset_words(self.data.dataset).capitalize()}{size}"
 

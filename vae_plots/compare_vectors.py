@@ -14,7 +14,6 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from vae_core.config import DataConfig, images_only
 from vae_core.model.evaluate_vectors import VectorEvalMetrics
 from vae_core.model.paired import DISTINGUISHABLE_SE, PairedDifference, paired_difference
 from vae_core.runs.folders import LoadedRun
@@ -25,18 +24,6 @@ from .compare_views import run_colors
 
 PROFILE_HEIGHT, FRAME_HEIGHT = 190, 60  # pixels per row's profile, and for the legend
 SE_WORDS = f"{DISTINGUISHABLE_SE:g} standard errors of their paired difference over the same test rows"
-
-
-def vectors_key(data: DataConfig) -> DataConfig:
-    """What decides a run's test rows (its vectors, test share and seed; not the normalization, which the
-    log-Jacobian undoes): runs with one key meet the same rows, so their per-row values pair."""
-    return images_only(data)
-
-
-def vectors_words(data: DataConfig) -> str:
-    """“the bundled vectors” or “rows.csv”, with the split that makes its test rows."""
-    source = f"“{str(data.vectors).rsplit('/', 1)[-1]}”" if data.vectors else "the bundled vectors"
-    return f"{source} (test share {data.test_share:g}, seed {data.seed})"
 
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
-"""Diagnostics of a VAE on vectors: each latent dimension's posterior means and standard deviations, from the
-smallest to the largest over the test rows (a mean far outside the prior's reach is what "μ in [−9, 8]" looks like)."""
+"""Diagnostics of a VAE on vectors: which test rows a run meets (runs on the same rows pair), and each latent
+dimension's posterior means and standard deviations, from the smallest to the largest over the test rows (a mean far
+outside the prior's reach is what "μ in [−9, 8]" looks like)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,11 +9,25 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from vae_core.config import DataConfig, images_only
+
 from . import figures
 
 PRIOR_BAND = 2.0  # the μ panel shades ±2, where 95% of the prior N(0, 1) lies
 PRIOR_FILL = "rgba(44, 160, 44, 0.15)"
 ROW_HEIGHT, FRAME_HEIGHT = 30, 130  # pixels per latent dimension, and for the titles and axes
+
+
+def vectors_key(data: DataConfig) -> DataConfig:
+    """What decides a run's test rows (its vectors, test share and seed; not the normalization, which the
+    log-Jacobian undoes): runs with one key meet the same rows, so their per-row values pair."""
+    return images_only(data)
+
+
+def vectors_words(data: DataConfig) -> str:
+    """“the bundled vectors” or “rows.csv”, with the split that makes its test rows."""
+    source = f"“{str(data.vectors).rsplit('/', 1)[-1]}”" if data.vectors else "the bundled vectors"
+    return f"{source} (test share {data.test_share:g}, seed {data.seed})"
 
 
 def _range_bars(lo: Sequence[float], hi: Sequence[float], names: list[str], color: str, unit: str) -> go.Bar:

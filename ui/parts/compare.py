@@ -19,7 +19,7 @@ from vae_core.runs.evaluations import COMPARE
 from vae_core.runs.families import family_of
 from vae_core.runs.folders import LoadedRun, RunLoadError
 from vae_plots import compare_views
-from vae_plots.compare_vectors import vectors_key
+from vae_plots.vector_diagnostics import vectors_key
 
 PICK_KEY = "compare_pick"  # widget: the compared runs' paths
 N_EVAL, IWAE_K = COMPARE.n_images, COMPARE.iwae_k  # a trained run saves these (runs/evaluations.py)

@@ -17,6 +17,7 @@ from vae_core.runs.evaluations import COMPARE
 from vae_core.runs.folders import LoadedRun
 from vae_plots import compare_vectors as cv
 from vae_plots.compare_views import run_labels
+from vae_plots.vector_diagnostics import vectors_key, vectors_words
 
 N_PROFILES = 3  # test rows drawn as profiles: three panels fit a 768-pixel screen's height and a half
 
@@ -29,9 +30,9 @@ def refusal(runs: Sequence[LoadedRun]) -> str | None:
         return (f"Runs on images ({on_images}) and runs on vectors ({on_rows}) cannot be compared: they share no "
                 "test input, and nats per image and nats per row are not the same measure. Pick runs of one kind: "
                 "only runs on images, or only runs on the same vectors.")
-    keys = {cv.vectors_key(r.config.data) for r in runs}
+    keys = {vectors_key(r.config.data) for r in runs}
     if len(keys) > 1:
-        read = "; ".join(f"{r.name}: {cv.vectors_words(r.config.data)}" for r in runs)
+        read = "; ".join(f"{r.name}: {vectors_words(r.config.data)}" for r in runs)
         return (f"These runs read different vectors ({read}), so no test row is common to all of them and their "
                 "values per row do not pair. Pick runs trained on the same vectors, with the same test share and "
                 "seed (their normalizations may differ: the log-Jacobian makes nats per raw row compare).")
