@@ -22,7 +22,7 @@ from . import figures
 from .board import NOT_SETTLED
 from .compare_views import run_colors
 
-PROFILE_HEIGHT, FRAME_HEIGHT = 190, 60  # pixels per row's profile, and for the legend
+PROFILE_HEIGHT, LEGEND_HEIGHT = 190, 90  # pixels per row's profile, and above them for a legend of up to 5 entries
 SE_WORDS = f"{DISTINGUISHABLE_SE:g} standard errors of their paired difference over the same test rows"
 
 
@@ -118,9 +118,9 @@ def profiles_figure(inputs: torch.Tensor, recons: Sequence[torch.Tensor], names:
                                      showlegend=i == 0, mode="lines+markers", line=dict(color=color, width=2)),
                           row=i + 1, col=1)
     fig.update_yaxes(title_text="std units")
-    fig.update_layout(font=dict(size=figures.FONT_SIZE), height=FRAME_HEIGHT + PROFILE_HEIGHT * len(inputs),
-                      margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=1.0, yanchor="bottom",
-                                                                        x=0, xanchor="left", title=None))
+    fig.update_layout(font=dict(size=figures.FONT_SIZE), height=LEGEND_HEIGHT + PROFILE_HEIGHT * len(inputs),
+                      margin=dict(l=10, r=10, t=LEGEND_HEIGHT, b=10),
+                      legend=dict(orientation="h", yref="container", y=1, yanchor="top", x=0, xanchor="left"))
     fig.update_annotations(font_size=figures.TICK_FONT_SIZE, yshift=-4)
     figures._apply_template(fig)
     return fig
@@ -135,7 +135,8 @@ def feature_rmse_figure(metrics: Sequence[VectorEvalMetrics], labels: Sequence[s
                    customdata=np.asarray(m.feature_rmse),
                    hovertemplate="%{x}: %{y:.3g} std (%{customdata:.4g} raw)<extra>" + label + "</extra>")
             for m, label, color in zip(metrics, labels, run_colors(len(labels)))]
-    layout = dict(barmode="group", yaxis=dict(title="RMSE / test std", rangemode="tozero"),
+    top = max([1.0, *(float(np.max(np.asarray(m.feature_rmse) / s)) for m in metrics)]) * 1.1  # the dashed 1 shows
+    layout = dict(barmode="group", yaxis=dict(title="RMSE / test std", range=[0, top]),
                   legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
                   shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1,
                                line=dict(dash="dash", color="#555", width=1.5))])

@@ -45,7 +45,7 @@ def posterior_ranges_figure(mu_min: Sequence[float], mu_max: Sequence[float], si
     names = [f"z{i}" for i in range(len(mu_min))]
     colors = [figures.ACCENT if a else figures.MUTED for a in active]
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=("posterior μ, min to max", "posterior σ, min to max"))
+                        subplot_titles=("posterior μ", "posterior σ"))
     fig.add_trace(_range_bars(mu_min, mu_max, names, colors, "μ"), row=1, col=1)
     fig.add_trace(_range_bars(sigma_min, sigma_max, names, colors, "σ"), row=1, col=2)
     fig.add_vrect(x0=-PRIOR_BAND, x1=PRIOR_BAND, fillcolor=PRIOR_FILL, line_width=0, layer="below", row=1, col=1)

@@ -140,14 +140,11 @@ def posterior_ui(run: LoadedRun, m: VectorEvalMetrics) -> None:
                  "(above), then try a lower β, a KL warm-up, free bits, or a likelihood with a smaller σ.")
     elif verdict.note:
         st.caption(verdict.note)
-    left, right = st.columns([2, 3])
-    left.markdown("**KL per dimension** (nats/row)")
-    with left:
-        chart(kl_per_dim_bars(m.kl_per_dim, threshold=COLLAPSE_KL).update_yaxes(title_text="KL (nats/row)"),
-              key="vec_kl")
-    right.markdown(f"**Posterior μ and σ of each dimension**, smallest to largest over the {m.n_test:,} test rows: "
-                   f"μ from {format_number(min(m.posterior_mu_min), 2)} to {format_number(max(m.posterior_mu_max), 2)}")
-    with right:
-        chart(posterior_ranges_figure(m.posterior_mu_min, m.posterior_mu_max, m.posterior_sigma_min,
-                                      m.posterior_sigma_max, [v > ACTIVE_UNIT_THRESHOLD for v in m.posterior_var]),
-              key="vec_posterior")
+    st.markdown("**KL per dimension** (nats/row)")
+    chart(kl_per_dim_bars(m.kl_per_dim, threshold=COLLAPSE_KL).update_yaxes(title_text="KL (nats/row)"), key="vec_kl")
+    st.markdown(f"**Posterior μ and σ of each dimension**, smallest to largest over the {m.n_test:,} test rows "
+                f"(μ from {format_number(min(m.posterior_mu_min), 2)} to {format_number(max(m.posterior_mu_max), 2)}; "
+                "active units in colour)")
+    chart(posterior_ranges_figure(m.posterior_mu_min, m.posterior_mu_max, m.posterior_sigma_min,
+                                  m.posterior_sigma_max, [v > ACTIVE_UNIT_THRESHOLD for v in m.posterior_var]),
+          key="vec_posterior")
