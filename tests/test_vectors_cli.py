@@ -95,3 +95,11 @@ def test_a_z_scored_run_saves_the_vectors_defaults_and_the_training_split_s_stat
     normalizer = load_run(out).normalizer
     assert normalizer.kind == "zscore" and normalizer.scale[0] == pytest.approx(50, rel=0.2)
     assert normalizer.log_det() == pytest.approx(sum(np.log(normalizer.scale)))
+
+
+def test_unscaled_vectors_that_diverge_say_why_and_to_pick_zscore(tmp_path):
+    """The bundled vectors reach |x| ≈ 3e4 raw: unnormalized, the first step overflows the encoder's variance."""
+    done = cli_here("train", "--dataset", "vectors", "--normalization", "none", *SMALL, "--out", str(tmp_path / "r"))
+    assert done.returncode != 0 or "diverged" in done.stderr
+    assert "Training diverged at step 1" in done.stderr and "Pick normalization zscore" in done.stderr
+    assert "lower learning rate" not in done.stderr  # the advice that would not help

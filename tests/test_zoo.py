@@ -15,6 +15,7 @@ from vae_core.config import DataConfig, LossConfig, ModelConfig, RunConfig, Trai
 from vae_core.data.datasets import load_dataset
 from vae_core.data.base import ImageDataset
 from vae_core.data.normalize import fit_normalizer
+from vae_core.model.evaluate_vectors import VectorEvalMetrics
 from vae_core.model.evaluate import EvalMetrics
 from vae_core.model.vae import build_model
 from vae_core.runs import folders as runs
@@ -126,13 +127,14 @@ def test_refresh_writes_what_training_wrote_and_keeps_the_rest(tiny_builds, tmp_
 
 
 def test_the_bundled_runs_carry_the_current_evaluation():
-    """Every bundled run's test block has every EvalMetrics field (`zoo refresh` wrote it) and a bits/dim
-    that is a discrete likelihood: never negative; none for the Bernoulli."""
-    fields = {f.name for f in dataclasses.fields(EvalMetrics)} - {"per_image"}  # kept in memory, never saved
+    """Every bundled run's test block has every field of its kind's metrics (`zoo refresh` wrote it) and a
+    bits/dim that is a discrete likelihood: never negative; none for the Bernoulli, nor for vectors."""
+    fields = {"images": {f.name for f in dataclasses.fields(EvalMetrics)} - {"per_image"},  # in memory, never saved
+              "vectors": {f.name for f in dataclasses.fields(VectorEvalMetrics)} - {"per_row"}}
     for info in listing.list_runs(runs.bundled_models_dir()):
         test = runs.read_metrics(info.path)["test"]
-        assert set(test) == fields, info.name
-        if info.name.endswith("-bernoulli"):
+        assert set(test) == fields[info.config.data.kind], info.name
+        if info.name.endswith("-bernoulli") or info.config.data.kind == "vectors":
             assert test["bits_per_dim"] is None and test["bits_per_dim_note"], info.name
         else:
             assert test["bits_per_dim"] >= 0 and test["bits_per_dim_note"] == "", info.name
@@ -210,9 +212,9 @@ def test_an_mnist_zoo_run_carries_its_test_samples(tmp_path):
 
 
 def test_the_bundled_models_are_the_zoo():
-    """models/ holds exactly the sprites zoo, each run trained from its zoo config to the end."""
+    """models/ holds exactly the sprites zoo and the vectors zoo, each run trained from its zoo config to the end."""
     bundled = {r.name: r for r in listing.list_runs(runs.bundled_models_dir())}
-    entries = zoo_configs()
+    entries = [*zoo_configs(), *zoo_configs("vectors")]
     assert sorted(bundled) == sorted(e.name for e in entries)
     for e in entries:
         assert bundled[e.name].status == "finished" and bundled[e.name].config == e.config, e.name

@@ -34,6 +34,8 @@ def sibling_paths(run: RunInfo, choices: list[ModelChoice]) -> list[str]:
 
 def warm_siblings(loaded: LoadedRun, requests: list[tuple[int, int]]) -> None:
     """Evaluate, in the background, what a flip from the loaded run will show: each (n_images, iwae_k)."""
+    if loaded.config.data.kind != "images":
+        return  # the evaluator estimates images; a dense VAE's estimates on a few thousand rows take milliseconds
     load_evaluator().warm(_siblings_of(loaded), requests)
 
 

@@ -187,7 +187,11 @@ class DataConfig:
     @property
     def kind(self) -> DataKind:
         """What the dataset's samples are: images, or rows of numbers."""
-        return "vectors" if self.dataset == "vectors" else "images"
+        return dataset_kind(self.dataset)
+
+
+def dataset_kind(dataset: str) -> DataKind:  # every dataset is of images but the vectors
+    return "vectors" if dataset == "vectors" else "images"
 
 
 def _normalization_problem(data: DataConfig) -> str | None:
@@ -326,8 +330,7 @@ def _kind_problem(config: RunConfig) -> str | None:
     return None
 
 
-# What a run makes of its images, not which images they are: the normalization and its scale, and the size of the
-# train split (a test split is drawn apart from it).
+# What a run makes of its images, not which they are: normalization, scale, train size (test is drawn apart).
 NOT_THE_TEST_IMAGES = ("normalization", "data_scale", "n_train")
 
 
@@ -380,11 +383,8 @@ def field_options(cls: type, name: str) -> tuple[Any, ...]:
     """The allowed values of a choice field (a Literal, or a number with options), for select boxes and CLI choices."""
     return fields_info(cls)[name].options
 
-
-# Where a dataset's defaults differ from the fields' own (the CLI applies them to the flags not given; a run's
-# config.json records every value, so a run never depends on them). MNIST's train a Bernoulli VAE with a sigmoid
-# output on unit data, as PyTorch's own example, to a test -ELBO of at most 100 nats in a minute on two CPU
-# cores (bench/bench_mnist.py; the example reaches about 105.6 after 10 epochs).
+# Where a dataset's defaults differ from the fields' own (the CLI applies them to the flags not given; a run records
+# every value). MNIST's: PyTorch's example's Bernoulli VAE, to a test -ELBO ≤ 100 nats in a minute (bench_mnist.py).
 DATASET_DEFAULTS: dict[str, dict[FieldPath, Any]] = {
     "mnist": {"model.arch": "mlp", "model.hidden_dim": 512, "model.mlp_layers": 2, "model.latent_dim": 16,
               "train.epochs": 100, "train.batch_size": 128, "train.lr": 4e-3, "train.lr_schedule": "cosine"},

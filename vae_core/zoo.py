@@ -1,8 +1,11 @@
 """The zoo: one family of runs, trained alike, that differ only in output activation x normalization x likelihood.
 
-Every activation x normalization with the fixed-sigma Gaussian (what MSE is) and with the learned shared
-sigma, and sigmoid/unit with Bernoulli and continuous Bernoulli: 20 runs with the same architecture, data,
-seed, epochs and initial weights. The mismatched cells (tanh on z-scored data, sigmoid on symmetric data)
+On images, every activation x normalization with the fixed-sigma Gaussian (what MSE is) and with the learned
+shared sigma, and sigmoid/unit with Bernoulli and continuous Bernoulli: 20 runs with the same architecture, data,
+seed, epochs and initial weights. On the bundled vectors, z-scored, every activation with the learned sigma, and
+the linear output with a fixed sigma = 1 (what MSE is) and with a sigma per feature: 5 dense VAEs, where a bounded
+output on unbounded numbers is the lesson. (Unnormalized, the bundled vectors diverge at the first step: the
+Train page says why and what to pick.) The mismatched cells (tanh on z-scored data, sigmoid on symmetric data)
 are there on purpose. `build_zoo` trains them with the CLI's `train` code path (jobs.run_in_foreground),
 one thread each, in a pool of processes; the same machine gives byte-identical weights. `refresh_run`
 evaluates a saved run again with the current evaluation, without training.
@@ -21,8 +24,8 @@ from typing import Any, Callable, Iterator, Sequence, get_args
 
 import torch
 
-from vae_core.config import (DataConfig, DatasetName, LikelihoodName, LossConfig, ModelConfig, Normalization,
-                             OutputActivation, RunConfig, TrainConfig)
+from vae_core.config import (DataConfig, DatasetName, LikelihoodName, LossConfig, ModelConfig,
+                             Normalization, OutputActivation, RunConfig, TrainConfig, dataset_kind, default_for)
 from vae_core.model.compatibility import compatibility, degeneracy
 from vae_core.runs.folders import LoadedRun, RunLoadError, read_config, read_metrics
 from vae_core.runs.listing import RunInfo, list_runs
@@ -49,6 +52,17 @@ def _grid() -> tuple[ZooKey, ...]:
 
 
 ZOO_KEYS: tuple[ZooKey, ...] = _grid()
+VECTOR_ZOO_KEYS: tuple[ZooKey, ...] = (
+    *(ZooKey(a, "zscore", "gaussian_learned") for a in get_args(OutputActivation)),
+    ZooKey("linear", "zscore", "gaussian"), ZooKey("linear", "zscore", "gaussian_feature"))
+
+
+BUNDLED_ZOOS = ("sprites", "vectors")  # the datasets whose zoo ships in models/: generated in code, so offline
+
+
+def zoo_keys(dataset: str) -> tuple[ZooKey, ...]:
+    """The zoo's grid on a dataset: its kind of data decides it."""
+    return VECTOR_ZOO_KEYS if dataset_kind(dataset) == "vectors" else ZOO_KEYS
 
 
 @dataclass(frozen=True)
@@ -63,13 +77,25 @@ def entry_name(dataset: str, key: ZooKey) -> str:
 
 
 def base_config(dataset: DatasetName = "sprites", data_dir: str | None = None) -> RunConfig:
-    """What every zoo entry shares; the image shape comes from the dataset."""
+    """What every zoo entry shares; the image shape (vectors: the feature count) comes from the dataset."""
     from vae_core.training.trainer import make_run_config  # train imports the models; a listing does not need them
 
+    if dataset == "vectors":
+        return make_run_config(*_vector_parts())
     return make_run_config(DataConfig(dataset=dataset, image_size=32, data_dir=data_dir),
                            ModelConfig(arch="conv", latent_dim=10, width=32, depth=3),
                            LossConfig(sigma=0.1, beta=1.0),  # sigma in normalized units
                            TrainConfig(epochs=ZOO_EPOCHS, batch_size=64, lr=1e-3, seed=0, num_threads=1))
+
+
+def _vector_parts() -> tuple[DataConfig, ModelConfig, LossConfig, TrainConfig]:
+    """The bundled vectors' dense VAE, as `train --dataset vectors` makes it (DATASET_DEFAULTS), seed 0, one thread."""
+    d = lambda path: default_for(path, "vectors")  # noqa: E731
+    return (DataConfig(dataset="vectors", normalization=d("data.normalization")),
+            ModelConfig(arch="mlp", hidden_dim=d("model.hidden_dim"), mlp_layers=d("model.mlp_layers"),
+                        latent_dim=d("model.latent_dim")),
+            LossConfig(likelihood=d("loss.likelihood"), sigma=d("loss.sigma")),
+            TrainConfig(epochs=d("train.epochs"), batch_size=d("train.batch_size"), seed=0, num_threads=1))
 
 
 def with_key(config: RunConfig, key: ZooKey) -> RunConfig:
@@ -80,9 +106,9 @@ def with_key(config: RunConfig, key: ZooKey) -> RunConfig:
 
 
 def zoo_configs(dataset: DatasetName = "sprites", data_dir: str | None = None) -> list[ZooEntry]:
-    """The 20 zoo entries on a dataset, in the grid's order."""
+    """The zoo entries on a dataset (20 on images, 6 on vectors), in the grid's order."""
     base = base_config(dataset, data_dir)
-    return [ZooEntry(entry_name(dataset, key), key, with_key(base, key)) for key in ZOO_KEYS]
+    return [ZooEntry(entry_name(dataset, key), key, with_key(base, key)) for key in zoo_keys(dataset)]
 
 
 @dataclass(frozen=True)
@@ -151,22 +177,29 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
     training set, then the whole test split, the run's loss, evaluate's default seed and batch size) under the
     run's thread count, so it writes what a rebuild would.
     """
-    from vae_core.data.datasets import load_dataset
-    from vae_core.model.evaluate import evaluate
     from vae_core.runs.evaluations import save_page_evaluations
     from vae_core.runs.folders import load_run, read_samples, save_run
 
     run = load_run(run_dir)
-    images = load_dataset(run.config.data, "test").images
     with _threads(run.config.train.num_threads):
         _refit_sigma(run)
-        test = evaluate(run.model, run.normalizer, images, dataset=run.config.data.dataset,
-                        config=run.config, steps=run.metrics.get("steps") or 0).to_dict()
+        test = _evaluate_test(run)
     save_run(Path(run_dir), run.model, run.config, run.normalizer, {**run.metrics, "test": test},
              read_samples(run_dir))
-    with _threads(run.config.train.num_threads):
-        save_page_evaluations(load_run(run_dir))  # the folder was replaced: its page estimates with it
+    if run.config.data.kind == "images":  # a vector run keeps no page estimates (data_kinds.keeps_images)
+        with _threads(run.config.train.num_threads):
+            save_page_evaluations(load_run(run_dir))  # the folder was replaced: its page estimates with it
     return test
+
+
+def _evaluate_test(run: LoadedRun) -> dict[str, Any]:
+    """The run's test block, as the end of its training computes it (data_kinds.evaluate_test)."""
+    from vae_core.data.datasets import load_splits
+    from vae_core.jobs.data_kinds import evaluate_test
+    from vae_core.training.trainer import TrainingData
+
+    data = TrainingData(*load_splits(run.config.data), run.normalizer)
+    return evaluate_test(run.model, data, run.config, run.metrics.get("steps") or 0).summary().to_dict()
 
 
 def _refit_sigma(run: LoadedRun) -> None:
@@ -221,14 +254,14 @@ class ZooRecord:
         return {**dataclasses.asdict(self), "path": str(self.path)}
 
 
-ZOO_NAMES = frozenset(entry_name(d, k) for d in get_args(DatasetName) for k in ZOO_KEYS)
+ZOO_NAMES = frozenset(entry_name(d, k) for d in get_args(DatasetName) for k in zoo_keys(d))
 
 
 def zoo_list(*roots: Path) -> list[ZooRecord]:
     """The zoo runs directly under the roots (folders named as zoo entries), by dataset and grid order."""
     records = [zoo_record(info) for info in list_runs(*roots) if info.name in ZOO_NAMES and info.config]
-    order = {key: i for i, key in enumerate(ZOO_KEYS)}
-    return sorted(records, key=lambda r: (r.dataset != "sprites", r.dataset, order[_key(r)], str(r.path)))
+    return sorted(records, key=lambda r: (r.dataset != "sprites", r.dataset, zoo_keys(r.dataset).index(_key(r)),
+                                          str(r.path)))
 
 
 def _key(r: ZooRecord) -> ZooKey:
@@ -267,13 +300,18 @@ def _finite(value: Any) -> float | None:
     return float(value) if ok else None
 
 
-TABLE_HEADER = ("| run | verdict | ELBO (nats) | bits/dim | PSNR | targets out of reach | outputs saturated |\n"
+TABLE_HEADER = ("| run | verdict | ELBO ({unit}) | bits/dim | PSNR | targets out of reach | outputs saturated |\n"
                 "|---|---|---:|---:|---:|---:|---:|")
+ELBO_UNIT = {"images": "nats/image", "vectors": "nats/row"}  # a vector run's ELBO is per raw row
 
 
 def zoo_table(records: Sequence[ZooRecord]) -> str:
-    """The README's markdown table of the zoo, one row per run."""
-    return "\n".join([TABLE_HEADER, *map(_row, records)])
+    """The README's markdown tables of the zoo, one per kind of data, one row per run."""
+    tables = []
+    for kind, unit in ELBO_UNIT.items():
+        rows = [_row(r) for r in records if dataset_kind(r.dataset) == kind]
+        tables += ["\n".join([TABLE_HEADER.format(unit=unit), *rows])] if rows else []
+    return "\n\n".join(tables)
 
 
 def _row(r: ZooRecord) -> str:

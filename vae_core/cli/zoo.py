@@ -19,8 +19,8 @@ def add_zoo_parser(sub: Any) -> None:
     build = cmds.add_parser("build", help="train the zoo (one run folder per line on stdout)")
     build.add_argument("--dataset", default="sprites", choices=field_options(DataConfig, "dataset"))
     build.add_argument("--data-dir", help="where the dataset's files are (not sprites)")
-    build.add_argument("--out", type=Path, help="where the run folders go (default: models/ for sprites, "
-                       "else the runs folder)")
+    build.add_argument("--out", type=Path, help="where the run folders go (default: models/ for sprites and "
+                       "vectors, else the runs folder)")
     build.add_argument("--workers", type=int, default=2, help="processes training at once (default: 2)")
     for name, what in (("list", "list the zoo's runs and their test metrics"),
                        ("table", "print the README's markdown table of the zoo"),
@@ -37,10 +37,10 @@ def cmd_zoo(ns: argparse.Namespace) -> int:
 
 def _zoo_build(ns: argparse.Namespace) -> int:
     from vae_core.runs.folders import bundled_models_dir, default_runs_dir
-    from vae_core.zoo import build_zoo, check_workers, zoo_configs
+    from vae_core.zoo import BUNDLED_ZOOS, build_zoo, check_workers, zoo_configs
 
     check_workers(ns.workers)
-    out = ns.out or (bundled_models_dir() if ns.dataset == "sprites" else default_runs_dir())
+    out = ns.out or (bundled_models_dir() if ns.dataset in BUNDLED_ZOOS else default_runs_dir())
     entries = zoo_configs(ns.dataset, ns.data_dir)
     sys.stderr.write(f"training {len(entries)} runs into {out}, {ns.workers} at a time\n")
     start, count = time.monotonic(), iter(range(1, len(entries) + 1))

@@ -70,12 +70,28 @@ def read_means(means: BatchMeans) -> StepValues:
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the model holds the last weights that gave a finite loss."""
 
-    def __init__(self, step: int, value: float, lr: float):
+    def __init__(self, step: int, value: float, lr: float, normalizer: Normalizer | VectorNormalizer | None = None):
         self.step = step
         super().__init__(
             f"Training diverged at step {step}: the loss became {value}. The weights from the last "
-            f"finite step were kept. Try a lower learning rate (it was {lr:g}), a larger fixed sigma, "
-            "or a different output activation.")
+            f"finite step were kept. " + (unscaled_input_hint(normalizer) or
+                                           f"Try a lower learning rate (it was {lr:g}), a larger fixed sigma, "
+                                           "or a different output activation."))
+
+
+UNSCALED_INPUT = 100.0  # |normalized value| past which an encoder's log-variance can overflow exp at its first steps
+
+
+def unscaled_input_hint(normalizer: Normalizer | VectorNormalizer | None) -> str | None:
+    """Why a run on vectors fed far from unit scale diverges, and the fix; None where its inputs are in scale."""
+    if normalizer is None:
+        return None
+    largest = max(abs(v) for v in normalizer.value_range())
+    if largest <= UNSCALED_INPUT:
+        return None
+    return (f"The encoder was fed values as large as {largest:.3g} ({normalizer.kind} normalization): weights "
+            "that start at unit scale turn them into log-variances whose exponential overflows. Pick "
+            "normalization zscore (each feature to mean 0, std 1), then compare runs in nats per raw row.")
 
 
 @dataclass(frozen=True)
@@ -219,7 +235,7 @@ class Trainer:
         self.values = values = read_means(self._means(terms))
         if not math.isfinite(values.loss):
             self._restore_good()
-            raise TrainingDiverged(self.step + 1, values.loss, self.config.train.lr)
+            raise TrainingDiverged(self.step + 1, values.loss, self.config.train.lr, self.normalizer)
         self._keep_good()
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
