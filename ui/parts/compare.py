@@ -47,10 +47,12 @@ def default_paths(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[st
 def _alike(choice: ModelChoice, loaded: LoadedRun) -> bool:
     """A run the loaded one is compared with by default: a bundled one on images; on vectors, one on the same
     vectors (no other compares with it)."""
+    config = choice.info.config
+    if config is None or config.data.kind != loaded.config.data.kind:
+        return False
     if loaded.config.data.kind == "images":
         return choice.owner == "bundled"
-    config = choice.info.config
-    return config is not None and vectors_key(config.data) == vectors_key(loaded.config.data)
+    return vectors_key(config.data) == vectors_key(loaded.config.data)
 
 
 def _pick(paths: list[str]) -> None:
