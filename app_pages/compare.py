@@ -4,6 +4,7 @@ from ui import deferred
 from ui.compare_url import MAX_RUNS, MIN_RUNS
 from ui.downloads import download_ui, pictures_ui
 from ui.parts import compare as parts
+from ui.parts.vectors.compare import compare_page
 from ui.state import current_run, page_test_images
 from ui.view_cache import cached_view
 from ui.widgets import chart, url_choice, url_number
@@ -20,6 +21,9 @@ st.caption("Two to four runs on the same test images, one colour per run on ever
 runs = parts.compare_picker_ui(current_run())
 if len(runs) < MIN_RUNS:
     st.info(f"Pick {MIN_RUNS} to {MAX_RUNS} runs to compare.")
+    st.stop()
+if any(r.config.data.kind == "vectors" for r in runs):
+    compare_page(runs)
     st.stop()
 labels = compare.run_labels(runs)
 if not compare.same_images(runs):

@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui import deferred
 from ui.family import warm_siblings
+from ui.parts.vectors.diagnostics import diagnostics_page
 from ui.state import current_run, page_test_images
 from ui.view_cache import cached_view
 from ui.widgets import chart, monte_carlo, url_choice
@@ -18,6 +19,9 @@ IWAE_K, IWAE_N = DIAGNOSTICS_DENSITY.iwae_k, DIAGNOSTICS_DENSITY.n_images  # the
 POSTERIOR_N = DIAGNOSTICS_POSTERIOR.n_images  # test images for the posterior's estimates
 
 run = current_run()
+if run.config.data.kind == "vectors":
+    diagnostics_page(run)
+    st.stop()
 test = page_test_images(run)
 cfg = run.config
 act = cfg.model.output_activation

@@ -17,10 +17,12 @@ from ui.state import config_mtime, load_run_cached, load_run_infos, load_test_im
 from ui.widgets import chart, url_choice
 from vae_core.config import DataConfig
 from vae_core.data.base import DatasetNotFoundError, pixels
+from vae_core.data.datasets import load_dataset
 from vae_core.data.images.dataset import is_private
 from vae_core.export.frames import compare_rows
 from vae_core.labs.base import lab_id_of
 from vae_core.model.evaluate import EvalMetrics
+from vae_core.model.evaluate_vectors import NATS_PER_ROW, VECTORS_BPD_NOTE, VectorEvalMetrics, evaluate_vectors
 from vae_core.runs import evaluations
 from vae_core.runs.folders import RunLoadError, default_runs_dir, run_tag
 from vae_core.runs.listing import RunInfo
@@ -28,8 +30,9 @@ from vae_core.runs.manifest import list_sweeps
 from vae_core.runs.names import (NAME_MAX, NAME_RULE, anonymous_name, check_name, display_names, owner_key, read_names,
                                  save_name)
 from vae_plots import board
-from vae_plots.board import ALL, FACETS, BoardRun, Filters, Group, Measured, Standing
+from vae_plots.board import ALL, FACETS, SCORES, BoardRun, Filters, Group, Measured, Standing
 from vae_plots.figures import image_grid
+from vae_plots.views import run_steps
 
 GALLERY_IMAGES = 6  # test images a gallery row shows: six 32-pixel tiles fit beside a name at 1024 pixels
 GALLERY_ROW_PX = 48  # a gallery row's height: the width left beside the names at 1024 pixels, over six tiles
@@ -87,8 +90,8 @@ def load_sweep_labs(root: str) -> dict[str, str | None]:
 
 
 def _shared(info: RunInfo) -> bool:
-    """Not a person's images: their runs live in a private space the board never reads, and one saved "for
-    everyone" still carries their test images, which no shared cache may hold."""
+    """Not a person's images or vectors: their runs live in a private space the board never reads, and one saved
+    "for everyone" still carries their test images, which no shared cache may hold."""
     return info.config is None or not is_private(info.config.data)
 
 
@@ -107,8 +110,8 @@ def board_runs() -> list[BoardRun]:
 
 @dataclass(frozen=True)
 class BoardEntry:
-    metrics: EvalMetrics  # on the group's BOARD_IMAGES test images, with the values image by image
-    row: np.ndarray  # (GALLERY_IMAGES, C, H, W) reconstructions of the first of them, pixels in [0, 1]
+    metrics: EvalMetrics | VectorEvalMetrics  # on the group's test images (or rows), with the values one by one
+    row: np.ndarray | None  # (GALLERY_IMAGES, C, H, W) reconstructions of the first images, in [0, 1]; None: rows
 
 
 @st.cache_resource(max_entries=4 * MAX_SHOWN, show_spinner=False)
@@ -116,6 +119,10 @@ def load_board_entry(path: str, mtime: float, data: DataConfig) -> BoardEntry:
     """Cached and shared: every board measures the same runs on the same images (never a person's: see _shared),
     each once per save of the run (~0.2 s a sprites run on one core, unless the run saved it)."""
     run = load_run_cached(path, mtime)
+    if data.kind == "vectors":
+        rows = load_dataset(data, "test")  # ~20 ms for the bundled vectors: once per run, as the entry is
+        return BoardEntry(evaluate_vectors(run.model, run.normalizer, rows.x, rows.feature_names, config=run.config,
+                                           steps=run_steps(run) or 0), None)
     images = load_test_images(data).images
     # Where these are the images Compare measures, the run's saved estimate: the same ELBO and bits/dim (the
     # ELBO's z do not depend on k), not computed again.
@@ -138,7 +145,7 @@ def _entry(run: BoardRun, data: DataConfig) -> BoardEntry | str:
 def _entries(group: Group) -> dict[str, BoardEntry | str]:
     """Each rankable run of the group measured (a cold board says it is working)."""
     todo = [r for r in group.runs if group.data is not None and not board.rankable(r.info)]
-    with st.spinner(f"Measuring {len(todo)} runs on the same {board.BOARD_IMAGES} test images…"):
+    with st.spinner(f"Measuring {len(todo)} runs on the same {group.score.items}…"):
         return {str(r.info.path): _entry(r, group.data) for r in todo}
 
 
@@ -171,14 +178,25 @@ def group_ui(group: Group, index: int) -> None:
     st.subheader(group.title)
     entries = _entries(group)
     measured = {p: Measured(e.metrics) if isinstance(e, BoardEntry) else Measured(None, e) for p, e in entries.items()}
-    standings = board.leaderboard(group.runs, measured)
-    st.table(board.standings_frame(standings), hide_index=True)
-    if group.data is not None:
+    standings = board.leaderboard(group.runs, measured, group.score)
+    st.table(board.standings_frame(standings, group.score), hide_index=True)
+    if group.data is not None and group.data.kind == "vectors":
+        vectors_note_ui(measured)
+    elif group.data is not None:
         notes = {m.metrics.bits_per_dim_note for m in measured.values() if m.metrics and m.metrics.bits_per_dim_note}
         st.caption(" ".join([f"Bits/dim ± its Monte-Carlo standard error; lower is better. {board.settled_words()}",
                              *sorted(notes)]))
         gallery_ui(group.data, [s for s in standings if isinstance(entries.get(str(s.run.info.path)), BoardEntry)],
                    entries, index)
+
+
+def vectors_note_ui(measured: dict[str, Measured]) -> None:
+    """What a vectors board ranks by, and why it shows no gallery."""
+    n = next((m.metrics.n_test for m in measured.values() if m.metrics is not None), 0)
+    st.caption(f"ELBO ± its Monte-Carlo standard error, in {NATS_PER_ROW}: higher is better, and runs of any "
+               f"normalization rank together (no bits/dim: {VECTORS_BPD_NOTE}). "
+               f"{board.settled_words(SCORES['vectors'], n)} No gallery: pin runs and open them in Compare to see "
+               "their reconstructions of the same rows.")
 
 
 def gallery_ui(data: DataConfig, standings: list[Standing], entries: dict[str, BoardEntry | str], index: int) -> None:

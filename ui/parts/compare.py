@@ -19,6 +19,7 @@ from vae_core.runs.evaluations import COMPARE
 from vae_core.runs.families import family_of
 from vae_core.runs.folders import LoadedRun, RunLoadError
 from vae_plots import compare_views
+from vae_plots.vector_diagnostics import vectors_key
 
 PICK_KEY = "compare_pick"  # widget: the compared runs' paths
 N_EVAL, IWAE_K = COMPARE.n_images, COMPARE.iwae_k  # a trained run saves these (runs/evaluations.py)
@@ -35,12 +36,23 @@ def family_paths(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str
 
 
 def default_paths(loaded: LoadedRun, choices: dict[str, ModelChoice]) -> list[str]:
-    """The loaded run's family; without one, the loaded run and the next bundled runs (three in all)."""
+    """The loaded run's family; without one, the loaded run and the next runs alike (three in all)."""
     family = family_paths(loaded, choices)
     if len(family) >= MIN_RUNS:
         return family
-    bundled = [p for p, c in choices.items() if c.owner == "bundled" and p != str(loaded.path)]
-    return [str(loaded.path), *bundled][:3]
+    alike = [p for p, c in choices.items() if p != str(loaded.path) and _alike(c, loaded)]
+    return [str(loaded.path), *alike][:3]
+
+
+def _alike(choice: ModelChoice, loaded: LoadedRun) -> bool:
+    """A run the loaded one is compared with by default: a bundled one on images; on vectors, one on the same
+    vectors (no other compares with it)."""
+    config = choice.info.config
+    if config is None or config.data.kind != loaded.config.data.kind:
+        return False
+    if loaded.config.data.kind == "images":
+        return choice.owner == "bundled"
+    return vectors_key(config.data) == vectors_key(loaded.config.data)
 
 
 def _pick(paths: list[str]) -> None:
