@@ -8,6 +8,7 @@ diagnostics (evaluate.range_fractions), the Train page's verdicts and the Diagno
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -21,6 +22,12 @@ ACTIVATION_RANGE: dict[str, tuple[float, float]] = {
     "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "linear": (-math.inf, math.inf)}
 # Per-channel [lo, hi] of normalized targets; zscore depends on the data (see compatibility()).
 NORMALIZED_RANGE: dict[str, tuple[float, float]] = {"unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
+
+
+def features_outside(lo: Sequence[float], hi: Sequence[float], activation: str) -> list[int]:
+    """The features whose normalized [lo, hi] leaves the activation's range: values it can never output."""
+    a_lo, a_hi = ACTIVATION_RANGE[activation]
+    return [d for d, (low, high) in enumerate(zip(lo, hi)) if low < a_lo or high > a_hi]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 
 from vae_core.config import RunConfig
 from vae_core.data.vector_normalize import VectorNormalizer
-from vae_core.model.compatibility import ACTIVATION_RANGE
+from vae_core.model.compatibility import ACTIVATION_RANGE, features_outside
 from vae_core.model.evaluate import (IWAE_SEED_OFFSET, MC_SEED_OFFSET, count_active_units, iwae_bound,
                                      mc_standard_error, posterior_collapse, range_fractions, standard_error)
 from vae_core.model.objective import equivalent_beta, kl_per_dimension, reconstruction_nats
@@ -128,9 +128,8 @@ def _batch(model: VAE, normalizer: VectorNormalizer, raw: torch.Tensor, iwae_k: 
 
 def _reach(x: torch.Tensor, names: tuple[str, ...], activation: str) -> tuple[list[float | None], list[str]]:
     """The activation's range (None where unbounded) and the features whose values leave it."""
-    lo, hi = ACTIVATION_RANGE[activation]
-    outside = ((x < lo) | (x > hi)).any(0).tolist()
-    return [v if math.isfinite(v) else None for v in (lo, hi)], [n for n, out in zip(names, outside) if out]
+    outside = features_outside(x.amin(0).tolist(), x.amax(0).tolist(), activation)
+    return [v if math.isfinite(v) else None for v in ACTIVATION_RANGE[activation]], [names[d] for d in outside]
 
 
 def _summarize(parts: _Parts, model: VAE, normalizer: VectorNormalizer, names: tuple[str, ...], iwae_k: int,

@@ -17,8 +17,8 @@ from vae_core.data.vector_normalize import fit_vector_normalizer
 from vae_core.data.vectors.dataset import VectorLoad
 from vae_core.data.vectors.limits import COLUMN_WORDS, ROW_WORDS, VectorDataError, amount
 from vae_core.host import MB
-from vae_core.model.compatibility import ACTIVATION_RANGE
-from vae_plots.vector_ranges import activation_words, feature_ranges_figure, leaves
+from vae_core.model.compatibility import ACTIVATION_RANGE, features_outside
+from vae_plots.vector_ranges import activation_words, feature_ranges_figure
 
 SAVED_KEY = "vectors_saved_upload"  # session: the uploader's file id already copied into the private space
 PREVIEW_ROWS = 10  # rows of the preview table
@@ -120,13 +120,12 @@ def vectors_ranges_ui(load: VectorLoad) -> None:
     act: str = c2.selectbox("Output activation", acts, index=acts.index("tanh"), key="vectors_range_act")
     lo, hi = _normalized_ranges(load, norm)
     for a in acts:
-        n = sum(leaves(lo, hi, a))
+        n = len(features_outside(lo, hi, a))
         st.markdown(f"- **{a}**: {n} of {len(lo)} features leave {activation_words(a)} under {norm}")
     st.plotly_chart(feature_ranges_figure(load.train.feature_names, lo, hi, act), key="vectors_ranges",
                     config={"displayModeBar": False})
     st.caption("Bars: each feature's training values from its smallest to its largest, normalized as training would "
-               "(zscore: the training split's mean and std); shaded: what the output activation can produce; red: a "
-               "feature it cannot reach.")
+               "(zscore: the training split's mean and std).")
 
 
 def _normalized_ranges(load: VectorLoad, norm: VectorNormalization) -> tuple[list[float], list[float]]:
