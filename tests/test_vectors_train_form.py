@@ -82,6 +82,8 @@ def test_a_job_on_an_uploaded_csv_trains_in_the_private_space(server):
     at = train_page(at)  # AppTest does not follow st.switch_page
     assert at.selectbox(key="cfg_dataset").value == "your vectors"
     assert "**Your vectors:** 40 rows kept of 45" in texts(at)
+    assert at.selectbox(key="cfg_output_activation").value == "linear"  # the vectors' defaults came with it
+    assert at.number_input(key="cfg_n_train").value is None and "**Works:**" in texts(at)
     at.number_input(key="cfg_epochs").set_value(2).run()
     private = next((server / "uploads").iterdir()) / "runs"
     name = finished_run(at, private)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import streamlit as st
 
 from ui.session import client_record
-from vae_core.config import SECTIONS, DataConfig, FieldInfo, RunConfig, check_field, fields_info
+from vae_core.config import DATASET_DEFAULTS, SECTIONS, DataConfig, FieldInfo, RunConfig, check_field, fields_info
 
 Section = Literal["data", "model", "loss", "train"]
 RESTORED_KEY = "form_restored"  # session: the browser's remembered values were seeded into this session
@@ -112,6 +112,13 @@ def apply_config_to_form(config: RunConfig) -> None:
     values[DATASET_KEY] = form_dataset(config.data)
     client_record().form.update(values)
     st.session_state[PENDING_KEY] = values
+
+
+def vectors_start_values() -> dict[str, Any]:
+    """Where the form starts on vectors (DATASET_DEFAULTS["vectors"]: a dense VAE, zscore, learned σ), on every
+    training row (a person's file may hold fewer than the images' start subset)."""
+    paths = {tuple(path.split(".")): value for path, value in DATASET_DEFAULTS["vectors"].items()}
+    return {BY_NAME[p].key: v for p, v in paths.items() if p in BY_NAME} | {BY_NAME[("data", "n_train")].key: None}
 
 
 def form_dataset(data: DataConfig) -> str:

@@ -132,9 +132,10 @@ def model_config_ui(form: FieldReader) -> ModelConfig | None:
 def _architecture_ui(form: FieldReader, arch: str, vectors: bool) -> dict[str, Any]:
     """Widths, depths and activations; conv's fields are hidden for vectors (and left at their defaults)."""
     conv, mlp = ("used", "unused") if arch == "conv" else ("unused", "used")
-    c4, c5, c6, c7, c8, c9 = st.columns(6)
-    values = {} if vectors else {"width": form.number(c4, "model", "width", use=conv),
-                                 "depth": form.number(c5, "model", "depth", use=conv)}
+    cols = st.columns(4 if vectors else 6)
+    values = {} if vectors else {"width": form.number(cols[0], "model", "width", use=conv),
+                                 "depth": form.number(cols[1], "model", "depth", use=conv)}
+    c6, c7, c8, c9 = cols[-4:]
     return values | {"hidden_dim": form.number(c6, "model", "hidden_dim", use=mlp),
                      "mlp_layers": form.number(c7, "model", "mlp_layers", use=mlp),
                      "hidden_activation": form.select(c8, "model", "hidden_activation"),

@@ -9,7 +9,7 @@ from typing import Any, Sequence, get_args
 import streamlit as st
 
 from ui.widgets import CARDS_PER_ROW
-from ui.form_fields import BY_NAME, DATASET_KEY, YOUR_VECTORS, set_form_values
+from ui.form_fields import BY_NAME, DATASET_KEY, YOUR_VECTORS, set_form_values, vectors_start_values
 from ui.my_vectors import chosen_vectors, read_my_vectors
 from ui.pages import IMAGES
 from ui.parts.train.fields import FieldReader, Refusal
@@ -48,9 +48,7 @@ def kind_now() -> DataKind:
 def on_dataset_change() -> None:
     """Turning to vectors puts their defaults (DATASET_DEFAULTS) into the form: a dense VAE, zscore, learned σ."""
     if kind_now() == "vectors":
-        values = {BY_NAME[tuple(path.split("."))].key: value for path, value in DATASET_DEFAULTS["vectors"].items()
-                  if tuple(path.split(".")) in BY_NAME}
-        set_form_values(values | {BY_NAME[("data", "n_train")].key: None})
+        set_form_values(vectors_start_values())
 
 
 def keep_in(section: str, name: str, options: Sequence[Any]) -> None:
@@ -123,12 +121,12 @@ def vector_test_metrics_ui(m: dict[str, Any]) -> None:
     """A vector run's test metrics as cards: nats per raw row (the normalization's log-Jacobian included)."""
     iwae = m.get("iwae_nats")
     cards = [("ELBO", format_number(m["elbo_nats"], 2), "higher is better; compares across normalizations"),
-             (f"IWAE (k={m.get('iwae_k')})", format_number(iwae, 2) if iwae is not None else "—",
-              "a tighter bound on log p(row)"),
+             ("IWAE", format_number(iwae, 2) if iwae is not None else "—",
+              f"a tighter bound on log p(row), k = {m.get('iwae_k')}" if iwae is not None else "not computed"),
              ("−log p(x|z)", format_number(m["recon_nats"], 2), "the ELBO's reconstruction term"),
              ("KL(q ‖ p)", format_number(m["kl_nats"], 2), "the ELBO's KL term"),
              ("Active units", f"{m['active_units']} / {len(m.get('kl_per_dim', []))}", ACTIVE_UNIT_WORDS),
-             ("Out of the output's reach", f"{len(m['features_out_of_reach'])} / {len(m['feature_names'])}",
+             ("Out of reach", f"{len(m['features_out_of_reach'])} / {len(m['feature_names'])}",
               "features whose normalized test values leave the output activation's range: "
               + (", ".join(m["features_out_of_reach"]) or "none"))]
     for row in range(0, len(cards), CARDS_PER_ROW):

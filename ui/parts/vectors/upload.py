@@ -7,7 +7,7 @@ import math
 
 import streamlit as st
 
-from ui.form_fields import YOUR_VECTORS, set_form_values
+from ui.form_fields import DATASET_KEY, YOUR_VECTORS, set_form_values, vectors_start_values
 from ui.my_vectors import choose_vectors, chosen_vectors, read_my_vectors, save_vectors_upload, vector_limits
 from ui.pages import TRAIN
 from ui.state import run_params
@@ -135,7 +135,7 @@ def _normalized_ranges(load: VectorLoad, norm: VectorNormalization) -> tuple[lis
 
 
 def _train_on_them() -> None:
-    set_form_values({"cfg_dataset": YOUR_VECTORS, "cfg_n_train": None})
+    set_form_values(vectors_start_values() | {DATASET_KEY: YOUR_VECTORS})
 
 
 def vectors_next_ui() -> None:
