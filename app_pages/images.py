@@ -1,21 +1,16 @@
-"""Your images: upload a .zip, see what normalization does to it, then train on it."""
+"""Your data: upload images (.zip) or rows of numbers (.csv, .npy), see what normalization does to them, then train
+on them."""
 import streamlit as st
 
-from ui.parts.images import (delete_ui, look_ui, next_ui, privacy_ui, private_runs_ui, read_ui, settings_ui, source_ui,
-                             stats_ui, summary_ui)
+from ui.pages import IMAGES
+from ui.parts.images import images_ui, privacy_ui, space_ui
+from ui.parts.vectors.upload import vectors_ui
 
-st.title("Your images")
+st.title(IMAGES.title)
 privacy_ui()
-chosen = source_ui()
-if chosen is None:
-    st.info("Upload a .zip of your images to see them here, with what each normalization and output activation "
-            "will do to them, before you train.")
-else:
-    r = read_ui(settings_ui(chosen))
-    if r is not None:
-        summary_ui(r)
-        look_ui(r)
-        stats_ui(r)
-        next_ui()
-    private_runs_ui()
-    delete_ui()
+images_tab, vectors_tab = st.tabs(["Images (.zip)", "Rows of numbers (.csv, .npy)"])
+with images_tab:
+    images_ui()
+with vectors_tab:
+    vectors_ui()
+space_ui()

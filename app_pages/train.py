@@ -4,6 +4,7 @@ from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, start_blocke
 from ui.parts.train.form import compatibility_matrix_ui, loss_balance_ui, run_config_ui, verdict_ui
 from ui.parts.train.runs import your_runs_ui
 from ui.parts.train.sweep import sweep_ui
+from ui.parts.train.vectors import vector_test_metrics_ui
 from ui.state import current_run
 from ui.sweep_live import sweep_live_ui
 from ui.widgets import chart, test_metrics_ui
@@ -14,6 +15,9 @@ from vae_plots.live_svg import kl_bars_svg
 
 LIVE_POINTS = 400  # curve points sent each second: more than a chart's width in pixels is wasted
 PREVIEW_ZOOM = 4  # nearest-neighbour upscale of the preview: the browser would blur a small image
+VECTOR_CURVES = ("Rows of numbers: the curves are nats per normalized row, as the loss sees them; the test metrics "
+                 "below are nats per raw row (the normalization's log-Jacobian added back), so they compare across "
+                 "normalizations. No previews: a vector run keeps none.")
 
 st.title("Train")
 st.caption("Train a small VAE in the background: the curves update live, other pages stay usable, "
@@ -60,7 +64,12 @@ def live_ui() -> None:
         live_figures_ui(snap)
     elif snap is not None and snap.history:  # ended: the interactive figure, drawn once
         chart(views.training_figure(thin(snap.history, LIVE_POINTS)), key="train_curves_final")
-    if snap is not None and snap.test_metrics is not None:
+    if snap is not None and snap.history and job.config.data.kind == "vectors":
+        st.caption(VECTOR_CURVES)
+    if snap is not None and snap.test_metrics is not None and job.config.data.kind == "vectors":
+        st.markdown("**Test metrics of this run**")
+        vector_test_metrics_ui(snap.test_metrics.to_dict())
+    elif snap is not None and snap.test_metrics is not None:
         st.markdown("**Test metrics of this run**")
         test_metrics_ui(snap.test_metrics.to_dict())
         end_verdict_ui(job, snap)
@@ -115,3 +124,5 @@ else:
     if fig is not None:
         st.subheader(f"How the loaded model ({run.name}) trained")
         chart(fig, key="saved_curves")
+        if run.config.data.kind == "vectors":
+            st.caption(VECTOR_CURVES)

@@ -214,7 +214,7 @@ def test_an_upload_with_no_usable_image_is_refused_with_the_reasons(server):
 def test_the_train_form_without_an_upload_says_where_to_upload(server):
     at = browser("frank-token-6", TRAIN_PAGE)
     at.selectbox(key="cfg_dataset").set_value("images").run()
-    assert "upload a .zip on the Your images page" in texts(at)
+    assert "upload a .zip on the Your data page" in texts(at)
     assert at.button(key="train_start").disabled
 
 

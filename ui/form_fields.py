@@ -12,12 +12,15 @@ from typing import Any, Literal
 import streamlit as st
 
 from ui.session import client_record
-from vae_core.config import SECTIONS, FieldInfo, RunConfig, check_field, fields_info
+from vae_core.config import DATASET_DEFAULTS, SECTIONS, DataConfig, FieldInfo, RunConfig, check_field, fields_info
 
 Section = Literal["data", "model", "loss", "train"]
 RESTORED_KEY = "form_restored"  # session: the browser's remembered values were seeded into this session
 PENDING_KEY = "form_pending"  # session: values to put into the widgets before they are next drawn
 MAX_EXACT_INT = 2**53  # larger integers do not survive the browser's float64 numbers
+# The dataset choice for this browser's own vectors: dataset "vectors" with its file (DataConfig.vectors); "vectors"
+# alone is the bundled ones. Only the form's dataset box holds it; a config never does.
+YOUR_VECTORS = "your vectors"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ FORM_FIELDS: tuple[FormField, ...] = (
               keys={"time_budget_s": "cfg_time_budget"})  # the key the browser tests already use
 )
 BY_NAME = {(f.section, f.name): f for f in FORM_FIELDS}
+DATASET_KEY = BY_NAME[("data", "dataset")].key
 
 # Where the form starts when it differs from the config's defaults: a first run a class trains in
 # seconds on a shared CPU (the CLI's defaults train on everything, for as long as it takes).
@@ -62,6 +66,8 @@ def _widget_value(f: FormField, raw: Any) -> Any:
 def restorable(f: FormField, raw: Any) -> bool:
     """Whether a remembered value can go back into its widget (out of range is fine: it is shown refused)."""
     info = f.info
+    if f.key == DATASET_KEY and raw == YOUR_VECTORS:
+        return True
     if info.kind == "choice":
         return check_field(SECTIONS[f.section], f.name, raw) is None
     if raw is None:
@@ -103,8 +109,21 @@ def apply_config_to_form(config: RunConfig) -> None:
     """Show a run's settings in the form: at once from a callback, else on the form's next drawing (st.rerun)."""
     values = {f.key: _widget_value(f, getattr(getattr(config, f.section), f.name)) for f in FORM_FIELDS}
     values = {key: v for key, v in values.items() if restorable(_by_key(key), v)}
+    values[DATASET_KEY] = form_dataset(config.data)
     client_record().form.update(values)
     st.session_state[PENDING_KEY] = values
+
+
+def vectors_start_values() -> dict[str, Any]:
+    """Where the form starts on vectors (DATASET_DEFAULTS["vectors"]: a dense VAE, zscore, learned σ), on every
+    training row (a person's file may hold fewer than the images' start subset)."""
+    paths = {tuple(path.split(".")): value for path, value in DATASET_DEFAULTS["vectors"].items()}
+    return {BY_NAME[p].key: v for p, v in paths.items() if p in BY_NAME} | {BY_NAME[("data", "n_train")].key: None}
+
+
+def form_dataset(data: DataConfig) -> str:
+    """What the form's dataset box shows for data: YOUR_VECTORS for a file of vectors, else its dataset."""
+    return YOUR_VECTORS if data.vectors else data.dataset
 
 
 def reset_form() -> None:

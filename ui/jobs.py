@@ -13,9 +13,9 @@ from ui.compare_url import show_next as show_in_compare
 from ui.form_fields import apply_config_to_form
 from ui.pages import COMPARE
 from ui.session import client_record, client_token
-from ui.space import images_refusal, runs_dir_for
+from ui.space import images_refusal, my_space, runs_dir_for
 from ui.state import load_run_infos, run_params, set_run
-from vae_core.config import RunConfig
+from vae_core.config import DataConfig, RunConfig
 from vae_core.data.images.private import PrivateSpace
 from vae_core.host import HostSettings
 from vae_core.jobs.scheduler import JobRecord, JobScheduler, Scheduler
@@ -79,13 +79,20 @@ def submit(config: RunConfig, sweep: Family | None = None) -> None:
     (one run, or a sweep's family) for this browser; a refusal (one job per browser, a full queue) is kept
     for the page to show."""
     try:
-        refusal = images_refusal(config.data.images)
+        refusal = _private_refusal(config.data)
         if refusal:
             raise ValueError(refusal)
         client_record().job_token = load_scheduler().submit(client_token(), config, sweep,
-                                                             runs_dir_for(config.data.images))
+                                                             runs_dir_for(config.data.images or config.data.vectors))
     except ValueError as e:
         st.session_state[REFUSED_KEY] = str(e)
+
+
+def _private_refusal(data: DataConfig) -> str | None:
+    """Why this browser may not train on data's files (None: it may): vectors only from its own uploads."""
+    if data.vectors is not None and not my_space().holds(data.vectors):
+        return "These vectors are not this browser's upload: upload them on the Your data page."
+    return images_refusal(data.images)
 
 
 def refusal() -> str | None:

@@ -64,3 +64,9 @@ def _band_label(activation: str | None, outside: int, total: int) -> list[dict]:
     text = f"shaded: what a {activation} output reaches, {reach}; red: {outside} of {total} features leave it"
     return [dict(text=text, xref="paper", yref="paper", x=0, y=1, yanchor="bottom", showarrow=False,
                  font=dict(size=figures.TICK_FONT_SIZE))]
+
+
+def activation_words(activation: str) -> str:
+    """'(0, 1)', '(−∞, ∞)': what an output activation produces, as a count line says it."""
+    a_lo, a_hi = ACTIVATION_RANGE[activation]
+    return f"({a_lo:g}, {a_hi:g})" if math.isfinite(a_lo) else "(−∞, ∞)"

@@ -1,5 +1,5 @@
-"""The Your images page's parts: where the images come from, how they become tensors, what they look like
-before training, and this browser's private runs."""
+"""The Your data page's parts: where the images come from, how they become tensors, what they look like before
+training; this browser's private runs and the button that deletes all of it (its vectors: ui/parts/vectors)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +10,7 @@ import streamlit as st
 from ui.form_fields import set_form_values
 from ui.jobs import load_scheduler
 from ui.my_images import Read, choose, chosen_images, forget, last_read, read
+from ui.my_vectors import forget_vectors
 from ui.pages import LABS, TRAIN
 from ui.session import client_token
 from ui.space import host, in_host_folder, my_space, save_upload
@@ -24,14 +25,15 @@ from vae_plots.image_figures import preview, reach_rows, values_histogram
 
 SAVED_KEY = "images_saved_upload"  # session: the uploader's file id already copied into the private space
 SHOWN_FILES = 1000  # rows of the skipped-files table
+DELETE_LABEL = "Delete my data and private runs now"
 
 
 def privacy_ui() -> None:
     hours = host().upload_ttl_s / 3600
-    st.caption(f"Your images stay on this server in a folder only this browser can open: its key is this browser's "
-               f"secret identity cookie, never in the page's address, so any link to a view leaves it out. They are deleted when you press *Delete my images*, or {hours:g} hours after this browser "
-               "last used them. Runs you train on them are listed only in this browser, unless you save one for "
-               "everyone.")
+    st.caption(f"Your images and vectors stay on this server in a folder only this browser can open: its key is this "
+               f"browser's secret identity cookie, never in the page's address, so any link to a view leaves it out. "
+               f"They are deleted when you press *{DELETE_LABEL}*, or {hours:g} hours after this browser last used "
+               "them. Runs you train on them are listed only in this browser, unless you save one for everyone.")
 
 
 def source_ui() -> DataConfig | None:
@@ -154,7 +156,7 @@ def private_runs_ui() -> None:
     runs = list_runs(my_space().runs_dir) if my_space().runs_dir.is_dir() else []
     if not runs:
         return
-    st.markdown("**Your private runs** (on your images: only this browser lists them)")
+    st.markdown("**Your private runs** (on your images or vectors: only this browser lists them)")
     for r in runs:
         c1, c2 = st.columns([4, 1])
         c1.write(f"`{r.name}` · {r.status} · {r.summary()}")
@@ -177,7 +179,8 @@ def _share(path: Path) -> None:
 
 
 def delete_ui() -> None:
-    if not st.button("Delete my images and private runs now", key="images_delete"):
+    if not st.button(DELETE_LABEL, key="images_delete", help="Your uploaded images and vectors, and the runs "
+                     "trained on them (unless saved for everyone)."):
         return
     if any(r.owner == client_token() for r in load_scheduler().active()):
         st.error("A training job of yours is still running or queued: stop it first, then delete.")
@@ -185,7 +188,29 @@ def delete_ui() -> None:
     loaded = st.session_state.get(RUN_KEY)
     if loaded and my_space().holds(loaded):  # the loaded run is about to go: the default takes its place
         set_run(default_run_path())
-    forget()
-    load_run_infos.clear()
-    st.session_state.pop(SAVED_KEY, None)
+    forget()  # the whole space: images, vectors and private runs
+    forget_vectors()
+    load_run_infos.clear()  # the uploaders' saved file ids stay: a file they still show is not saved again
     st.rerun()
+
+
+def images_ui() -> None:
+    """The images part of the Your data page."""
+    chosen = source_ui()
+    if chosen is None:
+        st.info("Upload a .zip of your images to see them here, with what each normalization and output activation "
+                "will do to them, before you train.")
+        return
+    r = read_ui(settings_ui(chosen))
+    if r is not None:
+        summary_ui(r)
+        look_ui(r)
+        stats_ui(r)
+        next_ui()
+
+
+def space_ui() -> None:
+    """This browser's private runs and the delete button, once it has uploaded anything."""
+    if my_space().exists():
+        private_runs_ui()
+        delete_ui()

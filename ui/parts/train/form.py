@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, get_args
+from typing import Any
 
 import streamlit as st
 
@@ -10,9 +10,10 @@ from ui.form_fields import apply_config_to_form, remember_form, reset_form, rest
 from ui.my_images import chosen_images, images_target_range, read
 from ui.pages import IMAGES
 from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult, Refusal
+from ui.parts.train.vectors import (VECTOR_ARCH, VECTOR_LIKELIHOODS, VectorReach, form_datasets, keep_in, kind_now,
+                                    on_dataset_change, vectors_data_ui, vectors_target_range)
 from ui.state import current_run
-from vae_core.config import (NORMALIZATIONS, DataConfig, DatasetName, LossConfig, ModelConfig, RunConfig, TrainConfig,
-                             field_options)
+from vae_core.config import NORMALIZATIONS, DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.data.images.dataset import is_private
 from vae_core.data.images.source import UploadRefused
@@ -28,9 +29,11 @@ ASK_THE_HOST = ("On this server the data folder and downloads are the host's set
 TRAIN_THREADS = 1  # one core per job: the host's job slots share the CPU, and the pages need a core too
 
 
-def load_target_range(data: DataConfig) -> TargetRange:
+def load_target_range(data: DataConfig) -> TargetRange | VectorReach:
     """What the normalization does to this data; a person's images are measured from this session's read of them
     (reading them again for every normalization would take seconds each)."""
+    if data.kind == "vectors":
+        return vectors_target_range(data)
     return images_target_range(data) if is_private(data) else _load_target_range(data)
 
 
@@ -58,18 +61,18 @@ def host_data_ui(dataset: str, host: HostSettings | None) -> None:
                f"{downloads}. The host sets both (VAE_LAB_DATA, VAE_LAB_ALLOW_DOWNLOAD).")
 
 
-# Rows of numbers train from the command line (python -m vae_core train --dataset vectors) until the pages that show
-# them exist: the form offers the image datasets and their normalizations.
-FORM_DATASETS = tuple(d for d in get_args(DatasetName) if d != "vectors")
-
-
 def data_config_ui(form: FieldReader) -> DataConfig | None:
     st.markdown("**Data**")
     c1, c2, c3, c4 = st.columns(4)
-    dataset = form.select(c1, "data", "dataset", options=FORM_DATASETS)
-    normalization = form.select(c2, "data", "normalization", options=NORMALIZATIONS["images"])
+    kind = kind_now()
+    if kind == "vectors":
+        keep_in("data", "normalization", NORMALIZATIONS["vectors"])
+    dataset = form.select(c1, "data", "dataset", options=form_datasets(), on_change=on_dataset_change)
+    normalization = form.select(c2, "data", "normalization", options=NORMALIZATIONS[kind])
     scale = form.slider(c3, "data", "data_scale", DATA_SCALES)
     n_train = form.number(c4, "data", "n_train")
+    if kind == "vectors":
+        return vectors_data_ui(form, dataset, normalization=normalization, data_scale=scale, n_train=n_train)
     if dataset == "images":
         return images_data_ui(form, normalization=normalization, data_scale=scale, n_train=n_train)
     if dataset == "sprites":
@@ -81,11 +84,11 @@ def data_config_ui(form: FieldReader) -> DataConfig | None:
                       download=bool(host and host.allow_download))
 
 
-NO_IMAGES = "No images of yours on this server yet: upload a .zip on the Your images page."
+NO_IMAGES = "No images of yours on this server yet: upload a .zip on the Your data page."
 
 
 def images_data_ui(form: FieldReader, **values: Any) -> DataConfig | None:
-    """The images this browser chose on the Your images page, with the form's normalization and subset."""
+    """The images this browser chose on the Your data page, with the form's normalization and subset."""
     chosen = chosen_images()
     try:
         r = read(chosen) if chosen else None
@@ -99,7 +102,7 @@ def images_data_ui(form: FieldReader, **values: Any) -> DataConfig | None:
         st.page_link(IMAGES.path, label=IMAGES.title, icon=IMAGES.icon)
         return None
     st.caption(f"**Your images:** {r.images.summary()} Used as {r.chosen.color}, {r.chosen.image_size} × "
-               f"{r.chosen.image_size} pixels: change that on the Your images page.")
+               f"{r.chosen.image_size} pixels: change that on the Your data page.")
     if values["n_train"] is not None and values["n_train"] > len(r.images.train):
         message = (f"n_train={values['n_train']:,} is more than your {len(r.images.train):,} training images; "
                    "clear it to train on all of them, or set fewer.")
@@ -112,29 +115,41 @@ def images_data_ui(form: FieldReader, **values: Any) -> DataConfig | None:
 def model_config_ui(form: FieldReader) -> ModelConfig | None:
     st.markdown("**Model**")
     c1, c2, c3 = st.columns(3)
-    arch = form.select(c1, "model", "arch")
+    vectors = kind_now() == "vectors"
+    if vectors:
+        keep_in("model", "arch", (VECTOR_ARCH,))
+    arch = form.select(c1, "model", "arch", options=(VECTOR_ARCH,) if vectors else None,
+                       help="Rows of numbers train a dense VAE (mlp): a row has no neighbouring pixels to convolve."
+                       if vectors else None)
     activation = form.select(c2, "model", "output_activation")
     latent_dim = form.number(c3, "model", "latent_dim")
-    details = ("width", "depth", "hidden_dim", "mlp_layers")
-    with st.expander("Architecture details", expanded=form.refused_now("model", *details)):
-        c4, c5, c6, c7, c8, c9 = st.columns(6)
-        conv, mlp = ("used", "unused") if arch == "conv" else ("unused", "used")
-        width = form.number(c4, "model", "width", use=conv)
-        depth = form.number(c5, "model", "depth", use=conv)
-        hidden = form.number(c6, "model", "hidden_dim", use=mlp)
-        layers = form.number(c7, "model", "mlp_layers", use=mlp)
-        hidden_act = form.select(c8, "model", "hidden_activation")
-        out_norm = form.select(c9, "model", "output_norm")
-    return form.build(ModelConfig, arch=arch, output_activation=activation, latent_dim=latent_dim, width=width,
-                      depth=depth, hidden_dim=hidden, mlp_layers=layers, hidden_activation=hidden_act,
-                      output_norm=out_norm)
+    details = ("hidden_dim", "mlp_layers") if vectors else ("width", "depth", "hidden_dim", "mlp_layers")
+    with st.expander("Architecture details", expanded=vectors or form.refused_now("model", *details)):
+        values = _architecture_ui(form, arch, vectors)
+    return form.build(ModelConfig, arch=arch, output_activation=activation, latent_dim=latent_dim, **values)
+
+
+def _architecture_ui(form: FieldReader, arch: str, vectors: bool) -> dict[str, Any]:
+    """Widths, depths and activations; conv's fields are hidden for vectors (and left at their defaults)."""
+    conv, mlp = ("used", "unused") if arch == "conv" else ("unused", "used")
+    cols = st.columns(4 if vectors else 6)
+    values = {} if vectors else {"width": form.number(cols[0], "model", "width", use=conv),
+                                 "depth": form.number(cols[1], "model", "depth", use=conv)}
+    c6, c7, c8, c9 = cols[-4:]
+    return values | {"hidden_dim": form.number(c6, "model", "hidden_dim", use=mlp),
+                     "mlp_layers": form.number(c7, "model", "mlp_layers", use=mlp),
+                     "hidden_activation": form.select(c8, "model", "hidden_activation"),
+                     "output_norm": form.select(c9, "model", "output_norm")}
 
 
 def loss_config_ui(form: FieldReader) -> LossConfig | None:
     st.markdown("**Loss**")
     c1, c2, c3 = st.columns(3)
-    likelihood = form.select(c1, "loss", "likelihood", format_func=lambda name: name,
-                             help="\n\n".join(f"**{k}**: {v.description}" for k, v in LIKELIHOODS.items()))
+    likelihoods = VECTOR_LIKELIHOODS if kind_now() == "vectors" else tuple(LIKELIHOODS)
+    if kind_now() == "vectors":
+        keep_in("loss", "likelihood", VECTOR_LIKELIHOODS)
+    likelihood = form.select(c1, "loss", "likelihood", format_func=lambda name: name, options=likelihoods,
+                             help="\n\n".join(f"**{k}**: {LIKELIHOODS[k].description}" for k in likelihoods))
     lik = LIKELIHOODS.get(likelihood)
     sigma = form.number(c2, "loss", "sigma", label=lik.sigma_label if lik else None,
                         use="used" if lik and lik.reads_sigma else "unused")
@@ -196,7 +211,7 @@ def run_config_ui() -> FormResult:
 def loss_balance_ui(config: RunConfig) -> None:
     """What the chosen reductions and coefficients amount to: the beta of a proper ELBO, in words and as code."""
     loss, m, batch = config.loss, config.model, config.train.batch_size
-    n_pixels = m.channels * m.image_size**2
+    n_pixels = m.features or m.channels * m.image_size**2  # a row's features, or an image's pixels
     f = reduction_factors(loss, n_pixels, m.latent_dim, batch)
     shown = loss_code(loss, n_pixels, m.latent_dim, batch)
     text = (f"**Equivalent β of the proper ELBO: {effective_beta(loss, n_pixels, m.latent_dim, batch):.4g}** "
@@ -248,7 +263,7 @@ def compatibility_matrix_ui(data: DataConfig) -> None:
     import pandas as pd  # streamlit's own dependency; only this table needs it
 
     ranges = {}
-    for norm in field_options(DataConfig, "normalization"):
+    for norm in NORMALIZATIONS[data.kind]:
         try:
             measured = load_target_range(dataclasses.replace(data, normalization=norm))
             ranges[norm] = (measured.lo, measured.hi)

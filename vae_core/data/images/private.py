@@ -1,4 +1,5 @@
-"""One browser's private space on the server: its uploaded archives and the runs trained on them.
+"""One browser's private space on the server: its uploaded archives and files of vectors, and the runs trained on
+them.
 
 A space is a folder named by a hash of the browser's token under the host's uploads folder (mode 0700).
 Nothing outside it is written; another browser cannot name it (the token is the browser's secret). A
@@ -17,8 +18,11 @@ from pathlib import Path
 from typing import BinaryIO, Iterable
 
 from vae_core.data.images.source import UploadLimits, UploadRefused, megabytes
+from vae_core.data.vectors.limits import VectorLimits, amount
 
 UPLOAD_PREFIX, UPLOAD_SUFFIX = "images-", ".zip"  # images-<sha256 prefix>.zip: the same file, the same path
+VECTORS_PREFIX = "vectors-"  # vectors-<sha256 prefix>.csv or .npy: the suffix tells the loader how to read it
+VECTOR_SUFFIXES = (".csv", ".npy")
 TOUCH = ".last-used"  # its modification time is when the space's browser last used it
 # Uploads a space keeps, the newest first: a browser cannot fill the server's disk by uploading again and
 # again (runs keep their own test images, so a run outlives the upload it was trained on).
@@ -48,10 +52,17 @@ class PrivateSpace:
         return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(self.root))
 
     def uploads(self) -> list[Path]:
-        """The archives uploaded here, newest first."""
+        """The archives of images uploaded here, newest first."""
+        return self._newest_first(f"{UPLOAD_PREFIX}*{UPLOAD_SUFFIX}")
+
+    def vector_uploads(self) -> list[Path]:
+        """The files of vectors uploaded here, newest first."""
+        return self._newest_first(*(f"{VECTORS_PREFIX}*{suffix}" for suffix in VECTOR_SUFFIXES))
+
+    def _newest_first(self, *patterns: str) -> list[Path]:
         if not self.exists():
             return []
-        found = self.root.glob(f"{UPLOAD_PREFIX}*{UPLOAD_SUFFIX}")
+        found = [p for pattern in patterns for p in self.root.glob(pattern)]
         return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
     def touch(self) -> None:
@@ -74,30 +85,49 @@ class PrivateSpace:
 
     def save_upload(self, stream: BinaryIO, limits: UploadLimits) -> Path:
         """Copy an uploaded archive in here in chunks (never more than the limit); its name is its hash."""
+        too_large = (f"The upload is larger than {megabytes(limits.upload_bytes)}, the most one upload may be. "
+                     "Upload fewer or smaller images.")
+        path = self._save(stream, limits.upload_bytes, too_large, UPLOAD_PREFIX, UPLOAD_SUFFIX)
+        for old in self.uploads()[UPLOADS_KEPT:]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def save_vectors(self, stream: BinaryIO, suffix: str, limits: VectorLimits = VectorLimits()) -> Path:
+        """Copy an uploaded file of vectors in here (never more than its byte limit), keeping its .csv or .npy
+        suffix; its name is its hash."""
+        if suffix.lower() not in VECTOR_SUFFIXES:
+            raise UploadRefused(f"A file of vectors must end in {' or '.join(VECTOR_SUFFIXES)}, not {suffix!r}. "
+                                "Save it as CSV (UTF-8) or as a NumPy .npy array.")
+        too_large = (f"The file is larger than {amount('file_bytes', limits.file_bytes)}, the most a file of vectors "
+                     "may be. Keep fewer rows (a random sample of them).")
+        path = self._save(stream, limits.file_bytes, too_large, VECTORS_PREFIX, suffix.lower())
+        for old in self.vector_uploads()[UPLOADS_KEPT:]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def _save(self, stream: BinaryIO, max_bytes: int, too_large: str, prefix: str, suffix: str) -> Path:
+        """Copy stream in chunks to <prefix><its hash><suffix>, the newest file here; UploadRefused past max_bytes."""
         self._make()
         digest = hashlib.sha256()
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
         try:
             with os.fdopen(fd, "wb") as out:
-                _copy(stream, out, digest, limits)
-            path = self.root / f"{UPLOAD_PREFIX}{digest.hexdigest()[:16]}{UPLOAD_SUFFIX}"
+                _copy(stream, out, digest, max_bytes, too_large)
+            path = self.root / f"{prefix}{digest.hexdigest()[:16]}{suffix}"
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         os.utime(path)  # the newest upload is the one in use, even when the same file came again
-        for old in self.uploads()[UPLOADS_KEPT:]:
-            old.unlink(missing_ok=True)
         return path
 
 
-def _copy(stream: BinaryIO, out: BinaryIO, digest, limits: UploadLimits) -> None:
+def _copy(stream: BinaryIO, out: BinaryIO, digest, max_bytes: int, too_large: str) -> None:
     written = 0
     while chunk := stream.read(COPY_CHUNK):
         written += len(chunk)
-        if written > limits.upload_bytes:
-            raise UploadRefused(f"The upload is larger than {megabytes(limits.upload_bytes)}, the most one upload "
-                                "may be. Upload fewer or smaller images.")
+        if written > max_bytes:
+            raise UploadRefused(too_large)
         digest.update(chunk)
         out.write(chunk)
 
