@@ -14,7 +14,7 @@ from . import figures
 
 MOST_FEATURES = 40  # bars a projector shows legibly; past it, those farthest outside the output's range
 BAR_HEIGHT, FRAME_HEIGHT = 24, 110  # pixels per feature, and for the axis and legend
-REACHABLE_FILL = "rgba(44, 160, 44, 0.15)"
+REACHABLE_FILL, REACHABLE_EDGE = "rgba(44, 160, 44, 0.15)", "rgb(44, 160, 44)"
 
 
 def shown_features(lo: Sequence[float], hi: Sequence[float], activation: str | None,
@@ -30,22 +30,31 @@ def shown_features(lo: Sequence[float], hi: Sequence[float], activation: str | N
 
 def feature_ranges_figure(names: Sequence[str], lo: Sequence[float], hi: Sequence[float],
                           activation: str | None, *, units: str = "normalized value") -> go.Figure:
-    """One bar per feature from its smallest to its largest value, red where it leaves the activation's range
-    (shaded; None: no band), first feature on top."""
+    """One bar per feature from its smallest to its largest value, first feature on top: blue where the
+    activation reaches (shaded; None: no band), red beyond it."""
     keep = shown_features(lo, hi, activation)
-    outside = set(features_outside(lo, hi, activation)) if activation else set()
     low, high = np.asarray(lo, float)[keep], np.asarray(hi, float)[keep]
+    a_lo, a_hi = ACTIVATION_RANGE[activation] if activation else (-math.inf, math.inf)
     label = [str(names[d]) for d in keep]
-    colors = [figures.TEST_COLOR if d in outside else figures.ACCENT for d in keep]
-    bar = go.Bar(y=label, x=high - low, base=low, orientation="h", marker_color=colors, showlegend=False,
-                 customdata=np.stack([low, high], 1),
-                 hovertemplate="%{y}: %{customdata[0]:.4g} to %{customdata[1]:.4g}<extra></extra>")
+    parts = (("reached", np.maximum(low, a_lo), np.minimum(high, a_hi), figures.ACCENT),
+             ("below its range", low, np.minimum(high, a_lo), figures.TEST_COLOR),
+             ("above its range", np.maximum(low, a_hi), high, figures.TEST_COLOR))
+    bars = [_segment(label, start, stop, color, what, low, high) for what, start, stop, color in parts]
+    outside = len(features_outside(lo, hi, activation)) if activation else 0
+    shown = "" if len(keep) == len(names) else f"{len(keep)} of {len(names)} features, farthest outside first; "
     layout = dict(yaxis=dict(autorange="reversed", type="category", title=None),
-                  xaxis=dict(title=units, zeroline=True), bargap=0.35,
-                  shapes=_band(activation), annotations=_band_label(activation, len(outside), len(names)))
-    shown = "" if len(keep) == len(names) else f" ({len(keep)} of {len(names)}, farthest outside first)"
-    return figures._figure([bar], layout, None, FRAME_HEIGHT + BAR_HEIGHT * len(keep), top=30) \
-        .update_layout(title=dict(text=f"Feature ranges{shown}", x=0.01, xanchor="left"))
+                  xaxis=dict(title=units, zeroline=True), bargap=0.35, barmode="overlay",
+                  shapes=_band(activation), annotations=_band_label(activation, outside, len(names), shown))
+    return figures._figure(bars, layout, None, FRAME_HEIGHT + BAR_HEIGHT * len(keep), top=30)
+
+
+def _segment(label: list[str], start: np.ndarray, stop: np.ndarray, color: str, what: str, low: np.ndarray,
+             high: np.ndarray) -> go.Bar:
+    """The part of each bar from start to stop (none where stop <= start), hovering the whole range."""
+    width = np.where(np.isfinite(start) & np.isfinite(stop), np.clip(stop - start, 0, None), 0.0)
+    return go.Bar(y=label, x=width, base=np.where(width > 0, start, 0.0), orientation="h", marker_color=color,
+                  name=what, showlegend=False, customdata=np.stack([low, high], 1),
+                  hovertemplate=f"%{{y}}: %{{customdata[0]:.4g}} to %{{customdata[1]:.4g}} ({what})<extra></extra>")
 
 
 def _band(activation: str | None) -> list[dict]:
@@ -53,15 +62,16 @@ def _band(activation: str | None) -> list[dict]:
     if not math.isfinite(a_lo):
         return []
     return [dict(type="rect", xref="x", yref="paper", x0=a_lo, x1=a_hi, y0=0, y1=1, fillcolor=REACHABLE_FILL,
-                 line=dict(width=0), layer="below")]
+                 line=dict(width=1.5, color=REACHABLE_EDGE, dash="dash"), layer="below")]
 
 
-def _band_label(activation: str | None, outside: int, total: int) -> list[dict]:
+def _band_label(activation: str | None, outside: int, total: int, shown: str) -> list[dict]:
     if not activation:
-        return []
+        return [dict(text=shown, xref="paper", yref="paper", x=0, y=1, yanchor="bottom", showarrow=False)] \
+            if shown else []
     a_lo, a_hi = ACTIVATION_RANGE[activation]
     reach = f"({a_lo:g}, {a_hi:g})" if math.isfinite(a_lo) else "any value"
-    text = f"shaded: what a {activation} output reaches, {reach}; red: {outside} of {total} features leave it"
+    text = f"{shown}shaded: what a {activation} output reaches, {reach}; red: past it ({outside} of {total} features)"
     return [dict(text=text, xref="paper", yref="paper", x=0, y=1, yanchor="bottom", showarrow=False,
                  font=dict(size=figures.TICK_FONT_SIZE))]
 
