@@ -63,7 +63,7 @@ def live_ui() -> None:
     elif snap is not None and snap.history and not job.done:
         live_figures_ui(snap)
     elif snap is not None and snap.history:  # ended: the interactive figure, drawn once
-        chart(views.training_figure(thin(snap.history, LIVE_POINTS)), key="train_curves_final")
+        chart(views.training_figure(thin(snap.history, LIVE_POINTS), job.config.data.kind), key="train_curves_final")
     if snap is not None and snap.history and job.config.data.kind == "vectors":
         st.caption(VECTOR_CURVES)
     if snap is not None and snap.test_metrics is not None and job.config.data.kind == "vectors":
@@ -80,7 +80,7 @@ def live_ui() -> None:
 def live_figures_ui(snap) -> None:
     last = snap.history[-1]
     with st.container(key="train_curves"):
-        st.image(views.training_svg(thin(snap.history, LIVE_POINTS)))
+        st.image(views.training_svg(thin(snap.history, LIVE_POINTS), job.config.data.kind))
     # The step's metrics hold the KL per dimension, not Cov_x(E_q[z]): this alarm sees a posterior at the prior;
     # the active units of the test set, once training ends, judge collapse (end_verdict_ui).
     if kl_collapse_alarm(last.kl_per_dim, steps=last.step):

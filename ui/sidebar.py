@@ -90,12 +90,13 @@ def run_summary(run: LoadedRun, choice: ModelChoice | None = None) -> str:
     if c.loss.free_bits > 0:  # the β above is not the one on a dimension the free bits hold
         lines.append(f"equivalent β at its last step: {run_beta(run, test.get('kl_per_dim') or ()).words()}")
     if elbo is not None:
-        lines.append(f"test ELBO {format_number(elbo, 1)} nats/image · {test.get('active_units', '?')} active units")
+        per = "nats/image" if c.data.kind == "images" else "nats per raw row"
+        lines.append(f"test ELBO {format_number(elbo, 1)} {per} · {test.get('active_units', '?')} active units")
     status = choice.info.status if choice else run.metrics.get("status")
     if status and status != "finished":
         lines.append(f"status: **{status}**" + (f" · {run.metrics['message']}" if run.metrics.get("message") else ""))
     if choice and choice.owner != "bundled":
-        who = {"yours": "you", "private": "you, on your own images (private to this browser)"}.get(
+        who = {"yours": "you", "private": "you, on your own data (private to this browser)"}.get(
             choice.owner, "someone else on this server")
         lines.append(f"trained by {who}, {time.strftime('%d %b %H:%M', time.localtime(choice.info.created))}")
     return "  \n".join(lines)

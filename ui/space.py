@@ -87,7 +87,7 @@ def images_refusal(path: str | None) -> str | None:
     if path is None or my_space().holds(path) or in_host_folder(path):
         return None
     return ("These images are neither this browser's upload nor in a folder the host opened to browsers; "
-            "upload them on the Your images page.")
+            "upload them on the Your data page.")
 
 
 def runs_dir_for(config_images: str | None) -> Path | None:

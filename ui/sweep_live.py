@@ -9,6 +9,7 @@ import streamlit as st
 
 from vae_core.jobs.progress import JobSnapshot, VariantSnapshot, thin
 from vae_plots import views
+from vae_plots.figures import TRAINING_PER
 from vae_plots.live_svg import curves, curves_svg, sweep_colour
 
 PREVIEW_ZOOM = 2  # a row per variant: smaller than a single run's preview, so six fit on a projector
@@ -54,7 +55,8 @@ def sweep_curves_svg(snap: JobSnapshot, points: int) -> str | None:
     runs = [curves([m.step for m in h], [m.recon_nats for m in h], [m.kl_nats for m in h],
                    [m.elbo_nats for m in h], sweep_colour(slot), v.label)
             for slot, v in zip(slots, snap.variants) if (h := thin(v.history, points))]
-    return curves_svg(runs) if runs else None
+    kind = snap.sweep.configs[0].data.kind if snap.sweep and snap.sweep.configs else "images"
+    return curves_svg(runs, TRAINING_PER[kind]) if runs else None
 
 
 def sweep_live_ui(snap: JobSnapshot, points: int) -> None:

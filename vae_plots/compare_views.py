@@ -143,7 +143,7 @@ def training_curves(runs: Sequence[LoadedRun], labels: Sequence[str], scale: Cur
                             marker=dict(color=color, size=8), xaxis="x" + suffix, yaxis="y" + suffix,
                             hovertemplate=_SCALED_HOVER)
                  for key, suffix in zip(CURVE_KEYS, ("", "2", "3"))]
-    layout = figures._curve_axes()
+    layout = figures._curve_axes(figures.TRAINING_PER[runs[0].config.data.kind if runs else "images"])
     if scale == "per run":
         for suffix in ("", "2", "3"):
             layout[f"yaxis{suffix}"].update(range=[-0.05, 1.05], tickvals=[0, 1], ticktext=["its lowest", "its highest"])

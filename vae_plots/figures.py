@@ -208,21 +208,28 @@ def error_heatmap(errors: np.ndarray, ncols: int, *, title: str | None = None,
 # Training and latent-space diagnostics
 
 CURVE_TITLES = (
-    "negative log-likelihood −log p(x|z) (nats/image)",  # the ELBO's reconstruction term, per image
-    "KL(q(z|x) ‖ p(z)) (nats/image)",
-    "ELBO (nats/image)",
+    "negative log-likelihood −log p(x|z) (nats/{per})",  # the ELBO's reconstruction term, per image
+    "KL(q(z|x) ‖ p(z)) (nats/{per})",
+    "ELBO (nats/{per})",
 )
+# What a training curve is per, by the kind of data: a run on vectors trains on normalized rows (its test metrics
+# are per raw row, the normalization's log-Jacobian included).
+TRAINING_PER = {"images": "image", "vectors": "normalized row"}
+
+
+def curve_titles(per: str = TRAINING_PER["images"]) -> tuple[str, ...]:
+    return tuple(t.format(per=per) for t in CURVE_TITLES)
 _NATS_HOVER = "step %{x}<br>%{y:.4g} nats<extra>%{fullData.name}</extra>"
 
 
-def _curve_axes(gap: float = 0.1) -> dict:
+def _curve_axes(per: str, gap: float = 0.1) -> dict:
     """Three stacked panels, top to bottom, sharing one x axis labelled only at the bottom."""
     n = len(CURVE_TITLES)
     size = (1 - gap * (n - 1)) / n
     # The legend (train vs test ELBO) sits right-aligned above the ELBO panel, next to its short title.
     layout: dict = {"annotations": [], "legend": dict(orientation="h", x=1, xanchor="right", y=size,
                                                       yanchor="bottom", bgcolor="rgba(0,0,0,0)")}
-    for i, text in enumerate(CURVE_TITLES):
+    for i, text in enumerate(curve_titles(per)):
         top = 1 - i * (size + gap)
         suffix = "" if i == 0 else str(i + 1)
         layout[f"xaxis{suffix}"] = dict(anchor=f"y{suffix}", matches=None if i == n - 1 else f"x{n}",
@@ -256,8 +263,9 @@ def _curve_ranges(x: np.ndarray, panels: Sequence[np.ndarray]) -> dict:
 
 def training_curves(steps: Sequence[float], recon: Sequence[float], kl: Sequence[float],
                     elbo: Sequence[float], *, test_steps: Sequence[float] = (),
-                    test_elbo: Sequence[float] = (), title: str | None = None) -> go.Figure:
-    """Three stacked panels sharing the x axis ("step"): -log p(x|z), KL and ELBO, per image in nats."""
+                    test_elbo: Sequence[float] = (), title: str | None = None,
+                    per: str = TRAINING_PER["images"]) -> go.Figure:
+    """Three stacked panels sharing the x axis ("step"): -log p(x|z), KL and ELBO, in nats per image (or `per`)."""
     x = np.asarray(steps, dtype=np.float64)
     series = [np.asarray(s, dtype=np.float64) for s in (recon, kl, elbo)]
     tx, ty = np.asarray(test_steps, dtype=np.float64), np.asarray(test_elbo, dtype=np.float64)
@@ -274,7 +282,7 @@ def training_curves(steps: Sequence[float], recon: Sequence[float], kl: Sequence
         data.append(go.Scatter(x=tx, y=ty, mode="lines+markers", name="test ELBO", xaxis="x3", yaxis="y3",
                                marker=dict(color=TEST_COLOR, size=8), line=dict(color=TEST_COLOR, dash="dot"),
                                hovertemplate=_NATS_HOVER))
-    layout = _curve_axes()
+    layout = _curve_axes(per)
     for name, extra in _curve_ranges(np.concatenate([x, tx]), [*series[:2], np.concatenate([series[2], ty])]).items():
         layout[name] = {**layout[name], **extra}
     return _figure(data, dict(layout, hovermode="x"), title, 620, top=20)

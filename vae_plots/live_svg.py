@@ -12,11 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .figures import ACCENT, CATEGORICAL, CURVE_TITLES
+from .figures import ACCENT, CATEGORICAL, TRAINING_PER, curve_titles
 
 WIDTH, PANEL_H, GAP, LEFT, RIGHT, TOP = 720, 120, 34, 70, 110, 22
 GRID, INK, MUTED, ALARM = "#e5e7eb", "#31333f", "#6b7280", "#d62728"
-TITLES = CURVE_TITLES  # the live panels read as the interactive ones that replace them
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def _limits(values: list[np.ndarray]) -> tuple[float, float]:
     return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
 
 
-def _panel(runs: Sequence[Curves], k: int, top: float) -> list[str]:
+def _panel(runs: Sequence[Curves], k: int, top: float, title: str) -> list[str]:
     """Panel k of every run on shared axes: a title, a line per run, min and max ticks, the latest values."""
     width = WIDTH - LEFT - RIGHT
     lo, hi = _limits([r.panels[k] for r in runs])
@@ -80,7 +79,7 @@ def _panel(runs: Sequence[Curves], k: int, top: float) -> list[str]:
     clip = f"panel{k}"
     parts = [f'<clipPath id="{clip}"><rect x="{LEFT}" y="{top}" width="{width}" height="{PANEL_H}"/></clipPath>',
              f'<rect x="{LEFT}" y="{top}" width="{width}" height="{PANEL_H}" fill="none" stroke="{GRID}"/>',
-             _text(LEFT, top - 6, TITLES[k], colour=INK), _text(LEFT - 6, y(hi) + 4, _num(hi), "end"),
+             _text(LEFT, top - 6, title, colour=INK), _text(LEFT - 6, y(hi) + 4, _num(hi), "end"),
              _text(LEFT - 6, y(lo) + 4, _num(lo), "end")]
     for r in runs:
         xs, ys = LEFT + (r.steps - first) / span * width, y(np.nan_to_num(r.panels[k], nan=lo))
@@ -92,14 +91,14 @@ def _panel(runs: Sequence[Curves], k: int, top: float) -> list[str]:
     return parts
 
 
-def curves_svg(runs: Sequence[Curves]) -> str:
-    """Three stacked panels over the step, reconstruction -log p(x|z), KL and ELBO in nats/image, with one
-    line per run (a sweep's variants overlaid on shared axes; a legend when there is more than one)."""
+def curves_svg(runs: Sequence[Curves], per: str = TRAINING_PER["images"]) -> str:
+    """Three stacked panels over the step, reconstruction -log p(x|z), KL and ELBO in nats/image (or `per`), with
+    one line per run (a sweep's variants overlaid on shared axes; a legend when there is more than one)."""
     if not runs or any(r.steps.size == 0 for r in runs):
         raise ValueError("curves_svg needs at least one step of every run.")
-    parts = []
+    parts, titles = [], curve_titles(per)  # the live panels read as the interactive ones that replace them
     for k in range(3):
-        parts += _panel(runs, k, TOP + k * (PANEL_H + GAP))
+        parts += _panel(runs, k, TOP + k * (PANEL_H + GAP), titles[k])
     bottom = TOP + 3 * PANEL_H + 2 * GAP
     first, last = min(int(r.steps[0]) for r in runs), max(int(r.steps[-1]) for r in runs)
     parts += [_text(LEFT, bottom + 16, f"step {first:,}"), _text(WIDTH - RIGHT, bottom + 16, f"step {last:,}", "end")]
@@ -117,9 +116,9 @@ def _legend(runs: Sequence[Curves], top: float) -> list[str]:
 
 
 def training_curves_svg(steps: Sequence[float], recon: Sequence[float], kl: Sequence[float],
-                        elbo: Sequence[float]) -> str:
+                        elbo: Sequence[float], per: str = TRAINING_PER["images"]) -> str:
     """One run's three panels (see curves_svg)."""
-    return curves_svg([curves(steps, recon, kl, elbo)])
+    return curves_svg([curves(steps, recon, kl, elbo)], per)
 
 
 def kl_bars_svg(kl_per_dim: Sequence[float], threshold: float) -> str:

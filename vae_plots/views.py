@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from vae_core.config import RunConfig
+from vae_core.config import DataKind, RunConfig
 from vae_core.data.base import pixels
 from vae_core.export.frames import (INTERPOLATION_STEPS, PRIOR_COLUMNS, PRIOR_SAMPLES, TRAVERSAL_MAX_DIMS,
                                     TRAVERSAL_VALUES, error_maps, interpolation_row, prior_grid, reconstruction_rows,
@@ -106,9 +106,10 @@ def prior_samples(run: LoadedRun, n: int = PRIOR_SAMPLES, seed: int = 0, ncols: 
     return figures.image_grid(prior_grid(run, n, seed), ncols)
 
 
-def training_figure(history: Sequence[StepMetrics]) -> go.Figure:
+def training_figure(history: Sequence[StepMetrics], kind: DataKind = "images") -> go.Figure:
     return figures.training_curves([m.step for m in history], [m.recon_nats for m in history],
-                                   [m.kl_nats for m in history], [m.elbo_nats for m in history])
+                                   [m.kl_nats for m in history], [m.elbo_nats for m in history],
+                                   per=figures.TRAINING_PER[kind])
 
 
 def preview_picture(preview: Preview, zoom: int) -> np.ndarray:
@@ -118,10 +119,11 @@ def preview_picture(preview: Preview, zoom: int) -> np.ndarray:
     return grid.repeat(zoom, 0).repeat(zoom, 1)
 
 
-def training_svg(history: Sequence[StepMetrics]) -> str:
+def training_svg(history: Sequence[StepMetrics], kind: DataKind = "images") -> str:
     """The live curves as a light SVG (see live_svg)."""
     return live_svg.training_curves_svg([m.step for m in history], [m.recon_nats for m in history],
-                                        [m.kl_nats for m in history], [m.elbo_nats for m in history])
+                                        [m.kl_nats for m in history], [m.elbo_nats for m in history],
+                                        figures.TRAINING_PER[kind])
 
 
 def saved_history_figure(run: LoadedRun) -> go.Figure | None:
@@ -129,7 +131,8 @@ def saved_history_figure(run: LoadedRun) -> go.Figure | None:
     h = run.metrics.get("history")
     if not isinstance(h, dict) or not h.get("step"):
         return None
-    return figures.training_curves(h["step"], h["recon_nats"], h["kl_nats"], h["elbo_nats"])
+    return figures.training_curves(h["step"], h["recon_nats"], h["kl_nats"], h["elbo_nats"],
+                                   per=figures.TRAINING_PER[run.config.data.kind])
 
 
 @dataclass(frozen=True)
