@@ -119,14 +119,15 @@ def sweep_profiles(decoded: np.ndarray, steps: Sequence[str], names: Sequence[st
     return profiles([*lines, *ends], names, y_title, height=420)
 
 
-def error_bars(errors: FeatureErrors, sigma_words: str | None) -> go.Figure:
-    """Each feature's RMSE as a share of its std (raw RMSE on hover), and the decoder's σ on the same scale."""
+def error_bars(errors: FeatureErrors, sigma_label: str) -> go.Figure:
+    """Each feature's RMSE as a share of its std (raw RMSE on hover), and the decoder's σ on the same scale (its
+    legend entry: sigma_label)."""
     data = [go.Bar(x=list(errors.names), y=errors.relative, name="RMSE / std", marker_color=ACCENT,
                    customdata=errors.rmse, hovertemplate="%{x}<br>RMSE %{customdata:.4g} raw<br>%{y:.3f} of its std"
                    "<extra></extra>")]
     if errors.sigma is not None:
         data.append(go.Scatter(x=list(errors.names), y=errors.sigma / errors.std,
-                               mode="markers", name=f"decoder σ / std ({sigma_words})", customdata=errors.sigma,
+                               mode="markers", name=sigma_label, customdata=errors.sigma,
                                marker=dict(symbol="diamond", size=11, color=TEST_COLOR),
                                hovertemplate="%{x}<br>σ %{customdata:.4g} raw<br>%{y:.3f} of its std<extra></extra>"))
     layout = dict(yaxis=dict(title="share of the feature's std", rangemode="tozero"), xaxis=dict(type="category"),

@@ -56,7 +56,7 @@ def errors_ui(run: LoadedRun, data: VectorDataset) -> None:
     st.caption(f"Over all {len(data):,} test rows, from the posterior mean. RMSE / std = 1 is no better than "
                "predicting each feature's mean." + (f" The decoder's {name} ({words}) in raw units: its "
                                                     "normalized-units value × the feature's scale." if words else ""))
-    chart(vf.error_bars(errors, words), key="vrecon_error_bars")
+    chart(vf.error_bars(errors, f"decoder {name} / std ({words})"), key="vrecon_error_bars")
     table = {"feature": list(errors.names), "RMSE (raw)": errors.rmse.tolist(), "std (raw)": errors.std.tolist(),
              "RMSE / std": errors.relative.tolist()}
     if errors.sigma is not None:
