@@ -64,6 +64,11 @@ def _array(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def _legend(at) -> list[str]:
+    """The map's legend: its labels (the click targets under the points have none)."""
+    return [d["name"] for d in _figure(at, "vmap_chart")["data"] if d["name"] != "click"]
+
+
 def _model_rows(path):
     run = load_run(path)
     return run, load_dataset(run.config.data, "test")
@@ -148,8 +153,7 @@ def test_the_map_says_each_dimensions_range_of_mu_as_evaluated_and_colours_by_la
     note = next(c.value for c in at.caption if "μ over the test rows, per dimension" in c.value)
     for d, (lo, hi) in enumerate(zip(test["posterior_mu_min"], test["posterior_mu_max"])):
         assert f"z{d} {lo:.2f} to {hi:.2f}" in note
-    legend = [d["name"] for d in _figure(at, "vmap_chart")["data"]]
-    assert legend == ["cluster 1", "cluster 2", "cluster 3", "cluster 4"]
+    assert _legend(at) == ["cluster 1", "cluster 2", "cluster 3", "cluster 4"]
 
 
 def test_a_persons_vectors_draw_both_pages_and_keep_their_figures_in_the_session(app, runs):
@@ -164,7 +168,7 @@ def test_a_persons_vectors_draw_both_pages_and_keep_their_figures_in_the_session
         assert "private_rows" in at.session_state
         kept = [k for k in VIEWS if k in at.session_state]
         assert kept == ([VIEWS[0]] if page == RECON else list(VIEWS))  # the app opens on Reconstructions first
-    assert [d["name"] for d in _figure(at, "vmap_chart")["data"]] == ["a", "b"]
+    assert _legend(at) == ["a", "b"]
     assert "vmap_axes" not in at.query_params  # two dimensions: the map draws them as they are
 
 

@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from vae_core.data.vectors.dataset import VectorDataset
 from vae_plots.figures import (ACCENT, CATEGORICAL, MUTED, SEQUENTIAL, TEST_COLOR, _apply_template, _figure,
                                latent_scatter)
-from vae_plots.latent_map import LatentMap
+from vae_plots.latent_map import LatentMap, click_grid
 from vae_plots.vector_views import FeatureErrors, MuMap, Reconstruction
 
 SCATTER_COLUMNS = 3  # panels a row: at 1024 pixels each is ~230 pixels wide, room for "-10,000" ticks
@@ -178,12 +178,16 @@ def mu_map_figure(encoded: MuMap, data: VectorDataset) -> LatentMap:
     fig = latent_scatter(encoded.points, color, color_name="label" if labelled else "rows", categorical=True,
                          category_names=data.label_names if labelled else ("test rows",),
                          axis_titles=encoded.plane.axis_names)
-    fig.update_layout(height=460)
+    fig.add_traces([click_grid(encoded.points)])
+    fig.data = (fig.data[-1], *fig.data[:-1])  # first (latent_map.GRID_CURVE): under the points, as the image map
+    fig.update_traces(selector=lambda t: t.name != "click", unselected=dict(marker=dict(opacity=0.75)),
+                      selected=dict(marker=dict(opacity=1.0)))  # a click selects a target: the points stay as they are
+    fig.update_layout(height=460, dragmode="pan", uirevision="map")  # uirevision: a zoom survives a click
     ranges = " · ".join(f"z{d} {lo:.2f} to {hi:.2f}" for d, (lo, hi) in enumerate(encoded.ranges()))
     return LatentMap(fig, f"Posterior means μ(x) of all {len(data):,} test rows, {_plane_words(encoded)}"
                           + (", coloured by the file's label" if labelled else "; the file has no label column")
                           + f". μ over the test rows, per dimension: {ranges}. The prior N(0, 1) puts 99.7 % of its "
-                          "mass within ±3.")
+                          "mass within ±3. Click anywhere to decode that point.")
 
 
 def _plane_words(encoded: MuMap) -> str:
@@ -193,3 +197,8 @@ def _plane_words(encoded: MuMap) -> str:
         return "as they are"
     return f"on {' and '.join(encoded.plane.axis_names)}, the two dimensions carrying the most KL (the others at " \
            "their mean)"
+
+
+def decoded_point(decoded: Profile, nearest: Profile, names: Sequence[str]) -> go.Figure:
+    """A point of the map decoded, dashed, over the test row nearest it on the map."""
+    return profiles([nearest, decoded], names, "standard units", height=340)

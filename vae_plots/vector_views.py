@@ -156,6 +156,13 @@ def mu_map(run: LoadedRun, data: VectorDataset, axes: MapAxes) -> MuMap:
     return MuMap(mu, plane, plane.project(mu).double().numpy())
 
 
+def decode_point(run: LoadedRun, plane: Plane, xy: tuple[float, float]) -> np.ndarray:
+    """(D,) raw: the decoder's mean at the plane's point (x, y)."""
+    z = plane.lift(torch.tensor([xy], dtype=torch.float32))
+    with torch.no_grad():
+        return to_raw(run, run.model.eval().decode(z))[0]
+
+
 def kl_plane(run: LoadedRun, mu: torch.Tensor) -> Plane:
     """The plane of the two dimensions carrying the most KL on the test rows, the others held at their mean."""
     dims = informative_dims(run, 2)

@@ -1,5 +1,6 @@
 """End to end at a projector's 1024×768: the Reconstructions and Latent space pages of a run on the bundled vectors
-draw every figure without an exception box, and a widget bound to the address changes what is drawn.
+draw every figure without an exception box, a widget bound to the address changes what is drawn, and a click on the
+map of μ decodes that point.
 Screenshots: artifacts/screenshots/vectors-reconstructions.png, vectors-latent.png."""
 from __future__ import annotations
 
@@ -65,4 +66,18 @@ def test_the_latent_page_of_a_vector_run_follows_its_widgets(projector, vector_a
     wait_changed(heat, before)  # a wider range changes the features more
     wait_settled(projector, timeout=60_000)
     assert_no_exception(projector, "vector latent after the range")
+    click_map(projector)
+    projector.locator(f".st-key-vmap_decoded {CHART}").wait_for(state="attached")
+    wait_settled(projector, timeout=60_000)
+    assert_no_exception(projector, "vector latent after a click on the map")
     screenshot(projector, "vectors-latent")
+
+
+def click_map(page) -> None:
+    """Click the middle of the map's plot area (a click target lies under every spot)."""
+    plot = page.locator(f".st-key-vmap_chart {CHART} .nsewdrag").first
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    x, y = box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"]
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)

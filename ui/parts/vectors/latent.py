@@ -2,9 +2,12 @@
 change, the profiles of one), an interpolation between two rows, prior samples as rows, and the map of μ."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import streamlit as st
 
+from ui.parts.latent import MAP_CONFIG
 from ui.state import page_test_rows
 from ui.view_cache import cached_view
 from ui.widgets import chart, url_choice, url_number, url_slider
@@ -12,6 +15,8 @@ from vae_core.data.vectors.dataset import VectorDataset
 from vae_core.export import frames as f
 from vae_core.runs.folders import LoadedRun
 from vae_plots import vector_figures as vf
+from vae_plots.figures import TEST_COLOR
+from vae_plots.latent_map import nearest, read_event
 from vae_plots import vector_views as vv
 
 PRIOR_ROWS = 16  # prior samples drawn as rows: a 1024-pixel projector shows sixteen rows of twelve cells whole
@@ -102,6 +107,27 @@ def map_ui(run: LoadedRun, data: VectorDataset) -> None:
     axes = url_choice(st, "segmented_control", "Axes", list(AXES_WORDS), "pca", "vmap_axes",
                       format_func=AXES_WORDS.get) if latent > 2 else "pca"
     axes = axes or "pca"  # a segmented control clicked off holds none
-    shown = cached_view([run], "vector_map", axes, lambda: vf.mu_map_figure(vv.mu_map(run, data, axes), data))
+    encoded = cached_view([run], "vector_mu", axes, lambda: vv.mu_map(run, data, axes))
+    shown = cached_view([run], "vector_map", axes, lambda: vf.mu_map_figure(encoded, data))
     st.caption(shown.note)
-    chart(shown.figure, key="vmap_chart")
+    state = st.plotly_chart(shown.figure, key="vmap_chart", config=MAP_CONFIG, width="stretch", on_select="rerun",
+                            selection_mode="points")
+    decoded_ui(run, data, encoded, state)
+
+
+def decoded_ui(run: LoadedRun, data: VectorDataset, encoded: vv.MuMap, state: Any) -> None:
+    """The clicked point of the map decoded as a row, over the test row nearest it."""
+    selection = state.get("selection") if state else None  # Streamlit's attribute dict; empty before any click
+    event = read_event(dict(selection) if selection else {}, [])
+    if event.kind != "click":
+        st.info("Click the map, on a point or between them, to decode that point as a row here.")
+        return
+    (x, y), scale = event.clicked, vv.feature_scale(run, data)
+    near = int(nearest(encoded.points, (x, y), 1)[0])
+    decoded, row = vv.decode_point(run, encoded.plane, (x, y)), data.x[near].double().numpy()
+    st.markdown(f"**Decoded at ({x:.2f}, {y:.2f})**, dashed, over the test row nearest it on the map, #{near} "
+                f"({vv.STANDARD_UNITS})")
+    chart(vf.decoded_point(vf.Profile(f"decoded at ({x:.2f}, {y:.2f})", scale.standardize(decoded), TEST_COLOR,
+                                      "dash", 3, raw=decoded),
+                           vf.Profile(f"test row #{near}", scale.standardize(row), vf.INPUT_COLOR, raw=row),
+                           data.feature_names), key="vmap_decoded")
