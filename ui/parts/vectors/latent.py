@@ -65,12 +65,16 @@ def traversal_ui(run: LoadedRun, data: VectorDataset) -> None:
                 "over the test rows)")
     change = scale.standardize(grid[:, -1]) - scale.standardize(grid[:, 0])
     chart(vf.change_heatmap(change, [_dim_label(run, d) for d in dims], data.feature_names), key="vtraverse_heat")
-    order = list(range(len(dims)))
-    shown = url_choice(st, "selectbox", "Dimension drawn", order, 0, "vtraverse_dim",
-                       format_func=lambda i: _dim_label(run, dims[i]))
+    dim = url_choice(st, "selectbox", "Dimension drawn", dims, dims[0], "vtraverse_dim", format_func=_z,
+                     help="In the heatmap's order: the most KL first.")  # "z2" in the address, whatever its KL
+    row = dims.index(dim)
     values = vv.traversal_values(span)
-    chart(vf.sweep_profiles(scale.standardize(grid[shown]), [f"z{dims[shown]} = {v:+.2f}" for v in values],
-                            data.feature_names, "standard units", grid[shown]), key="vtraverse_lines")
+    chart(vf.sweep_profiles(scale.standardize(grid[row]), [f"z{dim} = {v:+.2f}" for v in values],
+                            data.feature_names, "standard units", grid[row]), key="vtraverse_lines")
+
+
+def _z(d: int) -> str:
+    return f"z{d}"
 
 
 @st.fragment
