@@ -2,6 +2,7 @@ import streamlit as st
 
 from ui.downloads import pictures_ui
 from ui.parts.latent import map_ui
+from ui.parts.vectors.latent import latent_page
 from ui.state import current_run, page_test_images
 from ui.view_cache import cached_view
 from ui.widgets import chart, url_number, url_slider
@@ -9,6 +10,9 @@ from vae_core.export import frames as f
 from vae_plots import views
 
 run = current_run()
+if run.config.data.kind == "vectors":
+    latent_page(run)
+    st.stop()
 test = page_test_images(run)
 
 st.title("Latent space")

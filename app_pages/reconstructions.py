@@ -1,6 +1,7 @@
 import streamlit as st
 
 from ui.downloads import pictures_ui, training_previews_ui
+from ui.parts.vectors.reconstructions import reconstructions_page
 from ui.state import current_run, page_test_images
 from ui.view_cache import cached_view
 from ui.widgets import chart, test_metrics_ui, url_number, url_slider
@@ -8,6 +9,9 @@ from vae_core.export import frames as f
 from vae_plots import views
 
 run = current_run()
+if run.config.data.kind == "vectors":
+    reconstructions_page(run)
+    st.stop()
 test = page_test_images(run)
 
 st.title("Reconstructions")

@@ -7,6 +7,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.present import present_figure, presenting
+from vae_core.data.vectors.dataset import DATASET_NAME as VECTORS
+from vae_core.model.evaluate_vectors import NATS_PER_ROW, VECTORS_BPD_NOTE
 from vae_plots.figures import format_number
 from vae_plots.views import ACTIVE_UNIT_WORDS, dataset_words, uncertainty_words
 
@@ -18,30 +20,58 @@ def chart(fig: go.Figure, key: str | None = None) -> None:
     st.plotly_chart(present_figure(fig) if presenting() else fig, key=key, config=PLOTLY_CONFIG, width="stretch")
 
 
+Card = tuple[str, str, str | None, str]  # label, value, second line, help
+
+
 def test_metrics_ui(test: dict[str, Any]) -> None:
-    """Test-set metrics as cards: the ELBO and its terms in nats/image, bits/dim, pixel MSE/PSNR."""
+    """Test-set metrics as cards: the ELBO and its terms in nats/image, bits/dim, pixel MSE/PSNR; for vectors in nats
+    per raw row, without bits/dim (saying why)."""
     if not test:
         st.info("This run has no test metrics.")
         return
-    bpd, n = test.get("bits_per_dim"), test.get("n_test")
-    cards = [("ELBO", format_number(test["elbo_nats"], 1), monte_carlo(test.get("elbo_mc_se"), 1),
-              "nats/image, higher is better. A density's ELBO can be positive (a density may exceed 1) and changes "
-              "with the normalization; bits/dim compares across them. "
-              + uncertainty_words(test.get("elbo_mc_se"), test.get("elbo_se"), n, 1)),
-             ("−log p(x|z)", format_number(test['recon_nats'], 1), None,
-              "negative log-likelihood −log p(x|z), nats/image (the ELBO's reconstruction term)"),
-             ("KL(q ‖ p)", format_number(test['kl_nats'], 2), None, "nats/image"),
-             ("Bits/dim", format_number(bpd, 3), monte_carlo(test.get("bits_per_dim_mc_se"), 3),
-              test.get("bits_per_dim_note") or "the 8-bit images' grey-level masses, KL included, per dimension. "
-              + uncertainty_words(test.get("bits_per_dim_mc_se"), test.get("bits_per_dim_se"), n, 3)),
-             ("PSNR", f"{test['psnr_db']:.2f} dB", None, _psnr_help(test)),
-             ("Active units", f"{test['active_units']} / {len(test.get('kl_per_dim', []))}", None,
-              ACTIVE_UNIT_WORDS)]
+    vectors = test.get("dataset") == VECTORS
+    cards = _vector_cards(test) if vectors else _image_cards(test)
     for row in range(0, len(cards), CARDS_PER_ROW):  # three to a row: a 1024-pixel projector shows each value whole
         for col, (label, value, delta, help_text) in zip(st.columns(CARDS_PER_ROW), cards[row:row + CARDS_PER_ROW]):
             col.metric(label, value, delta, delta_color="off", delta_arrow="off", help=help_text)
+    if vectors:
+        st.caption(f"On {test.get('n_test', '?')} test rows, {test.get('unit', NATS_PER_ROW)}; one sample of z per "
+                   f"row for the ELBO. Bits/dim is {test.get('bits_per_dim_note') or VECTORS_BPD_NOTE}.")
+        return
     st.caption(f"On {test.get('n_test', '?')} test images of {dataset_words(test.get('dataset'))}; "
                "one sample of z per image for the ELBO, the posterior mean for MSE and PSNR.")
+
+
+def _image_cards(test: dict[str, Any]) -> list[Card]:
+    bpd, n = test.get("bits_per_dim"), test.get("n_test")
+    return [("ELBO", format_number(test["elbo_nats"], 1), monte_carlo(test.get("elbo_mc_se"), 1),
+             "nats/image, higher is better. A density's ELBO can be positive (a density may exceed 1) and changes "
+             "with the normalization; bits/dim compares across them. "
+             + uncertainty_words(test.get("elbo_mc_se"), test.get("elbo_se"), n, 1)),
+            ("−log p(x|z)", format_number(test['recon_nats'], 1), None,
+             "negative log-likelihood −log p(x|z), nats/image (the ELBO's reconstruction term)"),
+            ("KL(q ‖ p)", format_number(test['kl_nats'], 2), None, "nats/image"),
+            ("Bits/dim", format_number(bpd, 3), monte_carlo(test.get("bits_per_dim_mc_se"), 3),
+             test.get("bits_per_dim_note") or "the 8-bit images' grey-level masses, KL included, per dimension. "
+             + uncertainty_words(test.get("bits_per_dim_mc_se"), test.get("bits_per_dim_se"), n, 3)),
+            ("PSNR", f"{test['psnr_db']:.2f} dB", None, _psnr_help(test)),
+            ("Active units", f"{test['active_units']} / {len(test.get('kl_per_dim', []))}", None, ACTIVE_UNIT_WORDS)]
+
+
+def _vector_cards(test: dict[str, Any]) -> list[Card]:
+    """Nats per row of the raw vectors, so they compare across normalizations: no bits/dim, no PSNR (no 8-bit bins,
+    no peak value), the normalization's log-Jacobian instead."""
+    n = test.get("n_test")
+    return [("ELBO", format_number(test["elbo_nats"], 1), monte_carlo(test.get("elbo_mc_se"), 1),
+             f"{NATS_PER_ROW}, higher is better; it compares across normalizations. "
+             + uncertainty_words(test.get("elbo_mc_se"), test.get("elbo_se"), n, 1)),
+            ("−log p(x|z)", format_number(test["recon_nats"], 1), None,
+             f"the ELBO's reconstruction term, {NATS_PER_ROW}"),
+            ("KL(q ‖ p)", format_number(test["kl_nats"], 2), None, "nats per row"),
+            ("Log-Jacobian", format_number(test.get("log_jacobian_nats"), 1), None,
+             "Σ log scale over the features: the nats −log p(x|z) of the normalized rows gains in raw units "
+             "(included in the two cards before)"),
+            ("Active units", f"{test['active_units']} / {len(test.get('kl_per_dim', []))}", None, ACTIVE_UNIT_WORDS)]
 
 
 def monte_carlo(se: float | None, decimals: int) -> str | None:
