@@ -7,9 +7,8 @@ from ui.family import warm_siblings
 from ui.parts.vectors.diagnostics import diagnostics_page
 from ui.state import current_run, page_test_images
 from ui.view_cache import cached_view
-from ui.widgets import chart, monte_carlo, url_choice
+from ui.widgets import chart, monte_carlo, posterior_cards_ui, url_choice
 from vae_core.model.compatibility import ACTIVATION_RANGE
-from vae_core.model.evaluate import COLLAPSE_KL
 from vae_core.model.objective import implied_sigma
 from vae_core.runs.evaluations import DIAGNOSTICS_DENSITY, DIAGNOSTICS_POSTERIOR
 from vae_plots import views
@@ -100,16 +99,7 @@ def posterior_ui() -> None:
     m = deferred.estimate(run, min(POSTERIOR_N, len(test)), 0)
     if m is None:
         return
-    c = st.columns(3)
-    c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}", help=views.ACTIVE_UNIT_WORDS)
-    c[1].metric("KL, nats/image", format_number(m.kl_nats), help=f"on {m.n_test} test images")
-    c[2].metric(f"Dimensions under {COLLAPSE_KL:g} nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}")
-    verdict = views.collapse_verdict(run, m)
-    if verdict.alarm:
-        st.error(f"{views.collapse_message(m)} Check that the output can reach the targets (above), then try a "
-                 "lower β, a KL warm-up, free bits, or a likelihood with a smaller σ.")
-    elif verdict.note:
-        st.caption(verdict.note)
+    posterior_cards_ui(run, m, "image")
     kl_fig, sigma_fig = views.posterior_figures(m)
     left, right = st.columns(2)
     left.markdown("**KL per dimension** (nats/image)")

@@ -10,7 +10,8 @@ from ui.present import present_figure, presenting
 from vae_core.data.vectors.dataset import DATASET_NAME as VECTORS
 from vae_core.model.evaluate_vectors import NATS_PER_ROW, VECTORS_BPD_NOTE
 from vae_plots.figures import format_number
-from vae_plots.views import ACTIVE_UNIT_WORDS, dataset_words, uncertainty_words
+from vae_core.model.evaluate import COLLAPSE_KL
+from vae_plots.views import ACTIVE_UNIT_WORDS, collapse_message, collapse_verdict, dataset_words, uncertainty_words
 
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 CARDS_PER_ROW = 3
@@ -168,3 +169,18 @@ def url_choice(col: Any, widget: Any, label: str, options: list[Any], value: Any
     if widget == "segmented_control":
         return col.segmented_control(label, options, default=value, key=key, bind=bind, **kw)
     return col.selectbox(label, options, options.index(value), key=key, bind=bind, **kw)
+
+
+def posterior_cards_ui(run: Any, m: Any, per: str) -> None:
+    """Active units, KL per image (or row), the dimensions under the collapse line, and the collapse alarm (m: an
+    EvalMetrics or a VectorEvalMetrics of the loaded run)."""
+    c = st.columns(3)
+    c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}", help=ACTIVE_UNIT_WORDS)
+    c[1].metric(f"KL, nats/{per}", format_number(m.kl_nats), help=f"on {m.n_test:,} test {per}s")
+    c[2].metric(f"Dimensions under {COLLAPSE_KL:g} nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}")
+    verdict = collapse_verdict(run, m)
+    if verdict.alarm:
+        st.error(f"{collapse_message(m, per)} Check that the output can reach the targets (above), then try a "
+                 "lower β, a KL warm-up, free bits, or a likelihood with a smaller σ.")
+    elif verdict.note:
+        st.caption(verdict.note)

@@ -34,14 +34,15 @@ def dataset_words(dataset: str | None) -> str:
     return "your images" if dataset == "images" else str(dataset)
 
 
-def uncertainty_words(mc_se: float | None, spread_se: float | None, n: int | None, decimals: int = 2) -> str:
-    """What a card's ± is (the Monte-Carlo error over z), and the spread over the test images beside it."""
+def uncertainty_words(mc_se: float | None, spread_se: float | None, n: int | None, decimals: int = 2,
+                      per: str = "image") -> str:
+    """What a card's ± is (the Monte-Carlo error over z), and the spread over the test images (or rows) beside it."""
     f = lambda v: figures.format_number(v, decimals)  # noqa: E731
     words = []
     if mc_se is not None:
-        words.append(f"± {f(mc_se)}: the Monte-Carlo standard error, over z alone (a second seeded draw per image)")
+        words.append(f"± {f(mc_se)}: the Monte-Carlo standard error, over z alone (a second seeded draw per {per})")
     if spread_se is not None:
-        words.append(f"± {f(spread_se)} over the test images (std/√N, N = {n}): how far other test images would "
+        words.append(f"± {f(spread_se)} over the test {per}s (std/√N, N = {n}): how far other test {per}s would "
                      "move it")
     return "; ".join(words) + "." if words else ""
 
@@ -200,10 +201,10 @@ def collapse_verdict_at(metrics: EvalMetrics, steps: int | None) -> CollapseVerd
     return CollapseVerdict(posterior_collapse(metrics.posterior_var, steps), "")
 
 
-def collapse_message(metrics: EvalMetrics) -> str:
-    """The alarm's words: no unit is active, so z tells the decoder next to nothing about the image."""
+def collapse_message(metrics: EvalMetrics, per: str = "image") -> str:
+    """The alarm's words: no unit is active, so z tells the decoder next to nothing about the image (or row)."""
     return (f"**Posterior collapse:** 0 of {len(metrics.posterior_var)} latent dimensions are active "
-            f"({ACTIVE_UNIT_WORDS}): the posterior mean hardly moves from one image to another, so the decoder "
+            f"({ACTIVE_UNIT_WORDS}): the posterior mean hardly moves from one {per} to another, so the decoder "
             "ignores z, whatever KL each dimension pays.")
 
 

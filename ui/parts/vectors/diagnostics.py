@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui.state import page_test_rows
 from ui.view_cache import cached_view
-from ui.widgets import chart, monte_carlo, url_choice
+from ui.widgets import chart, monte_carlo, posterior_cards_ui, url_choice
 from vae_core.data.vectors.dataset import VectorDataset
 from vae_core.model.compatibility import ACTIVATION_RANGE
 from vae_core.model.evaluate import ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL
@@ -90,7 +90,7 @@ def density_ui(run: LoadedRun, rows: VectorDataset) -> None:
     choices = row_choices(len(rows))
     n = url_choice(right, "select_slider", "Test rows", choices, max(c for c in choices if c <= MOST_ROWS), "rows_n")
     m = vector_metrics(run, rows, n, k)
-    spread = lambda mc, se: views.uncertainty_words(mc, se, m.n_test, 2).replace("images", "rows")  # noqa: E731
+    spread = lambda mc, se: views.uncertainty_words(mc, se, m.n_test, 2, "row")  # noqa: E731
     c = [*st.columns(2), *st.columns(2), *st.columns(2)]  # two to a row: a 1024-pixel projector shows each whole
     c[0].metric("ELBO", format_number(m.elbo_nats, 2), monte_carlo(m.elbo_mc_se, 2), "off", delta_arrow="off",
                 help=f"{m.unit}, one z sample per row; higher is better. " + spread(m.elbo_mc_se, m.elbo_se))
@@ -130,16 +130,7 @@ def beta_words(run: LoadedRun, m: VectorEvalMetrics) -> str:
 def posterior_ui(run: LoadedRun, m: VectorEvalMetrics) -> None:
     """Active units, KL per dimension, and each dimension's range of posterior μ and σ over the test rows."""
     st.subheader("Is the latent space used?")
-    c = st.columns(3)
-    c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}", help=views.ACTIVE_UNIT_WORDS)
-    c[1].metric("KL, nats/row", format_number(m.kl_nats), help=f"on {m.n_test:,} test rows")
-    c[2].metric(f"Dimensions under {COLLAPSE_KL:g} nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}")
-    verdict = views.collapse_verdict(run, m)
-    if verdict.alarm:
-        st.error(f"{views.collapse_message(m).replace('image', 'row')} Check that the output can reach the features "
-                 "(above), then try a lower β, a KL warm-up, free bits, or a likelihood with a smaller σ.")
-    elif verdict.note:
-        st.caption(verdict.note)
+    posterior_cards_ui(run, m, "row")
     st.markdown("**KL per dimension** (nats/row)")
     chart(kl_per_dim_bars(m.kl_per_dim, threshold=COLLAPSE_KL).update_yaxes(title_text="KL (nats/row)"), key="vec_kl")
     st.markdown(f"**Posterior μ and σ of each dimension**, smallest to largest over the {m.n_test:,} test rows "
