@@ -10,6 +10,7 @@ from vae_core.labs.base import NOT_SETTLED, Finding, Measured, PairedMeasure, Ve
 from vae_core.labs.evidence import Evidence, evidence
 from vae_core.labs.not_unit import HAND_KL_WEIGHT, STILL_MOVING, asked_sigma, ratio_text, seeds_within, settle
 
+WEIGHT = f"{HAND_KL_WEIGHT:.0e}".replace("e-0", "e-")  # "1e-4", as the asker wrote it
 ROWS = "rows"  # what a paired difference is taken over here
 PRIOR_REACH = 3.0  # the prior N(0, 1) keeps 99.7 % of a code's mass within ±3: means beyond it are far out
 
@@ -24,8 +25,8 @@ def loss_finding(asker: Measured) -> Finding:
     d, beta, sigma = int(asker.extras["features"]), asker.extras["beta"], asker.extras["sigma"]
     latent = asker.config.model.latent_dim if asker.config else 0
     return Finding(
-        f"reduce_mean(square(x − x̂), 1) + {HAND_KL_WEIGHT:g}·KL is a Gaussian with σ = 1/√2 and **β = {beta:.3g}** "
-        f"({HAND_KL_WEIGHT:g} × D, D = {d} features, L = {latent}; the batch cancels): **your loss is a proper ELBO "
+        f"reduce_mean(square(x − x̂), 1) + {WEIGHT}·KL is a Gaussian with σ = 1/√2 and **β = {beta:.3g}** "
+        f"({WEIGHT} × D, D = {d} features, L = {latent}; the batch cancels): **your loss is a proper ELBO "
         f"with σ = {sigma:.3g} on z-scored features, i.e. it assumes each feature is known to within {sigma:.3g} of "
         f"its standard deviation** ({sigma:.1%} of its spread). An error of one standard deviation in one feature "
         f"costs it {error_cost(sigma):,.0f} nats, while moving a code's mean to μ costs only μ²/2 nats of KL.")
@@ -98,7 +99,7 @@ def _still_moving(feature: Measured) -> str | None:
     moved = max(abs(math.log(v / start)) for key in ("sigma_min", "sigma_max") for v in feature.seed_values(key))
     if moved < STILL_MOVING * steps * lr:
         return None
-    return (f": one moved a factor of {math.exp(moved):.3g}, as far as Adam moves log σ at lr = {lr:g} in {steps:.0f} "
+    return (f"; one moved a factor of {math.exp(moved):.3g}, as far as Adam moves log σ at lr = {lr:g} in {steps:.0f} "
             "steps, so it was still on its way: whether a σ per feature scores better than one shared is not settled "
             "at this budget (more steps would let it get there).")
 
