@@ -25,7 +25,7 @@ from vae_core.training.sweeps import FAMILY_MAX_SEEDS
 
 MAX_STEPS = 10_000  # a lab's step budget in the form: beyond it, a family takes far longer than a lesson
 BUNDLED, MINE = "vectors", "my_vectors"  # the vector lab's data choices
-VECTOR_CHOICES = {BUNDLED: "the bundled vectors (11,000 rows × 12 features)", MINE: "your vectors (Your data page)"}
+VECTOR_CHOICES = {BUNDLED: "the bundled vectors", MINE: "your vectors"}
 PRIVATE_VECTORS_KEY = "lab_private_vectors"  # session: this browser's vectors as a lab reads them
 LAB_NORMALIZATION = "zscore"  # the vector lab z-scores every feature, as its question's answer does
 
