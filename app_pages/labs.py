@@ -1,9 +1,10 @@
 import streamlit as st
 
-from ui.parts.labs import controls_ui, lab_job, lab_picker_ui, live_ui, result_ui, settings_ui
+from ui.parts.lab_data import settings_ui
+from ui.parts.labs import controls_ui, lab_job, lab_picker_ui, live_ui, result_ui
 
 st.title("Labs")
-st.caption("Four questions people bring to VAEs. Each lab trains a small family of models in lockstep on the "
+st.caption("Four questions people bring to VAEs (the third also on rows of numbers). Each lab trains a small family of models in lockstep on the "
            "data you choose, on several seeds, then answers from what it measured on them: a verdict only where "
            "every seed agrees beyond the noise.")
 

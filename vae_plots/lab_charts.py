@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import plotly.graph_objects as go
 
-from vae_core.labs import grey_sigmoid, not_unit, zscore_tanh
+from vae_core.labs import grey_sigmoid, not_unit, not_unit_vectors, zscore_tanh
+from vae_core.labs.vector_findings import PRIOR_REACH
 from vae_core.labs.run import LabOutcome
 
 from .figures import CATEGORICAL, _figure
@@ -60,8 +61,28 @@ def background_chart(outcome: LabOutcome) -> go.Figure | None:
                    "The reconstructed background, where the input is black", CHART_HEIGHT)
 
 
+def mu_range_chart(outcome: LabOutcome) -> go.Figure | None:
+    """not-unit-vectors: how far each variant's posterior means go (smallest to largest over the test rows and the
+    code), against the prior's ±PRIOR_REACH (shaded): the asker's symptom, and its cause, the σ in effect."""
+    m = outcome.measured
+    shown = [v for v in outcome.variants if v.key in m and "mu_min" in m[v.key].extras]
+    if not shown:
+        return None
+    labels = [f"{v.label} (σ {m[v.key].extras['sigma']:.2g})" for v in shown]
+    low = [m[v.key].extras["mu_min"] for v in shown]
+    width = [m[v.key].extras["mu_max"] - lo for v, lo in zip(shown, low)]
+    fig = _figure([go.Bar(y=labels, x=width, base=low, orientation="h", marker_color=CATEGORICAL[0],
+                          hovertemplate="μ from %{base:.3g} to %{x:.3g} wide<extra></extra>")],
+                  dict(xaxis=dict(title="posterior mean μ (over the test rows and the code)"), showlegend=False,
+                       yaxis=dict(autorange="reversed")),
+                  f"How far the codes go; shaded: the prior's ±{PRIOR_REACH:g}", CHART_HEIGHT)
+    fig.add_vrect(x0=-PRIOR_REACH, x1=PRIOR_REACH, fillcolor=CATEGORICAL[2], opacity=0.15, line_width=0)
+    return fig
+
+
 CHARTS: dict[str, Callable[[LabOutcome], go.Figure | None]] = {
-    zscore_tanh.LAB.id: scale_chart, not_unit.LAB.id: sigma_chart, grey_sigmoid.LAB.id: background_chart}
+    zscore_tanh.LAB.id: scale_chart, not_unit.LAB.id: sigma_chart, grey_sigmoid.LAB.id: background_chart,
+    not_unit_vectors.LAB.id: mu_range_chart}
 
 
 def lab_chart(outcome: LabOutcome) -> go.Figure | None:

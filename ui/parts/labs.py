@@ -2,39 +2,35 @@
 then read the conclusion measured on it, with the evidence and a report to download."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from ui.jobs import POLL_S, job_line, my_job, refusal, server_line, stop, submit
-from ui.my_images import chosen_images, read
-from ui.pages import IMAGES
+from ui.parts.lab_data import budget_data, dataset_problem
 from ui.session import client_token
 from ui.space import my_runs_dirs
 from ui.state import config_mtime
 from ui.sweep_live import sweep_live_ui
 from ui.widgets import chart, url_choice
-from vae_core.config import DataConfig, RunConfig, field_options
+from vae_core.config import RunConfig
 from vae_core.data.base import DatasetNotFoundError
-from vae_core.data.datasets import load_dataset
-from vae_core.data.images.source import UploadRefused
-from vae_core.host import HostSettings
 from vae_core.jobs.scheduler import JobRecord
 from vae_core.labs import LABS, Lab
-from vae_core.labs.base import LAB_SEEDS, LabSettings, StepPlan, family_name, lab_images
+from vae_core.labs.base import LabSettings, StepPlan, family_name
 from vae_core.labs.measure import load_family
 from vae_core.labs.report import (BEST_NOTE, VERDICT_MARK, Rows, Table, averaged_words, picture_rows,
-                                  reconstruction_rows, report_files, report_zip, row_strip, seeds_words, table)
+                                  reconstruction_rows, report_files, report_zip, row_strip, seeds_words, table,
+                                  unit_words)
 from vae_core.labs.run import LabOutcome, conclude_family
 from vae_core.runs.folders import RunLoadError, read_config
 from vae_core.runs.manifest import list_sweeps
-from vae_core.training.sweeps import FAMILY_MAX_SEEDS
 from vae_plots.lab_charts import lab_chart
 from vae_plots.views import dataset_words
 
 LIVE_POINTS = 400
-MAX_STEPS = 5_000  # a lab's step budget in the form: beyond it, a family takes far longer than a lesson
 PRIVATE_VIEWS_KEY = "lab_private_views"  # session: measured views of labs on this browser's own images
 INSTANT_KEY = "lab_instant_{lab}"  # session: the settings whose bundled runs this lab shows, instead of a job's
 # Plain glyphs in Streamlit's colours: an emoji needs a font that a classroom's browser may lack.
@@ -50,37 +46,6 @@ def lab_picker_ui() -> Lab:
     return LABS[chosen]
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def dataset_problem(dataset: str, data_dir: str) -> str | None:
-    """Cached: why a dataset cannot be used on this server (None: it can); loading one test image is enough."""
-    try:
-        load_dataset(DataConfig(dataset=dataset, data_dir=data_dir, n_test=1), "test")
-    except (DatasetNotFoundError, ValueError, OSError) as e:
-        return str(e)
-    return None
-
-
-def settings_ui(lab: Lab) -> LabSettings | None:
-    """The data, the seed and the time budget; the data folder is the host's, never the student's. None where
-    the chosen data is not there (the reason is shown)."""
-    data_dir = str(HostSettings.from_env().data_dir)
-    c1, c2, c3, c4 = st.columns(4)
-    dataset = c1.selectbox("Data", field_options(DataConfig, "dataset"), key=f"lab_dataset_{lab.id}",
-                           help="sprites are generated in code; the others load from the host's data folder.")
-    seed = c2.number_input("First seed", 0, 10_000, 0, key=f"lab_seed_{lab.id}",
-                           help="data subset, initial weights, batch order and z noise: another seed, other numbers")
-    seeds = c3.number_input("Seeds", 1, FAMILY_MAX_SEEDS, LAB_SEEDS, key=f"lab_seeds_{lab.id}",
-                            help="the family is trained on this many seeds, from the first; a verdict holds only "
-                                 "where every seed agrees in sign and the pooled difference exceeds its noise")
-    steps = int(c4.number_input("Training steps (every model)", 1, MAX_STEPS, lab.budget.steps, step=10,
-                                key=f"lab_steps_{lab.id}", help=steps_help(lab)))
-    if dataset == "images":
-        mine = my_lab_images()
-        return LabSettings("images", None, int(seed), steps, images=mine.data, train_images=mine.train_images,
-                           seeds=int(seeds)) if mine else None
-    return LabSettings(dataset, None if dataset == "sprites" else data_dir, int(seed), steps, seeds=int(seeds))
-
-
 def duration_words(seconds: float) -> str:
     """"45 s", "2 min 15 s"."""
     minutes, rest = divmod(round(seconds), 60)
@@ -90,38 +55,6 @@ def duration_words(seconds: float) -> str:
 def expected_seconds(lab: Lab, settings: LabSettings) -> float:
     """The family's training time at the lab's measured rate: its steps on each seed, the seeds in turn."""
     return lab.budget.seconds(settings.steps) * settings.seeds
-
-
-def steps_help(lab: Lab) -> str:
-    """What the step budget is and how long the default takes here."""
-    b = lab.budget
-    return (f"optimizer steps of each model, all in lockstep: the same seed and steps give the same numbers, "
-            f"whatever the server's load. {b.steps} steps take about {b.seconds():.0f} s on sprites "
-            f"({b.steps_per_s:g} steps/s measured on a shared 2-core server).")
-
-
-@dataclass(frozen=True)
-class LabImages:
-    data: DataConfig  # the person's images as a lab uses them
-    train_images: int  # the size of their training split, which a step budget's subset is drawn from
-
-
-def my_lab_images() -> LabImages | None:
-    """This browser's chosen images as a lab uses them and their training split's size; None, with the reason
-    shown, where there are none."""
-    chosen = chosen_images()
-    try:
-        r = read(chosen) if chosen else None
-    except (UploadRefused, OSError) as e:
-        st.error(f"Your images cannot be used: {e}")
-        return None
-    if r is None:
-        st.warning("No images of yours on this server yet: upload a .zip on the Your images page, or pick "
-                   "another dataset.")
-        st.page_link(IMAGES.path, label=IMAGES.title, icon=IMAGES.icon)
-        return None
-    st.caption(f"**Your images:** {r.images.summary()}")
-    return LabImages(lab_images(r.chosen, len(r.images.test)), len(r.images.train))
 
 
 def lab_job(lab: Lab) -> JobRecord | None:
@@ -140,7 +73,7 @@ def start(lab: Lab, settings: LabSettings) -> None:
 def controls_ui(lab: Lab, settings: LabSettings) -> None:
     job = my_job()
     active = job is not None and not job.done
-    problem = None if settings.dataset in ("sprites", "images") else \
+    problem = None if settings.dataset in ("sprites", "images", "vectors") else \
         dataset_problem(settings.dataset, settings.data_dir or "")
     n = len(lab.variants(settings))
     left, mid, right = st.columns([2, 2, 3], vertical_alignment="center")
@@ -148,7 +81,8 @@ def controls_ui(lab: Lab, settings: LabSettings) -> None:
                 args=(lab, settings))
     st.caption(f"{n} model{'s' if n > 1 else ''}{' in lockstep' if n > 1 else ''} on each of {settings.seeds} "
                f"seed{'s' if settings.seeds > 1 else ''}, {settings.steps:,} steps each: about "
-               f"{duration_words(expected_seconds(lab, settings))} of training on sprites here, then measuring.")
+               f"{duration_words(expected_seconds(lab, settings))} of training on {budget_data(lab)} here, then "
+               "measuring.")
     instant = lab.instant(settings) if lab.instant else None
     if instant:
         mid.button("Measure the bundled model now", key="lab_instant", on_click=_show_instant,
@@ -210,8 +144,10 @@ def settings_of(run_dirs: list[str], lab: Lab) -> LabSettings:
     images = config.data if config.data.dataset == "images" else None
     n_train, epochs, batch = config.data.n_train, config.train.epochs, config.train.batch_size
     steps = StepPlan(epochs, n_train).steps(batch) if n_train else lab.budget.steps
+    # vectors: the subset they trained on stands for their training split (the step plan it gives is the same)
+    vectors = dataclasses.replace(config.data, n_train=None) if config.data.kind == "vectors" else None
     return LabSettings(config.data.dataset, config.data.data_dir, seeds[0], steps, images,
-                       seeds=seeds[-1] - seeds[0] + 1)
+                       train_images=n_train if vectors else None, seeds=seeds[-1] - seeds[0] + 1, vectors=vectors)
 
 
 @dataclass(frozen=True)
@@ -238,9 +174,9 @@ def load_lab_view(lab_id: str, settings: LabSettings, run_dirs: tuple[str | None
 
 def lab_view(lab_id: str, source: LabSource) -> LabView:
     """The measured view of a lab's runs: shared by the server's cache, except on a person's images, whose
-    reconstructions stay in that browser's session (a shared cache must not hold anyone's upload)."""
+    measurements stay in that browser's session (a shared cache must not hold anyone's upload)."""
     key = (lab_id, source.settings, source.run_dirs, _mtimes(source.run_dirs))
-    if source.settings.images is None:
+    if not source.settings.private:
         return load_lab_view(*key)
     mine = st.session_state.setdefault(PRIVATE_VIEWS_KEY, {})
     if key not in mine:
@@ -288,7 +224,9 @@ def conclusion_ui(outcome: LabOutcome, bundled: bool) -> None:
 def evidence_ui(view: LabView, lab: Lab) -> None:
     import pandas as pd  # streamlit's own dependency; only the table needs it
 
-    st.markdown(f"**Measurements**, {averaged_words(view.outcome.settings)}: nats per image, on the test images")
+    s = view.outcome.settings
+    st.markdown(f"**Measurements**, {averaged_words(s)}: {unit_words(s)}, on the test "
+                f"{'rows' if s.kind == 'vectors' else 'images'}")
     st.dataframe(pd.DataFrame(list(view.table.rows), columns=list(view.table.header)), hide_index=True,
                  key="lab_table")
     st.caption(BEST_NOTE + ".")

@@ -17,8 +17,11 @@ def add_lab_parser(sub: Any) -> None:
 
     lab = sub.add_parser("lab", help="run one of the four questions' labs and print its measured conclusion")
     lab.add_argument("lab_id", choices=list(LABS), help="which lab")
-    lab.add_argument("--dataset", default="sprites", choices=field_options(DataConfig, "dataset"))
+    lab.add_argument("--dataset", choices=field_options(DataConfig, "dataset"),
+                     help="default: sprites, or vectors (the bundled ones) for a lab on vectors")
     lab.add_argument("--data-dir", help="where the dataset's files are (not sprites)")
+    lab.add_argument("--vectors", help="--dataset vectors: your CSV or .npy (one row a sample; default: the bundled "
+                     "vectors)")
     _add_images_options(lab)
     lab.add_argument("--seed", type=int, default=0, help="the first seed: data, initial weights, batch order and z "
                      "noise")
@@ -53,7 +56,12 @@ def lab_settings(ns: argparse.Namespace) -> LabSettings:
     """The lab's settings from its options (with --dataset images, the images as a lab uses them)."""
     from vae_core.labs import lab
 
-    steps = ns.steps if ns.steps is not None else lab(ns.lab_id).budget.steps
+    chosen = lab(ns.lab_id)
+    steps = ns.steps if ns.steps is not None else chosen.budget.steps
+    ns.dataset = ns.dataset or ("vectors" if chosen.kind == "vectors" else "sprites")
+    check_kind(chosen, ns)
+    if ns.dataset == "vectors":
+        return vector_settings(ns, steps)
     if ns.dataset != "images":
         return LabSettings(ns.dataset, ns.data_dir, ns.seed, steps, seeds=1 if ns.instant else ns.seeds)
     if not ns.images:
@@ -64,6 +72,29 @@ def lab_settings(ns: argparse.Namespace) -> LabSettings:
     read = read_images(data.images, data)
     return LabSettings("images", None, ns.seed, steps, images=lab_images(read.settle(data), len(read.test)),
                        train_images=len(read.train), seeds=1 if ns.instant else ns.seeds)
+
+
+def check_kind(chosen: Any, ns: argparse.Namespace) -> None:
+    """A lab runs on the kind of data it was designed for (images or vectors); ValueError naming the others."""
+    from vae_core.labs import LABS
+
+    if (kind := "vectors" if ns.dataset == "vectors" else "images") != chosen.kind:
+        others = ", ".join(i for i, other in LABS.items() if other.kind == kind)
+        raise ValueError(f"The lab {chosen.id} runs on {chosen.kind}, not {kind}: pick one of the labs for {kind} "
+                         f"({others}) or another --dataset.")
+    if ns.vectors and ns.dataset != "vectors":
+        raise ValueError("--vectors FILE needs --dataset vectors.")
+
+
+def vector_settings(ns: argparse.Namespace, steps: int) -> LabSettings:
+    """A lab on vectors: the file's (else the bundled), z-scored, read once for their sizes."""
+    from vae_core.labs.rows import lab_vectors
+
+    data = DataConfig(dataset="vectors", vectors=ns.vectors, seed=ns.seed, normalization="zscore",
+                      test_share=ns.test_share)
+    found = lab_vectors(data)
+    return LabSettings("vectors", None, ns.seed, steps, seeds=ns.seeds, vectors=found.data,
+                       train_images=found.train_rows)
 
 
 def cmd_lab(ns: argparse.Namespace) -> int:

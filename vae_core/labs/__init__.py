@@ -1,10 +1,12 @@
-"""The four questions as labs (base.py says what a lab is); LABS lists them in the order people ask them."""
+"""The four questions as labs, the third also on rows of numbers in its asker's own setting (base.py says what a lab
+is); LABS lists them in the order people ask them."""
 from __future__ import annotations
 
-from vae_core.labs import grey_sigmoid, not_unit, sampled_z, zscore_tanh
+from vae_core.labs import grey_sigmoid, not_unit, not_unit_vectors, sampled_z, zscore_tanh
 from vae_core.labs.base import Lab
 
-LABS: dict[str, Lab] = {lab.id: lab for lab in (zscore_tanh.LAB, grey_sigmoid.LAB, not_unit.LAB, sampled_z.LAB)}
+LABS: dict[str, Lab] = {lab.id: lab for lab in (zscore_tanh.LAB, grey_sigmoid.LAB, not_unit.LAB, not_unit_vectors.LAB,
+                                                     sampled_z.LAB)}
 
 
 def lab(lab_id: str) -> Lab:

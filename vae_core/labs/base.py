@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 import torch
 
-from vae_core.config import DataConfig, DatasetName, LossConfig, ModelConfig, RunConfig, TrainConfig
+from vae_core.config import DataConfig, DataKind, DatasetName, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data.sprites import SPRITES_TRAIN
 from vae_core.model.evaluate import EvalMetrics
+from vae_core.model.evaluate_vectors import VectorEvalMetrics
 from vae_core.runs.folders import LoadedRun
 from vae_core.training.sweeps import FAMILY_MAX_SEEDS, FamilySpec
 from vae_core.training.trainer import make_run_config
@@ -59,8 +60,11 @@ class StepBudget:
 # Steps, not seconds: a wall-clock budget trains a different number of steps under another load, so a seed did
 # not reproduce a lab. Chosen to take about the 45 s the time budget was (measured: bench/bench_labs.py --steps).
 # Rates: run_lab's training steps per second on sprites, while other work shared the machine (bench/bench_labs.py).
+# not-unit-vectors: on the bundled vectors; 6,000 steps let a learned σ, which Adam moves about lr = 1e-3 in log a
+# step, get from 1 to the data's ~0.05 (about 3,000 steps); 3 seeds took 98 s to 358 s under the machine's load.
 STEP_BUDGETS: dict[str, StepBudget] = {"zscore-tanh": StepBudget(160, 3.6), "grey-sigmoid": StepBudget(150, 3.5),
-                                       "not-unit": StepBudget(390, 8.7), "sampled-z": StepBudget(1300, 28.6)}
+                                       "not-unit": StepBudget(390, 8.7), "sampled-z": StepBudget(1300, 28.6),
+                                       "not-unit-vectors": StepBudget(6000, 150.0)}
 LAB_STEPS = 160  # a lab without a measured budget, and LabSettings' default
 # Training images a step budget may draw its subset from: sprites as the app generates them, the torchvision
 # sets' training splits; a person's images say their own (LabSettings.train_images).
@@ -75,12 +79,16 @@ class LabSettings:
     seed: int = 0  # the first seed: the data subset, the initial weights, the batch order and the z noise
     steps: int = LAB_STEPS  # optimizer steps of every variant: the same settings reproduce a lab bit for bit
     images: DataConfig | None = None  # dataset "images": a person's images, how they become tensors, n_test
-    train_images: int | None = None  # the size of the person's training split (None: the dataset's, ample)
+    train_images: int | None = None  # the size of the person's (or the vectors') training split (None: ample)
     seeds: int = LAB_SEEDS  # the family is trained on seed, seed + 1, ..., each in lockstep
+    vectors: DataConfig | None = None  # dataset "vectors": the rows (a person's file, or the bundled), n_test
 
     def __post_init__(self) -> None:
         if (self.dataset == "images") != (self.images is not None):
             raise ValueError("A lab on your images needs them: pass --images PATH (a folder or a .zip).")
+        if (self.dataset == "vectors") != (self.vectors is not None and self.train_images is not None):
+            raise ValueError("A lab on vectors needs them read first (labs.rows.lab_vectors): their test rows and "
+                             "the size of their training split.")
         if self.steps < 1:
             raise ValueError(f"A lab trains for at least one step, not {self.steps}.")
         if not 1 <= self.seeds <= FAMILY_MAX_SEEDS:
@@ -94,10 +102,19 @@ class LabSettings:
         """These settings on one seed: what one lockstep group of the family is designed from."""
         return dataclasses.replace(self, seed=seed, seeds=1)
 
+    @property
+    def kind(self) -> DataKind:
+        return "vectors" if self.dataset == "vectors" else "images"
+
+    @property
+    def private(self) -> bool:
+        """A person's own data (images, or a file of vectors): its measurements stay in their browser's session."""
+        return self.images is not None or (self.vectors is not None and self.vectors.vectors is not None)
+
     def data(self, **changes: Any) -> DataConfig:
-        """The lab's data: the dataset (or the person's images) at the lab's seed, with changes."""
-        if self.images is not None:
-            return dataclasses.replace(self.images, seed=self.seed, **changes)
+        """The lab's data: the dataset (or the person's images or vectors) at the lab's seed, with changes."""
+        if (own := self.images or self.vectors) is not None:
+            return dataclasses.replace(own, seed=self.seed, **changes)
         return DataConfig(dataset=self.dataset, data_dir=self.data_dir, seed=self.seed, n_test=LAB_TEST_IMAGES,
                           **changes)
 
@@ -108,6 +125,8 @@ class LabSettings:
             i = self.images
             data_dir = (f" --images {i.images} --image-size {i.image_size} --square {i.square} --color {i.color} "
                         f"--orientation {i.orientation} --test-share {i.test_share:g}")
+        if self.vectors is not None and self.vectors.vectors:
+            data_dir = f" --vectors {self.vectors.vectors} --test-share {self.vectors.test_share:g}"
         return (f"python -m vae_core lab {lab_id} --dataset {self.dataset}{data_dir} --seed {self.seed} "
                 f"--seeds {self.seeds} --steps {self.steps}")
 
@@ -140,7 +159,7 @@ PairedMeasure = str  # one of BASE_MEASURES, or a name of the lab's own per-imag
 class Measured:
     """One variant's numbers: its run's test evaluation and the lab's own measurements (extras, by name)."""
     label: str
-    metrics: EvalMetrics
+    metrics: EvalMetrics | VectorEvalMetrics
     extras: Mapping[str, float] = field(default_factory=dict)
     config: RunConfig | None = None
     # one per seed, in seed order, on the same test images for every variant; None where that seed's run is missing
@@ -182,13 +201,13 @@ class LabRun:
     """A trained variant as the lab's own measurements see it."""
     key: str
     run: LoadedRun
-    images: torch.Tensor  # (N, C, H, W) uint8 test images, N <= LAB_TEST_IMAGES
+    images: torch.Tensor  # (N, C, H, W) uint8 test images, N <= LAB_TEST_IMAGES; vectors: (N, D) float32 raw rows
     seed: int = 0
 
     @property
     def x(self) -> torch.Tensor:
-        """The images normalized as this run normalizes them: (N, C, H, W)."""
-        return self.run.normalizer.from_grey_levels(self.images)
+        """The images (rows) normalized as this run normalizes them: (N, C, H, W) or (N, D)."""
+        return self.run.normalizer.from_stored(self.images)
 
 
 @dataclass(frozen=True)
@@ -216,6 +235,7 @@ class Lab:
     pictures: Pictures | None = None  # images of a variant the lab shows beside its reconstructions
     # Existing run folders for the design's variants (e.g. a bundled run), so a page measures with no training
     instant: Callable[[LabSettings], tuple[Path, ...] | None] | None = None
+    kind: DataKind = "images"  # the data it runs on: images, or rows of numbers
 
     def variants(self, settings: LabSettings) -> tuple[Variant, ...]:
         """The design's variants, as the conclusion and the table name them (on the first seed)."""

@@ -41,11 +41,11 @@ class Evidence:
         """Each seed's sign: "+ + −"."""
         return " ".join("+" if d.mean > 0 else "−" if d.mean < 0 else "0" for d in self.per_seed)
 
-    def text(self, decimals: int = 3, unit: str = "") -> str:
-        """"+0.013 ± 0.015 bits/dim (paired SE, 500 images; seeds + − +)"."""
+    def text(self, decimals: int = 3, unit: str = "", over: str = "images") -> str:
+        """"+0.013 ± 0.015 bits/dim (paired SE over 500 images, 3 seeds; per seed + − +)"; over: "rows" for vectors."""
         p, seeds = self.pooled, len(self.per_seed)
         by_seed = f"; per seed {self.signs()}" if seeds > 1 else ""
-        return (f"{p.text(decimals)}{' ' + unit if unit else ''} (paired SE over {p.n} images, {seeds} "
+        return (f"{p.text(decimals)}{' ' + unit if unit else ''} (paired SE over {p.n} {over}, {seeds} "
                 f"seed{'s' if seeds > 1 else ''}{by_seed})")
 
     def why_not_settled(self) -> str:

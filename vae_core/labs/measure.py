@@ -13,7 +13,9 @@ from typing import Any
 import torch
 
 from vae_core.labs.base import LAB_TEST_IMAGES, ImageValues, Lab, LabRun, Measured, OwnMeasures, Variant
+from vae_core.labs.rows import row_values, test_rows
 from vae_core.model.evaluate import EvalMetrics, evaluate
+from vae_core.model.evaluate_vectors import VectorEvalMetrics
 from vae_core.model.objective import kl_per_dimension
 from vae_core.runs.folders import LoadedRun, RunLoadError, load_run
 from vae_core.runs.test_images import test_images
@@ -28,11 +30,18 @@ def load_family(variants: Sequence[Variant], run_dirs: Sequence[Path | None], se
     for i, variant in enumerate(variants):
         dirs = [run_dirs[k * len(variants) + i] if k * len(variants) + i < len(run_dirs) else None
                 for k in range(len(seeds))]
-        runs = tuple(LabRun(variant.key, run, test_images(run, LAB_TEST_IMAGES), seed) if (run := _load(d)) else None
+        runs = tuple(LabRun(variant.key, run, _test_data(run), seed) if (run := _load(d)) else None
                      for d, seed in zip(dirs, seeds))
         if any(runs):
             family[variant.key] = runs
     return family
+
+
+def _test_data(run: LoadedRun) -> torch.Tensor:
+    """What a lab measures a run on: its test images (uint8), or for vectors its raw test rows."""
+    if run.config.data.kind == "vectors":
+        return test_rows(run, LAB_TEST_IMAGES)
+    return test_images(run, LAB_TEST_IMAGES)
 
 
 def first_run(family: Family, key: str) -> LabRun | None:
@@ -43,7 +52,7 @@ def first_run(family: Family, key: str) -> LabRun | None:
 @dataclass(frozen=True)
 class SeedMeasures:
     """One variant on one seed: its run's test evaluation, the lab's extras and its values image by image."""
-    metrics: EvalMetrics
+    metrics: EvalMetrics | VectorEvalMetrics
     extras: dict[str, float]
     values: ImageValues
 
@@ -64,20 +73,28 @@ def measure(lab: Lab, variants: Sequence[Variant], family: Family) -> dict[str, 
 
 
 def _measure_seed(lab: Lab, lab_run: LabRun | None) -> SeedMeasures | None:
-    metrics = _metrics(lab_run.run.metrics.get("test")) if lab_run else None
+    metrics = _metrics(lab_run.run.metrics.get("test"), _metrics_kind(lab_run.run)) if lab_run else None
     if metrics is None:
         return None
     own = lab.own(lab_run) if lab.own else OwnMeasures()
     return SeedMeasures(metrics, own.means, image_values(lab_run, own.per_image))
 
 
-def mean_metrics(seeds: Sequence[EvalMetrics]) -> EvalMetrics:
+def _metrics_kind(run: LoadedRun) -> type[EvalMetrics] | type[VectorEvalMetrics]:
+    return VectorEvalMetrics if run.config.data.kind == "vectors" else EvalMetrics
+
+
+UNSAVED = ("per_image", "per_row")  # an evaluation's values image by image (row by row): never saved nor averaged
+
+
+def mean_metrics(seeds: Sequence[EvalMetrics | VectorEvalMetrics]) -> EvalMetrics | VectorEvalMetrics:
     """Evaluations on several seeds, field by field: the mean; a standard error, that of the mean of independent
-    estimates; a flag, a note or a count that differs, the first seed's."""
+    estimates; a flag, a note, a name or a count that differs, the first seed's."""
     if len(seeds) == 1:
         return seeds[0]
-    return EvalMetrics(**{f.name: _mean_field(f.name, [getattr(m, f.name) for m in seeds])
-                          for f in dataclasses.fields(EvalMetrics) if f.name != "per_image"})
+    kind = type(seeds[0])
+    return kind(**{f.name: _mean_field(f.name, [getattr(m, f.name) for m in seeds])
+                   for f in dataclasses.fields(kind) if f.name not in UNSAVED})
 
 
 def _mean_field(name: str, values: list[Any]) -> Any:
@@ -86,7 +103,8 @@ def _mean_field(name: str, values: list[Any]) -> Any:
     if all(v == values[0] for v in values):
         return values[0]
     if isinstance(values[0], list):
-        return [sum(column) / len(values) for column in zip(*values)]
+        numbers = all(isinstance(v, (int, float)) for row in values for v in row)  # not feature names
+        return [sum(column) / len(values) for column in zip(*values)] if numbers else values[0]
     if isinstance(values[0], (bool, str)) or name in ("n_test", "iwae_k"):
         return values[0]
     if name.endswith("_se"):
@@ -105,6 +123,9 @@ def image_values(lab_run: LabRun, own: Mapping[str, torch.Tensor] | None = None)
     """The variant evaluated again on the lab's test images, image by image (as training's evaluation: seed 0,
     so the means are the saved ones; metrics.json keeps no per-image values), with the lab's own."""
     run = lab_run.run
+    if run.config.data.kind == "vectors":  # a row's ELBO per raw row; no bits (no bins), no PSNR (no peak)
+        rows = row_values(run, lab_run.images)
+        return ImageValues(rows.elbo, None, torch.full_like(rows.elbo, math.nan), rows.kl, dict(own or {}))
     found = evaluate(run.model, run.normalizer, lab_run.images).per_image
     mu, logvar = run.model.encode(lab_run.x)
     return ImageValues(found.elbo, found.bits, found.psnr, kl_per_dimension(mu, logvar).sum(1),
@@ -120,12 +141,13 @@ def _load(run_dir: Path | None) -> LoadedRun | None:
         return None
 
 
-def _metrics(test: Any) -> EvalMetrics | None:
+def _metrics(test: Any, kind: type[EvalMetrics] | type[VectorEvalMetrics] = EvalMetrics
+             ) -> EvalMetrics | VectorEvalMetrics | None:
     """A run's stored test evaluation; fields it lacks take their defaults, fields this version lacks are dropped."""
     if not isinstance(test, dict) or not test:
         return None
-    known = {f.name for f in dataclasses.fields(EvalMetrics)}
+    known = {f.name for f in dataclasses.fields(kind)}
     try:
-        return EvalMetrics(**{k: v for k, v in test.items() if k in known})
+        return kind(**{k: v for k, v in test.items() if k in known})
     except TypeError:  # a required field is missing: not an evaluation this version can read
         return None

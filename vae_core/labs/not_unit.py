@@ -100,7 +100,7 @@ def open_bin_share(images: torch.Tensor) -> float:
     return ((images == 0) | (images == 255)).double().mean().item()
 
 
-def _ratio_text(ratio: float) -> str:
+def ratio_text(ratio: float) -> str:
     """'3.2× too wide' / '2.0× too narrow' / 'about right'."""
     if 1 / AGREE_RATIO <= ratio <= AGREE_RATIO:
         return "about right"
@@ -112,7 +112,7 @@ def asked_sigma(m: Mapping[str, Measured]) -> float:
     return m["optimal"].extras["sigma"]
 
 
-def _seeds_within(a: Measured, b: Measured, key: str = "sigma") -> Verdict:
+def seeds_within(a: Measured, b: Measured, key: str = "sigma") -> Verdict:
     """Whether a's and b's σ agree within AGREE_RATIO on every seed ("agrees"), are apart on the same side on
     every seed ("disagrees"), or neither (not settled): σ is one number a model, so its noise is the seeds'."""
     ratios = [x / y for x, y in zip(a.seed_values(key), b.seed_values(key))]
@@ -123,21 +123,21 @@ def _seeds_within(a: Measured, b: Measured, key: str = "sigma") -> Verdict:
     return NOT_SETTLED
 
 
-def _per_seed(m: Measured, key: str = "sigma") -> str:
+def per_seed(m: Measured, key: str = "sigma") -> str:
     """" (per seed 0.71, 0.73, 0.70)" where there are several seeds."""
     values = m.seed_values(key)
     return f" (per seed {', '.join(f'{v:.3g}' for v in values)})" if len(values) > 1 else ""
 
 
-def _asked_finding(m: Mapping[str, Measured]) -> Finding:
+def asked_finding(m: Mapping[str, Measured]) -> Finding:
     learned, optimal = m["learned"].extras, m["optimal"].extras
     a, b = learned["sigma"], optimal["sigma"]
     text = (f"The data asked for **σ ≈ {b:.3g}** (z-scored units): the optimal σ* (the training set's RMSE) is "
-            f"{b:.3g}{_per_seed(m['optimal'])}, its test reconstructions' RMSE {optimal['rmse']:.3g}; the learned σ, "
-            f"started at {FIXED_SIGMA:g}, ended at **{a:.3g}**{_per_seed(m['learned'])} (RMSE {learned['rmse']:.3g})")
+            f"{b:.3g}{per_seed(m['optimal'])}, its test reconstructions' RMSE {optimal['rmse']:.3g}; the learned σ, "
+            f"started at {FIXED_SIGMA:g}, ended at **{a:.3g}**{per_seed(m['learned'])} (RMSE {learned['rmse']:.3g})")
     if (still := _still_moving(m)) is not None:
         return Finding(text + still, NOT_SETTLED)
-    found = _seeds_within(m["learned"], m["optimal"])
+    found = seeds_within(m["learned"], m["optimal"])
     if found == "agrees":
         return Finding(text + f": within {AGREE_RATIO:g}× of each other on every seed, learning σ and computing it "
                        "agree, as the σ-VAE says.", "agrees")
@@ -171,7 +171,7 @@ def _kl_text(found: Evidence | None) -> str:
     return f"; the difference {found.text(2, 'nats')}" if found is not None else ""
 
 
-def _settle(found: Evidence | None, expected: Direction) -> Verdict:
+def settle(found: Evidence | None, expected: Direction) -> Verdict:
     return verdict(found, expected) if found is not None else NOT_SETTLED
 
 
@@ -179,13 +179,13 @@ def _fixed_finding(m: Mapping[str, Measured]) -> Finding:
     ratio = m["fixed"].extras["sigma"] / asked_sigma(m)
     fixed, best = m["fixed"].metrics, m["optimal"].metrics
     found = evidence(m["fixed"], m["optimal"], "kl")
-    text = (f"The fixed σ = {FIXED_SIGMA:g} was **{_ratio_text(ratio)}**, so it weighed the KL like **β ≈ "
+    text = (f"The fixed σ = {FIXED_SIGMA:g} was **{ratio_text(ratio)}**, so it weighed the KL like **β ≈ "
             f"{ratio**2:.3g}** with the data's σ: KL {fixed.kl_nats:.1f} nats and {fixed.active_units:.3g} active "
             f"units, against {best.kl_nats:.1f} nats and {best.active_units:.3g} with the optimal σ{_kl_text(found)}")
-    side = _seeds_within(m["fixed"], m["optimal"])
+    side = seeds_within(m["fixed"], m["optimal"])
     if side != "disagrees":  # about right, or too wide on some seeds and not others: no direction to test
         return Finding(text + ".", "measured")
-    result = _settle(found, "negative" if ratio > 1 else "positive")  # too wide: the KL wins, less KL
+    result = settle(found, "negative" if ratio > 1 else "positive")  # too wide: the KL wins, less KL
     if result == "agrees":
         return Finding(text + ": a σ too wide lets the KL win, too narrow the reconstruction, as the textbook "
                        "says.", "agrees")
@@ -202,9 +202,9 @@ def _hand_finding(m: Mapping[str, Measured]) -> Finding:
     found = evidence(hand, fixed, "kl")
     text = (f"mse_loss(x̂, x) + {HAND_KL_WEIGHT:g}·KL is a Gaussian with σ = 1/√2 and **β = {hand.extras['beta']:.3g}** "
             f"(D = {d} pixels, L = {latent}, B = {batch}): a proper ELBO with **σ = {sigma:.3g}**, "
-            f"{_ratio_text(ratio)} against the σ the data asked for. Its KL, {hand.metrics.kl_nats:.1f} nats against "
+            f"{ratio_text(ratio)} against the σ the data asked for. Its KL, {hand.metrics.kl_nats:.1f} nats against "
             f"{fixed.metrics.kl_nats:.1f} with the fixed σ = {FIXED_SIGMA:g}{_kl_text(found)}, ")
-    result = _settle(found, "positive" if sigma < fixed.extras["sigma"] else "negative")  # the smaller σ, more KL
+    result = settle(found, "positive" if sigma < fixed.extras["sigma"] else "negative")  # the smaller σ, more KL
     if result == "agrees":
         return Finding(text + "follows the order of the two σ (the smaller σ, the more z is used).", "agrees")
     if result == "disagrees":
@@ -233,7 +233,7 @@ def _data_against_hand(m: Mapping[str, Measured], score, measure: str, better: D
     if found is None:
         return NOT_SETTLED, ""
     text = f"; {m[data].label} minus {m[hand].label}, {found.text(3 if measure == BITS_AT_SIGMA else 1)}"
-    return _settle(found, better), text + (f" ({found.why_not_settled()})" if not found.settled else "")
+    return settle(found, better), text + (f" ({found.why_not_settled()})" if not found.settled else "")
 
 
 def _elbo_finding(m: Mapping[str, Measured]) -> Finding:
@@ -271,7 +271,7 @@ def conclude(m: Mapping[str, Measured]) -> list[Finding]:
     gone = missing(m, *KEYS)
     found = [gone] if gone else []
     if "learned" in m and "optimal" in m:
-        found.append(_asked_finding(m))
+        found.append(asked_finding(m))
     if "optimal" in m:
         found += [f(m) for key, f in (("fixed", _fixed_finding), ("hand", _hand_finding)) if key in m]
     if m:

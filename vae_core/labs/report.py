@@ -83,6 +83,8 @@ def reconstruction_rows(outcome: LabOutcome, family: Family, n: int = N_SHOWN) -
     """("input", images) then (variant label, its reconstructions from the posterior mean) for the same n
     test images; each (n, H, W, C) uint8."""
     rows: Rows = []
+    if outcome.settings.kind == "vectors":  # rows of numbers are no pictures: the lab's table and chart show them
+        return rows
     for v, lab_run in _pictured(outcome, family):
         if not rows:
             rows.append(("input", _to_hwc(pixels(lab_run.images[:n]))))
@@ -143,9 +145,10 @@ def markdown(outcome: LabOutcome, figures: dict[str, str]) -> str:
     lines += ["", "## Measurements", "", "| " + " | ".join(t.header) + " |",
               "|" + "---|" * len(t.header)]
     lines += ["| " + " | ".join(row) + " |" for row in t.rows]
-    lines += ["", f"{BEST_NOTE}. Test metrics from each run's own evaluation, {averaged_words(s)}; nats per "
-              "image. A verdict "
-              f"holds only where the paired difference over the same test images exceeds {DISTINGUISHABLE_SE:g} "
+    lines += ["", f"{BEST_NOTE}. Test metrics from each run's own evaluation, {averaged_words(s)}; "
+              f"{unit_words(s)}. A verdict "
+              f"holds only where the paired difference over the same test {s.kind if s.kind == 'images' else 'rows'} "
+              f"exceeds {DISTINGUISHABLE_SE:g} "
               "standard errors and every seed agrees in its sign; else it is not settled."]
     for caption, name in figures.items():
         lines += ["", f"## {caption}", "", f"![{caption}]({name})"]
@@ -163,6 +166,11 @@ def markdown(outcome: LabOutcome, figures: dict[str, str]) -> str:
 def averaged_words(s: LabSettings) -> str:
     """"on seed 0" / "the mean over seeds 0, 1 and 2"."""
     return f"on {seeds_words(s)}" if s.seeds == 1 else f"the mean over {seeds_words(s)}"
+
+
+def unit_words(s: LabSettings) -> str:
+    """What the table's nats are per: an image, or a raw row of the vectors."""
+    return "nats per raw row (the normalization's log-Jacobian included)" if s.kind == "vectors" else "nats per image"
 
 
 def seeds_words(s: LabSettings) -> str:
