@@ -114,7 +114,7 @@ def seed_table(labs: list[str], windows: int, dataset: str, runs_dir: Path) -> N
     from vae_core.labs.run import conclude_family
 
     for lab_id in labs:
-        lab, t0 = LABS[lab_id], time.perf_counter()
+        lab, t0, dataset = LABS[lab_id], time.perf_counter(), data_for(lab_id, dataset)
         one = {s: trained_seed(lab_id, dataset, s, runs_dir) for s in range(windows + LAB_SEEDS - 1)}
         trained, rows = time.perf_counter() - t0, []
         for w in range(windows):
@@ -131,6 +131,14 @@ def seed_table(labs: list[str], windows: int, dataset: str, runs_dir: Path) -> N
             cells = [r[i] if i < len(r) else "—" for r in rows]
             print(f"| {i + 1} | " + " | ".join(cells) + f" | {'yes' if len(set(cells)) == 1 else '**no**'} |",
                   flush=True)
+
+
+def data_for(lab_id: str, dataset: str) -> str:
+    """The dataset asked for, where the lab runs on its kind of data; else the bundled data of the lab's kind."""
+    from vae_core.config import dataset_kind
+
+    kind = LABS[lab_id].kind
+    return dataset if dataset_kind(dataset) == kind else {"images": "sprites", "vectors": "vectors"}[kind]
 
 
 def trained_seed(lab_id: str, dataset: str, seed: int, runs_dir: Path) -> tuple[Path | None, ...]:
@@ -151,7 +159,8 @@ def trained_seed(lab_id: str, dataset: str, seed: int, runs_dir: Path) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="sprites")
-    parser.add_argument("--labs", default=",".join(LABS))
+    parser.add_argument("--labs", default=",".join(LABS), help="--seeds runs a lab on rows of numbers on the "
+                        "bundled vectors whatever --dataset says; the browser run takes the labs of --dataset's kind")
     parser.add_argument("--images", type=Path, help="a .zip to upload on the Your images page; the labs run on it")
     parser.add_argument("--rates", action="store_true", help="measure each lab's training steps/s, no browser")
     parser.add_argument("--steps", type=int, default=60, help="steps trained per lab for --rates")
@@ -165,6 +174,7 @@ def main() -> None:
         return seed_table(args.labs.split(","), args.seeds, args.dataset, args.runs_dir)
     if args.images:
         args.dataset = "images"
+    args.labs = ",".join(i for i in args.labs.split(",") if data_for(i, args.dataset) == args.dataset)
     data_dir = None if args.dataset in ("sprites", "images") else str(SHARED_DATA)
     env = {"VAE_LAB_DATA": data_dir} if data_dir else {}
     with tempfile.TemporaryDirectory() as tmp, chromium() as browser, \
