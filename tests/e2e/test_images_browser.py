@@ -45,7 +45,7 @@ def test_a_person_uploads_cifar_sees_what_normalization_does_trains_and_keeps_it
         wait_settled(alice, timeout=60_000)
         assert "Your images: 5,000 images loaded" in alice.inner_text("[data-testid='stMain']")
         alice.locator(".st-key-train_start button").click()
-        alice.wait_for_function("() => document.body.innerText.includes('trained by you, on your own images')",
+        alice.wait_for_function("() => document.body.innerText.includes('trained by you, on your own data')",
                                 timeout=90_000, polling=500)  # the finished run, loaded in the sidebar
         go_to(alice, "Reconstructions")
         wait_settled(alice, timeout=60_000)
