@@ -21,6 +21,7 @@ from ui.session import load_client_registry
 from vae_core.cli.lab import check_kind
 from vae_core.cli.main import main
 from vae_core.config import DataConfig
+from vae_core.data.images.private import PrivateSpace
 from vae_core.labs import lab, not_unit_vectors as nuv
 from vae_core.labs.base import ImageValues, LabSettings, Measured
 from vae_core.labs.report import table
@@ -178,16 +179,19 @@ def test_a_hand_chosen_sigma_scoring_best_disagrees_and_seeds_apart_are_not_sett
 def test_the_labs_page_runs_the_lab_on_this_browsers_own_vectors(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("VAE_LAB_JOB_TIME_CAP_S", "2")  # the host's cap on a job: the lab cut short for a test
+    monkeypatch.setenv("VAE_LAB_UPLOADS", str(tmp_path / "uploads"))
     at = labs_browser()
     at.selectbox(key="lab").set_value(nuv.LAB_ID).run()
     at.selectbox(key=f"lab_dataset_{nuv.LAB_ID}").set_value(MINE).run()
     assert any("No vectors of yours" in w.value for w in at.warning)  # nothing chosen yet: said, and where to go
-    csv = _write_csv(tmp_path / "mine.csv")  # what the Your data page's upload leaves in this browser's record
+    space = PrivateSpace.of(tmp_path / "uploads", at.session_state["client_token"])
+    with _write_csv(tmp_path / "mine.csv").open("rb") as f:
+        csv = space.save_vectors(f, ".csv")  # what the Your data page's upload leaves in this browser's space
     mine = DataConfig(dataset="vectors", vectors=str(csv), normalization="none")  # the lab z-scores them itself
     load_client_registry().get(at.session_state["client_token"]).vectors = mine
     at.number_input(key=f"lab_steps_{nuv.LAB_ID}").set_value(20).run()
     at.number_input(key=f"lab_seeds_{nuv.LAB_ID}").set_value(2).run()
-    assert any("mine.csv" in c.value and "4 features" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any(csv.name in c.value and "4 features" in c.value for c in at.caption), [c.value for c in at.caption]
     found = wait(at, press(at))
     assert any("D = 4 features" in f for f in found) and any("No bits/dim" in f for f in found)
     assert at.get("plotly_chart") and at.session_state[PRIVATE_VIEWS_KEY]  # measured in this session only
