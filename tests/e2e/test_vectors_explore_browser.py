@@ -57,7 +57,7 @@ def test_the_latent_page_of_a_vector_run_follows_its_widgets(projector, vector_a
     open_page(projector, vector_app, "latent", 5)
     assert_no_exception(projector, "vector latent")
     assert "Traversal" in projector.get_by_test_id("stMain").inner_text()
-    heat = projector.locator(f".st-key-vtraverse_heat {CHART}")
+    heat = projector.locator(f".st-key-vtraverse_heat {CHART}").first  # a redraw can hold the old one a moment
     before = chart_signature(heat)
     slider = projector.locator(".st-key-vtraverse_range").get_by_role("slider").first
     slider.focus()
@@ -67,7 +67,7 @@ def test_the_latent_page_of_a_vector_run_follows_its_widgets(projector, vector_a
     wait_settled(projector, timeout=60_000)
     assert_no_exception(projector, "vector latent after the range")
     click_map(projector)
-    projector.locator(f".st-key-vmap_decoded {CHART}").wait_for(state="attached")
+    projector.locator(f".st-key-vmap_decoded {CHART}").first.wait_for(state="attached")
     wait_settled(projector, timeout=60_000)
     assert_no_exception(projector, "vector latent after a click on the map")
     screenshot(projector, "vectors-latent")
