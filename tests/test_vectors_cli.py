@@ -68,8 +68,8 @@ def test_train_and_evaluate_the_bundled_vectors_in_nats_per_raw_row(tmp_path):
 
 def test_train_on_a_csv_of_one_s_own_then_the_run_loads_without_the_file(tmp_path):
     csv, out = _write_csv(tmp_path / "rows.csv"), tmp_path / "run"
-    train = cli("train", "--dataset", "vectors", "--vectors", str(csv), "--normalization", "none", "--likelihood",
-                "gaussian_feature", "--batch-size", "32", *SMALL, "--out", str(out))
+    train = cli_here("train", "--dataset", "vectors", "--vectors", str(csv), "--normalization", "none",
+                     "--likelihood", "gaussian_feature", "--batch-size", "32", *SMALL, "--out", str(out))
     assert train.returncode == 0, train.stderr
     ev = cli_here("evaluate", str(out), "--json", "--iwae-k", "4")
     assert ev.returncode == 0, ev.stderr
