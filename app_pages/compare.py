@@ -17,7 +17,7 @@ N_SHOWN = 8  # test images in the reconstruction rows: 32-pixel tiles stay visib
 
 deferred.begin()
 st.title("Compare")
-st.caption("Two to four runs on the same test images, one colour per run on every figure.")
+st.caption("Two to four runs on the same test images (or rows), one colour per run on every figure.")
 runs = parts.compare_picker_ui(current_run())
 if len(runs) < MIN_RUNS:
     st.info(f"Pick {MIN_RUNS} to {MAX_RUNS} runs to compare.")

@@ -177,7 +177,8 @@ def posterior_cards_ui(run: Any, m: Any, per: str) -> None:
     c = st.columns(3)
     c[0].metric("Active units", f"{m.active_units} / {len(m.kl_per_dim)}", help=ACTIVE_UNIT_WORDS)
     c[1].metric(f"KL, nats/{per}", format_number(m.kl_nats), help=f"on {m.n_test:,} test {per}s")
-    c[2].metric(f"Dimensions under {COLLAPSE_KL:g} nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}")
+    c[2].metric(f"Dimensions < {COLLAPSE_KL:g} nats", f"{sum(k < COLLAPSE_KL for k in m.kl_per_dim)}",
+                help=f"Latent dimensions whose KL is under {COLLAPSE_KL:g} nats per {per}: they carry almost nothing.")
     verdict = collapse_verdict(run, m)
     if verdict.alarm:
         st.error(f"{collapse_message(m, per)} Check that the output can reach the targets (above), then try a "

@@ -160,9 +160,9 @@ class DataConfig:
                                     "EXIF tag says; stored keeps the pixels as stored.")
     test_share: float = spec(0.1, "Test share", "your images without train/ and test/ folders: the seeded "
                              "share held out for testing.", lo=0.01, hi=0.5, step=0.05)
-    n_train: int | None = spec(None, "Training images", "a seeded random subset of the training split.",
+    n_train: int | None = spec(None, "Training samples", "images or rows: a seeded random subset of the training split.",
                                lo=1, hi=10_000_000, step=500, none_means="all")
-    n_test: int | None = spec(None, "Test images", "a seeded random subset of the test split.",
+    n_test: int | None = spec(None, "Test samples", "images or rows: a seeded random subset of the test split.",
                               lo=1, hi=10_000_000, step=500, none_means="all")
     normalization: NormalizationName = spec("unit", "Normalization", "unit: [0, 1]; symmetric: [-1, 1]; zscore: "
                                             "per-channel (vectors: per-feature) mean 0, std 1 (training split); "

@@ -6,6 +6,7 @@ read off as settings, and the settings read back as the code someone has in thei
 from __future__ import annotations
 
 import math
+from typing import Literal
 from dataclasses import dataclass
 
 from vae_core.config import LossConfig
@@ -92,20 +93,28 @@ def beta_line(cfg: LossConfig) -> str:
     return f"beta = {_literal(cfg.beta)}"
 
 
-def loss_code(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int) -> LossCode:
-    """The loss as code, with what it amounts to as a comment; n_pixels = C*H*W values per image."""
+Sample = Literal["image", "row"]  # what one sample is: an image's pixels, or a row's features
+A_SAMPLE: dict[Sample, str] = {"image": "an image", "row": "a row"}
+
+
+def loss_code(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int,
+              sample: Sample = "image") -> LossCode:
+    """The loss as code, with what it amounts to as a comment; n_pixels = C*H*W values per image (a row's D
+    features where the sample is a row)."""
     coef = "" if cfg.recon_coef == 1 else f"{_literal(cfg.recon_coef)} * "
     lines = [*recon_lines(cfg), *kl_lines(cfg), beta_line(cfg), f"loss = {coef}recon + beta * kl"]
-    lines += _amounts_to(cfg, n_pixels, latent_dim, batch_size)
-    return LossCode("\n".join(lines), _words(cfg.recon_reduction, cfg.recon_batch_reduction, n_pixels, "values",
-                                             batch_size),
-                    _words(cfg.kl_reduction, cfg.kl_batch_reduction, latent_dim, "latent dimensions", batch_size))
+    lines += _amounts_to(cfg, n_pixels, latent_dim, batch_size, sample)
+    of = A_SAMPLE[sample]
+    return LossCode("\n".join(lines), _words(cfg.recon_reduction, cfg.recon_batch_reduction, n_pixels,
+                                             f"values of {of}", batch_size),
+                    _words(cfg.kl_reduction, cfg.kl_batch_reduction, latent_dim, f"latent dimensions of {of}",
+                           batch_size))
 
 
-def _amounts_to(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int) -> list[str]:
+def _amounts_to(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int, sample: Sample) -> list[str]:
     """What the loss amounts to, as comment lines."""
     beta = effective_beta(cfg, n_pixels, latent_dim, batch_size)
-    lines = [f"# = a constant times the per-image beta-ELBO with beta = {beta:.4g}"]
+    lines = [f"# = a constant times the per-{sample} beta-ELBO with beta = {beta:.4g}"]
     sigma = implied_sigma(cfg, n_pixels, latent_dim, batch_size)
     if sigma is not None and math.isfinite(sigma):
         lines.append(f"#   (or the proper ELBO, beta = 1, of a Gaussian with sigma = {sigma:.4g})")
@@ -113,7 +122,6 @@ def _amounts_to(cfg: LossConfig, n_pixels: int, latent_dim: int, batch_size: int
 
 
 def _words(over_values: str, over_batch: str, n: int, what: str, batch_size: int) -> str:
-    values = f"summed over the {n:,} {what} of an image" if over_values == "sum" else \
-        f"averaged over the {n:,} {what} of an image"
+    values = f"summed over the {n:,} {what}" if over_values == "sum" else f"averaged over the {n:,} {what}"
     batch = f"summed over the batch of {batch_size}" if over_batch == "sum" else "averaged over the batch"
     return f"{values}, then {batch}"

@@ -13,7 +13,8 @@ from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult, Refusal
 from ui.parts.train.vectors import (VECTOR_ARCH, VECTOR_LIKELIHOODS, VectorReach, form_datasets, keep_in, kind_now,
                                     on_dataset_change, vectors_data_ui, vectors_target_range)
 from ui.state import current_run
-from vae_core.config import NORMALIZATIONS, DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+from vae_core.config import (NORMALIZATIONS, DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig,
+                             field_info)
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.data.images.dataset import is_private
 from vae_core.data.images.source import UploadRefused
@@ -107,7 +108,7 @@ def images_data_ui(form: FieldReader, **values: Any) -> DataConfig | None:
         message = (f"n_train={values['n_train']:,} is more than your {len(r.images.train):,} training images; "
                    "clear it to train on all of them, or set fewer.")
         st.error(message)
-        form.refusals.append(Refusal("cfg_n_train", "Training images", message))
+        form.refusals.append(Refusal("cfg_n_train", field_info("data.n_train").label, message))
         return None
     return form.build(DataConfig, **{**dataclasses.asdict(r.chosen), **values})
 
@@ -213,7 +214,7 @@ def loss_balance_ui(config: RunConfig) -> None:
     loss, m, batch = config.loss, config.model, config.train.batch_size
     n_pixels = m.features or m.channels * m.image_size**2  # a row's features, or an image's pixels
     f = reduction_factors(loss, n_pixels, m.latent_dim, batch)
-    shown = loss_code(loss, n_pixels, m.latent_dim, batch)
+    shown = loss_code(loss, n_pixels, m.latent_dim, batch, "image" if m.features is None else "row")
     text = (f"**Equivalent β of the proper ELBO: {effective_beta(loss, n_pixels, m.latent_dim, batch):.4g}** "
             f"= β {loss.beta:g} × KL factor {f.kl:.4g} ÷ (coefficient {loss.recon_coef:g} × reconstruction "
             f"factor {f.recon:.4g}). The reconstruction is {shown.recon_words}; the KL is {shown.kl_words}.")

@@ -88,7 +88,12 @@ def density_ui(run: LoadedRun, rows: VectorDataset) -> None:
     k = url_choice(left, "select_slider", "Importance samples k (IWAE)", K_CHOICES, DIAGNOSTICS_DENSITY.iwae_k,
                    "iwae_k")
     choices = row_choices(len(rows))
-    n = url_choice(right, "select_slider", "Test rows", choices, max(c for c in choices if c <= MOST_ROWS), "rows_n")
+    if len(choices) > 1:
+        n = url_choice(right, "select_slider", "Test rows", choices, max(c for c in choices if c <= MOST_ROWS),
+                       "rows_n")
+    else:  # a slider of one stop is a dot
+        n = choices[0]
+        right.caption(f"All {n:,} test rows: there are no more to choose from.")
     m = vector_metrics(run, rows, n, k)
     spread = lambda mc, se: views.uncertainty_words(mc, se, m.n_test, 2, "row")  # noqa: E731
     c = [*st.columns(2), *st.columns(2), *st.columns(2)]  # two to a row: a 1024-pixel projector shows each whole
