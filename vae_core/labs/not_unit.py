@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -224,26 +225,32 @@ def _bits(measured: Measured) -> float:
     return bits if bits is not None else math.inf
 
 
-def _data_against_hand(m: Mapping[str, Measured], score, measure: str, better: Direction) -> tuple[Verdict, str]:
-    """The best σ the data chose against the best chosen by hand, on `measure` paired image by image."""
+def data_against_hand(m: Mapping[str, Measured], score, measure: str, better: Direction,
+                      groups: tuple[Sequence[str], Sequence[str]] = (CHOSEN_BY_DATA, CHOSEN_BY_HAND),
+                      **words: Any) -> tuple[Verdict, str]:
+    """The best σ the data chose against the best chosen by hand (groups: their keys), on `measure` paired sample
+    by sample; words: how Evidence.text writes the difference (decimals, unit, over)."""
     pick = max if better == "positive" else min
-    data = pick((k for k in CHOSEN_BY_DATA if k in m), key=lambda k: score(m[k]), default=None)
-    hand = pick((k for k in CHOSEN_BY_HAND if k in m), key=lambda k: score(m[k]), default=None)
+    data = pick((k for k in groups[0] if k in m), key=lambda k: score(m[k]), default=None)
+    hand = pick((k for k in groups[1] if k in m), key=lambda k: score(m[k]), default=None)
     found = evidence(m[data], m[hand], measure) if data and hand else None
     if found is None:
         return NOT_SETTLED, ""
-    text = f"; {m[data].label} minus {m[hand].label}, {found.text(3 if measure == BITS_AT_SIGMA else 1)}"
+    text = f"; {m[data].label} minus {m[hand].label}, {found.text(**words)}"
     return settle(found, better), text + (f" ({found.why_not_settled()})" if not found.settled else "")
 
 
-def _elbo_finding(m: Mapping[str, Measured]) -> Finding:
+def best_elbo_finding(m: Mapping[str, Measured], heading: str, digits: int, chosen: str = "the σ the data chose",
+                      groups: tuple[Sequence[str], Sequence[str]] = (CHOSEN_BY_DATA, CHOSEN_BY_HAND),
+                      **words: Any) -> Finding:
+    """Which variant scores the best ELBO (at its σ in effect), and whether a σ the data chose beats one chosen
+    by hand beyond the noise: "Best ELBO (heading): …"."""
     ranked = sorted(m, key=lambda k: -_elbo(m[k]))
-    scores = ", ".join(f"{m[k].label} {_elbo(m[k]):,.0f}" for k in ranked)
-    result, diff = _data_against_hand(m, _elbo, ELBO_AT_SIGMA, "positive")
-    text = (f"Best ELBO (nats of the z-scored data, higher is better): **{m[ranked[0]].label}**; in order: "
-            f"{scores}{diff}")
+    scores = ", ".join(f"{m[k].label} {_elbo(m[k]):,.{digits}f}" for k in ranked)
+    result, diff = data_against_hand(m, _elbo, ELBO_AT_SIGMA, "positive", groups, **words)
+    text = f"Best ELBO ({heading}): **{m[ranked[0]].label}**; in order: {scores}{diff}"
     if result == "agrees":
-        return Finding(text + ": the σ the data chose scores best, beyond the noise, as the textbook says.", "agrees")
+        return Finding(text + f": {chosen} scores best, beyond the noise, as the textbook says.", "agrees")
     if result == "disagrees":
         return Finding(text + ": a σ chosen by hand scored best, beyond the noise, against the textbook.",
                        "disagrees")
@@ -253,7 +260,7 @@ def _elbo_finding(m: Mapping[str, Measured]) -> Finding:
 def _bits_finding(m: Mapping[str, Measured]) -> Finding:
     ranked = sorted(m, key=lambda k: _bits(m[k]))
     scores = ", ".join(f"{m[k].label} {_bits(m[k]):.3f}" for k in ranked)
-    result, diff = _data_against_hand(m, _bits, BITS_AT_SIGMA, "negative")
+    result, diff = data_against_hand(m, _bits, BITS_AT_SIGMA, "negative", decimals=3)
     text = (f"Best in bits/dim (the 8-bit images' probability): **{m[ranked[0]].label}**; in order: "
             f"{scores}{diff}")
     if result == "agrees":
@@ -275,7 +282,8 @@ def conclude(m: Mapping[str, Measured]) -> list[Finding]:
     if "optimal" in m:
         found += [f(m) for key, f in (("fixed", _fixed_finding), ("hand", _hand_finding)) if key in m]
     if m:
-        found += [_elbo_finding(m), _bits_finding(m)]
+        found += [best_elbo_finding(m, "nats of the z-scored data, higher is better", 0, decimals=1),
+                  _bits_finding(m)]
     return found
 
 

@@ -14,12 +14,13 @@ from collections.abc import Mapping
 import torch
 
 from vae_core.config import LossConfig, ModelConfig, RunConfig, default_for
-from vae_core.labs.base import (NOT_SETTLED, Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures,
+from vae_core.labs.base import (Column, Finding, Lab, LabRun, LabSettings, Measured, OwnMeasures,
                                 Variant, base_config, missing, vary)
 from vae_core.labs.evidence import evidence
-from vae_core.labs.not_unit import ELBO_AT_SIGMA, FIXED_SIGMA, asked_finding, hand_picked_loss, rmse
+from vae_core.labs.not_unit import (ELBO_AT_SIGMA, FIXED_SIGMA, asked_finding, best_elbo_finding,
+                                   hand_picked_loss, rmse)
 from vae_core.labs.rows import evaluate_rows
-from vae_core.labs.vector_findings import data_against_hand, feature_finding, loss_finding, reach_finding
+from vae_core.labs.vector_findings import ROWS, feature_finding, loss_finding, reach_finding
 from vae_core.model.objective import effective_beta, implied_sigma
 
 LAB_ID = "not-unit-vectors"
@@ -101,20 +102,6 @@ def own(lab_run: LabRun) -> OwnMeasures:
                        {ELBO_AT_SIGMA: scored.per_row.elbo, MU_REACH: mu.abs().amax(1)})
 
 
-def _elbo_finding(m: Mapping[str, Measured]) -> Finding:
-    ranked = sorted(m, key=lambda k: -m[k].value("elbo_nats"))
-    scores = ", ".join(f"{m[k].label} {m[k].value('elbo_nats'):,.1f}" for k in ranked)
-    result, diff = data_against_hand(m, CHOSEN_BY_DATA, CHOSEN_BY_HAND, ELBO_AT_SIGMA)
-    text = (f"Best ELBO (nats per raw row, the z-score's log-Jacobian included, each at its σ in effect; higher is "
-            f"better): **{m[ranked[0]].label}**; in order: {scores}{diff}")
-    if result == "agrees":
-        return Finding(text + ": a σ the data chose scores best, beyond the noise, as the textbook says.", "agrees")
-    if result == "disagrees":
-        return Finding(text + ": a σ chosen by hand scored best, beyond the noise, against the textbook.",
-                       "disagrees")
-    return Finding(text + ": which scores best is not settled at this budget.", NOT_SETTLED)
-
-
 NO_BITS = Finding("No bits/dim here: bits/dim counts the probability of 8-bit pixels, each a bin of 1/256, and rows "
                   "of numbers have no bins; a density of continuous values is measured in nats per row instead, "
                   "and with the normalization's log-Jacobian included those compare across normalizations.")
@@ -133,7 +120,9 @@ def conclude(m: Mapping[str, Measured]) -> list[Finding]:
             found.append(feature_finding(m["feature"], m["optimal"], evidence(m["feature"], m["optimal"],
                                                                                ELBO_AT_SIGMA)))
     if m:
-        found += [_elbo_finding(m), NO_BITS]
+        found += [best_elbo_finding(m, "nats per raw row, the z-score's log-Jacobian included, each at its σ in "
+                                    "effect; higher is better", 1, "a σ the data chose",
+                                    (CHOSEN_BY_DATA, CHOSEN_BY_HAND), decimals=1, unit="nats", over=ROWS), NO_BITS]
     return found
 
 

@@ -4,9 +4,9 @@ variant's posterior means go against the optimal σ's, a σ per feature against 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from vae_core.labs.base import NOT_SETTLED, Finding, Measured, PairedMeasure, Verdict
+from vae_core.labs.base import NOT_SETTLED, Finding, Measured, PairedMeasure
 from vae_core.labs.evidence import Evidence, evidence
 from vae_core.labs.not_unit import HAND_KL_WEIGHT, STILL_MOVING, asked_sigma, ratio_text, seeds_within, settle
 
@@ -102,16 +102,3 @@ def _still_moving(feature: Measured) -> str | None:
     return (f"; one moved a factor of {math.exp(moved):.3g}, as far as Adam moves log σ at lr = {lr:g} in {steps:.0f} "
             "steps, so it was still on its way: whether a σ per feature scores better than one shared is not settled "
             "at this budget (more steps would let it get there).")
-
-
-def data_against_hand(m: Mapping[str, Measured], by_data: Sequence[str], by_hand: Sequence[str],
-                      measure: PairedMeasure) -> tuple[Verdict, str]:
-    """The best-scoring σ the data chose against the best chosen by hand, on `measure` (higher better), paired."""
-    score = lambda k: m[k].value("elbo_nats")  # noqa: E731
-    data = max((k for k in by_data if k in m), key=score, default=None)
-    hand = max((k for k in by_hand if k in m), key=score, default=None)
-    found = evidence(m[data], m[hand], measure) if data and hand else None
-    if found is None:
-        return NOT_SETTLED, ""
-    text = f"; {m[data].label} minus {m[hand].label}, {found.text(1, 'nats', ROWS)}"
-    return settle(found, "positive"), text + (f" ({found.why_not_settled()})" if not found.settled else "")
