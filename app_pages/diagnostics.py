@@ -7,7 +7,7 @@ from ui.family import warm_siblings
 from ui.parts.vectors.diagnostics import diagnostics_page
 from ui.state import current_run, page_test_images
 from ui.view_cache import cached_view
-from ui.widgets import chart, monte_carlo, posterior_cards_ui, url_choice
+from ui.widgets import chart, monte_carlo, posterior_cards_ui, reach_cards_ui, url_choice
 from vae_core.model.compatibility import ACTIVATION_RANGE
 from vae_core.model.objective import implied_sigma
 from vae_core.runs.evaluations import DIAGNOSTICS_DENSITY, DIAGNOSTICS_POSTERIOR
@@ -41,11 +41,7 @@ def range_ui() -> None:
         if len(test) > 50 else len(test)
     view = cached_view([run], "range", n, lambda: views.range_view(run, test.images[:n]))
     lo, hi = ACTIVATION_RANGE[act]
-    c1, c2 = st.columns(2)
-    c1.metric("Targets out of the output's reach", f"{view.frac_unreachable:.2%}",
-              help=f"Normalized target values outside the {act} output's range ({lo:g}, {hi:g}).")
-    c2.metric("Outputs saturated", f"{view.frac_saturated:.2%}",
-              help="Decoder outputs (at the posterior mean) within 1e-3 of the activation's bounds.")
+    reach_cards_ui(view.frac_unreachable, view.frac_saturated, act)
     if view.frac_unreachable > 0:
         st.warning(f"{view.frac_unreachable:.1%} of the {cfg.data.normalization}-normalized target values lie "
                    f"outside ({lo:g}, {hi:g}): a {act} output can never reproduce them, however long it trains.")

@@ -10,6 +10,7 @@ from ui.present import present_figure, presenting
 from vae_core.data.vectors.dataset import DATASET_NAME as VECTORS
 from vae_core.model.evaluate_vectors import NATS_PER_ROW, VECTORS_BPD_NOTE
 from vae_plots.figures import format_number
+from vae_core.model.compatibility import ACTIVATION_RANGE
 from vae_core.model.evaluate import COLLAPSE_KL
 from vae_plots.views import ACTIVE_UNIT_WORDS, collapse_message, collapse_verdict, dataset_words, uncertainty_words
 
@@ -185,3 +186,13 @@ def posterior_cards_ui(run: Any, m: Any, per: str) -> None:
                  "lower β, a KL warm-up, free bits, or a likelihood with a smaller σ.")
     elif verdict.note:
         st.caption(verdict.note)
+
+
+def reach_cards_ui(frac_unreachable: float, frac_saturated: float, activation: str) -> None:
+    """The share of normalized targets out of the output activation's reach, and of outputs saturated at its bounds."""
+    lo, hi = ACTIVATION_RANGE[activation]
+    c1, c2 = st.columns(2)
+    c1.metric("Targets out of the output's reach", f"{frac_unreachable:.2%}",
+              help=f"Normalized target values outside the {activation} output's range ({lo:g}, {hi:g}).")
+    c2.metric("Outputs saturated", f"{frac_saturated:.2%}",
+              help="Decoder outputs (at the posterior mean) within 1e-3 of the activation's bounds.")

@@ -177,6 +177,7 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
     training set, then the whole test split, the run's loss, evaluate's default seed and batch size) under the
     run's thread count, so it writes what a rebuild would.
     """
+    from vae_core.jobs.data_kinds import keeps_images
     from vae_core.runs.evaluations import save_page_evaluations
     from vae_core.runs.folders import load_run, read_samples, save_run
 
@@ -186,7 +187,7 @@ def refresh_run(run_dir: Path) -> dict[str, Any]:
         test = _evaluate_test(run)
     save_run(Path(run_dir), run.model, run.config, run.normalizer, {**run.metrics, "test": test},
              read_samples(run_dir))
-    if run.config.data.kind == "images":  # a vector run keeps no page estimates (data_kinds.keeps_images)
+    if keeps_images(run.config):  # a vector run keeps no page estimates
         with _threads(run.config.train.num_threads):
             save_page_evaluations(load_run(run_dir))  # the folder was replaced: its page estimates with it
     return test

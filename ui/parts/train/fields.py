@@ -11,6 +11,7 @@ from typing import Any, Literal, Sequence
 import streamlit as st
 
 from ui.form_fields import BY_NAME, FormField, Section, restorable
+from ui.pages import IMAGES
 from vae_core.config import SECTIONS, FieldInfo, RunConfig, check_field, range_text
 from vae_core.training.trainer import make_run_config
 
@@ -127,6 +128,22 @@ class FieldReader:
         raw = col.select_slider(f.info.spec.label, options, key=f.key, help=_help(f.info), persist_state=PERSIST,
                                 format_func=lambda v: f"×{v:g}")
         return self._keep(col, f, f.info.spec.label, raw)
+
+    def refuse_missing_upload(self, label: str, problem: str) -> None:
+        """Refuse for want of this browser's upload (images or vectors): the reason, and the way to upload it."""
+        self.refusals.append(Refusal(None, label, problem))
+        st.warning(problem)
+        st.page_link(IMAGES.path, label=IMAGES.title, icon=IMAGES.icon)
+
+    def refused_n_train(self, n_train: int | None, available: int, what: str) -> bool:
+        """Whether n_train asks for more than the upload's `available` training images (or rows): refused, said."""
+        if n_train is None or n_train <= available:
+            return False
+        message = (f"n_train={n_train:,} is more than your {available:,} training {what}; clear it to train on all "
+                   "of them, or set fewer.")
+        st.error(message)
+        self.refusals.append(Refusal("cfg_n_train", BY_NAME[("data", "n_train")].info.spec.label, message))
+        return True
 
     def build(self, cls: type, **values: Any) -> Any:
         """The section's config, or None if a value is refused (the refusal is already shown)."""

@@ -8,13 +8,11 @@ import streamlit as st
 
 from ui.form_fields import apply_config_to_form, remember_form, reset_form, restore_form
 from ui.my_images import chosen_images, images_target_range, read
-from ui.pages import IMAGES
-from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult, Refusal
+from ui.parts.train.fields import DATA_SCALES, FieldReader, FormResult
 from ui.parts.train.vectors import (VECTOR_ARCH, VECTOR_LIKELIHOODS, VectorReach, form_datasets, keep_in, kind_now,
                                     on_dataset_change, vectors_data_ui, vectors_target_range)
 from ui.state import current_run
-from vae_core.config import (NORMALIZATIONS, DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig,
-                             field_info)
+from vae_core.config import NORMALIZATIONS, DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae_core.data.base import DatasetNotFoundError
 from vae_core.data.images.dataset import is_private
 from vae_core.data.images.source import UploadRefused
@@ -98,17 +96,11 @@ def images_data_ui(form: FieldReader, **values: Any) -> DataConfig | None:
     else:
         problem = NO_IMAGES
     if r is None:
-        form.refusals.append(Refusal(None, "Your images", problem))
-        st.warning(problem)
-        st.page_link(IMAGES.path, label=IMAGES.title, icon=IMAGES.icon)
+        form.refuse_missing_upload("Your images", problem)
         return None
     st.caption(f"**Your images:** {r.images.summary()} Used as {r.chosen.color}, {r.chosen.image_size} × "
                f"{r.chosen.image_size} pixels: change that on the Your data page.")
-    if values["n_train"] is not None and values["n_train"] > len(r.images.train):
-        message = (f"n_train={values['n_train']:,} is more than your {len(r.images.train):,} training images; "
-                   "clear it to train on all of them, or set fewer.")
-        st.error(message)
-        form.refusals.append(Refusal("cfg_n_train", field_info("data.n_train").label, message))
+    if form.refused_n_train(values["n_train"], len(r.images.train), "images"):
         return None
     return form.build(DataConfig, **{**dataclasses.asdict(r.chosen), **values})
 

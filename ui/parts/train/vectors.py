@@ -11,8 +11,7 @@ import streamlit as st
 from ui.widgets import CARDS_PER_ROW
 from ui.form_fields import BY_NAME, DATASET_KEY, YOUR_VECTORS, set_form_values, vectors_start_values
 from ui.my_vectors import chosen_vectors, read_my_vectors
-from ui.pages import IMAGES
-from ui.parts.train.fields import FieldReader, Refusal
+from ui.parts.train.fields import FieldReader
 from vae_core.config import (DATASET_DEFAULTS, DataConfig, DataKind, DatasetName, LossConfig, UnitLikelihood,
                              field_options)
 from vae_core.data.base import DatasetNotFoundError
@@ -70,16 +69,10 @@ def vectors_data_ui(form: FieldReader, dataset: str, **values: Any) -> DataConfi
     else:
         problem = NO_VECTORS
     if load is None:
-        form.refusals.append(Refusal(None, "Your vectors", problem))
-        st.warning(problem)
-        st.page_link(IMAGES.path, label=IMAGES.title, icon=IMAGES.icon)
+        form.refuse_missing_upload("Your vectors", problem)
         return None
     st.caption(f"**Your vectors:** {load.summary()}")
-    if values["n_train"] is not None and values["n_train"] > len(load.train):
-        message = (f"n_train={values['n_train']:,} is more than your {len(load.train):,} training rows; clear it to "
-                   "train on all of them, or set fewer.")
-        st.error(message)
-        form.refusals.append(Refusal("cfg_n_train", "Training rows", message))
+    if form.refused_n_train(values["n_train"], len(load.train), "rows"):
         return None
     return form.build(DataConfig, **{**dataclasses.asdict(chosen), **values})
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui.state import page_test_rows
 from ui.view_cache import cached_view
-from ui.widgets import chart, monte_carlo, posterior_cards_ui, url_choice
+from ui.widgets import chart, monte_carlo, posterior_cards_ui, reach_cards_ui, url_choice
 from vae_core.data.vectors.dataset import VectorDataset
 from vae_core.model.compatibility import ACTIVATION_RANGE
 from vae_core.model.evaluate import ACTIVE_UNIT_THRESHOLD, COLLAPSE_KL
@@ -64,11 +64,7 @@ def reach_ui(run: LoadedRun, m: VectorEvalMetrics) -> None:
     st.subheader("Can the output reach each feature?")
     act, norm = run.config.model.output_activation, run.config.data.normalization
     lo, hi = ACTIVATION_RANGE[act]
-    c1, c2 = st.columns(2)
-    c1.metric("Targets out of the output's reach", f"{m.frac_targets_unreachable:.2%}",
-              help=f"Normalized test values outside the {act} output's range ({lo:g}, {hi:g}).")
-    c2.metric("Outputs saturated", f"{m.frac_outputs_saturated:.2%}",
-              help="Decoder outputs (at the posterior mean) within 1e-3 of the activation's bounds.")
+    reach_cards_ui(m.frac_targets_unreachable, m.frac_outputs_saturated, act)
     if m.features_out_of_reach:
         st.warning(f"{len(m.features_out_of_reach)} of {len(m.feature_names)} features leave ({lo:g}, {hi:g}) once "
                    f"{norm}-normalized: {_named(m.features_out_of_reach)}. A {act} output can never reproduce "
